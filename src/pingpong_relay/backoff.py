@@ -1,0 +1,20 @@
+"""Capped exponential backoff with jitter, shared by every reconnecting loop (pure)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_s: float = 0.1
+    cap_s: float = 5.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `attempt` (0-based)."""
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        # "Equal jitter": never less than half the ceiling, so many relays or clients
+        # restarting together spread out without collapsing to zero delay.
+        return ceiling / 2 + rand() * ceiling / 2

@@ -1,0 +1,267 @@
+"""`pingpong-relay serve | publish | watch | simulate`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .config import (
+    DEFAULT_CHANNEL,
+    DEFAULT_REDIS_URL,
+    LOG_LEVELS,
+    Settings,
+    add_settings_arguments,
+    current_environ,
+    settings_from_args,
+)
+from .logs import setup_logging
+
+log = logging.getLogger("pingpong_relay.cli")
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+# --- serve ---------------------------------------------------------------------------
+async def _serve(settings: Settings) -> int:
+    from .server import Relay
+
+    relay = Relay(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await relay.start()
+    except OSError as exc:
+        log.error("cannot start the relay: %s", exc, extra={"event": "start_failed"})
+        await relay.stop()
+        return EXIT_FAILURE
+    except RuntimeError as exc:
+        log.error("cannot start the relay: %s", exc, extra={"event": "start_failed"})
+        return EXIT_FAILURE
+    await stop.wait()
+    try:
+        await asyncio.wait_for(relay.stop(), settings.shutdown_timeout + 1.5)
+    except TimeoutError:
+        log.error("shutdown took too long; exiting anyway")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args, current_environ())
+    except ValueError as exc:
+        print(f"pingpong-relay serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level, settings.log_format)
+    return _run(_serve(settings))
+
+
+# --- publish -------------------------------------------------------------------------
+async def _publish(args: argparse.Namespace) -> int:
+    from .publisher import Publisher, PublishError
+
+    async with Publisher(args.redis_url, args.channel) as bot:
+        try:
+            receivers = await bot.publish(args.kind, args.latency)
+        except PublishError:
+            return EXIT_FAILURE
+    print(f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
+          f"{receivers} subscriber(s)")
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, "text")
+    return _run(_publish(args))
+
+
+# --- watch ---------------------------------------------------------------------------
+async def _watch(args: argparse.Namespace) -> int:
+    from .client import describe, envelopes
+
+    count = 0
+    async for envelope in envelopes(args.url, reconnect=not args.once):
+        if args.json:
+            print(orjson.dumps(envelope).decode(), flush=True)
+        else:
+            print(describe(envelope), flush=True)
+        count += 1
+        if args.count and count >= args.count:
+            break
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, "text")
+    with contextlib.suppress(KeyboardInterrupt):
+        return _run(_watch(args))
+    return EXIT_OK
+
+
+# --- simulate ------------------------------------------------------------------------
+class LatencyWalk:
+    """Realistic exchange latency: a mean-reverting random walk with occasional spikes."""
+
+    def __init__(self, mean_ms: float, rng: random.Random) -> None:
+        self.mean_ms = mean_ms
+        self.current_ms = mean_ms
+        self._rng = rng
+
+    def next(self) -> float:
+        rng = self._rng
+        self.current_ms += 0.2 * (self.mean_ms - self.current_ms) + rng.gauss(0, self.mean_ms * 0.1)
+        value = max(0.1, self.current_ms)
+        if rng.random() < 0.02:  # a congested exchange now and then
+            value *= rng.uniform(3, 8)
+        return round(value, 2)
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    from .publisher import Publisher, PublishError
+
+    walk = LatencyWalk(args.latency, random.Random(args.seed))
+    interval_s = 1.0 / args.rate
+    sent = 0
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Publisher(args.redis_url, args.channel) as bot:
+        next_at = loop.time()
+        while not stop.is_set() and (not args.count or sent < args.count):
+            kind = "ping" if sent % 2 == 0 else "pong"
+            with contextlib.suppress(PublishError):  # logged by the publisher; keep going
+                await bot.publish(kind, walk.next())
+            sent += 1
+            next_at += interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, next_at - loop.time()))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, "text")
+    return _run(_simulate(args))
+
+
+# --- parser --------------------------------------------------------------------------
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pingpong-relay",
+        description="Relays trading-bot ping/pong heartbeats from Redis Pub/Sub to "
+        "WebSocket clients, live.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the relay",
+        description="Subscribe to the bot channel(s) in Redis and broadcast every valid "
+        "heartbeat to every WebSocket client. Every flag also reads PINGPONG_<FLAG> from "
+        "the environment; a flag given on the command line wins.",
+    )
+    add_settings_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    def client_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING",
+                         help="log level")
+
+    def redis_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
+                         help="Redis to publish to (the relay logs this URL at start)")
+        sub.add_argument("--channel", default=DEFAULT_CHANNEL, help="channel to publish on")
+        client_options(sub)
+
+    publish = commands.add_parser(
+        "publish",
+        help="publish one ping or pong, as a bot does",
+        description="Publish one heartbeat to Redis in the design's format and print how "
+        "many subscribers received it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    publish.add_argument("kind", choices=("ping", "pong"), help="message type")
+    publish.add_argument("--latency", type=_non_negative, required=True,
+                         help="measured exchange latency, in ms")
+    redis_options(publish)
+    publish.set_defaults(handler=cmd_publish)
+
+    watch = commands.add_parser(
+        "watch",
+        help="print what a relay broadcasts",
+        description="Connect to a relay and print each message: type, latency and time, "
+        "or the raw JSON with --json. Reconnects by itself unless --once.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    watch.add_argument("url", nargs="?", default="ws://localhost:2808/", help="relay URL")
+    watch.add_argument("--json", action="store_true", help="print each message as raw JSON")
+    watch.add_argument("--count", type=int, default=0,
+                       help="exit after this many messages (0: run until interrupted)")
+    watch.add_argument("--once", action="store_true",
+                       help="exit when the connection closes instead of reconnecting")
+    client_options(watch)
+    watch.set_defaults(handler=cmd_watch)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="a simulated bot publishing pings and pongs",
+        description="Publish alternating pings and pongs with realistic, varying latency "
+        "at a steady rate, so the relay has something to show.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    simulate.add_argument("--rate", type=_positive, default=1.0, help="messages per second")
+    simulate.add_argument("--latency", type=_positive, default=40.0,
+                          help="mean exchange latency to simulate, in ms")
+    simulate.add_argument("--count", type=int, default=0,
+                          help="stop after this many messages (0: run until interrupted)")
+    simulate.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
+    redis_options(simulate)
+    simulate.set_defaults(handler=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = args.handler
+    return int(handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

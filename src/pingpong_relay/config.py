@@ -1,0 +1,210 @@
+"""One settings object for the relay, built once from command-line flags and PINGPONG_* env vars."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from .messages import MAX_PAYLOAD_BYTES
+
+ENV_PREFIX: Final = "PINGPONG_"
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_CHANNEL: Final = "bot:pingpong"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS: Final = ("text", "json")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
+    return value
+
+
+def _upper_choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.upper()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _lower_choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _option(default: Any, help: str, parse: Callable[[str], Any] = str, **extra: Any) -> Any:
+    """A setting's metadata: its flag, env var and --help text all derive from the field."""
+    metadata = {"help": help, "parse": parse, **extra}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `pingpong-relay serve` can be told. Field names are the flag names."""
+
+    host: str = _option("0.0.0.0", "address the WebSocket and HTTP planes listen on")
+    port: int = _option(2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", _port)
+    http_port: int = _option(
+        2809, "HTTP plane port (/healthz, /metrics); 0 turns the HTTP plane off", _port
+    )
+    redis_url: str = _option(
+        DEFAULT_REDIS_URL,
+        "Redis to subscribe to (redis:// or rediss://, with password and db number). "
+        "When not given and nothing answers on 127.0.0.1:6379, an embedded Redis is started",
+    )
+    channel: list[str] = _option(
+        [DEFAULT_CHANNEL],
+        "Redis Pub/Sub channel to relay; repeat the flag (or comma-separate the env var) "
+        "for several",
+        repeat=True,
+    )
+    log_level: str = _option("INFO", "log level: DEBUG, INFO, WARNING or ERROR", _upper_choice(LOG_LEVELS))
+    log_format: str = _option(
+        "text", "log line format: text, or json (one object per line)", _lower_choice(LOG_FORMATS)
+    )
+    max_client_buffer: int = _option(
+        1024 * 1024,
+        "bytes of unsent data a client may have queued before it is closed as a slow client",
+        _positive_int,
+    )
+    max_message_bytes: int = _option(
+        MAX_PAYLOAD_BYTES, "largest bot payload accepted from Redis, in bytes", _positive_int
+    )
+    ping_interval: float = _option(
+        20.0, "seconds of client silence before the relay sends a WebSocket ping", _positive_float
+    )
+    ping_timeout: float = _option(
+        20.0, "seconds to wait for the pong before dropping the client as dead", _positive_float
+    )
+    redis_health_interval: float = _option(
+        5.0,
+        "seconds between PINGs on the Redis subscription that prove it is alive",
+        _positive_float,
+    )
+    reconnect_max_delay: float = _option(
+        5.0, "cap, in seconds, on the backoff between Redis reconnect attempts", _positive_float
+    )
+    shutdown_timeout: float = _option(
+        3.0,
+        "seconds clients get to finish the closing handshake on shutdown",
+        _positive_float,
+    )
+
+    # Not a flag: whether --redis-url / PINGPONG_REDIS_URL was given. The embedded
+    # Redis may only be started when the operator did not name one.
+    redis_url_explicit: bool = field(default=False, metadata={"internal": True})
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per Settings field; defaults are resolved later so env vars can apply."""
+    for spec in Settings.options():
+        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
+        shown = ",".join(default) if isinstance(default, list) else default
+        help_text = f"{spec.metadata['help']} (default: {shown}; env {env_name(spec.name)})"
+        if spec.metadata.get("repeat"):
+            parser.add_argument(
+                flag_name(spec.name),
+                dest=spec.name,
+                action="append",
+                type=spec.metadata["parse"],
+                default=None,
+                help=help_text,
+                metavar=spec.name.upper(),
+            )
+        else:
+            parser.add_argument(
+                flag_name(spec.name),
+                dest=spec.name,
+                type=spec.metadata["parse"],
+                default=None,
+                help=help_text,
+                metavar=spec.name.upper(),
+            )
+
+
+def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Flags win over env vars, env vars over defaults. Raises ValueError on a bad env value."""
+    values: dict[str, Any] = {}
+    for spec in Settings.options():
+        given = getattr(namespace, spec.name, None)
+        if given is None and env_name(spec.name) in environ:
+            raw = environ[env_name(spec.name)]
+            parse = spec.metadata["parse"]
+            try:
+                if spec.metadata.get("repeat"):
+                    given = [parse(part.strip()) for part in raw.split(",") if part.strip()]
+                else:
+                    given = parse(raw)
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise ValueError(f"{env_name(spec.name)}={raw!r}: {exc}") from None
+        if given is not None:
+            values[spec.name] = given
+    if "channel" in values:
+        # Keep order, drop repeats: subscribing twice would deliver twice.
+        values["channel"] = list(dict.fromkeys(values["channel"]))
+        if not values["channel"]:
+            raise ValueError("at least one --channel is required")
+    values["redis_url_explicit"] = "redis_url" in values
+    return Settings(**values)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log line: any password is replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def current_environ() -> Mapping[str, str]:
+    """The process environment; read here once, by the CLI, and passed down."""
+    return os.environ

@@ -1,0 +1,182 @@
+"""The WebSocket data plane on picows: the upgrade at `/`, a plain /healthz, and client peers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
+
+from .hub import Hub
+
+log = logging.getLogger("pingpong_relay.dataplane")
+
+MAX_CLIENT_FRAME_BYTES: Final = 16 * 1024
+# A slow client's close frame sits behind its unread backlog; after this long the
+# connection is cut regardless.
+HARD_CLOSE_AFTER_S: Final = 2.0
+
+HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class ClientPeer(WSListener):  # type: ignore[misc]
+    """One connected WebSocket client, as the hub sees it."""
+
+    def __init__(self, hub: Hub, client_id: str) -> None:
+        super().__init__()
+        self.hub = hub
+        self.client_id = client_id
+        self.remote = "?"
+        self.transport: WSTransport | None = None
+        self._send: Callable[[WSMsgType, bytes], None] | None = None
+        self._buffer_size: Callable[[], int] | None = None
+
+    # --- Peer protocol, used by the hub -------------------------------------------
+    def send_text(self, payload: bytes) -> None:
+        assert self._send is not None
+        self._send(WSMsgType.TEXT, payload)
+
+    def buffered_bytes(self) -> int:
+        assert self._buffer_size is not None
+        return self._buffer_size()
+
+    def is_open(self) -> bool:
+        transport = self.transport
+        return (
+            transport is not None
+            and not transport.is_close_frame_sent
+            and not transport.is_disconnected
+        )
+
+    def close(self, code: int, reason: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        if not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode(code), reason)
+        transport.disconnect(graceful=True)
+        underlying = transport.underlying_transport
+        asyncio.get_running_loop().call_later(HARD_CLOSE_AFTER_S, underlying.abort)
+
+    # --- picows callbacks ---------------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self._send = transport.send
+        underlying = transport.underlying_transport
+        self._buffer_size = underlying.get_write_buffer_size
+        peer = underlying.get_extra_info("peername")
+        if peer:
+            self.remote = f"{peer[0]}:{peer[1]}"
+        self.hub.add(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.CLOSE:
+            code = frame.get_close_code()
+            if not transport.is_close_frame_sent:
+                transport.send_close(code, frame.get_close_message())
+            transport.disconnect(graceful=True)
+            self.hub.remove(self, f"client closed ({code.value})")
+            return
+        if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
+            # No commands are defined on the data plane yet: say so rather than drop
+            # the frame silently.
+            self.hub.metrics.client_frames_refused.inc()
+            error = orjson.dumps(
+                {"type": "error", "error": "unsupported",
+                 "message": "this relay accepts no client commands"}
+            )
+            self.hub.send_to(self, error)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.hub.remove(self, "connection closed")
+
+
+class DataPlane:
+    """Binds the hub to a picows server socket."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        health: HealthProbe,
+        http_port: int,
+        ping_interval_s: float,
+        ping_timeout_s: float,
+    ) -> None:
+        self.hub = hub
+        self._health = health
+        self._http_port = http_port
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await ws_create_server(
+            self._route,
+            host,
+            port,
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=self._ping_interval_s,
+            auto_ping_reply_timeout=self._ping_timeout_s,
+            max_frame_size=MAX_CLIENT_FRAME_BYTES,
+            websocket_handshake_timeout=5,
+            logger_name="dataplane",
+        )
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def _route(self, request: WSUpgradeRequest) -> Any:
+        path, _, _query = request.path.decode("latin-1").partition("?")
+        is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if is_upgrade:
+            if path != "/":
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(404, b"WebSocket endpoint is /\n"),
+                    None,
+                )
+            return ClientPeer(self.hub, self.hub.new_client_id())
+        if path == "/healthz":
+            ok, body = self._health()
+            response = (
+                WSUpgradeResponse.create_ok_response(
+                    orjson.dumps(body), {"Content-Type": "application/json"}
+                )
+                if ok
+                else WSUpgradeResponse.create_error_response(
+                    503, orjson.dumps(body), {"Content-Type": "application/json"}
+                )
+            )
+            return WSUpgradeResponseWithListener(response, None)
+        if self._http_port:
+            host = request.headers.get("Host", "localhost").rsplit(":", 1)[0]
+            location = f"http://{host}:{self._http_port}{request.path.decode('latin-1')}"
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_redirect_response(302, location), None
+            )
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_error_response(
+                426, b"This port speaks WebSocket; connect with ws://\n", {"Upgrade": "websocket"}
+            ),
+            None,
+        )

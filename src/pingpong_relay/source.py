@@ -1,0 +1,203 @@
+"""The Redis subscription: connect, subscribe, prove it alive, and reconnect with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .backoff import Backoff
+from .config import redact_url
+from .metrics import RelayMetrics
+
+log = logging.getLogger("pingpong_relay.source")
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class SubscriptionLost(Exception):
+    pass
+
+
+class RedisSource:
+    """Keeps one Pub/Sub subscription to every channel alive for as long as it runs.
+
+    redis-py's PubSub does not survive a dropped connection by itself (a killed server
+    leaves it reading a dead socket), so each attempt builds a fresh client, subscribes
+    to every channel, waits for Redis to confirm each one, and then proves the link is
+    alive with a PING every `health_interval_s` while messages flow.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channels: Sequence[str],
+        on_message: MessageHandler,
+        metrics: RelayMetrics,
+        *,
+        health_interval_s: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.url = url
+        self.channels = list(channels)
+        self._on_message = on_message
+        self._metrics = metrics
+        self._health_interval_s = health_interval_s
+        self._backoff = backoff or Backoff()
+        self._verified_at: float | None = None
+        self._subscribed = False
+        self._last_error = "not connected yet"
+        self._stopping = False
+        self.down_since: float | None = None  # wall-clock seconds, for outage reports
+
+    # --- state read by /healthz ---------------------------------------------------
+    def is_alive(self) -> bool:
+        """True only while every channel is subscribed and Redis answered recently."""
+        if not self._subscribed or self._verified_at is None:
+            return False
+        return time.monotonic() - self._verified_at <= 2 * self._health_interval_s + 1.0
+
+    def status(self) -> str:
+        return "subscribed" if self.is_alive() else "disconnected"
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    # --- the loop -----------------------------------------------------------------
+    async def run(self) -> None:
+        attempt = 0
+        ever_subscribed = False
+        while True:
+            try:
+                await self._subscribe_and_read()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, SubscriptionLost, asyncio.TimeoutError) as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+            was_subscribed = self._subscribed
+            self._subscribed = False
+            self._metrics.redis_subscribed.set(0)
+            if was_subscribed:
+                ever_subscribed = True
+                attempt = 0
+                self.down_since = time.time()
+                log.warning(
+                    "Redis subscription lost (%s); relay keeps serving clients and reconnects",
+                    self._last_error,
+                    extra={"event": "redis_outage_start", "error": self._last_error},
+                )
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            level = logging.WARNING if attempt == 1 and not ever_subscribed else logging.INFO
+            log.log(
+                level,
+                "cannot subscribe to Redis at %s (%s); retry %d in %.2f s",
+                redact_url(self.url),
+                self._last_error,
+                attempt,
+                delay,
+                extra={"event": "redis_retry", "attempt": attempt, "delay_s": round(delay, 3),
+                       "error": self._last_error},
+            )
+            await asyncio.sleep(delay)
+
+    async def _subscribe_and_read(self) -> None:
+        client = aioredis.from_url(
+            self.url,
+            socket_connect_timeout=max(1.0, self._health_interval_s),
+            socket_keepalive=True,
+            health_check_interval=0,
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(*self.channels)
+            await self._await_confirmations(pubsub)
+            self._mark_subscribed()
+            await self._read(pubsub)
+        finally:
+            if self._stopping:
+                # Polite on shutdown: Redis stops counting us before the socket closes.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.unsubscribe(), 1.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), 1.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), 1.0)
+
+    async def _await_confirmations(self, pubsub: Any) -> None:
+        pending = set(self.channels)
+        deadline = time.monotonic() + max(2.0, self._health_interval_s)
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SubscriptionLost(f"Redis did not confirm SUBSCRIBE to {sorted(pending)}")
+            message = await pubsub.get_message(timeout=remaining)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                pending.discard(_text(message["channel"]))
+            elif message["type"] == "message":
+                self._on_message(_text(message["channel"]), message["data"])
+
+    def _mark_subscribed(self) -> None:
+        now = time.monotonic()
+        self._verified_at = now
+        self._subscribed = True
+        self._metrics.redis_subscribed.set(1)
+        if self.down_since is not None:
+            outage_s = time.time() - self.down_since
+            self._metrics.redis_reconnects.inc()
+            log.warning(
+                "Redis subscription restored after %.1f s outage; subscribed to %s",
+                outage_s,
+                ", ".join(self.channels),
+                extra={"event": "redis_outage_end", "outage_s": round(outage_s, 3),
+                       "channels": self.channels},
+            )
+            self.down_since = None
+        else:
+            log.info(
+                "subscribed to %s on %s",
+                ", ".join(self.channels),
+                redact_url(self.url),
+                extra={"event": "redis_subscribed", "channels": self.channels,
+                       "redis_url": redact_url(self.url)},
+            )
+
+    async def _read(self, pubsub: Any) -> None:
+        interval = self._health_interval_s
+        ping_sent_at: float | None = None
+        on_message = self._on_message
+        while True:
+            message = await pubsub.get_message(timeout=interval)
+            now = time.monotonic()
+            if message is not None:
+                self._verified_at = now
+                kind = message["type"]
+                if kind == "message":
+                    on_message(_text(message["channel"]), message["data"])
+                elif kind == "pong":
+                    ping_sent_at = None
+                elif kind in ("unsubscribe", "punsubscribe"):
+                    raise SubscriptionLost("Redis dropped the subscription")
+            if ping_sent_at is not None and now - ping_sent_at > interval:
+                raise SubscriptionLost(f"no reply to PING within {interval:g} s")
+            if ping_sent_at is None and now - (self._verified_at or now) >= interval:
+                await pubsub.ping()
+                ping_sent_at = now
+
+    def stopping(self) -> None:
+        """Marks the coming cancellation as a shutdown, so the loop unsubscribes on its way out."""
+        self._stopping = True
+        self._subscribed = False
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
