@@ -1,0 +1,49 @@
+# Every target sets up what it needs: a fresh clone needs only Python 3.11+, gcc and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NODE_EXAMPLE := examples/node
+
+.PHONY: run test lint typecheck pytest bench e2e clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_EXAMPLE)/node_modules/.installed: $(STAMP) $(NODE_EXAMPLE)/package.json $(NODE_EXAMPLE)/package-lock.json
+	cd $(NODE_EXAMPLE) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## run: set up, then start the relay (extra flags: make run ARGS="--log-level DEBUG")
+run: $(STAMP)
+	$(BIN)/pingpong-relay serve $(ARGS)
+
+## test: set up, then ruff + mypy --strict + the whole pytest suite
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+## e2e: the design's own test script (starts a relay, publishes, checks both logs)
+e2e: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test_bot_pingpong.sh
+
+## bench: the latency/throughput benchmark; prints a table, asserts nothing
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Fixtures: every integration test gets its own redis-server and relay processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.support import RedisServer, RelayProcess
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+RelayFactory = Callable[..., Awaitable[RelayProcess]]
+
+
+@pytest.fixture
+async def start_relay() -> AsyncIterator[RelayFactory]:
+    """start_relay(redis_url, *flags, wait_subscribed=True) -> a running RelayProcess."""
+    started: list[RelayProcess] = []
+
+    async def start(
+        redis_url: str | None, *args: str, wait_subscribed: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> RelayProcess:
+        relay = RelayProcess(redis_url, *args, env=env)
+        started.append(relay)
+        await relay.start(wait_subscribed=wait_subscribed)
+        return relay
+
+    try:
+        yield start
+    finally:
+        for relay in started:
+            await relay.stop()
+
+
+@pytest.fixture
+async def relay(redis_server: RedisServer, start_relay: RelayFactory) -> RelayProcess:
+    return await start_relay(redis_server.url)

