@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support import RedisServer, RelayProcess
+from tests.support import RedisServer, RelayFactory, RelayProcess
 
 
 @pytest.fixture
@@ -19,16 +19,15 @@ async def redis_server() -> AsyncIterator[RedisServer]:
         server.stop()
 
 
-RelayFactory = Callable[..., Awaitable[RelayProcess]]
-
-
 @pytest.fixture
 async def start_relay() -> AsyncIterator[RelayFactory]:
     """start_relay(redis_url, *flags, wait_subscribed=True) -> a running RelayProcess."""
     started: list[RelayProcess] = []
 
     async def start(
-        redis_url: str | None, *args: str, wait_subscribed: bool = True,
+        redis_url: str | None,
+        *args: str,
+        wait_subscribed: bool = True,
         env: dict[str, str] | None = None,
     ) -> RelayProcess:
         relay = RelayProcess(redis_url, *args, env=env)

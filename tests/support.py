@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,26 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self._dir,
-             *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - fork+exec returns at once
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                self._dir,
+                *self.extra_args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         # Nothing signals readiness but the port itself answering.
         for _ in range(400):
@@ -91,11 +106,21 @@ async def publish(url: str, payload: bytes | str, channel: str = "bot:pingpong")
 class RelayProcess:
     """`pingpong-relay serve` as a child process, with its JSON log lines as awaitable events."""
 
-    def __init__(self, redis_url: str | None, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, redis_url: str | None, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.http_port = free_port()
-        self.args = ["--host", "127.0.0.1", "--port", str(self.port),
-                     "--http-port", str(self.http_port), "--log-format", "json"]
+        self.args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--log-format",
+            "json",
+        ]
         if redis_url is not None:
             self.args += ["--redis-url", redis_url]
         self.args += list(args)
@@ -116,17 +141,26 @@ class RelayProcess:
 
     async def start(self, *, wait_subscribed: bool = True) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pingpong_relay", "serve", *self.args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=self.env,
+            sys.executable,
+            "-m",
+            "pingpong_relay",
+            "serve",
+            *self.args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
         )
         self._reader = asyncio.create_task(self._read_logs(), name="relay-log-reader")
         await self.wait_for("listening")
         if wait_subscribed:
-            await self.wait_for(lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end"))
+            await self.wait_for(
+                lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end")
+            )
 
     async def _read_logs(self) -> None:
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        assert self.process.stderr is not None
         async for line in self.process.stderr:
             text = line.decode(errors="replace").rstrip("\n")
             self.raw_lines.append(text)
@@ -200,9 +234,10 @@ class RelayProcess:
 
     async def get(self, path: str, *, data_port: bool = False) -> tuple[int, bytes]:
         base = f"http://127.0.0.1:{self.port}" if data_port else self.http_url
-        async with aiohttp.ClientSession() as session, session.get(
-            base + path, allow_redirects=False
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(base + path, allow_redirects=False) as response,
+        ):
             return response.status, await response.read()
 
     async def metric(self, name: str) -> float:
@@ -213,6 +248,9 @@ class RelayProcess:
             if key == name:
                 return float(value)
         raise AssertionError(f"metric {name} not in /metrics")
+
+
+RelayFactory = Callable[..., Awaitable[RelayProcess]]
 
 
 class Collector:

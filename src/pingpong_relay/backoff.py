@@ -14,7 +14,7 @@ class Backoff:
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `attempt` (0-based)."""
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 30))
         # "Equal jitter": never less than half the ceiling, so many relays or clients
         # restarting together spread out without collapsing to zero delay.
         return ceiling / 2 + rand() * ceiling / 2

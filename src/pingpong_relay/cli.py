@@ -86,8 +86,10 @@ async def _publish(args: argparse.Namespace) -> int:
             receivers = await bot.publish(args.kind, args.latency)
         except PublishError:
             return EXIT_FAILURE
-    print(f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
-          f"{receivers} subscriber(s)")
+    print(
+        f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
+        f"{receivers} subscriber(s)"
+    )
     return EXIT_OK
 
 
@@ -200,12 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     def client_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING",
-                         help="log level")
+        sub.add_argument(
+            "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help="log level"
+        )
 
     def redis_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
-                         help="Redis to publish to (the relay logs this URL at start)")
+        sub.add_argument(
+            "--redis-url",
+            default=DEFAULT_REDIS_URL,
+            help="Redis to publish to (the relay logs this URL at start)",
+        )
         sub.add_argument("--channel", default=DEFAULT_CHANNEL, help="channel to publish on")
         client_options(sub)
 
@@ -217,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     publish.add_argument("kind", choices=("ping", "pong"), help="message type")
-    publish.add_argument("--latency", type=_non_negative, required=True,
-                         help="measured exchange latency, in ms")
+    publish.add_argument(
+        "--latency", type=_non_negative, required=True, help="measured exchange latency, in ms"
+    )
     redis_options(publish)
     publish.set_defaults(handler=cmd_publish)
 
@@ -231,10 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("url", nargs="?", default="ws://localhost:2808/", help="relay URL")
     watch.add_argument("--json", action="store_true", help="print each message as raw JSON")
-    watch.add_argument("--count", type=int, default=0,
-                       help="exit after this many messages (0: run until interrupted)")
-    watch.add_argument("--once", action="store_true",
-                       help="exit when the connection closes instead of reconnecting")
+    watch.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        help="exit after this many messages (0: run until interrupted)",
+    )
+    watch.add_argument(
+        "--once",
+        action="store_true",
+        help="exit when the connection closes instead of reconnecting",
+    )
     client_options(watch)
     watch.set_defaults(handler=cmd_watch)
 
@@ -246,10 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     simulate.add_argument("--rate", type=_positive, default=1.0, help="messages per second")
-    simulate.add_argument("--latency", type=_positive, default=40.0,
-                          help="mean exchange latency to simulate, in ms")
-    simulate.add_argument("--count", type=int, default=0,
-                          help="stop after this many messages (0: run until interrupted)")
+    simulate.add_argument(
+        "--latency", type=_positive, default=40.0, help="mean exchange latency to simulate, in ms"
+    )
+    simulate.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        help="stop after this many messages (0: run until interrupted)",
+    )
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     redis_options(simulate)
     simulate.set_defaults(handler=cmd_simulate)

@@ -46,7 +46,7 @@ async def envelopes(
                         elif frame.type == aiohttp.WSMsgType.ERROR:
                             break
                     reason = f"closed by relay ({ws.close_code})"
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             if not reconnect:
                 return
@@ -61,10 +61,14 @@ def describe(envelope: dict[str, Any]) -> str:
     if envelope.get("type") != "bot:pingpong" or not isinstance(envelope.get("data"), dict):
         return f"{envelope.get('type', '?')}: {orjson.dumps(envelope).decode()}"
     data = envelope["data"]
-    latency = data.get("latency")
-    timestamp = data.get("timestamp")
-    return (
-        f"{str(data.get('type', '?')).upper()} latency {format_latency(latency if isinstance(latency, int | float) else None)}"
-        f" bot time {format_bot_time(timestamp if isinstance(timestamp, int | float) else None)}"
-        f" relay time {format_bot_time(envelope.get('timestamp'))}"
-    )
+    kind = str(data.get("type", "?")).upper()
+    latency = format_latency(_number(data.get("latency")))
+    bot_time = format_bot_time(_number(data.get("timestamp")))
+    relay_time = format_bot_time(_number(envelope.get("timestamp")))
+    return f"{kind} latency {latency} bot time {bot_time} relay time {relay_time}"
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None

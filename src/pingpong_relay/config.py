@@ -73,7 +73,9 @@ class Settings:
     """Everything `pingpong-relay serve` can be told. Field names are the flag names."""
 
     host: str = _option("0.0.0.0", "address the WebSocket and HTTP planes listen on")
-    port: int = _option(2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", _port)
+    port: int = _option(
+        2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", _port
+    )
     http_port: int = _option(
         2809, "HTTP plane port (/healthz, /metrics); 0 turns the HTTP plane off", _port
     )
@@ -82,13 +84,15 @@ class Settings:
         "Redis to subscribe to (redis:// or rediss://, with password and db number). "
         "When not given and nothing answers on 127.0.0.1:6379, an embedded Redis is started",
     )
-    channel: list[str] = _option(
+    channel: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
         [DEFAULT_CHANNEL],
         "Redis Pub/Sub channel to relay; repeat the flag (or comma-separate the env var) "
         "for several",
         repeat=True,
     )
-    log_level: str = _option("INFO", "log level: DEBUG, INFO, WARNING or ERROR", _upper_choice(LOG_LEVELS))
+    log_level: str = _option(
+        "INFO", "log level: DEBUG, INFO, WARNING or ERROR", _upper_choice(LOG_LEVELS)
+    )
     log_format: str = _option(
         "text", "log line format: text, or json (one object per line)", _lower_choice(LOG_FORMATS)
     )
@@ -124,6 +128,17 @@ class Settings:
     # Redis may only be started when the operator did not name one.
     redis_url_explicit: bool = field(default=False, metadata={"internal": True})
 
+    def __post_init__(self) -> None:
+        # picows refuses (by dropping every connection) a pong wait longer than the
+        # ping interval, so catch it here with a message that names the flags.
+        if self.ping_timeout > self.ping_interval:
+            raise ValueError(
+                f"--ping-timeout ({self.ping_timeout:g}) must not exceed "
+                f"--ping-interval ({self.ping_interval:g})"
+            )
+        if not self.channel:
+            raise ValueError("at least one --channel is required")
+
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
         return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
@@ -143,7 +158,11 @@ def flag_name(name: str) -> str:
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one flag per Settings field; defaults are resolved later so env vars can apply."""
     for spec in Settings.options():
-        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
+        default = (
+            spec.default_factory()  # type: ignore[operator]
+            if spec.default is dataclasses.MISSING
+            else spec.default
+        )
         shown = ",".join(default) if isinstance(default, list) else default
         help_text = f"{spec.metadata['help']} (default: {shown}; env {env_name(spec.name)})"
         if spec.metadata.get("repeat"):
@@ -187,8 +206,6 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
     if "channel" in values:
         # Keep order, drop repeats: subscribing twice would deliver twice.
         values["channel"] = list(dict.fromkeys(values["channel"]))
-        if not values["channel"]:
-            raise ValueError("at least one --channel is required")
     values["redis_url_explicit"] = "redis_url" in values
     return Settings(**values)
 

@@ -32,7 +32,7 @@ HARD_CLOSE_AFTER_S: Final = 2.0
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-class ClientPeer(WSListener):  # type: ignore[misc]
+class ClientPeer(WSListener):
     """One connected WebSocket client, as the hub sees it."""
 
     def __init__(self, hub: Hub, client_id: str) -> None:
@@ -96,8 +96,11 @@ class ClientPeer(WSListener):  # type: ignore[misc]
             # the frame silently.
             self.hub.metrics.client_frames_refused.inc()
             error = orjson.dumps(
-                {"type": "error", "error": "unsupported",
-                 "message": "this relay accepts no client commands"}
+                {
+                    "type": "error",
+                    "error": "unsupported",
+                    "message": "this relay accepts no client commands",
+                }
             )
             self.hub.send_to(self, error)
 

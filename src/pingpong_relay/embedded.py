@@ -77,17 +77,25 @@ class EmbeddedRedis:
     async def start(self, ready_timeout_s: float = 10.0) -> None:
         args = [
             self.executable,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
         ]
         # Its output goes to a file, never a pipe nobody drains (which would block it).
-        self._output = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        # fork+exec returns at once; only the readiness wait below takes time, and it awaits.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
             args,
             stdin=subprocess.DEVNULL,
             stdout=self._output,
@@ -106,8 +114,11 @@ class EmbeddedRedis:
                     "started embedded Redis (pid %d); bots publish to %s",
                     self.process.pid,
                     self.url,
-                    extra={"event": "embedded_redis_started", "redis_url": self.url,
-                           "pid": self.process.pid},
+                    extra={
+                        "event": "embedded_redis_started",
+                        "redis_url": self.url,
+                        "pid": self.process.pid,
+                    },
                 )
                 return
             await asyncio.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,7 @@ def build_app(health: HealthProbe, render_metrics: Callable[[], bytes]) -> web.A
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(
-            body=render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return web.Response(body=render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
@@ -34,9 +33,10 @@ class HttpPlane:
 
     @property
     def port(self) -> int:
-        assert self._site is not None and self._site._server is not None
-        sockets = self._site._server.sockets  # type: ignore[union-attr]
-        return int(sockets[0].getsockname()[1])
+        assert self._site is not None
+        server = self._site._server
+        assert isinstance(server, asyncio.Server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()

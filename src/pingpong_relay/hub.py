@@ -81,8 +81,12 @@ class Hub:
             peer.client_id,
             peer.remote,
             len(self._peers),
-            extra={"event": "client_connected", "client": peer.client_id, "remote": peer.remote,
-                   "clients": len(self._peers)},
+            extra={
+                "event": "client_connected",
+                "client": peer.client_id,
+                "remote": peer.remote,
+                "clients": len(self._peers),
+            },
         )
 
     def remove(self, peer: Peer, why: str) -> None:
@@ -96,8 +100,12 @@ class Hub:
             peer.client_id,
             why,
             len(self._peers),
-            extra={"event": "client_disconnected", "client": peer.client_id, "why": why,
-                   "clients": len(self._peers)},
+            extra={
+                "event": "client_disconnected",
+                "client": peer.client_id,
+                "why": why,
+                "clients": len(self._peers),
+            },
         )
 
     async def wait_empty(self, timeout_s: float) -> bool:
@@ -129,8 +137,11 @@ class Hub:
                 continue
             delivered += 1
             if per_client_debug:
-                log.debug("sent to client %s", peer.client_id,
-                          extra={"event": "sent", "client": peer.client_id})
+                log.debug(
+                    "sent to client %s",
+                    peer.client_id,
+                    extra={"event": "sent", "client": peer.client_id},
+                )
         metrics = self.metrics
         metrics.deliveries.inc(delivered)
         if failed:
@@ -160,8 +171,11 @@ class Hub:
             peer.client_id,
             peer.buffered_bytes(),
             self.max_client_buffer_bytes,
-            extra={"event": "slow_client_closed", "client": peer.client_id,
-                   "buffered_bytes": peer.buffered_bytes()},
+            extra={
+                "event": "slow_client_closed",
+                "client": peer.client_id,
+                "buffered_bytes": peer.buffered_bytes(),
+            },
         )
         peer.close(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)
         self.remove(peer, "slow client")

@@ -9,7 +9,19 @@ from .messages import REJECT_REASONS
 # Relay latency is sub-millisecond when healthy; the buckets resolve that range and
 # still show a stalled event loop.
 _LATENCY_BUCKETS_S = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 
 
@@ -54,7 +66,9 @@ class RelayMetrics:
             registry=r,
         )
         self.redis_reconnects = Counter(
-            "pingpong_redis_reconnects", "Times the Redis subscription was re-established", registry=r
+            "pingpong_redis_reconnects",
+            "Times the Redis subscription was re-established",
+            registry=r,
         )
         self.redis_subscribed = Gauge(
             "pingpong_redis_subscribed",

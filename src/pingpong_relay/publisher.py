@@ -59,15 +59,25 @@ class Publisher:
         except (RedisError, OSError) as exc:
             log.error(
                 "failed to publish %s to %s on %s: %s",
-                kind.upper(), self.channel, redact_url(self.redis_url), exc,
+                kind.upper(),
+                self.channel,
+                redact_url(self.redis_url),
+                exc,
                 extra={"event": "publish_failed", "type": kind, "error": str(exc)},
             )
             raise PublishError(f"publish to {self.channel} failed: {exc}") from exc
         log.info(
             "published %s to %s: latency %s (%d subscribers)",
-            kind.upper(), self.channel, format_latency(latency_ms), receivers,
-            extra={"event": "published", "type": kind, "latency_ms": latency_ms,
-                   "receivers": receivers},
+            kind.upper(),
+            self.channel,
+            format_latency(latency_ms),
+            receivers,
+            extra={
+                "event": "published",
+                "type": kind,
+                "latency_ms": latency_ms,
+                "receivers": receivers,
+            },
         )
         return receivers
 

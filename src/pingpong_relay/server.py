@@ -10,14 +10,21 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
+from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
 from .http_api import HttpPlane, build_app
 from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub
-from .messages import RejectedMessage, encode_envelope, format_bot_time, format_latency, parse_bot_message
+from .messages import (
+    RejectedMessage,
+    encode_envelope,
+    format_bot_time,
+    format_latency,
+    parse_bot_message,
+)
 from .metrics import RelayMetrics
-from .source import Backoff, RedisSource
+from .source import RedisSource
 
 log = logging.getLogger("pingpong_relay.server")
 
@@ -25,7 +32,9 @@ log = logging.getLogger("pingpong_relay.server")
 class Relay:
     """One relay process: owns every socket, task and child process it starts."""
 
-    def __init__(self, settings: Settings, *, wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self, settings: Settings, *, wall_clock_ns: Callable[[], int] = time.time_ns
+    ) -> None:
         self.settings = settings
         self.metrics = RelayMetrics()
         self.hub = Hub(self.metrics, settings.max_client_buffer)
@@ -58,9 +67,14 @@ class Relay:
                 channel,
                 rejected,
                 rejected.excerpt,
-                extra={"event": "rejected", "channel": channel, "reason": rejected.reason,
-                       "detail": rejected.detail, "excerpt": rejected.excerpt,
-                       "size_bytes": len(raw)},
+                extra={
+                    "event": "rejected",
+                    "channel": channel,
+                    "reason": rejected.reason,
+                    "detail": rejected.detail,
+                    "excerpt": rejected.excerpt,
+                    "size_bytes": len(raw),
+                },
             )
             return
         envelope = encode_envelope(message, self._wall_clock_ns() // 1_000_000)
@@ -72,21 +86,34 @@ class Relay:
                 channel,
                 format_latency(message.latency_ms),
                 format_bot_time(message.timestamp_ms),
-                extra={"event": "received", "channel": channel, "type": message.type,
-                       "latency_ms": message.latency_ms, "bot_timestamp_ms": message.timestamp_ms,
-                       "bot_time": format_bot_time(message.timestamp_ms),
-                       "source": message.source},
+                extra={
+                    "event": "received",
+                    "channel": channel,
+                    "type": message.type,
+                    "latency_ms": message.latency_ms,
+                    "bot_timestamp_ms": message.timestamp_ms,
+                    "bot_time": format_bot_time(message.timestamp_ms),
+                    "source": message.source,
+                },
             )
-            log.info("broadcasting to %d clients", clients,
-                     extra={"event": "broadcasting", "clients": clients})
+            log.info(
+                "broadcasting to %d clients",
+                clients,
+                extra={"event": "broadcasting", "clients": clients},
+            )
         result = self.hub.broadcast(envelope)
         metrics.relay_latency.observe(time.perf_counter() - received)
         metrics.messages_forwarded.inc()
         if self._log_info:
             log.info(
-                "broadcast done: to %d clients", result.delivered,
-                extra={"event": "broadcast_done", "delivered": result.delivered,
-                       "failed": result.failed, "slow_closed": result.slow_closed},
+                "broadcast done: to %d clients",
+                result.delivered,
+                extra={
+                    "event": "broadcast_done",
+                    "delivered": result.delivered,
+                    "failed": result.failed,
+                    "slow_closed": result.slow_closed,
+                },
             )
 
     # --- health -------------------------------------------------------------------
@@ -154,9 +181,13 @@ class Relay:
             f"http://{settings.host}:{self.http.port}/ (HTTP)" if self.http else "HTTP plane off",
             ", ".join(settings.channel),
             redact_url(redis_url),
-            extra={"event": "listening", "ws_port": self.dataplane.port,
-                   "http_port": self.http.port if self.http else 0,
-                   "redis_url": redact_url(redis_url), "channels": settings.channel},
+            extra={
+                "event": "listening",
+                "ws_port": self.dataplane.port,
+                "http_port": self.http.port if self.http else 0,
+                "redis_url": redact_url(redis_url),
+                "channels": settings.channel,
+            },
         )
 
     @property
@@ -166,8 +197,11 @@ class Relay:
 
     async def stop(self) -> None:
         """Stop accepting, close every client with 1001, unsubscribe, stop child processes."""
-        log.info("shutting down: closing %d clients", len(self.hub),
-                 extra={"event": "shutdown", "clients": len(self.hub)})
+        log.info(
+            "shutting down: closing %d clients",
+            len(self.hub),
+            extra={"event": "shutdown", "clients": len(self.hub)},
+        )
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
         if self._source_task is not None and self.source is not None:

@@ -79,7 +79,7 @@ class RedisSource:
                 await self._subscribe_and_read()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, SubscriptionLost, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError, SubscriptionLost) as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
             was_subscribed = self._subscribed
             self._subscribed = False
@@ -103,8 +103,12 @@ class RedisSource:
                 self._last_error,
                 attempt,
                 delay,
-                extra={"event": "redis_retry", "attempt": attempt, "delay_s": round(delay, 3),
-                       "error": self._last_error},
+                extra={
+                    "event": "redis_retry",
+                    "attempt": attempt,
+                    "delay_s": round(delay, 3),
+                    "error": self._last_error,
+                },
             )
             await asyncio.sleep(delay)
 
@@ -127,7 +131,7 @@ class RedisSource:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.unsubscribe(), 1.0)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), 1.0)
+                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), 1.0)
 
@@ -158,8 +162,11 @@ class RedisSource:
                 "Redis subscription restored after %.1f s outage; subscribed to %s",
                 outage_s,
                 ", ".join(self.channels),
-                extra={"event": "redis_outage_end", "outage_s": round(outage_s, 3),
-                       "channels": self.channels},
+                extra={
+                    "event": "redis_outage_end",
+                    "outage_s": round(outage_s, 3),
+                    "channels": self.channels,
+                },
             )
             self.down_since = None
         else:
@@ -167,8 +174,11 @@ class RedisSource:
                 "subscribed to %s on %s",
                 ", ".join(self.channels),
                 redact_url(self.url),
-                extra={"event": "redis_subscribed", "channels": self.channels,
-                       "redis_url": redact_url(self.url)},
+                extra={
+                    "event": "redis_subscribed",
+                    "channels": self.channels,
+                    "redis_url": redact_url(self.url),
+                },
             )
 
     async def _read(self, pubsub: Any) -> None:
