@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +33,10 @@ class HttpPlane:
     @property
     def port(self) -> int:
         assert self._site is not None
-        server = self._site._server
-        assert isinstance(server, asyncio.Server)
-        return int(server.sockets[0].getsockname()[1])
+        # uvloop's server is not an asyncio.Server, but both expose the bound sockets.
+        sockets = getattr(self._site._server, "sockets", None)
+        assert sockets
+        return int(sockets[0].getsockname()[1])
 
     async def start(self, host: str, port: int) -> None:
         await self._runner.setup()
