@@ -1,0 +1,193 @@
+"""The bot-side publisher, the Python client and the publish/watch/simulate commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+import orjson
+import pytest
+
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.client import envelopes
+from pingpong_relay.publisher import Publisher, PublishError
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
+
+
+async def _run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_publisher_api_sends_the_design_message_and_counts_subscribers(
+    redis_server: RedisServer, relay: RelayProcess
+) -> None:
+    client = Collector()
+    await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    async with Publisher(redis_server.url, clock_ms=lambda: 1_700_000_000_123) as bot:
+        assert await bot.ping(12.5) == 1
+        assert await bot.pong(13) == 1
+    messages = await client.wait_count(2)
+    assert [m["data"] for m in messages] == [
+        {"type": "ping", "latency": 12.5, "timestamp": 1_700_000_000_123, "source": "bot"},
+        {"type": "pong", "latency": 13, "timestamp": 1_700_000_000_123, "source": "bot"},
+    ]
+    await client.close()
+
+
+async def test_publisher_raises_a_clear_error_when_redis_is_unreachable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with Publisher(f"redis://127.0.0.1:{free_port()}/0") as bot:
+        with pytest.raises(PublishError, match="bot:pingpong"):
+            await bot.ping(1)
+    assert any("failed to publish PING" in r.getMessage() for r in caplog.records)
+
+
+async def test_publish_and_watch_commands(redis_server: RedisServer, relay: RelayProcess) -> None:
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "watch",
+        relay.ws_url,
+        "--count",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await relay.wait_for("client_connected")
+    code, out, _ = await _run_cli(
+        "publish", "ping", "--latency", "42", "--redis-url", redis_server.url
+    )
+    assert code == 0
+    assert "1 subscriber" in out
+    code, _, _ = await _run_cli(
+        "publish", "pong", "--latency", "7.5", "--redis-url", redis_server.url
+    )
+    assert code == 0
+    stdout, _ = await asyncio.wait_for(watch.communicate(), 30)
+    lines = stdout.decode().splitlines()
+    assert watch.returncode == 0
+    assert lines[0].startswith("PING latency 42 ms bot time 20")
+    assert lines[1].startswith("PONG latency 7.5 ms bot time 20")
+    assert "relay time 20" in lines[1]
+
+
+async def test_watch_json_prints_the_raw_envelope(
+    redis_server: RedisServer, relay: RelayProcess
+) -> None:
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "watch",
+        relay.ws_url,
+        "--json",
+        "--count",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await relay.wait_for("client_connected")
+    await redis_server.publish(b'{"type":"ping","latency":1,"timestamp":2,"source":"bot"}')
+    stdout, _ = await asyncio.wait_for(watch.communicate(), 30)
+    envelope = orjson.loads(stdout.splitlines()[0])
+    assert envelope["data"] == {"type": "ping", "latency": 1, "timestamp": 2, "source": "bot"}
+
+
+async def test_publish_refuses_bad_arguments() -> None:
+    code, _, err = await _run_cli("publish", "pang", "--latency", "1")
+    assert code == 2
+    assert "invalid choice" in err
+    code, _, err = await _run_cli("publish", "ping", "--latency", "-3")
+    assert code == 2
+    assert "must be >= 0" in err
+
+
+async def test_publish_to_an_unreachable_redis_fails_with_exit_1() -> None:
+    code, _, err = await _run_cli(
+        "publish", "ping", "--latency", "1", "--redis-url", f"redis://127.0.0.1:{free_port()}/0"
+    )
+    assert code == 1
+    assert "failed to publish PING" in err
+
+
+async def test_simulate_publishes_alternating_heartbeats_with_varying_latency(
+    redis_server: RedisServer, relay: RelayProcess
+) -> None:
+    client = Collector()
+    await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    code, _, err = await _run_cli(
+        "simulate",
+        "--rate",
+        "50",
+        "--count",
+        "10",
+        "--seed",
+        "7",
+        "--redis-url",
+        redis_server.url,
+    )
+    assert code == 0, err
+    messages = await client.wait_count(10)
+    data = [m["data"] for m in messages]
+    assert [d["type"] for d in data] == ["ping", "pong"] * 5
+    latencies = [d["latency"] for d in data]
+    assert all(latency > 0 for latency in latencies)
+    assert len(set(latencies)) > 5
+    await client.close()
+
+
+async def test_client_iterator_reconnects_after_the_relay_restarts(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url)
+    received: list[dict[str, object]] = []
+    got_one = asyncio.Event()
+
+    async def consume() -> None:
+        async for envelope in envelopes(relay.ws_url, backoff=Backoff(base_s=0.05, cap_s=0.2)):
+            received.append(envelope)
+            got_one.set()
+
+    consumer = asyncio.create_task(consume())
+    try:
+        await relay.wait_for("client_connected")
+        await redis_server.publish(b'{"type":"ping","latency":1}')
+        await asyncio.wait_for(got_one.wait(), 20)
+        await relay.stop()
+
+        # A new relay on the same port: the iterator finds it by itself.
+        again = RelayProcess(redis_server.url)
+        again.port, again.http_port = relay.port, relay.http_port
+        again.args[again.args.index("--port") + 1] = str(relay.port)
+        again.args[again.args.index("--http-port") + 1] = str(relay.http_port)
+        await again.start()
+        try:
+            await again.wait_for("client_connected")
+            got_one.clear()
+            await redis_server.publish(b'{"type":"pong","latency":2}')
+            await asyncio.wait_for(got_one.wait(), 20)
+        finally:
+            await again.stop()
+        assert [e["data"] for e in received] == [  # type: ignore[index]
+            {"type": "ping", "latency": 1},
+            {"type": "pong", "latency": 2},
+        ]
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
