@@ -107,10 +107,15 @@ class RelayProcess:
     """`pingpong-relay serve` as a child process, with its JSON log lines as awaitable events."""
 
     def __init__(
-        self, redis_url: str | None, *args: str, env: dict[str, str] | None = None
+        self,
+        redis_url: str | None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        http_port: int | None = None,
     ) -> None:
-        self.port = free_port()
-        self.http_port = free_port()
+        self.port = port or free_port()
+        self.http_port = http_port or free_port()
         self.args = [
             "--host",
             "127.0.0.1",

@@ -171,10 +171,7 @@ async def test_client_iterator_reconnects_after_the_relay_restarts(
         await relay.stop()
 
         # A new relay on the same port: the iterator finds it by itself.
-        again = RelayProcess(redis_server.url)
-        again.port, again.http_port = relay.port, relay.http_port
-        again.args[again.args.index("--port") + 1] = str(relay.port)
-        again.args[again.args.index("--http-port") + 1] = str(relay.http_port)
+        again = RelayProcess(redis_server.url, port=relay.port, http_port=relay.http_port)
         await again.start()
         try:
             await again.wait_for("client_connected")
