@@ -1,0 +1,80 @@
+"""rediss://: the relay's subscription over TLS, verified against a CA given in the URL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from pathlib import Path
+
+import trustme
+
+from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+async def test_subscription_over_tls_with_a_custom_ca(
+    redis_server: RedisServer, start_relay: RelayFactory, tmp_path: Path
+) -> None:
+    # A real TLS endpoint in front of a real redis-server: works with any redis-server
+    # build, TLS-capable or not.
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(context)
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    tls_handshakes = 0
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal tls_handshakes
+        tls_handshakes += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0, ssl=context)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        url = f"rediss://localhost:{port}/0?ssl_ca_certs={ca_path}"
+        relay = await start_relay(url)
+        client = Collector()
+        await client.connect(relay.ws_url)
+        await relay.wait_for("client_connected")
+        assert await redis_server.publish(DESIGN_PING) == 1
+        [envelope] = await client.wait_count(1)
+        assert envelope["data"]["latency"] == 10
+        assert tls_handshakes >= 1
+        await client.close()
+    finally:
+        proxy.close()
+
+
+async def test_tls_with_an_unknown_ca_is_refused_and_retried(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    proxy = await asyncio.start_server(refuse, "127.0.0.1", 0, ssl=context)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        relay = await start_relay(
+            f"rediss://localhost:{port}/0", "--reconnect-max-delay", "0.3", wait_subscribed=False
+        )
+        retry = await relay.wait_for("redis_retry", count=2)
+        assert "CERTIFICATE_VERIFY_FAILED" in retry["error"] or "certificate" in retry["error"]
+        status, _ = await relay.get("/healthz")
+        assert status == 503
+    finally:
+        proxy.close()
