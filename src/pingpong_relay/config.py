@@ -155,14 +155,16 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _default(spec: dataclasses.Field[Any]) -> Any:
+    if spec.default is dataclasses.MISSING:
+        return spec.default_factory()  # type: ignore[operator]
+    return spec.default
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one flag per Settings field; defaults are resolved later so env vars can apply."""
     for spec in Settings.options():
-        default = (
-            spec.default_factory()  # type: ignore[operator]
-            if spec.default is dataclasses.MISSING
-            else spec.default
-        )
+        default = _default(spec)
         shown = ",".join(default) if isinstance(default, list) else default
         help_text = f"{spec.metadata['help']} (default: {shown}; env {env_name(spec.name)})"
         if spec.metadata.get("repeat"):
@@ -225,3 +227,17 @@ def redact_url(url: str) -> str:
 def current_environ() -> Mapping[str, str]:
     """The process environment; read here once, by the CLI, and passed down."""
     return os.environ
+
+
+def markdown_reference() -> str:
+    """The README's configuration table, generated from Settings so the two cannot drift."""
+    rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
+    for spec in Settings.options():
+        default = _default(spec)
+        shown = ", ".join(default) if isinstance(default, list) else str(default)
+        repeat = " (repeatable)" if spec.metadata.get("repeat") else ""
+        rows.append(
+            f"| `{flag_name(spec.name)}`{repeat} | `{env_name(spec.name)}` | `{shown}` "
+            f"| {spec.metadata['help']} |"
+        )
+    return "\n".join(rows)
