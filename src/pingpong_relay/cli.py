@@ -22,6 +22,8 @@ from .config import (
     Settings,
     add_settings_arguments,
     current_environ,
+    non_negative_float,
+    positive_float,
     settings_from_args,
 )
 from .logs import setup_logging
@@ -168,20 +170,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pingpong-relay",
@@ -224,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("kind", choices=("ping", "pong"), help="message type")
     publish.add_argument(
-        "--latency", type=_non_negative, required=True, help="measured exchange latency, in ms"
+        "--latency", type=non_negative_float, required=True, help="measured exchange latency, in ms"
     )
     redis_options(publish)
     publish.set_defaults(handler=cmd_publish)
@@ -259,9 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at a steady rate, so the relay has something to show.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    simulate.add_argument("--rate", type=_positive, default=1.0, help="messages per second")
+    simulate.add_argument("--rate", type=positive_float, default=1.0, help="messages per second")
     simulate.add_argument(
-        "--latency", type=_positive, default=40.0, help="mean exchange latency to simulate, in ms"
+        "--latency",
+        type=positive_float,
+        default=40.0,
+        help="mean exchange latency to simulate, in ms",
     )
     simulate.add_argument(
         "--count",

@@ -26,10 +26,17 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
     return value
 
 
@@ -105,23 +112,23 @@ class Settings:
         MAX_PAYLOAD_BYTES, "largest bot payload accepted from Redis, in bytes", _positive_int
     )
     ping_interval: float = _option(
-        20.0, "seconds of client silence before the relay sends a WebSocket ping", _positive_float
+        20.0, "seconds of client silence before the relay sends a WebSocket ping", positive_float
     )
     ping_timeout: float = _option(
-        20.0, "seconds to wait for the pong before dropping the client as dead", _positive_float
+        20.0, "seconds to wait for the pong before dropping the client as dead", positive_float
     )
     redis_health_interval: float = _option(
         5.0,
         "seconds between PINGs on the Redis subscription that prove it is alive",
-        _positive_float,
+        positive_float,
     )
     reconnect_max_delay: float = _option(
-        5.0, "cap, in seconds, on the backoff between Redis reconnect attempts", _positive_float
+        5.0, "cap, in seconds, on the backoff between Redis reconnect attempts", positive_float
     )
     shutdown_timeout: float = _option(
         3.0,
         "seconds clients get to finish the closing handshake on shutdown",
-        _positive_float,
+        positive_float,
     )
 
     # Not a flag: whether --redis-url / PINGPONG_REDIS_URL was given. The embedded

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import IO, Final
 
 log = logging.getLogger("pingpong_relay.embedded")
@@ -64,9 +65,12 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedRedis:
-    def __init__(self, executable: str, port: int | None = None) -> None:
+    def __init__(
+        self, executable: str, port: int | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.executable = executable
         self.port = port or free_loopback_port()
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
 
@@ -91,6 +95,7 @@ class EmbeddedRedis:
             "yes",
             "--loglevel",
             "warning",
+            *self.extra_args,
         ]
         # Its output goes to a file, never a pipe nobody drains (which would block it).
         self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()

@@ -113,7 +113,7 @@ async def test_publish_refuses_bad_arguments() -> None:
     assert "invalid choice" in err
     code, _, err = await _run_cli("publish", "ping", "--latency", "-3")
     assert code == 2
-    assert "must be >= 0" in err
+    assert "must be a number >= 0" in err
 
 
 async def test_publish_to_an_unreachable_redis_fails_with_exit_1() -> None:
