@@ -206,6 +206,8 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
             try:
                 if spec.metadata.get("repeat"):
                     given = [parse(part.strip()) for part in raw.split(",") if part.strip()]
+                    if not given:
+                        raise ValueError("names no value")
                 else:
                     given = parse(raw)
             except (ValueError, argparse.ArgumentTypeError) as exc:
@@ -222,13 +224,23 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
 def redact_url(url: str) -> str:
     """A URL fit for a log line: any password is replaced by ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    netloc = parts.netloc
+    if parts.password is not None:
+        # Keep the host exactly as written ([::1], case) and hide only the secret.
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{host}"
+    query = parts.query
+    if query:
+        # redis-py also takes the password as ?password=… in the query string.
+        pairs = [
+            f"{key}=***" if key.lower() == "password" else f"{key}{sep}{value}"
+            for key, sep, value in (pair.partition("=") for pair in query.split("&"))
+        ]
+        query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url  # urlunsplit would normalise what needs no change (unix:/// → unix:/)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def current_environ() -> Mapping[str, str]:

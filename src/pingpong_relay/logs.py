@@ -30,7 +30,21 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=repr).decode()
+        try:
+            return orjson.dumps(entry, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            # orjson refuses a few values without consulting `default` (integers beyond
+            # 64 bits, for one); a log line must never be lost to its own fields.
+            safe = {key: _json_safe(value) for key, value in entry.items()}
+            return orjson.dumps(safe).decode()
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        orjson.dumps(value, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:

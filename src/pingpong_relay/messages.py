@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -59,13 +60,27 @@ class BotMessage:
 
 
 def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
-    """A printable, escaped, truncated view of untrusted bytes for log lines."""
-    head = raw[:limit]
-    text = head.decode("utf-8", errors="backslashreplace")
+    """A printable, ASCII-only view of untrusted bytes for log lines, at most `limit` chars.
+
+    Invalid UTF-8 shows as \\xNN escapes; the total length is appended when cut.
+    """
+    text = raw[:limit].decode("utf-8", errors="backslashreplace")
     text = text.encode("unicode_escape").decode("ascii")
-    if len(raw) > limit:
-        text += f"... ({len(raw)} bytes)"
+    if len(text) > limit or len(raw) > limit:
+        return f"{text[:limit]}... ({len(raw)} bytes)"
     return text
+
+
+# Rejection details quote the offending value; a bounded repr keeps a 16 KiB string or a
+# 1,000-level nesting (both valid JSON) from bloating the log or exhausting the stack.
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
+
+
+def _show(value: object) -> str:
+    return _short.repr(value)
 
 
 def _is_number(value: object) -> bool:
@@ -91,23 +106,25 @@ def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMess
             "not_object", f"expected a JSON object, got {type(fields).__name__}", raw
         )
     kind = fields.get("type")
-    if kind not in MESSAGE_TYPES:
-        raise RejectedMessage("bad_type", f'"type" must be "ping" or "pong", got {kind!r}', raw)
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        raise RejectedMessage(
+            "bad_type", f'"type" must be "ping" or "pong", got {_show(kind)}', raw
+        )
     latency = fields.get("latency")
     if latency is not None and not (
         _is_number(latency) and math.isfinite(latency) and latency >= 0
     ):
         raise RejectedMessage(
-            "bad_latency", f'"latency" must be a finite number >= 0, got {latency!r}', raw
+            "bad_latency", f'"latency" must be a finite number >= 0, got {_show(latency)}', raw
         )
     timestamp = fields.get("timestamp")
     if timestamp is not None and not (_is_number(timestamp) and math.isfinite(timestamp)):
         raise RejectedMessage(
-            "bad_timestamp", f'"timestamp" must be a finite number, got {timestamp!r}', raw
+            "bad_timestamp", f'"timestamp" must be a finite number, got {_show(timestamp)}', raw
         )
     source = fields.get("source")
     if source is not None and not isinstance(source, str):
-        raise RejectedMessage("bad_source", f'"source" must be a string, got {source!r}', raw)
+        raise RejectedMessage("bad_source", f'"source" must be a string, got {_show(source)}', raw)
     return BotMessage(
         type=kind,
         latency_ms=float(latency) if latency is not None else None,
@@ -132,7 +149,7 @@ def encode_envelope(message: BotMessage, relay_ms: int) -> bytes:
 
 def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
     """The bytes a bot publishes, as the design specifies them."""
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise ValueError(f'kind must be "ping" or "pong", not {kind!r}')
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")

@@ -49,6 +49,11 @@ class RelayMetrics:
         )
         for reason in REJECT_REASONS:
             self.messages_rejected.labels(reason)
+        self.message_errors = Counter(
+            "pingpong_message_errors",
+            "Messages whose handling failed with an internal error (a bug; see the log)",
+            registry=r,
+        )
         self.deliveries = Counter(
             "pingpong_deliveries", "Envelopes written to client sockets", registry=r
         )

@@ -19,6 +19,7 @@ from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub
 from .messages import (
     RejectedMessage,
     encode_envelope,
+    excerpt,
     format_bot_time,
     format_latency,
     parse_bot_message,
@@ -55,6 +56,20 @@ class Relay:
 
     # --- the hot path: one Redis message → every client -----------------------------
     def on_redis_message(self, channel: str, raw: bytes) -> None:
+        try:
+            self._relay(channel, raw)
+        except Exception:
+            # A bug in handling one message must not end the subscription for all the
+            # ones after it: log it with its payload, count it, carry on.
+            self.metrics.message_errors.inc()
+            log.exception(
+                "internal error handling a message on %s; payload: %s",
+                channel,
+                excerpt(raw),
+                extra={"event": "message_error", "channel": channel, "excerpt": excerpt(raw)},
+            )
+
+    def _relay(self, channel: str, raw: bytes) -> None:
         received = time.perf_counter()
         metrics = self.metrics
         metrics.messages_received.inc()
