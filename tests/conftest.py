@@ -29,8 +29,9 @@ async def start_relay() -> AsyncIterator[RelayFactory]:
         *args: str,
         wait_subscribed: bool = True,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> RelayProcess:
-        relay = RelayProcess(redis_url, *args, env=env)
+        relay = RelayProcess(redis_url, *args, env=env, port=port)
         started.append(relay)
         await relay.start(wait_subscribed=wait_subscribed)
         return relay

@@ -75,8 +75,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pingpong-relay serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(settings.log_level, settings.log_format)
-    return _run(_serve(settings))
+    stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
+    try:
+        return _run(_serve(settings))
+    finally:
+        stop_logging()
 
 
 # --- publish -------------------------------------------------------------------------

@@ -35,10 +35,11 @@ async def envelopes(
     attempt = 0
     async with aiohttp.ClientSession() as session:
         while True:
+            connected = False
             try:
                 async with session.ws_connect(url, heartbeat=heartbeat_s, autoping=True) as ws:
-                    if attempt:
-                        log.info("reconnected to %s", url)
+                    connected = True
+                    log.info("connected to %s", url)
                     attempt = 0
                     async for frame in ws:
                         if frame.type == aiohttp.WSMsgType.TEXT:
@@ -52,7 +53,8 @@ async def envelopes(
                 return
             delay = backoff.delay(attempt)
             attempt += 1
-            log.warning("connection to %s lost (%s); reconnecting in %.2f s", url, reason, delay)
+            what = "connection to %s lost" if connected else "cannot connect to %s"
+            log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
             await asyncio.sleep(delay)
 
 

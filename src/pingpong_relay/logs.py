@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import queue
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
+
+# Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
+_QUEUE_RECORDS = 100_000
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = frozenset(
@@ -47,12 +53,61 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread; when the queue is full, drops and counts them.
+
+    A log sink that stalls (a full pipe, a stuck journald) must slow nothing but the log.
+    """
+
+    def __init__(self, log_queue: queue.Queue[logging.LogRecord]) -> None:
+        super().__init__(log_queue)
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+def setup_logging(
+    level: str, fmt: str, stream: TextIO | None = None, *, background: bool = False
+) -> Callable[[], None]:
+    """Configures the root logger; returns a function that flushes and stops logging.
+
+    With background=True, formatting and writing happen on a thread of their own, so
+    the event loop never blocks on the log's destination.
+    """
+    writer = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        writer.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler: logging.Handler = writer
+    stop: Callable[[], None] = writer.flush
+    if background:
+        log_queue: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=_QUEUE_RECORDS)
+        listener = logging.handlers.QueueListener(log_queue, writer)
+        listener.start()
+        queue_handler = _DroppingQueueHandler(log_queue)
+
+        def stop() -> None:
+            listener.stop()
+            if queue_handler.dropped:
+                writer.handle(
+                    logging.makeLogRecord(
+                        {
+                            "name": __name__,
+                            "levelno": logging.WARNING,
+                            "levelname": "WARNING",
+                            "msg": f"{queue_handler.dropped} log records were dropped: "
+                            "the log destination could not keep up",
+                        }
+                    )
+                )
+            writer.flush()
+
+        handler = queue_handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -61,3 +116,4 @@ def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in ("picows", "aiohttp.access"):
         logging.getLogger(name).setLevel(quiet)
+    return stop

@@ -153,8 +153,12 @@ def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
         raise ValueError(f'kind must be "ping" or "pong", not {kind!r}')
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")
+    # A whole number goes out as 7, not 7.0, as a JavaScript bot would send it.
+    latency: float = latency_ms
+    if float(latency_ms).is_integer() and abs(latency_ms) < 2**53:
+        latency = int(latency_ms)
     return orjson.dumps(
-        {"type": kind, "latency": latency_ms, "timestamp": timestamp_ms, "source": "bot"}
+        {"type": kind, "latency": latency, "timestamp": timestamp_ms, "source": "bot"}
     )
 
 

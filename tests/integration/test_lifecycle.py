@@ -160,6 +160,7 @@ async def test_several_channels_and_a_password_protected_redis_with_a_db_number(
         assert await _publish_auth(url, "bot:two", DESIGN_PING.replace(b"ping", b"pong")) == 1
         messages = await client.wait_count(2)
         assert [m["data"]["type"] for m in messages] == ["ping", "pong"]
+        await relay.wait_for("received", count=2)
         received = relay.events("received")
         assert [r["channel"] for r in received] == ["bot:one", "bot:two"]
         assert "s3cret" not in "\n".join(relay.raw_lines)

@@ -156,3 +156,19 @@ def test_setup_logging_json(stream: io.StringIO) -> None:
         root.setLevel(saved_level)
     (entry,) = entries(stream)
     assert (entry["message"], entry["event"], entry["level"]) == ("up", "start", "INFO")
+
+
+def test_background_logging_writes_every_record_by_the_time_it_is_stopped() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        stop = setup_logging("INFO", "json", stream, background=True)
+        for n in range(500):
+            logging.getLogger("pingpong_relay.test").info("line %d", n, extra={"n": n})
+        stop()
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    lines = stream.getvalue().splitlines()
+    assert [orjson.loads(line)["n"] for line in lines] == list(range(500))
