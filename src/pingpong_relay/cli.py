@@ -44,9 +44,28 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 
 # --- serve ---------------------------------------------------------------------------
+def _raise_open_file_limit() -> None:
+    """Every client is a file descriptor; a soft limit of 1,024 would cap the relay there."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    log.info(
+        "open-file limit %d (about that many clients at most)",
+        soft,
+        extra={"event": "fd_limit", "limit": soft},
+    )
+
+
 async def _serve(settings: Settings) -> int:
     from .server import Relay
 
+    _raise_open_file_limit()
     relay = Relay(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

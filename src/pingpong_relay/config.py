@@ -40,26 +40,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
     return value
 
 
-def _upper_choice(choices: Sequence[str]) -> Callable[[str], str]:
+def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        value = text.upper()
-        if value not in choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _lower_choice(choices: Sequence[str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.lower()
+        value = normalise(text)
         if value not in choices:
             raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
         return value
@@ -98,18 +88,20 @@ class Settings:
         repeat=True,
     )
     log_level: str = _option(
-        "INFO", "log level: DEBUG, INFO, WARNING or ERROR", _upper_choice(LOG_LEVELS)
+        "INFO", "log level: DEBUG, INFO, WARNING or ERROR", _choice(LOG_LEVELS, str.upper)
     )
     log_format: str = _option(
-        "text", "log line format: text, or json (one object per line)", _lower_choice(LOG_FORMATS)
+        "text",
+        "log line format: text, or json (one object per line)",
+        _choice(LOG_FORMATS, str.lower),
     )
     max_client_buffer: int = _option(
         1024 * 1024,
         "bytes of unsent data a client may have queued before it is closed as a slow client",
-        _positive_int,
+        positive_int,
     )
     max_message_bytes: int = _option(
-        MAX_PAYLOAD_BYTES, "largest bot payload accepted from Redis, in bytes", _positive_int
+        MAX_PAYLOAD_BYTES, "largest bot payload accepted from Redis, in bytes", positive_int
     )
     ping_interval: float = _option(
         20.0, "seconds of client silence before the relay sends a WebSocket ping", positive_float

@@ -25,6 +25,7 @@ from .hub import Hub
 log = logging.getLogger("pingpong_relay.dataplane")
 
 MAX_CLIENT_FRAME_BYTES: Final = 16 * 1024
+READ_BUFFER_INIT_BYTES: Final = 1024
 # A slow client's close frame sits behind its unread backlog; after this long the
 # connection is cut regardless.
 HARD_CLOSE_AFTER_S: Final = 2.0
@@ -141,6 +142,9 @@ class DataPlane:
             auto_ping_idle_timeout=self._ping_interval_s,
             auto_ping_reply_timeout=self._ping_timeout_s,
             max_frame_size=MAX_CLIENT_FRAME_BYTES,
+            # Clients rarely send anything; picows's 16 KiB default read buffer per
+            # connection is half the relay's memory per client. It grows when needed.
+            read_buffer_init_size=READ_BUFFER_INIT_BYTES,
             websocket_handshake_timeout=5,
             logger_name="dataplane",
         )

@@ -1,0 +1,246 @@
+"""Load-generator process: N picows WebSocket clients on one uvloop loop, recording arrivals.
+
+Protocol with the harness: one JSON object per line. It prints {"event": "ready"} once
+connected, then obeys commands read from stdin: "arm" (fresh preallocated buffers for a
+round), "collect" (wait until every client has the round's messages or a deadline, print
+"complete", analyse, write the result file, print "result"), and "quit". EOF on stdin,
+or its own lifetime running out, also ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from .stats import ClientLog, analyse_round
+from .system import raise_nofile
+
+_now_ns = time.time_ns
+_TEXT = WSMsgType.TEXT
+_CLOSE = WSMsgType.CLOSE
+POLL_S = 0.01
+FD_MARGIN = 64
+
+
+class RecordingClient(WSListener):
+    """Stores (arrival ns, payload bytes) per frame and nothing else: parsing waits until later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport: WSTransport | None = None
+        self.times_ns: list[int] = []
+        self.payloads: list[bytes] = []
+        self.count = 0
+        self.capacity = 0
+        self.overflow = 0
+        self.disconnected = False
+
+    def arm(self, capacity: int) -> None:
+        # Preallocated so the receive path never grows a list mid-round.
+        self.times_ns = [0] * capacity
+        self.payloads = [b""] * capacity
+        self.count = 0
+        self.capacity = capacity
+        self.overflow = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == _TEXT:
+            index = self.count
+            if index < self.capacity:
+                self.times_ns[index] = _now_ns()
+                self.payloads[index] = frame.get_payload_as_bytes()
+                self.count = index + 1
+            else:
+                self.overflow += 1
+        elif kind == _CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.disconnected = True
+
+    def log(self) -> ClientLog:
+        return ClientLog(self.times_ns, self.payloads, self.count, self.overflow, self.disconnected)
+
+    def last_payload(self) -> bytes | None:
+        return self.payloads[self.count - 1] if self.count else None
+
+
+def emit(event: str, **fields: Any) -> None:
+    # A harness that is gone cannot read it; the parent-death signal ends us anyway.
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.buffer.write(orjson.dumps({"event": event, **fields}) + b"\n")
+        sys.stdout.buffer.flush()
+
+
+async def connect_all(
+    url: str, count: int, concurrency: int, timeout_s: float
+) -> tuple[list[RecordingClient], list[str]]:
+    # Bounded concurrency: a burst of thousands of SYNs overflows the relay's accept
+    # backlog, and the kernel's retry after 1 s would then dominate the connect time.
+    gate = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+
+    async def one() -> RecordingClient | None:
+        async with gate:
+            try:
+                _transport, listener = await asyncio.wait_for(
+                    ws_connect(RecordingClient, url, websocket_handshake_timeout=timeout_s),
+                    timeout_s,
+                )
+            except Exception as exc:  # a failed connect is reported, and the rest go on
+                errors.append(repr(exc))
+                return None
+        assert isinstance(listener, RecordingClient)
+        return listener
+
+    results = await asyncio.gather(*(one() for _ in range(count)))
+    return [client for client in results if client is not None], errors
+
+
+def _round_finished(client: RecordingClient, round_id: int, last_seq: int) -> bool:
+    payload = client.last_payload()
+    if payload is None:
+        return False
+    try:
+        data = orjson.loads(payload)["data"]
+        return bool(data["round"] == round_id and data["seq"] == last_seq)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+async def wait_for_round(
+    clients: Sequence[RecordingClient], round_id: int, count: int, timeout_s: float
+) -> bool:
+    """Until every live client holds the round's last message, or the deadline; True if all did."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = list(clients)
+    while pending and loop.time() < deadline:
+        # Only the cheap count check runs every poll; the last payload is parsed once a
+        # client has enough frames, so duplicates cannot end the wait early.
+        pending = [
+            c
+            for c in pending
+            if not c.disconnected
+            and not (c.count >= count and _round_finished(c, round_id, count - 1))
+        ]
+        if pending:
+            await asyncio.sleep(POLL_S)
+    return not pending
+
+
+async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> None:
+    waits = []
+    for client in clients:
+        transport = client.transport
+        if transport is None or client.disconnected:
+            continue
+        with contextlib.suppress(Exception):
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+        waits.append(transport.wait_disconnected())
+    if waits:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout_s)
+
+
+async def serve_commands(args: argparse.Namespace) -> int:
+    nofile = raise_nofile(args.clients + FD_MARGIN)
+    if nofile < args.clients + FD_MARGIN:
+        emit("error", error=f"RLIMIT_NOFILE {nofile} is too low for {args.clients} clients")
+        return 2
+    started = time.perf_counter()
+    clients, errors = await connect_all(
+        args.url, args.clients, args.connect_concurrency, args.connect_timeout_s
+    )
+    emit(
+        "ready",
+        connected=len(clients),
+        failed=len(errors),
+        errors=sorted(set(errors))[:5],
+        connect_s=round(time.perf_counter() - started, 3),
+        nofile=nofile,
+    )
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    cpu_at_arm = time.process_time()
+    wall_at_arm = time.perf_counter()
+    try:
+        while True:
+            line = await stdin.readline()
+            if not line:
+                return 0
+            command = orjson.loads(line)
+            name = command["cmd"]
+            if name == "arm":
+                for client in clients:
+                    client.arm(int(command["capacity"]))
+                cpu_at_arm = time.process_time()
+                wall_at_arm = time.perf_counter()
+                emit("armed", round=command["round"])
+            elif name == "collect":
+                round_id = int(command["round"])
+                count = int(command["count"])
+                all_received = await wait_for_round(
+                    clients, round_id, count, float(command["timeout_s"])
+                )
+                cpu_s = time.process_time() - cpu_at_arm
+                wall_s = time.perf_counter() - wall_at_arm
+                emit("complete", round=round_id, all_received=all_received)
+                analysis = analyse_round([c.log() for c in clients], round_id, count)
+                result = analysis.to_json()
+                result["all_received"] = all_received
+                result["client_cpu_s"] = round(cpu_s, 3)
+                result["client_wall_s"] = round(wall_s, 3)
+                await asyncio.to_thread(Path(command["out"]).write_bytes, orjson.dumps(result))
+                for client in clients:
+                    client.arm(0)  # frees the round's payloads before the next one
+                emit("result", round=round_id, path=command["out"])
+            elif name == "quit":
+                return 0
+            else:
+                emit("error", error=f"unknown command {name!r}")
+                return 2
+    finally:
+        await close_all(clients, 3.0)
+        emit("bye")
+
+
+async def amain(args: argparse.Namespace) -> int:
+    try:
+        async with asyncio.timeout(args.max_lifetime_s):
+            return await serve_commands(args)
+    except TimeoutError:
+        emit("error", error=f"lifetime of {args.max_lifetime_s} s ran out")
+        return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument("--connect-timeout-s", type=float, default=10.0)
+    parser.add_argument("--max-lifetime-s", type=float, required=True)
+    args = parser.parse_args(argv)
+    return uvloop.run(amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

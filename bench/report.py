@@ -1,0 +1,245 @@
+"""Markdown rendering of benchmark results: the scenario table, the throughput search, notes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .stats import median
+
+Run = dict[str, Any]
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def _count(value: float) -> str:
+    return "–" if math.isnan(value) else f"{round(value):,}"
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "–" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _median_of(runs: Sequence[Run], key: str) -> float:
+    return median(float(run[key]) if run[key] is not None else math.nan for run in runs)
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 0
+) -> list[str]:
+    """A Markdown table, numbers right-aligned; the last `text_columns` columns left-aligned."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    first_text = len(header) - text_columns
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            c.ljust(w) if i >= first_text else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [
+        ":" + "-" * (w + 1) if i >= first_text else "-" * (w + 1) + ":"
+        for i, w in enumerate(widths)
+    ]
+    return [line(header), "|" + "|".join(rule) + "|", *(line(row) for row in rows)]
+
+
+def _scenario_rows(scenarios: Sequence[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for scenario in scenarios:
+        runs = scenario["runs"]
+        if not runs:
+            continue
+        rows.append(
+            [
+                _count(scenario["clients"]),
+                _ms(_median_of(runs, "p50_ms")),
+                _ms(_median_of(runs, "p99_ms")),
+                _ms(_median_of(runs, "max_ms")),
+                _count(_median_of(runs, "lost")),
+                f"{_count(_median_of(runs, 'duplicates'))} / "
+                f"{_count(_median_of(runs, 'out_of_order'))}",
+                _num(_median_of(runs, "rss_kb_per_conn")),
+                _num(_median_of(runs, "cpu_us_per_delivery")),
+                _count(_median_of(runs, "deliveries_per_s")),
+            ]
+        )
+    return rows
+
+
+def _step_rows(steps: Sequence[Run]) -> list[list[str]]:
+    return [
+        [
+            _count(step["rate"]),
+            _count(step["publish_rate"]),
+            _count(step["deliveries_per_s"]),
+            _ms(step["p50_ms"]),
+            _ms(step["p99_ms"]),
+            _ms(step["max_ms"]),
+            _count(step["lost"]),
+            _num(step["cpu_us_per_delivery"]),
+            "pass" if not step["failures"] else "FAIL: " + "; ".join(step["failures"]),
+        ]
+        for step in steps
+    ]
+
+
+def _run_notes(label: str, run: Run) -> list[str]:
+    """Anything in one run that a reader of the medians would otherwise miss."""
+    notes = []
+    p99 = run["p99_ms"]
+    first = run["first_message_ms"].get("max", math.nan)
+    if first > max(2 * p99, p99 + 5):
+        notes.append(
+            f"{label}: first message slow: max {_ms(first)} ms across clients "
+            f"(p99 of the run {_ms(p99)} ms)"
+        )
+    per_seq = run["per_seq_max_ms"]
+    if per_seq and run["max_ms"] > max(5 * p99, p99 + 20):
+        worst = max(range(len(per_seq)), key=per_seq.__getitem__)
+        notes.append(
+            f"{label}: latency outlier: max {_ms(run['max_ms'])} ms on message "
+            f"#{worst} of {len(per_seq)} (p99 {_ms(p99)} ms)"
+        )
+    if run["lost"] or run["duplicates"] or run["out_of_order"]:
+        metrics = run["relay_metrics"]
+        notes.append(
+            f"{label}: lost {run['lost']} of {run['expected']} deliveries on "
+            f"{run['clients_with_loss']} clients, duplicates {run['duplicates']}, "
+            f"out of order {run['out_of_order']}; clients disconnected {run['disconnected']}, "
+            f"relay slow-client closes {metrics['slow_client_closes']:.0f}, "
+            f"send failures {metrics['send_failures']:.0f}; relay wrote "
+            f"{metrics['deliveries']:,.0f} deliveries"
+            + (
+                f", so the rest were still in flight at the {run['drain_s']:g} s drain deadline"
+                if metrics["deliveries"] >= run["expected"]
+                else ""
+            )
+        )
+    for key in ("malformed", "stale", "overflow", "unheard_publishes"):
+        if run[key]:
+            notes.append(f"{label}: {key.replace('_', ' ')}: {run[key]}")
+    if run.get("connect_failed"):
+        notes.append(
+            f"{label}: {run['connect_failed']} clients failed to connect: "
+            f"{run.get('connect_errors')}"
+        )
+    if run["publish_rate"] < 0.95 * run["rate"]:
+        notes.append(
+            f"{label}: publisher reached only {run['publish_rate']:.1f} of {run['rate']:g} msg/s"
+        )
+    if run["client_wall_s"] and run["client_cpu_s"] / run["client_wall_s"] > 0.85:
+        notes.append(
+            f"{label}: client process used "
+            f"{run['client_cpu_s'] / run['client_wall_s']:.0%} of a core; "
+            f"latency includes its own queueing"
+        )
+    return notes
+
+
+def _log_notes(label: str, events: dict[str, int]) -> list[str]:
+    if not events:
+        return []
+    listed = ", ".join(f"{name} ×{count}" for name, count in sorted(events.items()))
+    return [f"{label}: relay logged {listed}"]
+
+
+def render_report(results: dict[str, Any]) -> str:
+    args = results["args"]
+    meta = results["meta"]
+    repeat = args["repeat"]
+    out = [
+        f"## pingpong-relay benchmark: {args['rate']:g} msg/s for {args['duration']:g} s "
+        f"per scenario, {'median of ' + str(repeat) + ' runs' if repeat > 1 else '1 run'}",
+        "",
+        f"Python {meta['python']}, {meta['cpus']} CPUs, {meta['platform']}; relay at INFO with "
+        f"JSON logs to a file; clients in one uvloop/picows process; all on loopback; "
+        f"{meta['elapsed_s']:.0f} s in all.",
+        "",
+    ]
+    out += _table(
+        [
+            "clients",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "dup / ooo",
+            "RSS KB/conn",
+            "CPU µs/delivery",
+            "deliveries/s",
+        ],
+        _scenario_rows(results["scenarios"]),
+    )
+    notes: list[str] = []
+    for scenario in results["scenarios"]:
+        for index, run in enumerate(scenario["runs"], 1):
+            label = f"{scenario['clients']} clients" + (f" run {index}" if repeat > 1 else "")
+            notes += _run_notes(label, run)
+            notes += _log_notes(label, run["relay_log_events"])
+    searches = results["throughput"]
+    if searches:
+        first = searches[0]
+        out += [
+            "",
+            f"### Max sustained throughput at {first['clients']:,} clients",
+            "",
+            f"Publish rate raised in {args['throughput_step']:g} s steps; a step passes when "
+            f"nothing is lost and p99 < {first['p99_limit_ms']:g} ms.",
+            "",
+        ]
+        for index, search in enumerate(searches, 1):
+            if repeat > 1:
+                out += [f"Run {index}:", ""]
+            out += _table(
+                [
+                    "msg/s",
+                    "published/s",
+                    "deliveries/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "lost",
+                    "CPU µs/delivery",
+                    "result",
+                ],
+                _step_rows(search["steps"]),
+                text_columns=1,
+            )
+            out.append("")
+            label = "throughput" + (f" run {index}" if repeat > 1 else "")
+            for step in search["steps"]:
+                notes += _run_notes(f"{label} at {step['rate']:g} msg/s", step)
+            notes += _log_notes(label, search["relay_log_events"])
+        best_rate = median(s["best_rate"] for s in searches)
+        best_deliveries = median(s["best_deliveries_per_s"] for s in searches)
+        tried = args["throughput_rates"]
+        ceiling = (
+            " (the highest rate tried: raise --throughput-rates)"
+            if all(s["best_rate"] == tried[-1] for s in searches)
+            else ""
+        )
+        spread = ""
+        if repeat > 1:
+            spread = "; runs: " + ", ".join(_count(s["best_rate"]) for s in searches)
+        out.append(
+            f"**Max sustained throughput at {first['clients']:,} clients: "
+            f"{_count(best_deliveries)} deliveries/s** "
+            f"({_count(best_rate)} msg/s{spread}){ceiling}"
+            if not math.isnan(best_rate)
+            else f"**Max sustained throughput at {first['clients']:,} clients: none of the "
+            f"rates tried passed**"
+        )
+    if notes:
+        out += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return "\n".join(out)

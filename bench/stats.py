@@ -1,0 +1,149 @@
+"""Pure statistics for the benchmark: percentiles, per-round delivery analysis, medians."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+ENVELOPE_TYPE = "bot:pingpong"
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence; NaN when it is empty."""
+    if not sorted_values:
+        return math.nan
+    rank = math.ceil(fraction * len(sorted_values))
+    return float(sorted_values[min(len(sorted_values), max(1, rank)) - 1])
+
+
+def median(values: Iterable[float]) -> float:
+    """Median of the finite values; NaN when there are none."""
+    finite = sorted(v for v in values if not math.isnan(v))
+    if not finite:
+        return math.nan
+    middle = len(finite) // 2
+    if len(finite) % 2:
+        return finite[middle]
+    return (finite[middle - 1] + finite[middle]) / 2
+
+
+@dataclass(slots=True)
+class ClientLog:
+    """What one client recorded in a round: arrival times and raw payloads, `count` of them."""
+
+    times_ns: list[int]
+    payloads: list[bytes]
+    count: int
+    overflow: int = 0
+    disconnected: bool = False
+
+
+@dataclass(slots=True)
+class RoundAnalysis:
+    round_id: int
+    clients: int
+    expected_per_client: int
+    expected: int = 0
+    frames: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    malformed: int = 0
+    stale: int = 0
+    overflow: int = 0
+    disconnected: int = 0
+    clients_with_loss: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    first_message_ms: dict[str, float] = field(default_factory=dict)
+    per_seq_max_ms: list[float] = field(default_factory=list)
+    last_received_ns: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _latency_summary(latencies_ns: list[int]) -> dict[str, float]:
+    latencies_ns.sort()
+    if not latencies_ns:
+        return {"count": 0, "p50": math.nan, "p99": math.nan, "p999": math.nan, "max": math.nan}
+    return {
+        "count": len(latencies_ns),
+        "min": latencies_ns[0] / 1e6,
+        "p50": percentile(latencies_ns, 0.50) / 1e6,
+        "p90": percentile(latencies_ns, 0.90) / 1e6,
+        "p99": percentile(latencies_ns, 0.99) / 1e6,
+        "p999": percentile(latencies_ns, 0.999) / 1e6,
+        "max": latencies_ns[-1] / 1e6,
+        "mean": sum(latencies_ns) / len(latencies_ns) / 1e6,
+    }
+
+
+def analyse_round(logs: Sequence[ClientLog], round_id: int, expected_count: int) -> RoundAnalysis:
+    """Parse what every client recorded and check delivery: loss, order, duplicates, latency.
+
+    Sequence numbers of a round run 0..expected_count-1; each client must see each once,
+    in order. Frames from another round (a backlog from an earlier step) count as stale.
+    """
+    result = RoundAnalysis(round_id, len(logs), expected_count)
+    result.expected = expected_count * len(logs)
+    latencies_ns: list[int] = []
+    per_seq_max_ns = [0] * expected_count
+    first_message_ns: list[int] = []
+    last_received_ns = 0
+    loads = orjson.loads
+    for log in logs:
+        seen = bytearray(expected_count)
+        previous = -1
+        unique = 0
+        result.frames += log.count
+        result.overflow += log.overflow
+        result.disconnected += log.disconnected
+        for index in range(log.count):
+            received_ns = log.times_ns[index]
+            try:
+                envelope = loads(log.payloads[index])
+                data = envelope["data"]
+                if envelope["type"] != ENVELOPE_TYPE or envelope["source"] != "bot":
+                    raise ValueError("not a bot:pingpong envelope")
+                seq = int(data["seq"])
+                frame_round = int(data["round"])
+                sent_ns = int(data["sent_ns"])
+            except (ValueError, KeyError, TypeError):
+                result.malformed += 1
+                continue
+            if frame_round != round_id:
+                result.stale += 1
+                continue
+            if not 0 <= seq < expected_count:
+                result.malformed += 1
+                continue
+            if seen[seq]:
+                result.duplicates += 1
+                continue
+            seen[seq] = 1
+            unique += 1
+            if seq < previous:
+                result.out_of_order += 1
+            previous = max(previous, seq)
+            latency_ns = received_ns - sent_ns
+            latencies_ns.append(latency_ns)
+            if latency_ns > per_seq_max_ns[seq]:
+                per_seq_max_ns[seq] = latency_ns
+            if seq == 0:
+                first_message_ns.append(latency_ns)
+            last_received_ns = max(last_received_ns, received_ns)
+        result.delivered += unique
+        if unique < expected_count:
+            result.clients_with_loss += 1
+    result.lost = result.expected - result.delivered
+    result.latency_ms = _latency_summary(latencies_ns)
+    result.first_message_ms = _latency_summary(first_message_ns)
+    result.per_seq_max_ms = [round(ns / 1e6, 3) for ns in per_seq_max_ns]
+    result.last_received_ns = last_received_ns
+    return result
