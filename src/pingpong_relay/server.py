@@ -62,11 +62,12 @@ class Relay:
             # A bug in handling one message must not end the subscription for all the
             # ones after it: log it with its payload, count it, carry on.
             self.metrics.message_errors.inc()
+            shown = excerpt(raw)
             log.exception(
                 "internal error handling a message on %s; payload: %s",
                 channel,
-                excerpt(raw),
-                extra={"event": "message_error", "channel": channel, "excerpt": excerpt(raw)},
+                shown,
+                extra={"event": "message_error", "channel": channel, "excerpt": shown},
             )
 
     def _relay(self, channel: str, raw: bytes) -> None:
@@ -77,17 +78,18 @@ class Relay:
             message = parse_bot_message(raw, self.settings.max_message_bytes)
         except RejectedMessage as rejected:
             metrics.messages_rejected.labels(rejected.reason).inc()
+            shown = rejected.excerpt
             log.warning(
                 "rejected message on %s: %s; payload: %s",
                 channel,
                 rejected,
-                rejected.excerpt,
+                shown,
                 extra={
                     "event": "rejected",
                     "channel": channel,
                     "reason": rejected.reason,
                     "detail": rejected.detail,
-                    "excerpt": rejected.excerpt,
+                    "excerpt": shown,
                     "size_bytes": len(raw),
                 },
             )
@@ -95,19 +97,20 @@ class Relay:
         envelope = encode_envelope(message, self._wall_clock_ns() // 1_000_000)
         clients = len(self.hub)
         if self._log_info:
+            bot_time = format_bot_time(message.timestamp_ms)
             log.info(
                 "received %s from bot on %s: latency %s, bot time %s",
                 message.type.upper(),
                 channel,
                 format_latency(message.latency_ms),
-                format_bot_time(message.timestamp_ms),
+                bot_time,
                 extra={
                     "event": "received",
                     "channel": channel,
                     "type": message.type,
                     "latency_ms": message.latency_ms,
                     "bot_timestamp_ms": message.timestamp_ms,
-                    "bot_time": format_bot_time(message.timestamp_ms),
+                    "bot_time": bot_time,
                     "source": message.source,
                 },
             )
