@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -281,3 +282,56 @@ class Collector:
                 await asyncio.wait_for(self._task, 5)
         if self._session is not None:
             await self._session.close()
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of a real server: TLS termination, or a network cut.
+
+    `freeze()` keeps every connection open but stops moving bytes either way, which is
+    what a cut cable or a dead NAT entry looks like: no FIN, no RST, just silence.
+    """
+
+    def __init__(self, target_port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.target_port = target_port
+        self.ssl_context = ssl_context
+        self.connections = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._forward, "127.0.0.1", 0, ssl=self.ssl_context
+        )
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        writer.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory
+from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory, TcpProxy
 
 
 async def test_redis_sigkill_and_restart_then_next_message_is_delivered(
@@ -69,3 +69,35 @@ async def test_explicit_redis_url_that_does_not_answer_is_retried_not_replaced(
     [envelope] = await client.wait_count(1)
     assert envelope["data"] == orjson.loads(DESIGN_PING)
     await client.close()
+
+
+async def test_a_silent_network_cut_is_detected_by_ping_and_recovered(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    # No FIN, no RST: the link just goes quiet. Only the relay's own PING can notice.
+    proxy = TcpProxy(redis_server.port)
+    await proxy.start()
+    try:
+        relay = await start_relay(
+            f"redis://127.0.0.1:{proxy.port}/0",
+            "--redis-health-interval",
+            "0.5",
+            "--reconnect-max-delay",
+            "0.3",
+        )
+        client = Collector()
+        await client.connect(relay.ws_url)
+        await relay.wait_for("client_connected")
+        proxy.freeze()
+        outage = await relay.wait_for("redis_outage_start")
+        assert "PING" in outage["error"]
+        status, _ = await relay.get("/healthz")
+        assert status == 503
+        proxy.thaw()
+        await relay.wait_for("redis_outage_end")
+        assert await redis_server.publish(DESIGN_PING) == 1
+        [envelope] = await client.wait_count(1)
+        assert envelope["data"] == orjson.loads(DESIGN_PING)
+        await client.close()
+    finally:
+        proxy.close()

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from pathlib import Path
 
 import trustme
 
-from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
+from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory, TcpProxy
 
 
 async def test_subscription_over_tls_with_a_custom_ca(
@@ -31,18 +22,10 @@ async def test_subscription_over_tls_with_a_custom_ca(
     server_cert.configure_cert(context)
     ca_path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    tls_handshakes = 0
-
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal tls_handshakes
-        tls_handshakes += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", redis_server.port)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-    proxy = await asyncio.start_server(forward, "127.0.0.1", 0, ssl=context)
-    port = proxy.sockets[0].getsockname()[1]
+    proxy = TcpProxy(redis_server.port, context)
+    await proxy.start()
     try:
-        url = f"rediss://localhost:{port}/0?ssl_ca_certs={ca_path}"
+        url = f"rediss://localhost:{proxy.port}/0?ssl_ca_certs={ca_path}"
         relay = await start_relay(url)
         client = Collector()
         await client.connect(relay.ws_url)
@@ -50,7 +33,7 @@ async def test_subscription_over_tls_with_a_custom_ca(
         assert await redis_server.publish(DESIGN_PING) == 1
         [envelope] = await client.wait_count(1)
         assert envelope["data"]["latency"] == 10
-        assert tls_handshakes >= 1
+        assert proxy.connections >= 1
         await client.close()
     finally:
         proxy.close()
