@@ -20,26 +20,42 @@ from picows import (
     ws_create_server,
 )
 
+from .filters import CommandError, Subscription, from_query
 from .hub import Hub
 
 log = logging.getLogger("pingpong_relay.dataplane")
 
 MAX_CLIENT_FRAME_BYTES: Final = 16 * 1024
+BINARY_REFUSED: Final = orjson.dumps(
+    {"type": "error", "error": "bad_command", "message": "commands are JSON text frames"}
+)
 READ_BUFFER_INIT_BYTES: Final = 1024
 # A slow client's close frame sits behind its unread backlog; after this long the
 # connection is cut regardless.
 HARD_CLOSE_AFTER_S: Final = 2.0
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
+CommandHandler = Callable[["ClientPeer", bytes], None]
+JoinHandler = Callable[["ClientPeer"], None]
 
 
 class ClientPeer(WSListener):
     """One connected WebSocket client, as the hub sees it."""
 
-    def __init__(self, hub: Hub, client_id: str) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        client_id: str,
+        subscription: Subscription,
+        on_command: CommandHandler,
+        on_joined: JoinHandler,
+    ) -> None:
         super().__init__()
         self.hub = hub
         self.client_id = client_id
+        self.subscription = subscription
+        self._on_command = on_command
+        self._on_joined = on_joined
         self.remote = "?"
         self.transport: WSTransport | None = None
         self._send: Callable[[WSMsgType, bytes], None] | None = None
@@ -82,6 +98,7 @@ class ClientPeer(WSListener):
         if peer:
             self.remote = f"{peer[0]}:{peer[1]}"
         self.hub.add(self)
+        self._on_joined(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -92,18 +109,11 @@ class ClientPeer(WSListener):
             transport.disconnect(graceful=True)
             self.hub.remove(self, f"client closed ({code.value})")
             return
-        if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
-            # No commands are defined on the data plane yet: say so rather than drop
-            # the frame silently.
+        if kind == WSMsgType.TEXT:
+            self._on_command(self, frame.get_payload_as_bytes())
+        elif kind == WSMsgType.BINARY:
             self.hub.metrics.client_frames_refused.inc()
-            error = orjson.dumps(
-                {
-                    "type": "error",
-                    "error": "unsupported",
-                    "message": "this relay accepts no client commands",
-                }
-            )
-            self.hub.send_to(self, error)
+            self.hub.send_to(self, BINARY_REFUSED)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.hub.remove(self, "connection closed")
@@ -120,8 +130,12 @@ class DataPlane:
         http_port: int,
         ping_interval_s: float,
         ping_timeout_s: float,
+        on_command: CommandHandler,
+        on_joined: JoinHandler,
     ) -> None:
         self.hub = hub
+        self._on_command = on_command
+        self._on_joined = on_joined
         self._health = health
         self._http_port = http_port
         self._ping_interval_s = ping_interval_s
@@ -154,7 +168,7 @@ class DataPlane:
             self._server.close()
 
     def _route(self, request: WSUpgradeRequest) -> Any:
-        path, _, _query = request.path.decode("latin-1").partition("?")
+        path, _, query = request.path.decode("latin-1").partition("?")
         is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if is_upgrade:
             if path != "/":
@@ -162,7 +176,24 @@ class DataPlane:
                     WSUpgradeResponse.create_error_response(404, b"WebSocket endpoint is /\n"),
                     None,
                 )
-            return ClientPeer(self.hub, self.hub.new_client_id())
+            try:
+                subscription = from_query(query)
+            except CommandError as exc:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(
+                        400,
+                        orjson.dumps({"error": exc.code, "message": exc.message}),
+                        {"Content-Type": "application/json"},
+                    ),
+                    None,
+                )
+            return ClientPeer(
+                self.hub,
+                self.hub.new_client_id(),
+                subscription,
+                self._on_command,
+                self._on_joined,
+            )
         if path == "/healthz":
             ok, body = self._health()
             response = (

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from .filters import Subscription
 from .metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.hub")
@@ -26,6 +27,7 @@ class Peer(Protocol):
 
     client_id: str
     remote: str
+    subscription: Subscription
 
     def send_text(self, payload: bytes) -> None: ...
 
@@ -59,6 +61,8 @@ class Hub:
 
     def __init__(self, metrics: RelayMetrics, max_client_buffer_bytes: int) -> None:
         self._peers: dict[str, Peer] = {}
+        # Peers grouped by equal subscription: a message is matched once per group.
+        self._groups: dict[Subscription, dict[str, Peer]] = {}
         self._empty = asyncio.Event()
         self._empty.set()
         self.metrics = metrics
@@ -73,6 +77,7 @@ class Hub:
 
     def add(self, peer: Peer) -> None:
         self._peers[peer.client_id] = peer
+        self._groups.setdefault(peer.subscription, {})[peer.client_id] = peer
         self._empty.clear()
         self.metrics.connections_total.inc()
         self.metrics.clients_connected.set(len(self._peers))
@@ -92,6 +97,7 @@ class Hub:
     def remove(self, peer: Peer, why: str) -> None:
         if self._peers.pop(peer.client_id, None) is None:
             return
+        self._leave_group(peer)
         if not self._peers:
             self._empty.set()
         self.metrics.clients_connected.set(len(self._peers))
@@ -116,13 +122,49 @@ class Hub:
             return False
         return True
 
-    def broadcast(self, payload: bytes) -> BroadcastResult:
-        """Write one already-encoded frame payload to every open peer."""
+    def resubscribe(self, peer: Peer, subscription: Subscription) -> None:
+        """Moves a connected peer to the group of its new subscription."""
+        if peer.client_id not in self._peers:
+            peer.subscription = subscription
+            return
+        self._leave_group(peer)
+        peer.subscription = subscription
+        self._groups.setdefault(subscription, {})[peer.client_id] = peer
+
+    def _leave_group(self, peer: Peer) -> None:
+        members = self._groups.get(peer.subscription)
+        if members is not None:
+            members.pop(peer.client_id, None)
+            if not members:
+                del self._groups[peer.subscription]
+
+    def recipients(self, event: str, bot: str | None = None, kind: str | None = None) -> int:
+        """How many connected peers a message of this event, bot and kind would reach."""
+        return sum(
+            len(members)
+            for subscription, members in self._groups.items()
+            if subscription.wants(event, bot, kind)
+        )
+
+    def broadcast(
+        self,
+        payload: bytes,
+        event: str = "pingpong",
+        bot: str | None = None,
+        kind: str | None = None,
+    ) -> BroadcastResult:
+        """Write one already-encoded frame payload to every open peer that wants it."""
+        # A snapshot: a failed write may run the disconnect callback synchronously,
+        # which changes the groups.
+        targets = [
+            tuple(members.values())
+            for subscription, members in self._groups.items()
+            if subscription.wants(event, bot, kind)
+        ]
         limit = self.max_client_buffer_bytes
         per_client_debug = log.isEnabledFor(logging.DEBUG)
         delivered = failed = slow = 0
-        # A snapshot: a failed write may run the disconnect callback synchronously.
-        for peer in tuple(self._peers.values()):
+        for peer in itertools.chain.from_iterable(targets):
             try:
                 if not peer.is_open():
                     continue

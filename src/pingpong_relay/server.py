@@ -9,13 +9,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from . import __version__
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
+from .filters import CommandError, apply, bot_id, parse_command
 from .http_api import HttpPlane, build_app
-from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub
+from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub, Peer
 from .messages import (
     RejectedMessage,
     encode_envelope,
@@ -49,6 +52,8 @@ class Relay:
             http_port=settings.http_port,
             ping_interval_s=settings.ping_interval,
             ping_timeout_s=settings.ping_timeout,
+            on_command=self.handle_command,
+            on_joined=self.client_joined,
         )
         self.http: HttpPlane | None = None
         self._source_task: asyncio.Task[None] | None = None
@@ -94,9 +99,11 @@ class Relay:
                 },
             )
             return
-        envelope = encode_envelope(message, self._wall_clock_ns() // 1_000_000)
-        clients = len(self.hub)
+        now_ns = self._wall_clock_ns()
+        envelope = encode_envelope(message, now_ns // 1_000_000)
+        bot = bot_id(channel, message.source)
         if self._log_info:
+            clients = self.hub.recipients("pingpong", bot, message.type)
             bot_time = format_bot_time(message.timestamp_ms)
             log.info(
                 "received %s from bot on %s: latency %s, bot time %s",
@@ -112,6 +119,7 @@ class Relay:
                     "bot_timestamp_ms": message.timestamp_ms,
                     "bot_time": bot_time,
                     "source": message.source,
+                    "bot": bot,
                 },
             )
             log.info(
@@ -119,7 +127,7 @@ class Relay:
                 clients,
                 extra={"event": "broadcasting", "clients": clients},
             )
-        result = self.hub.broadcast(envelope)
+        result = self.hub.broadcast(envelope, "pingpong", bot, message.type)
         metrics.relay_latency.observe(time.perf_counter() - received)
         metrics.messages_forwarded.inc()
         if self._log_info:
@@ -133,6 +141,62 @@ class Relay:
                     "slow_closed": result.slow_closed,
                 },
             )
+
+    # --- clients' own requests ------------------------------------------------------
+    def handle_command(self, peer: Peer, raw: bytes) -> None:
+        """Answers one command frame: an ack, the listing, or an error; never silence."""
+        request_id: str | int | None = None
+        try:
+            command = parse_command(raw)
+            request_id = command.request_id
+            if command.action == "list":
+                reply: dict[str, Any] = {
+                    "type": "subscriptions",
+                    "subscription": peer.subscription.to_json(),
+                    "bots": self.known_bots(),
+                }
+            else:
+                before = peer.subscription
+                subscription = apply(before, command)
+                self.hub.resubscribe(peer, subscription)
+                reply = {
+                    "type": "ack",
+                    "action": command.action,
+                    "subscription": subscription.to_json(),
+                }
+        except CommandError as refused:
+            self.metrics.client_frames_refused.inc()
+            log.warning(
+                "refused command from %s: %s: %s; frame: %s",
+                peer.client_id,
+                refused.code,
+                refused.message,
+                excerpt(raw),
+                extra={
+                    "event": "command_refused",
+                    "client": peer.client_id,
+                    "error": refused.code,
+                    "detail": refused.message,
+                    "excerpt": excerpt(raw),
+                },
+            )
+            reply = {"type": "error", "error": refused.code, "message": refused.message}
+            before = subscription = peer.subscription
+        if request_id is not None:
+            reply["id"] = request_id
+        self.hub.send_to(peer, orjson.dumps(reply))
+        if "status" in subscription.events and "status" not in before.events:
+            self.send_current_status(peer)
+
+    def client_joined(self, peer: Peer) -> None:
+        if "status" in peer.subscription.events:
+            self.send_current_status(peer)
+
+    def send_current_status(self, peer: Peer) -> None:
+        """A client that starts watching statuses first learns every bot's current one."""
+
+    def known_bots(self) -> list[str]:
+        return []
 
     # --- health -------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

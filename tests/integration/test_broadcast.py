@@ -167,7 +167,7 @@ async def test_client_frames_get_a_clear_error_and_the_client_stays(
     await client.ws.send_str('{"action":"subscribe"}')
     [error] = await client.wait_count(1)
     assert error["type"] == "error"
-    assert error["error"] == "unsupported"
+    assert error["error"] == "bad_command"
     await redis_server.publish(b'{"type":"pong","latency":3,"timestamp":1,"source":"bot"}')
     messages = await client.wait_count(2)
     assert messages[1]["data"]["type"] == "pong"

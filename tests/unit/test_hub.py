@@ -15,6 +15,7 @@ from pingpong_relay.hub import (
     BroadcastResult,
     Hub,
 )
+from pingpong_relay.filters import DEFAULT_SUBSCRIPTION, Subscription
 from pingpong_relay.metrics import RelayMetrics
 
 PAYLOAD = b'{"type":"bot:pingpong","data":{"type":"ping"},"timestamp":1,"source":"bot"}'
@@ -29,6 +30,7 @@ class FakePeer:
     open: bool = True
     sent: list[bytes] = field(default_factory=list)
     closes: list[tuple[int, bytes]] = field(default_factory=list)
+    subscription: Subscription = DEFAULT_SUBSCRIPTION
 
     def send_text(self, payload: bytes) -> None:
         self.sent.append(payload)
