@@ -87,6 +87,11 @@ class Settings:
         "for several",
         repeat=True,
     )
+    channel_pattern: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "Redis channel pattern to relay as well (PSUBSCRIBE, e.g. 'bot:*:pingpong'); repeatable",
+        repeat=True,
+    )
     log_level: str = _option(
         "INFO", "log level: DEBUG, INFO, WARNING or ERROR", _choice(LOG_LEVELS, str.upper)
     )
@@ -135,8 +140,8 @@ class Settings:
                 f"--ping-timeout ({self.ping_timeout:g}) must not exceed "
                 f"--ping-interval ({self.ping_interval:g})"
             )
-        if not self.channel:
-            raise ValueError("at least one --channel is required")
+        if not self.channel and not self.channel_pattern:
+            raise ValueError("at least one --channel or --channel-pattern is required")
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
@@ -206,9 +211,10 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
                 raise ValueError(f"{env_name(spec.name)}={raw!r}: {exc}") from None
         if given is not None:
             values[spec.name] = given
-    if "channel" in values:
-        # Keep order, drop repeats: subscribing twice would deliver twice.
-        values["channel"] = list(dict.fromkeys(values["channel"]))
+    for name in ("channel", "channel_pattern"):
+        if name in values:
+            # Keep order, drop repeats: subscribing twice would deliver twice.
+            values[name] = list(dict.fromkeys(values[name]))
     values["redis_url_explicit"] = "redis_url" in values
     return Settings(**values)
 

@@ -26,6 +26,9 @@ from .hub import Hub
 log = logging.getLogger("pingpong_relay.dataplane")
 
 MAX_CLIENT_FRAME_BYTES: Final = 16 * 1024
+INTERNAL_ERROR: Final = orjson.dumps(
+    {"type": "error", "error": "internal_error", "message": "the relay failed on this command"}
+)
 BINARY_REFUSED: Final = orjson.dumps(
     {"type": "error", "error": "bad_command", "message": "commands are JSON text frames"}
 )
@@ -110,7 +113,13 @@ class ClientPeer(WSListener):
             self.hub.remove(self, f"client closed ({code.value})")
             return
         if kind == WSMsgType.TEXT:
-            self._on_command(self, frame.get_payload_as_bytes())
+            try:
+                self._on_command(self, frame.get_payload_as_bytes())
+            except Exception:
+                # A bug in one command's handling answers that command with an error;
+                # it does not cost the client its connection.
+                log.exception("internal error handling a command from %s", self.client_id)
+                self.hub.send_to(self, INTERNAL_ERROR)
         elif kind == WSMsgType.BINARY:
             self.hub.metrics.client_frames_refused.inc()
             self.hub.send_to(self, BINARY_REFUSED)

@@ -146,6 +146,7 @@ class Relay:
     def handle_command(self, peer: Peer, raw: bytes) -> None:
         """Answers one command frame: an ack, the listing, or an error; never silence."""
         request_id: str | int | None = None
+        before = subscription = peer.subscription
         try:
             command = parse_command(raw)
             request_id = command.request_id
@@ -156,7 +157,6 @@ class Relay:
                     "bots": self.known_bots(),
                 }
             else:
-                before = peer.subscription
                 subscription = apply(before, command)
                 self.hub.resubscribe(peer, subscription)
                 reply = {
@@ -181,7 +181,6 @@ class Relay:
                 },
             )
             reply = {"type": "error", "error": refused.code, "message": refused.message}
-            before = subscription = peer.subscription
         if request_id is not None:
             reply["id"] = request_id
         self.hub.send_to(peer, orjson.dumps(reply))
@@ -250,6 +249,7 @@ class Relay:
             self.metrics,
             health_interval_s=settings.redis_health_interval,
             backoff=Backoff(cap_s=settings.reconnect_max_delay),
+            patterns=settings.channel_pattern,
         )
         await self.dataplane.start(settings.host, settings.port)
         if settings.http_port:
@@ -261,7 +261,7 @@ class Relay:
             settings.host,
             self.dataplane.port,
             f"http://{settings.host}:{self.http.port}/ (HTTP)" if self.http else "HTTP plane off",
-            ", ".join(settings.channel),
+            self.source.describe(),
             redact_url(redis_url),
             extra={
                 "event": "listening",
@@ -269,6 +269,7 @@ class Relay:
                 "http_port": self.http.port if self.http else 0,
                 "redis_url": redact_url(redis_url),
                 "channels": settings.channel,
+                "patterns": settings.channel_pattern,
             },
         )
 

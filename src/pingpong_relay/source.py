@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,9 +44,13 @@ class RedisSource:
         *,
         health_interval_s: float = 5.0,
         backoff: Backoff | None = None,
+        patterns: Sequence[str] = (),
     ) -> None:
         self.url = url
         self.channels = list(channels)
+        self.patterns = list(patterns)
+        self._channel_set = frozenset(self.channels)
+        self._first_pattern: dict[str, str] = {}
         self._on_message = on_message
         self._metrics = metrics
         self._health_interval_s = health_interval_s
@@ -121,7 +126,10 @@ class RedisSource:
         )
         pubsub = client.pubsub()
         try:
-            await pubsub.subscribe(*self.channels)
+            if self.channels:
+                await pubsub.subscribe(*self.channels)
+            if self.patterns:
+                await pubsub.psubscribe(*self.patterns)
             await self._await_confirmations(pubsub)
             self._mark_subscribed()
             await self._read(pubsub)
@@ -130,13 +138,16 @@ class RedisSource:
                 # Polite on shutdown: Redis stops counting us before the socket closes.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.unsubscribe(), 1.0)
+                    if self.patterns:
+                        await asyncio.wait_for(pubsub.punsubscribe(), 1.0)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), 1.0)
 
     async def _await_confirmations(self, pubsub: Any) -> None:
-        pending = set(self.channels)
+        pending = {("subscribe", c) for c in self.channels}
+        pending |= {("psubscribe", p) for p in self.patterns}
         deadline = time.monotonic() + max(2.0, self._health_interval_s)
         while pending:
             remaining = deadline - time.monotonic()
@@ -145,10 +156,11 @@ class RedisSource:
             message = await pubsub.get_message(timeout=remaining)
             if message is None:
                 continue
-            if message["type"] == "subscribe":
-                pending.discard(_text(message["channel"]))
-            elif message["type"] == "message":
-                self._on_message(_text(message["channel"]), message["data"])
+            kind = message["type"]
+            if kind in ("subscribe", "psubscribe"):
+                pending.discard((kind, _text(message["channel"])))
+            else:
+                self._dispatch(kind, message)
 
     def _mark_subscribed(self) -> None:
         now = time.monotonic()
@@ -161,22 +173,24 @@ class RedisSource:
             log.warning(
                 "Redis subscription restored after %.1f s outage; subscribed to %s",
                 outage_s,
-                ", ".join(self.channels),
+                self.describe(),
                 extra={
                     "event": "redis_outage_end",
                     "outage_s": round(outage_s, 3),
                     "channels": self.channels,
+                    "patterns": self.patterns,
                 },
             )
             self.down_since = None
         else:
             log.info(
                 "subscribed to %s on %s",
-                ", ".join(self.channels),
+                self.describe(),
                 redact_url(self.url),
                 extra={
                     "event": "redis_subscribed",
                     "channels": self.channels,
+                    "patterns": self.patterns,
                     "redis_url": redact_url(self.url),
                 },
             )
@@ -191,17 +205,46 @@ class RedisSource:
             if message is not None:
                 self._verified_at = now
                 kind = message["type"]
-                if kind == "message":
+                if kind == "message":  # the common case, kept to one call
                     on_message(_text(message["channel"]), message["data"])
                 elif kind == "pong":
                     ping_sent_at = None
                 elif kind in ("unsubscribe", "punsubscribe"):
                     raise SubscriptionLost("Redis dropped the subscription")
+                else:
+                    self._dispatch(kind, message)
             if ping_sent_at is not None and now - ping_sent_at > interval:
                 raise SubscriptionLost(f"no reply to PING within {interval:g} s")
             if ping_sent_at is None and now - (self._verified_at or now) >= interval:
                 await pubsub.ping()
                 ping_sent_at = now
+
+    def _dispatch(self, kind: str, message: dict[str, Any]) -> None:
+        if kind == "message":
+            self._on_message(_text(message["channel"]), message["data"])
+        elif kind == "pmessage":
+            channel = _text(message["channel"])
+            if self._owns(channel, _text(message["pattern"])):
+                self._on_message(channel, message["data"])
+
+    def _owns(self, channel: str, pattern: str) -> bool:
+        """Whether this pattern's copy of a message is the one to relay.
+
+        Redis delivers a message once per matching subscription, so a channel that is
+        also subscribed by name, or matched by several patterns, would be relayed twice.
+        The named subscription wins, then the first matching pattern in flag order.
+        """
+        if channel in self._channel_set:
+            return False
+        first = self._first_pattern.get(channel)
+        if first is None:
+            first = next((p for p in self.patterns if fnmatch.fnmatchcase(channel, p)), pattern)
+            if len(self._first_pattern) < 10_000:
+                self._first_pattern[channel] = first
+        return first == pattern
+
+    def describe(self) -> str:
+        return ", ".join([*self.channels, *(f"{p} (pattern)" for p in self.patterns)])
 
     def stopping(self) -> None:
         """Marks the coming cancellation as a shutdown, so the loop unsubscribes on its way out."""

@@ -40,6 +40,7 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
         "rediss://env:6380/2",
     ),
     ("channel", "flag-channel", ["flag-channel"], "env-channel", ["env-channel"]),
+    ("channel_pattern", "bot:*:pingpong", ["bot:*:pingpong"], "a:*,b:*", ["a:*", "b:*"]),
     ("log_level", "debug", "DEBUG", "warning", "WARNING"),
     ("log_format", "JSON", "json", "Json", "json"),
     ("max_client_buffer", "4096", 4096, "8192", 8192),

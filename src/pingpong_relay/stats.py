@@ -1,0 +1,419 @@
+"""Heartbeat statistics over sliding windows: pure, bounded memory, the clock passed in."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+WINDOWS: Final[dict[str, float]] = {"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0}
+SLOTS_PER_WINDOW: Final = 60
+
+BUCKETS_PER_DOUBLING: Final = 16
+BUCKET_RATIO: Final = 2.0 ** (1.0 / BUCKETS_PER_DOUBLING)
+# A bucket [r**i, r**(i+1)) reports the point whose relative distance to both edges is equal,
+# so any value in it is reported within (r - 1) / (r + 1) ≈ 2.17 % of itself.
+RELATIVE_ERROR: Final = (BUCKET_RATIO - 1.0) / (BUCKET_RATIO + 1.0)
+# Magnitudes below MIN_MAGNITUDE share the zero bucket (reported as 0, absolute error < 0.01);
+# above MAX_MAGNITUDE they share the top bucket. The finite key range is what bounds a
+# histogram's size whatever values a bot sends (a seconds-for-milliseconds timestamp still
+# lands well inside it).
+MIN_MAGNITUDE: Final = 0.01
+MAX_MAGNITUDE: Final = 1e15
+
+_MIN_INDEX: Final = math.floor(math.log2(MIN_MAGNITUDE) * BUCKETS_PER_DOUBLING)
+_MAX_INDEX: Final = math.floor(math.log2(MAX_MAGNITUDE) * BUCKETS_PER_DOUBLING)
+# Magnitude bucket i has key i + _KEY_OFFSET ≥ 1 so that zero can be key 0 and a negative
+# value can take the mirrored key: integer order is then value order.
+_KEY_OFFSET: Final = 1 - _MIN_INDEX
+_MIDPOINT: Final = 2.0 * BUCKET_RATIO / (1.0 + BUCKET_RATIO)
+MAX_BUCKETS: Final = 2 * (_MAX_INDEX - _MIN_INDEX + 1) + 1
+
+
+def bucket_key(value: float) -> int:
+    """The histogram bucket of a finite value; keys sort in the order of their values."""
+    magnitude = abs(value)
+    if magnitude < MIN_MAGNITUDE:
+        return 0
+    # Clamped both ways: log2 may round a value just above MIN_MAGNITUDE one bucket low.
+    index = math.floor(math.log2(magnitude) * BUCKETS_PER_DOUBLING)
+    key = min(max(index, _MIN_INDEX), _MAX_INDEX) + _KEY_OFFSET
+    return key if value > 0 else -key
+
+
+def _bucket_value(key: int) -> float:
+    if key == 0:
+        return 0.0
+    value = BUCKET_RATIO ** (abs(key) - _KEY_OFFSET) * _MIDPOINT
+    return value if key > 0 else -value
+
+
+def _check_window(window: str) -> None:
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}; expected one of {', '.join(WINDOWS)}")
+
+
+class LogHistogram:
+    """A sparse, mergeable histogram of floats in log-spaced buckets of ratio BUCKET_RATIO.
+
+    Count, sum, min, max and the number of negative values are exact. A quantile is within
+    RELATIVE_ERROR (≈ 2.17 %) of the exact nearest-rank quantile when that value's magnitude
+    lies in [MIN_MAGNITUDE, MAX_MAGNITUDE]; smaller magnitudes report as 0. Non-finite
+    values are ignored. At most MAX_BUCKETS buckets, whatever is added.
+    """
+
+    __slots__ = ("_buckets", "_count", "_max", "_min", "_negative_count", "_sum")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, int] = {}
+        self._count = 0
+        self._negative_count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
+    def add(self, value: float) -> None:
+        if math.isfinite(value):
+            self._insert(value, bucket_key(value))
+
+    def _insert(self, value: float, key: int) -> None:
+        # For callers that add one value to several histograms and compute its key once.
+        buckets = self._buckets
+        buckets[key] = buckets.get(key, 0) + 1
+        self._count += 1
+        self._sum += value
+        if value < self._min:
+            self._min = value
+        if value > self._max:
+            self._max = value
+        if value < 0.0:
+            self._negative_count += 1
+
+    def merge(self, other: LogHistogram) -> None:
+        buckets = self._buckets
+        for key, count in other._buckets.items():
+            buckets[key] = buckets.get(key, 0) + count
+        self._count += other._count
+        self._negative_count += other._negative_count
+        self._sum += other._sum
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self._count = 0
+        self._negative_count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+
+    def quantile(self, q: float) -> float | None:
+        """The nearest-rank q-quantile (the ⌈q·n⌉-th smallest value, at least the 1st)."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], not {q!r}")
+        if self._count == 0:
+            return None
+        rank = max(1, math.ceil(q * self._count))
+        seen = 0
+        buckets = self._buckets
+        for key in sorted(buckets):
+            seen += buckets[key]
+            if seen >= rank:
+                # The exact answer lies in [min, max], so clamping only brings us closer.
+                return min(max(_bucket_value(key), self._min), self._max)
+        raise AssertionError("bucket counts do not add up to count")  # pragma: no cover
+
+    def bucket_count(self) -> int:
+        return len(self._buckets)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def negative_count(self) -> int:
+        return self._negative_count
+
+    @property
+    def mean(self) -> float | None:
+        if self._count == 0:
+            return None
+        # Clamped: a sum of huge values can round or overflow past what the values allow.
+        return min(max(self._sum / self._count, self._min), self._max)
+
+    @property
+    def min(self) -> float | None:
+        return self._min if self._count else None
+
+    @property
+    def max(self) -> float | None:
+        return self._max if self._count else None
+
+
+class _Slot:
+    """What one stream recorded in one time slot; `index` is ⌊start / width⌋."""
+
+    __slots__ = ("index", "interval", "latency", "messages", "ping", "pong", "transit")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.messages = 0
+        self.ping = 0
+        self.pong = 0
+        self.latency = LogHistogram()
+        self.interval = LogHistogram()
+        self.transit = LogHistogram()
+
+    def reset(self, index: int) -> None:
+        # Reusing the slot's objects keeps recycling free of allocation.
+        self.index = index
+        self.messages = self.ping = self.pong = 0
+        self.latency.clear()
+        self.interval.clear()
+        self.transit.clear()
+
+    def bucket_count(self) -> int:
+        return (
+            self.latency.bucket_count() + self.interval.bucket_count() + self.transit.bucket_count()
+        )
+
+
+class _Ring:
+    """SLOTS_PER_WINDOW slots of width window / SLOTS_PER_WINDOW, recycled as time passes."""
+
+    __slots__ = ("slots", "width_s")
+
+    def __init__(self, window_s: float) -> None:
+        self.width_s = window_s / SLOTS_PER_WINDOW
+        self.slots: list[_Slot | None] = [None] * SLOTS_PER_WINDOW
+
+    def slot_for(self, now_s: float) -> _Slot:
+        index = int(now_s // self.width_s)
+        position = index % SLOTS_PER_WINDOW
+        slot = self.slots[position]
+        if slot is None:
+            slot = self.slots[position] = _Slot(index)
+        elif slot.index != index:
+            slot.reset(index)
+        return slot
+
+    def live(self, now_s: float) -> list[_Slot]:
+        """The slots whose start lies in (now − window, now]."""
+        newest = int(now_s // self.width_s)
+        oldest = newest - SLOTS_PER_WINDOW + 1
+        return [s for s in self.slots if s is not None and oldest <= s.index <= newest]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+class WindowedStats:
+    """Counts, latency, publish interval and transit time of one stream over each of WINDOWS.
+
+    Each window is a ring of SLOTS_PER_WINDOW time slots, so a message counts in a window for
+    between (window − window/60) and window seconds after its receipt (59–60 s for "1m"), and
+    memory is bounded by 4 × 60 slots of three histograms whatever the message rate.
+    """
+
+    __slots__ = ("_last_seen_s", "_rings", "_total")
+
+    def __init__(self) -> None:
+        self._rings = {name: _Ring(window_s) for name, window_s in WINDOWS.items()}
+        self._last_seen_s: float | None = None
+        self._total = 0
+
+    def record(
+        self,
+        now_s: float,
+        kind: str,
+        latency_ms: float | None,
+        bot_timestamp_ms: float | None,
+    ) -> None:
+        """Count one message received at `now_s` (the relay's clock, seconds since epoch).
+
+        `kind` other than "ping" or "pong" counts as a message of neither kind. A `now_s`
+        earlier than the previous one counts as the previous one: a clock stepped back must
+        not reopen recycled slots nor make intervals negative.
+        """
+        if not math.isfinite(now_s):
+            raise ValueError(f"now_s must be finite, not {now_s!r}")
+        last_s = self._last_seen_s
+        if last_s is not None and now_s < last_s:
+            now_s = last_s
+        interval_ms = None if last_s is None else (now_s - last_s) * 1000.0
+        transit_ms = None if bot_timestamp_ms is None else now_s * 1000.0 - bot_timestamp_ms
+        if latency_ms is not None and not math.isfinite(latency_ms):
+            latency_ms = None
+        if transit_ms is not None and not math.isfinite(transit_ms):
+            transit_ms = None
+        # Keys once per message, not once per window.
+        latency_key = 0 if latency_ms is None else bucket_key(latency_ms)
+        interval_key = 0 if interval_ms is None else bucket_key(interval_ms)
+        transit_key = 0 if transit_ms is None else bucket_key(transit_ms)
+        is_ping = kind == "ping"
+        is_pong = kind == "pong"
+        for ring in self._rings.values():
+            slot = ring.slot_for(now_s)
+            slot.messages += 1
+            if is_ping:
+                slot.ping += 1
+            elif is_pong:
+                slot.pong += 1
+            if latency_ms is not None:
+                slot.latency._insert(latency_ms, latency_key)
+            if interval_ms is not None:
+                slot.interval._insert(interval_ms, interval_key)
+            if transit_ms is not None:
+                slot.transit._insert(transit_ms, transit_key)
+        self._last_seen_s = now_s
+        self._total += 1
+
+    def _live(self, window: str, now_s: float) -> list[_Slot]:
+        _check_window(window)
+        if self._last_seen_s is not None and now_s < self._last_seen_s:
+            now_s = self._last_seen_s
+        return self._rings[window].live(now_s)
+
+    def summary(self, window: str, now_s: float) -> dict[str, Any]:
+        """The window's figures as a JSON-ready dict; floats rounded to 3 decimals."""
+        slots = self._live(window, now_s)
+        latency, interval, transit = LogHistogram(), LogHistogram(), LogHistogram()
+        count = ping = pong = 0
+        for slot in slots:
+            count += slot.messages
+            ping += slot.ping
+            pong += slot.pong
+            latency.merge(slot.latency)
+            interval.merge(slot.interval)
+            transit.merge(slot.transit)
+        return {
+            "window": window,
+            "count": count,
+            "ping": ping,
+            "pong": pong,
+            "rate_per_s": round(count / WINDOWS[window], 3),
+            "latency_ms": {
+                "min": _rounded(latency.min),
+                "mean": _rounded(latency.mean),
+                "p50": _rounded(latency.quantile(0.5)),
+                "p95": _rounded(latency.quantile(0.95)),
+                "p99": _rounded(latency.quantile(0.99)),
+                "max": _rounded(latency.max),
+            },
+            "interval_ms": {
+                "min": _rounded(interval.min),
+                "mean": _rounded(interval.mean),
+                "p50": _rounded(interval.quantile(0.5)),
+                "p95": _rounded(interval.quantile(0.95)),
+                "max": _rounded(interval.max),
+            },
+            "transit_ms": {
+                "min": _rounded(transit.min),
+                "mean": _rounded(transit.mean),
+                "p50": _rounded(transit.quantile(0.5)),
+                "p95": _rounded(transit.quantile(0.95)),
+                "p99": _rounded(transit.quantile(0.99)),
+                "max": _rounded(transit.max),
+                "negative": transit.negative_count,
+            },
+            "clock_skew_suspected": transit.negative_count > 0,
+        }
+
+    def latency_quantile(self, window: str, q: float, now_s: float) -> float | None:
+        latency = LogHistogram()
+        for slot in self._live(window, now_s):
+            latency.merge(slot.latency)
+        return latency.quantile(q)
+
+    def typical_interval_s(self, now_s: float) -> float | None:
+        """The median publish interval over "5m", in seconds; None under two messages."""
+        slots = self._live("5m", now_s)
+        if sum(slot.messages for slot in slots) < 2:
+            return None
+        interval = LogHistogram()
+        for slot in slots:
+            interval.merge(slot.interval)
+        median_ms = interval.quantile(0.5)
+        return None if median_ms is None else median_ms / 1000.0
+
+    def slot_count(self) -> int:
+        """Slots allocated so far: at most len(WINDOWS) × SLOTS_PER_WINDOW."""
+        return sum(slot is not None for ring in self._rings.values() for slot in ring.slots)
+
+    def bucket_count(self) -> int:
+        """Histogram buckets held by all slots, a measure of memory use."""
+        return sum(
+            slot.bucket_count()
+            for ring in self._rings.values()
+            for slot in ring.slots
+            if slot is not None
+        )
+
+    @property
+    def last_seen_s(self) -> float | None:
+        return self._last_seen_s
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+
+class StatsBook:
+    """WindowedStats per bot, for at most `max_bots` bots, and for all messages together."""
+
+    __slots__ = ("_bots", "_max_bots", "_overall")
+
+    def __init__(self, max_bots: int = 1000) -> None:
+        if max_bots < 0:
+            raise ValueError(f"max_bots must be >= 0, not {max_bots!r}")
+        self._max_bots = max_bots
+        self._bots: dict[str, WindowedStats] = {}
+        self._overall = WindowedStats()
+
+    def record(
+        self,
+        bot_id: str,
+        now_s: float,
+        kind: str,
+        latency_ms: float | None,
+        bot_timestamp_ms: float | None,
+    ) -> bool:
+        """Count a message overall and for its bot; False when the bot is beyond the cap."""
+        self._overall.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        stats = self._bots.get(bot_id)
+        if stats is None:
+            if len(self._bots) >= self._max_bots:
+                return False
+            stats = self._bots[bot_id] = WindowedStats()
+        stats.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        return True
+
+    def bots(self) -> list[str]:
+        return sorted(self._bots)
+
+    def get(self, bot_id: str) -> WindowedStats | None:
+        return self._bots.get(bot_id)
+
+    @property
+    def overall(self) -> WindowedStats:
+        return self._overall
+
+    @property
+    def max_bots(self) -> int:
+        return self._max_bots
+
+    def summary(self, window: str, now_s: float, bot: str | None = None) -> dict[str, Any]:
+        """Overall and per-bot summaries (only `bot`'s when given; KeyError if unknown)."""
+        _check_window(window)
+        if bot is None:
+            names = self.bots()
+        elif bot in self._bots:
+            names = [bot]
+        else:
+            raise KeyError(bot)
+        return {
+            "window": window,
+            "generated_at_ms": round(now_s * 1000.0),
+            "overall": self._overall.summary(window, now_s),
+            "bots": {name: self._bots[name].summary(window, now_s) for name in names},
+        }
