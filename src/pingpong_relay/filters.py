@@ -108,10 +108,12 @@ def _patterns(value: object) -> tuple[str, ...]:
 
 
 def _string_list(field_name: str, value: object) -> list[str]:
+    # Blank entries are kept so that validation refuses them: dropping them silently
+    # could leave a client subscribed to nothing without a word.
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        return [part.strip() for part in value.split(",")]
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return [item.strip() for item in value if item.strip()]
+        return [item.strip() for item in value]
     raise CommandError(
         "bad_field", f'"{field_name}" must be a list of strings (or a comma-separated string)'
     )
