@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .alerts import Rule
 from .config import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
@@ -62,11 +63,11 @@ def _raise_open_file_limit() -> None:
     )
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, rules: Sequence[Rule]) -> int:
     from .server import Relay
 
     _raise_open_file_limit()
-    relay = Relay(settings)
+    relay = Relay(settings, rules=rules)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -89,14 +90,17 @@ async def _serve(settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .monitor import rules_from_settings
+
     try:
         settings = settings_from_args(args, current_environ())
+        rules = rules_from_settings(settings)
     except ValueError as exc:
         print(f"pingpong-relay serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
     try:
-        return _run(_serve(settings))
+        return _run(_serve(settings, rules))
     finally:
         stop_logging()
 

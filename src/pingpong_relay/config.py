@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from .alerts import WINDOWS, parse_duration
 from .messages import MAX_PAYLOAD_BYTES
 
 ENV_PREFIX: Final = "PINGPONG_"
@@ -55,6 +56,44 @@ def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable
         return value
 
     return parse
+
+
+def duration(text: str) -> float:
+    """Seconds from "30s", "5m", "1h", "250ms" or a plain number; must be > 0."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be longer than 0 s")
+    return value
+
+
+def percentile(text: str) -> float:
+    """0.95 or p95."""
+    raw = text.strip().lower()
+    try:
+        value = float(raw[1:]) / 100 if raw.startswith("p") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a percentile (e.g. p95 or 0.95)"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1], e.g. p95 or 0.95")
+    return value
+
+
+def http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def window(text: str) -> str:
+    if text not in WINDOWS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOWS)}")
+    return text
 
 
 def _option(default: Any, help: str, parse: Callable[[str], Any] = str, **extra: Any) -> Any:
@@ -121,6 +160,45 @@ class Settings:
     )
     reconnect_max_delay: float = _option(
         5.0, "cap, in seconds, on the backoff between Redis reconnect attempts", positive_float
+    )
+    stats_interval: float = _option(
+        5.0, "seconds between bot:stats messages to clients subscribed to stats", duration
+    )
+    silence_timeout: float = _option(
+        30.0,
+        "a bot is silent after this long without a message (or 3x its usual interval, "
+        "if larger); e.g. 30s",
+        duration,
+    )
+    silence_for: float = _option(
+        30.0, "a silent bot is pending this long before it is down and its alert fires", duration
+    )
+    latency_threshold: float = _option(
+        500.0,
+        "latency (ms) above which a bot is degraded and its latency alert pends",
+        positive_float,
+    )
+    latency_window: str = _option("1m", "window of the latency alert: 1m, 5m, 15m or 1h", window)
+    latency_percentile: float = _option(
+        0.95, "percentile the latency alert watches (p95 or 0.95)", percentile
+    )
+    latency_for: float = _option(
+        30.0, "latency must stay above the threshold this long before the alert fires", duration
+    )
+    alert_rules: str = _option(
+        "", "TOML file of alert rules; replaces the latency and silence flags' rules"
+    )
+    webhook_url: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
+        [], "URL each alert transition is POSTed to as JSON; repeatable", http_url, repeat=True
+    )
+    alert_repeat: float = _option(
+        3600.0, "repeat notifications of a still-firing alert at most this often", duration
+    )
+    max_bots: int = _option(
+        256, "bots tracked for statistics and alerts (each costs up to ~400 KB)", positive_int
+    )
+    evaluation_interval: float = _option(
+        1.0, "seconds between evaluations of silence and alert rules", duration
     )
     shutdown_timeout: float = _option(
         3.0,

@@ -8,6 +8,21 @@ from .messages import REJECT_REASONS
 
 # Relay latency is sub-millisecond when healthy; the buckets resolve that range and
 # still show a stalled event loop.
+_BOT_LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 _LATENCY_BUCKETS_S = (
     0.0001,
     0.00025,
@@ -84,6 +99,46 @@ class RelayMetrics:
             "pingpong_relay_latency_seconds",
             "Time from receiving a message from Redis to issuing every client write",
             buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+
+        # Per bot: cardinality is bounded by --max-bots.
+        self.bot_up = Gauge(
+            "pingpong_bot_up",
+            "Bot status: 1 up, 0.5 degraded or pending, 0 down",
+            ["bot"],
+            registry=r,
+        )
+        self.bot_latency = Histogram(
+            "pingpong_bot_latency_seconds",
+            "Exchange latency the bot reported, per bot",
+            ["bot"],
+            buckets=_BOT_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.bot_last_seen = Gauge(
+            "pingpong_bot_last_seen_timestamp_seconds",
+            "When the relay last received a message from the bot (Unix time)",
+            ["bot"],
+            registry=r,
+        )
+        self.alerts_firing = Gauge(
+            "pingpong_alerts_firing", "1 while the alert is firing", ["rule", "bot"], registry=r
+        )
+        self.bots_refused = Counter(
+            "pingpong_bot_messages_untracked",
+            "Messages relayed but not tracked per bot because --max-bots was reached",
+            registry=r,
+        )
+        self.webhook_sent = Counter(
+            "pingpong_webhook_deliveries", "Alert webhooks delivered", registry=r
+        )
+        self.webhook_failed = Counter(
+            "pingpong_webhook_failures", "Alert webhooks that failed after every retry", registry=r
+        )
+        self.webhook_dropped = Counter(
+            "pingpong_webhook_dropped",
+            "Alert webhooks dropped because the queue was full",
             registry=r,
         )
 

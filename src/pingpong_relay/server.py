@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from . import __version__
+from .alerts import Rule
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
@@ -28,6 +29,7 @@ from .messages import (
     parse_bot_message,
 )
 from .metrics import RelayMetrics
+from .monitor import Monitor, rules_from_settings
 from .source import RedisSource
 
 log = logging.getLogger("pingpong_relay.server")
@@ -37,11 +39,26 @@ class Relay:
     """One relay process: owns every socket, task and child process it starts."""
 
     def __init__(
-        self, settings: Settings, *, wall_clock_ns: Callable[[], int] = time.time_ns
+        self,
+        settings: Settings,
+        *,
+        rules: Sequence[Rule] | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = settings
         self.metrics = RelayMetrics()
         self.hub = Hub(self.metrics, settings.max_client_buffer)
+        self.monitor = Monitor(
+            self.hub,
+            self.metrics,
+            rules if rules is not None else rules_from_settings(settings),
+            webhook_urls=settings.webhook_url,
+            alert_repeat_s=settings.alert_repeat,
+            max_bots=settings.max_bots,
+            evaluation_interval_s=settings.evaluation_interval,
+            stats_interval_s=settings.stats_interval,
+            clock=lambda: wall_clock_ns() / 1e9,
+        )
         self._wall_clock_ns = wall_clock_ns
         self._started_at = time.monotonic()
         self.embedded: EmbeddedRedis | None = None
@@ -129,6 +146,8 @@ class Relay:
             )
         result = self.hub.broadcast(envelope, "pingpong", bot, message.type)
         metrics.relay_latency.observe(time.perf_counter() - received)
+        # After the writes: statistics and alerts must not delay the heartbeat itself.
+        self.monitor.observe(bot, message, now_ns / 1e9)
         metrics.messages_forwarded.inc()
         if self._log_info:
             log.info(
@@ -193,9 +212,11 @@ class Relay:
 
     def send_current_status(self, peer: Peer) -> None:
         """A client that starts watching statuses first learns every bot's current one."""
+        for payload in self.monitor.status_messages(peer.subscription.wants_bot):
+            self.hub.send_to(peer, payload)
 
     def known_bots(self) -> list[str]:
-        return []
+        return self.monitor.book.bots()
 
     # --- health -------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -253,9 +274,10 @@ class Relay:
         )
         await self.dataplane.start(settings.host, settings.port)
         if settings.http_port:
-            self.http = HttpPlane(build_app(self.health, self.metrics.render))
+            self.http = HttpPlane(build_app(self.health, self.metrics.render, self.monitor))
             await self.http.start(settings.host, settings.http_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
+        self.monitor.start()
         log.info(
             "relay listening: ws://%s:%d/ (data), %s; relaying %s from %s",
             settings.host,
@@ -287,6 +309,7 @@ class Relay:
         )
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
+        await self.monitor.stop()
         if self._source_task is not None and self.source is not None:
             self.source.stopping()
             self._source_task.cancel()

@@ -50,6 +50,24 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("redis_health_interval", "0.5", 0.5, "0.25", 0.25),
     ("reconnect_max_delay", "10", 10.0, "30", 30.0),
     ("shutdown_timeout", "0.1", 0.1, "7", 7.0),
+    ("stats_interval", "2s", 2.0, "500ms", 0.5),
+    ("silence_timeout", "1m", 60.0, "45", 45.0),
+    ("silence_for", "10s", 10.0, "1m30s", 90.0),
+    ("latency_threshold", "250", 250.0, "1000.5", 1000.5),
+    ("latency_window", "5m", "5m", "1h", "1h"),
+    ("latency_percentile", "p99", 0.99, "0.5", 0.5),
+    ("latency_for", "0.5", 0.5, "2m", 120.0),
+    ("alert_rules", "/etc/rules.toml", "/etc/rules.toml", "rules.toml", "rules.toml"),
+    (
+        "webhook_url",
+        "http://a/x",
+        ["http://a/x"],
+        "http://b/1,https://c/2",
+        ["http://b/1", "https://c/2"],
+    ),
+    ("alert_repeat", "30m", 1800.0, "2h", 7200.0),
+    ("max_bots", "10", 10, "20", 20),
+    ("evaluation_interval", "0.25", 0.25, "2s", 2.0),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 

@@ -1,0 +1,255 @@
+"""Bot health: statistics, statuses and alerts, and where they go (clients, metrics, webhooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .alerts import (
+    STATUS_VALUES,
+    AlertEngine,
+    AlertEvent,
+    Rule,
+    StatusChange,
+    default_rules,
+    load_rules,
+)
+from .config import Settings
+from .hub import Hub
+from .messages import BotMessage
+from .metrics import RelayMetrics
+from .stats import WINDOWS, StatsBook
+from .webhooks import WebhookSender
+
+log = logging.getLogger("pingpong_relay.monitor")
+
+OVERALL = "*"  # the `bot` of the all-bots statistics message
+
+
+def rules_from_settings(settings: Settings) -> list[Rule]:
+    """The alert rules: the TOML file's when one is named, else the flags'.
+
+    Raises ValueError naming the file and the problem, for the CLI to report.
+    """
+    if settings.alert_rules:
+        try:
+            text = Path(settings.alert_rules).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc.strerror}") from None
+        try:
+            return load_rules(text)
+        except ValueError as exc:
+            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc}") from None
+    return default_rules(
+        latency_threshold_ms=settings.latency_threshold,
+        latency_window=settings.latency_window,
+        latency_percentile=settings.latency_percentile,
+        latency_for_s=settings.latency_for,
+        silence_timeout_s=settings.silence_timeout,
+        silence_for_s=settings.silence_for,
+    )
+
+
+class StatsView:
+    """The alert engine's view of the statistics (its BotMetrics protocol)."""
+
+    def __init__(self, book: StatsBook) -> None:
+        self.book = book
+
+    def bots(self) -> list[str]:
+        return self.book.bots()
+
+    def last_seen_s(self, bot: str) -> float | None:
+        stats = self.book.get(bot)
+        return stats.last_seen_s if stats is not None else None
+
+    def typical_interval_s(self, bot: str, now_s: float) -> float | None:
+        stats = self.book.get(bot)
+        return stats.typical_interval_s(now_s) if stats is not None else None
+
+    def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
+        stats = self.book.get(bot)
+        return stats.latency_quantile(window, q, now_s) if stats is not None else None
+
+
+class Monitor:
+    """Owns the statistics and the alert engine, and the two timed loops around them.
+
+    The hot path calls `observe` once per valid message; everything else runs in the
+    evaluation loop (silence is noticed by the clock, not by a message) and the stats
+    loop, each a named task cancelled on shutdown.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        metrics: RelayMetrics,
+        rules: Sequence[Rule],
+        *,
+        webhook_urls: Sequence[str] = (),
+        alert_repeat_s: float = 3600.0,
+        max_bots: int = 256,
+        evaluation_interval_s: float = 1.0,
+        stats_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.metrics = metrics
+        self.book = StatsBook(max_bots)
+        self.view = StatsView(self.book)
+        self.engine = AlertEngine(rules, alert_repeat_s)
+        self.webhooks = WebhookSender(webhook_urls, metrics)
+        self._clock = clock
+        self._evaluation_interval_s = evaluation_interval_s
+        self._stats_interval_s = stats_interval_s
+        self._untracked_logged = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- the hot path ---------------------------------------------------------------
+    def observe(self, bot: str, message: BotMessage, now_s: float) -> None:
+        if not self.book.record(bot, now_s, message.type, message.latency_ms, message.timestamp_ms):
+            self.metrics.bots_refused.inc()
+            if not self._untracked_logged:
+                self._untracked_logged = True
+                log.warning(
+                    "more than %d bots: %s and later new bots are relayed but not tracked "
+                    "(raise --max-bots)",
+                    self.book.max_bots,
+                    bot,
+                    extra={"event": "max_bots_reached", "bot": bot},
+                )
+            return
+        self.metrics.bot_last_seen.labels(bot).set(now_s)
+        if message.latency_ms is not None:
+            self.metrics.bot_latency.labels(bot).observe(message.latency_ms / 1000.0)
+        events, changes = self.engine.evaluate_bot(self.view, bot, now_s)
+        if events or changes:
+            self._publish(events, changes)
+
+    # --- what clients and HTTP ask for ------------------------------------------------
+    def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
+        """The current status of every bot the client may see, for one that starts watching."""
+        return [
+            orjson.dumps(change.to_json())
+            for bot, change in sorted(self.engine.statuses().items())
+            if wants_bot(bot)
+        ]
+
+    def stats(self, window: str, bot: str | None = None) -> dict[str, Any]:
+        return self.book.summary(window, self._clock(), bot)
+
+    def alerts(self) -> dict[str, Any]:
+        return {
+            "active": [event.to_json() for event in self.engine.active()],
+            "recently_resolved": [event.to_json() for event in self.engine.recent_resolved()],
+        }
+
+    def statuses(self) -> dict[str, Any]:
+        return {bot: change.to_json() for bot, change in sorted(self.engine.statuses().items())}
+
+    # --- fan-out ----------------------------------------------------------------------
+    def _publish(self, events: list[AlertEvent], changes: list[StatusChange]) -> None:
+        for change in changes:
+            log.info(
+                "bot %s is %s (was %s): %s",
+                change.bot,
+                change.status,
+                change.previous or "unknown",
+                change.reason,
+                extra={
+                    "event": "bot_status",
+                    "bot": change.bot,
+                    "status": change.status,
+                    "previous": change.previous,
+                },
+            )
+            self.metrics.bot_up.labels(change.bot).set(STATUS_VALUES[change.status])
+            self.hub.broadcast(orjson.dumps(change.to_json()), "status", change.bot)
+        for event in events:
+            level = logging.INFO if event.state == "pending" else logging.WARNING
+            log.log(
+                level,
+                "alert %s %s for %s%s: %s",
+                event.rule,
+                event.state,
+                event.bot,
+                " (repeat)" if event.repeat else "",
+                event.summary,
+                extra={
+                    "event": "alert",
+                    "rule": event.rule,
+                    "bot": event.bot,
+                    "state": event.state,
+                    "repeat": event.repeat,
+                    "value": event.value,
+                },
+            )
+            if event.state == "firing":
+                self.metrics.alerts_firing.labels(event.rule, event.bot).set(1)
+            elif event.state == "resolved" and event.fired:
+                with contextlib.suppress(KeyError):
+                    self.metrics.alerts_firing.remove(event.rule, event.bot)
+            body = event.to_json()
+            self.hub.broadcast(orjson.dumps(body), "alerts", event.bot)
+            self.webhooks.submit(body)
+
+    # --- timed loops ------------------------------------------------------------------
+    def start(self) -> None:
+        self.webhooks.start()
+        self._tasks = [
+            asyncio.create_task(self._evaluate_loop(), name="alert-evaluation"),
+            asyncio.create_task(self._stats_loop(), name="stats-broadcast"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.webhooks.stop()
+
+    async def _evaluate_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._evaluation_interval_s)
+            try:
+                events, changes = self.engine.evaluate(self.view, self._clock())
+                if events or changes:
+                    self._publish(events, changes)
+            except Exception:
+                log.exception("alert evaluation failed; trying again next interval")
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._stats_interval_s)
+            try:
+                await self._broadcast_stats()
+            except Exception:
+                log.exception("stats broadcast failed; trying again next interval")
+
+    async def _broadcast_stats(self) -> None:
+        # Summaries cost real CPU (merging 60 slots per window), so only bots that some
+        # client watches are summarised, and the loop yields between bots.
+        for bot in (OVERALL, *self.book.bots()):
+            if not self.hub.recipients("stats", bot):
+                continue
+            now_s = self._clock()
+            stats = self.book.overall if bot == OVERALL else self.book.get(bot)
+            if stats is None:
+                continue
+            body = {
+                "type": "bot:stats",
+                "bot": bot,
+                "generated_at_ms": int(now_s * 1000),
+                "windows": {window: stats.summary(window, now_s) for window in WINDOWS},
+            }
+            self.hub.broadcast(orjson.dumps(body), "stats", bot)
+            await asyncio.sleep(0)

@@ -1,0 +1,109 @@
+"""Alert webhooks: POST each alert as JSON to every configured URL, off the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .backoff import Backoff
+from .config import redact_url
+from .metrics import RelayMetrics
+
+log = logging.getLogger("pingpong_relay.webhooks")
+
+
+class WebhookSender:
+    """A bounded queue and one worker task; a slow or failing endpoint blocks nothing else.
+
+    Each alert is tried up to `attempts` times per URL with capped exponential backoff.
+    When the queue is full the oldest alert is dropped (and counted): the newest state
+    of an alert matters more than an old transition.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        metrics: RelayMetrics,
+        *,
+        attempts: int = 4,
+        timeout_s: float = 5.0,
+        backoff: Backoff | None = None,
+        queue_size: int = 1000,
+    ) -> None:
+        self.urls = list(urls)
+        self._metrics = metrics
+        self._attempts = attempts
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._backoff = backoff or Backoff(base_s=0.5, cap_s=10.0)
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        if self.urls and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="webhook-sender")
+
+    def submit(self, alert: dict[str, Any]) -> None:
+        if not self.urls:
+            return
+        body = orjson.dumps(alert)
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._metrics.webhook_dropped.inc()
+            log.warning("webhook queue full; dropped the oldest alert")
+        self._queue.put_nowait(body)
+
+    async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        """Gives queued alerts a short while to go out, then stops."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), drain_timeout_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        while True:
+            body = await self._queue.get()
+            try:
+                await asyncio.gather(*(self._post(url, body) for url in self.urls))
+            finally:
+                self._queue.task_done()
+
+    async def _post(self, url: str, body: bytes) -> None:
+        assert self._session is not None
+        error = ""
+        for attempt in range(self._attempts):
+            if attempt:
+                await asyncio.sleep(self._backoff.delay(attempt - 1))
+            try:
+                async with self._session.post(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                ) as response:
+                    if response.status < 300:
+                        self._metrics.webhook_sent.inc()
+                        return
+                    error = f"HTTP {response.status}"
+                    if 400 <= response.status < 500 and response.status not in (408, 429):
+                        break  # the endpoint refuses this request; retrying will not help
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        self._metrics.webhook_failed.inc()
+        log.warning(
+            "webhook %s failed after %d attempt(s): %s",
+            redact_url(url),
+            attempt + 1,
+            error,
+            extra={"event": "webhook_failed", "url": redact_url(url), "error": error},
+        )
