@@ -1,0 +1,281 @@
+"""Bot health over real processes: statuses, alerts with a real webhook receiver, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.support import Collector, RedisServer, RelayFactory, free_port
+
+FAST = (
+    "--silence-timeout",
+    "0.6",
+    "--silence-for",
+    "0.6",
+    "--evaluation-interval",
+    "0.1",
+    "--stats-interval",
+    "0.2",
+    "--latency-threshold",
+    "100",
+    "--latency-for",
+    "0.3",
+)
+
+
+class WebhookReceiver:
+    """A real HTTP server on loopback that records every POSTed alert."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.arrived = asyncio.Condition()
+        self.fail_first = 0
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return web.Response(status=503)
+        body = await request.json()
+        async with self.arrived:
+            self.alerts.append(body)
+            self.arrived.notify_all()
+        return web.Response(status=204)
+
+    async def wait_for(
+        self, rule: str, bot: str, state: str, timeout: float = 20
+    ) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for alert in self.alerts:
+                if (alert["rule"], alert["bot"], alert["state"]) == (rule, bot, state):
+                    return alert
+            return None
+
+        async def wait() -> dict[str, Any]:
+            async with self.arrived:
+                while (found := find()) is None:
+                    await self.arrived.wait()
+                return found
+
+        return await asyncio.wait_for(wait(), timeout)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", receiver.port)
+    await site.start()
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+
+
+def _beat(kind: str = "ping", latency: float = 20, **extra: object) -> bytes:
+    return orjson.dumps(
+        {"type": kind, "latency": latency, "timestamp": 1, "source": "bot", **extra}
+    )
+
+
+async def _next(client: Collector, kind: str, start: int = 0, **match: object) -> dict[str, Any]:
+    """The first message of this type (and fields) at or after index `start`."""
+    index = start
+    while True:
+        messages = await client.wait_count(index + 1)
+        message = messages[index]
+        if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
+            return message
+        index += 1
+
+
+async def test_a_silent_bot_goes_pending_then_down_alerts_and_recovers(
+    redis_server: RedisServer, start_relay: RelayFactory, webhook: WebhookReceiver
+) -> None:
+    webhook.fail_first = 1  # the first POST fails: the relay must retry it
+    relay = await start_relay(redis_server.url, *FAST, "--webhook-url", webhook.url)
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=status,alerts")
+    await relay.wait_for("client_connected")
+    bot = "bot:pingpong/bot"
+
+    for _ in range(3):
+        await redis_server.publish(_beat())
+    up = await _next(watcher, "bot:status", status="up")
+    assert up["bot"] == bot
+    assert up["previous"] is None
+
+    # The bot stops publishing: pending, then down, with the silence alert firing.
+    pending = await _next(watcher, "bot:status", status="pending")
+    assert pending["previous"] == "up"
+    down = await _next(watcher, "bot:status", status="down")
+    assert down["previous"] == "pending"
+    firing = await _next(watcher, "bot:alert", rule="silence", state="firing")
+    assert firing["bot"] == bot
+    assert firing["kind"] == "silence"
+    assert firing["value"] >= 0.6
+    hooked = await webhook.wait_for("silence", bot, "firing")
+    assert hooked == firing
+    assert await relay.metric(f'pingpong_alerts_firing{{bot="{bot}",rule="silence"}}') == 1
+    assert await relay.metric(f'pingpong_bot_up{{bot="{bot}"}}') == 0
+
+    status, body = await relay.get("/alerts")
+    assert status == 200
+    active = orjson.loads(body)["active"]
+    assert [(a["rule"], a["bot"], a["state"]) for a in active] == [("silence", bot, "firing")]
+
+    # It comes back: up again, and the alert resolves everywhere.
+    await redis_server.publish(_beat("pong"))
+    back = await _next(watcher, "bot:status", status="up", previous="down")
+    assert back["bot"] == bot
+    resolved = await _next(watcher, "bot:alert", rule="silence", state="resolved")
+    assert resolved["fired"] is True
+    assert (await webhook.wait_for("silence", bot, "resolved"))["fired"] is True
+    status, body = await relay.get("/alerts")
+    alerts = orjson.loads(body)
+    assert alerts["active"] == []
+    assert any(a["rule"] == "silence" for a in alerts["recently_resolved"])
+    _, metrics = await relay.get("/metrics")
+    assert f'pingpong_alerts_firing{{bot="{bot}",rule="silence"}}' not in metrics.decode()
+    assert await relay.metric("pingpong_webhook_failures_total") == 0
+    await watcher.close()
+
+
+async def test_high_latency_degrades_the_bot_and_fires_the_latency_alert(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60")
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=status,alerts&bots=bot:pingpong/*")
+    await relay.wait_for("client_connected")
+    await redis_server.publish(_beat(latency=20))
+    await _next(watcher, "bot:status", status="up")
+    await redis_server.publish(_beat(latency=900))
+    degraded = await _next(watcher, "bot:status", status="degraded")
+    assert degraded["previous"] == "up"
+    firing = await _next(watcher, "bot:alert", rule="latency", state="firing")
+    assert firing["value"] > 100
+    assert firing["threshold"] == 100
+    assert await relay.metric('pingpong_bot_up{bot="bot:pingpong/bot"}') == 0.5
+    await watcher.close()
+
+
+async def test_a_client_that_starts_watching_statuses_first_gets_every_current_one(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60")
+    for source in ("alpha", "beta", "gamma"):
+        await redis_server.publish(_beat(source=source))
+    await relay.wait_for("bot_status", count=3)
+
+    late = Collector()
+    await late.connect(relay.ws_url + "?events=status&bots=*alpha,*gamma")
+    first = await late.wait_count(2)
+    assert [(m["type"], m["bot"], m["status"]) for m in first] == [
+        ("bot:status", "bot:pingpong/alpha", "up"),
+        ("bot:status", "bot:pingpong/gamma", "up"),
+    ]
+    other = Collector()
+    await other.connect(relay.ws_url)
+    assert other.ws is not None
+    await other.ws.send_str('{"action":"subscribe","events":["status"]}')
+    replies = await other.wait_count(4)
+    assert replies[0]["type"] == "ack"
+    assert [m["bot"] for m in replies[1:]] == [
+        "bot:pingpong/alpha",
+        "bot:pingpong/beta",
+        "bot:pingpong/gamma",
+    ]
+    await late.close()
+    await other.close()
+
+
+async def test_statistics_over_http_and_to_stats_subscribers(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60")
+    latencies = [10, 20, 30, 40, 1000]
+    for n, latency in enumerate(latencies):
+        await redis_server.publish(_beat("ping" if n % 2 == 0 else "pong", latency))
+    await relay.wait_for("received", count=len(latencies))
+
+    status, body = await relay.get("/stats?window=1m&bot=bot:pingpong/bot")
+    assert status == 200
+    stats = orjson.loads(body)
+    bot = stats["bots"]["bot:pingpong/bot"]
+    assert (bot["count"], bot["ping"], bot["pong"]) == (5, 3, 2)
+    assert bot["latency_ms"]["min"] == 10
+    assert bot["latency_ms"]["max"] == 1000
+    assert bot["latency_ms"]["p50"] == pytest.approx(30, rel=0.03)
+    # The bot's clock says 1970: transit is hugely positive, not negative skew.
+    assert bot["transit_ms"]["negative"] == 0
+    assert stats["overall"]["count"] == 5
+
+    status, body = await relay.get("/stats?window=2m")
+    assert status == 400
+    assert b"1m" in body
+    status, _ = await relay.get("/stats?window=1m&bot=nobody")
+    assert status == 404
+
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=stats")
+    message = await _next(watcher, "bot:stats", bot="bot:pingpong/bot")
+    assert set(message["windows"]) == {"1m", "5m", "15m", "1h"}
+    assert message["windows"]["1m"]["count"] == 5
+    overall = await _next(watcher, "bot:stats", bot="*")
+    assert overall["windows"]["5m"]["count"] == 5
+    await watcher.close()
+
+
+async def test_a_bad_rules_file_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "x"\nkind = "latency"\nwindow = "2m"\n')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "serve",
+        "--alert-rules",
+        str(rules),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "--alert-rules" in err.decode()
+    assert "window" in err.decode()
+
+
+async def test_rules_from_a_toml_file_drive_the_alerts(
+    redis_server: RedisServer, start_relay: RelayFactory, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[rule]]\nname = "gate-slow"\nkind = "latency"\nwindow = "1m"\npercentile = "p50"\n'
+        'threshold_ms = 50\nfor = "0s"\nbots = ["*/gate"]\n'
+    )
+    relay = await start_relay(redis_server.url, *FAST, "--alert-rules", str(rules))
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=alerts")
+    await relay.wait_for("client_connected")
+    await redis_server.publish(_beat(latency=80, source="okx"))
+    await redis_server.publish(_beat(latency=80, source="gate"))
+    firing = await _next(watcher, "bot:alert", state="firing")
+    assert (firing["rule"], firing["bot"]) == ("gate-slow", "bot:pingpong/gate")
+    # No silence rule in the file: nothing about silence, ever.
+    assert all(m.get("rule") == "gate-slow" for m in watcher.messages)
+    await watcher.close()
