@@ -9,6 +9,7 @@ import logging
 import random
 import signal
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -128,18 +129,29 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 # --- watch ---------------------------------------------------------------------------
 async def _watch(args: argparse.Namespace) -> int:
-    from .client import describe, envelopes
+    from .client import Heartbeat, describe, envelopes
 
     count = 0
     async for envelope in envelopes(args.url, reconnect=not args.once):
         if args.json:
             print(orjson.dumps(envelope).decode(), flush=True)
+        elif args.delays and envelope.get("type") == "bot:pingpong":
+            beat = Heartbeat(envelope, time.time_ns() / 1e6)
+            print(
+                f"{describe(envelope)} | bot→relay {_ms(beat.bot_to_relay_ms)}, "
+                f"relay→client {_ms(beat.relay_to_client_ms)}",
+                flush=True,
+            )
         else:
             print(describe(envelope), flush=True)
         count += 1
         if args.count and count >= args.count:
             break
     return EXIT_OK
+
+
+def _ms(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:.1f} ms"
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -252,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("url", nargs="?", default="ws://localhost:2808/", help="relay URL")
     watch.add_argument("--json", action="store_true", help="print each message as raw JSON")
+    watch.add_argument(
+        "--delays",
+        action="store_true",
+        help="also print the delay split: bot → relay (bot clock to relay clock) and "
+        "relay → client (relay clock to this machine's clock)",
+    )
     watch.add_argument(
         "--count",
         type=int,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -56,6 +58,53 @@ async def envelopes(
             what = "connection to %s lost" if connected else "cannot connect to %s"
             log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
             await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A bot:pingpong envelope with the time this client received it.
+
+    The three clocks in play (the bot's `data.timestamp`, the relay's `timestamp` and
+    the client's receipt) split the delay: bot → relay (includes Redis) and
+    relay → client. Each is only as good as the clocks' agreement: a negative value
+    means skew, and is reported as it is rather than clamped.
+    """
+
+    envelope: dict[str, Any]
+    received_ms: float
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self.envelope.get("data")
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def bot_to_relay_ms(self) -> float | None:
+        bot, relay = _number(self.data.get("timestamp")), _number(self.envelope.get("timestamp"))
+        return None if bot is None or relay is None else relay - bot
+
+    @property
+    def relay_to_client_ms(self) -> float | None:
+        relay = _number(self.envelope.get("timestamp"))
+        return None if relay is None else self.received_ms - relay
+
+    @property
+    def total_ms(self) -> float | None:
+        bot = _number(self.data.get("timestamp"))
+        return None if bot is None else self.received_ms - bot
+
+
+async def heartbeats(
+    url: str = DEFAULT_RELAY_URL,
+    *,
+    reconnect: bool = True,
+    backoff: Backoff | None = None,
+    clock_ms: Callable[[], float] = lambda: time.time_ns() / 1e6,
+) -> AsyncIterator[Heartbeat]:
+    """Like `envelopes`, but only bot:pingpong messages, each stamped on receipt."""
+    async for envelope in envelopes(url, reconnect=reconnect, backoff=backoff):
+        if envelope.get("type") == "bot:pingpong":
+            yield Heartbeat(envelope, clock_ms())
 
 
 def describe(envelope: dict[str, Any]) -> str:

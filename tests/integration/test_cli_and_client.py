@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 
 import orjson
 import pytest
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.client import envelopes
+from pingpong_relay.client import Heartbeat, envelopes, heartbeats
 from pingpong_relay.publisher import Publisher, PublishError
 from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
 
@@ -188,3 +189,53 @@ async def test_client_iterator_reconnects_after_the_relay_restarts(
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
+
+
+async def test_heartbeats_split_the_delay_between_bot_relay_and_client(
+    redis_server: RedisServer, relay: RelayProcess
+) -> None:
+    now_ms = time.time_ns() / 1e6
+    received: list[Heartbeat] = []
+
+    async def consume() -> None:
+        async for beat in heartbeats(relay.ws_url, reconnect=False):
+            received.append(beat)
+            return
+
+    consumer = asyncio.create_task(consume())
+    await relay.wait_for("client_connected")
+    # The bot's clock runs 5 s behind: bot → relay shows it, relay → client does not.
+    bot_ms = int(now_ms) - 5000
+    await redis_server.publish(orjson.dumps({"type": "ping", "latency": 3, "timestamp": bot_ms}))
+    await asyncio.wait_for(consumer, 20)
+    [beat] = received
+    assert beat.bot_to_relay_ms is not None
+    assert beat.relay_to_client_ms is not None
+    assert beat.total_ms is not None
+    assert 5000 <= beat.bot_to_relay_ms < 15_000
+    assert -5 < beat.relay_to_client_ms < 5000
+    assert beat.total_ms == pytest.approx(beat.bot_to_relay_ms + beat.relay_to_client_ms)
+
+
+async def test_watch_delays_prints_the_split(
+    redis_server: RedisServer, relay: RelayProcess
+) -> None:
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "watch",
+        relay.ws_url,
+        "--delays",
+        "--count",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await relay.wait_for("client_connected")
+    await redis_server.publish(b'{"type":"pong","latency":2}')
+    stdout, _ = await asyncio.wait_for(watch.communicate(), 30)
+    line = stdout.decode().splitlines()[0]
+    assert line.startswith("PONG latency 2 ms bot time N/A")
+    assert "| bot→relay N/A, relay→client " in line
+    assert line.endswith(" ms")
