@@ -62,13 +62,19 @@ class StatsView:
 
     def __init__(self, book: StatsBook) -> None:
         self.book = book
+        # When the relay itself was deaf (its Redis subscription down), a bot's silence
+        # is not the bot's doing: silence is measured from when the relay could hear again.
+        self.hearing_since_s: float | None = None
 
     def bots(self) -> list[str]:
         return self.book.bots()
 
     def last_seen_s(self, bot: str) -> float | None:
         stats = self.book.get(bot)
-        return stats.last_seen_s if stats is not None else None
+        seen = stats.last_seen_s if stats is not None else None
+        if seen is None or self.hearing_since_s is None:
+            return seen
+        return max(seen, self.hearing_since_s)
 
     def typical_interval_s(self, bot: str, now_s: float) -> float | None:
         stats = self.book.get(bot)
@@ -99,6 +105,7 @@ class Monitor:
         evaluation_interval_s: float = 1.0,
         stats_interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        hearing: Callable[[], bool] = lambda: True,
     ) -> None:
         self.hub = hub
         self.metrics = metrics
@@ -110,6 +117,8 @@ class Monitor:
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
+        self._hearing = hearing
+        self._deaf = False
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- the hot path ---------------------------------------------------------------
@@ -221,11 +230,32 @@ class Monitor:
         while True:
             await asyncio.sleep(self._evaluation_interval_s)
             try:
+                if not self._check_hearing():
+                    continue
                 events, changes = self.engine.evaluate(self.view, self._clock())
                 if events or changes:
                     self._publish(events, changes)
             except Exception:
                 log.exception("alert evaluation failed; trying again next interval")
+
+    def _check_hearing(self) -> bool:
+        """False while the relay cannot hear Redis: no bot is judged silent meanwhile."""
+        if not self._hearing():
+            if not self._deaf:
+                self._deaf = True
+                log.warning(
+                    "Redis subscription down: silence checks paused until it is back",
+                    extra={"event": "silence_checks_paused"},
+                )
+            return False
+        if self._deaf:
+            self._deaf = False
+            self.view.hearing_since_s = self._clock()
+            log.info(
+                "Redis subscription back: silence checks resume, counting from now",
+                extra={"event": "silence_checks_resumed"},
+            )
+        return True
 
     async def _stats_loop(self) -> None:
         while True:

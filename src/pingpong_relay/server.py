@@ -58,6 +58,7 @@ class Relay:
             evaluation_interval_s=settings.evaluation_interval,
             stats_interval_s=settings.stats_interval,
             clock=lambda: wall_clock_ns() / 1e9,
+            hearing=lambda: self.source is not None and self.source.is_alive(),
         )
         self._wall_clock_ns = wall_clock_ns
         self._started_at = time.monotonic()

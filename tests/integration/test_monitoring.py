@@ -279,3 +279,31 @@ async def test_rules_from_a_toml_file_drive_the_alerts(
     # No silence rule in the file: nothing about silence, ever.
     assert all(m.get("rule") == "gate-slow" for m in watcher.messages)
     await watcher.close()
+
+
+async def test_bots_are_not_judged_silent_while_the_relay_cannot_hear_redis(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(
+        redis_server.url, *FAST, "--reconnect-max-delay", "0.3", "--redis-health-interval", "1"
+    )
+    for _ in range(3):
+        await redis_server.publish(_beat())
+    await relay.wait_for(lambda r: r.get("event") == "bot_status" and r["status"] == "up")
+
+    redis_server.kill()
+    await relay.wait_for("silence_checks_paused")
+    # Far longer than silence timeout + grace (1.2 s): ~2 s of retries at ≤ 0.3 s each.
+    await relay.wait_for("redis_retry", count=9)
+    statuses = [r["status"] for r in relay.events("bot_status")]
+    assert statuses == ["up"], "a bot was judged by the relay's own deafness"
+    assert not relay.events("alert")
+
+    await redis_server.start()
+    await relay.wait_for("silence_checks_resumed")
+    # The bot really is silent, so it goes pending, but counted from the relay's recovery.
+    pending = await relay.wait_for(
+        lambda r: r.get("event") == "bot_status" and r["status"] == "pending"
+    )
+    resumed = relay.events("silence_checks_resumed")[0]
+    assert pending["time"] > resumed["time"]
