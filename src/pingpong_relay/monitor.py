@@ -43,6 +43,10 @@ def rules_from_settings(settings: Settings) -> list[Rule]:
             text = Path(settings.alert_rules).read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"--alert-rules {settings.alert_rules}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"--alert-rules {settings.alert_rules}: not UTF-8 text (byte {exc.start})"
+            ) from None
         try:
             return load_rules(text)
         except ValueError as exc:

@@ -55,6 +55,7 @@ class WebhookSender:
         body = orjson.dumps(alert)
         if self._queue.full():
             self._queue.get_nowait()
+            self._queue.task_done()  # or join() in stop() would wait for it forever
             self._metrics.webhook_dropped.inc()
             log.warning("webhook queue full; dropped the oldest alert")
         self._queue.put_nowait(body)
@@ -78,6 +79,9 @@ class WebhookSender:
             body = await self._queue.get()
             try:
                 await asyncio.gather(*(self._post(url, body) for url in self.urls))
+            except Exception:
+                # The worker must outlive any one alert, or every later alert is lost.
+                log.exception("webhook delivery failed unexpectedly")
             finally:
                 self._queue.task_done()
 
