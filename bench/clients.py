@@ -1,10 +1,15 @@
 """Load-generator process: N picows WebSocket clients on one uvloop loop, recording arrivals.
 
+Clients come in groups, each with its own URL (so its own query, i.e. its own server-side
+filter): `--url U --clients N` is one group, `--group URL COUNT` (repeatable) several.
+
 Protocol with the harness: one JSON object per line. It prints {"event": "ready"} once
 connected, then obeys commands read from stdin: "arm" (fresh preallocated buffers for a
 round), "collect" (wait until every client has the round's messages or a deadline, print
 "complete", analyse, write the result file, print "result"), and "quit". EOF on stdin,
-or its own lifetime running out, also ends it.
+or its own lifetime running out, also ends it. "collect" may carry "wanted": per group,
+a list of 0/1 per seq of the round, the subset that group's filter lets through; without
+it every client expects every seq.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class RecordingClient(WSListener):
 
     def __init__(self) -> None:
         super().__init__()
+        self.group = 0
         self.transport: WSTransport | None = None
         self.times_ns: list[int] = []
         self.payloads: list[bytes] = []
@@ -74,7 +80,9 @@ class RecordingClient(WSListener):
         self.disconnected = True
 
     def log(self) -> ClientLog:
-        return ClientLog(self.times_ns, self.payloads, self.count, self.overflow, self.disconnected)
+        return ClientLog(
+            self.times_ns, self.payloads, self.count, self.overflow, self.disconnected, self.group
+        )
 
     def last_payload(self) -> bytes | None:
         return self.payloads[self.count - 1] if self.count else None
@@ -87,15 +95,27 @@ def emit(event: str, **fields: Any) -> None:
         sys.stdout.buffer.flush()
 
 
+def interleave(groups: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
+    """(group index, URL) per connection, round-robin over the groups.
+
+    Interleaved rather than group after group, so that no filter's clients hold all the
+    early (or late) sockets, in the relay's accept order or in this process's own.
+    """
+    order: list[tuple[int, str]] = []
+    for turn in range(max((count for _, count in groups), default=0)):
+        order += [(g, url) for g, (url, count) in enumerate(groups) if turn < count]
+    return order
+
+
 async def connect_all(
-    url: str, count: int, concurrency: int, timeout_s: float
+    groups: Sequence[tuple[str, int]], concurrency: int, timeout_s: float
 ) -> tuple[list[RecordingClient], list[str]]:
     # Bounded concurrency: a burst of thousands of SYNs overflows the relay's accept
     # backlog, and the kernel's retry after 1 s would then dominate the connect time.
     gate = asyncio.Semaphore(concurrency)
     errors: list[str] = []
 
-    async def one() -> RecordingClient | None:
+    async def one(group: int, url: str) -> RecordingClient | None:
         async with gate:
             try:
                 _transport, listener = await asyncio.wait_for(
@@ -106,9 +126,10 @@ async def connect_all(
                 errors.append(repr(exc))
                 return None
         assert isinstance(listener, RecordingClient)
+        listener.group = group
         return listener
 
-    results = await asyncio.gather(*(one() for _ in range(count)))
+    results = await asyncio.gather(*(one(group, url) for group, url in interleave(groups)))
     return [client for client in results if client is not None], errors
 
 
@@ -123,13 +144,29 @@ def _round_finished(client: RecordingClient, round_id: int, last_seq: int) -> bo
         return False
 
 
+def round_targets(
+    count: int, groups: int, wanted: Sequence[Sequence[int]] | None
+) -> list[tuple[int, int]]:
+    """Per group: (messages it should get, the seq of its last one; -1 if it gets none)."""
+    if wanted is None:
+        return [(count, count - 1)] * groups
+    targets = []
+    for mask in wanted:
+        seqs = [seq for seq, flag in enumerate(mask[:count]) if flag]
+        targets.append((len(seqs), seqs[-1] if seqs else -1))
+    return targets
+
+
 async def wait_for_round(
-    clients: Sequence[RecordingClient], round_id: int, count: int, timeout_s: float
+    clients: Sequence[RecordingClient],
+    round_id: int,
+    targets: Sequence[tuple[int, int]],
+    timeout_s: float,
 ) -> bool:
     """Until every live client holds the round's last message, or the deadline; True if all did."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    pending = list(clients)
+    pending = [c for c in clients if targets[c.group][0] > 0]
     while pending and loop.time() < deadline:
         # Only the cheap count check runs every poll; the last payload is parsed once a
         # client has enough frames, so duplicates cannot end the wait early.
@@ -137,7 +174,9 @@ async def wait_for_round(
             c
             for c in pending
             if not c.disconnected
-            and not (c.count >= count and _round_finished(c, round_id, count - 1))
+            and not (
+                c.count >= targets[c.group][0] and _round_finished(c, round_id, targets[c.group][1])
+            )
         ]
         if pending:
             await asyncio.sleep(POLL_S)
@@ -160,13 +199,14 @@ async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> Non
 
 
 async def serve_commands(args: argparse.Namespace) -> int:
-    nofile = raise_nofile(args.clients + FD_MARGIN)
-    if nofile < args.clients + FD_MARGIN:
-        emit("error", error=f"RLIMIT_NOFILE {nofile} is too low for {args.clients} clients")
+    total = sum(count for _, count in args.groups)
+    nofile = raise_nofile(total + FD_MARGIN)
+    if nofile < total + FD_MARGIN:
+        emit("error", error=f"RLIMIT_NOFILE {nofile} is too low for {total} clients")
         return 2
     started = time.perf_counter()
     clients, errors = await connect_all(
-        args.url, args.clients, args.connect_concurrency, args.connect_timeout_s
+        args.groups, args.connect_concurrency, args.connect_timeout_s
     )
     emit(
         "ready",
@@ -197,13 +237,19 @@ async def serve_commands(args: argparse.Namespace) -> int:
             elif name == "collect":
                 round_id = int(command["round"])
                 count = int(command["count"])
+                wanted: list[list[int]] | None = command.get("wanted")
+                if wanted is not None and len(wanted) != len(args.groups):
+                    emit("error", error=f"{len(wanted)} masks for {len(args.groups)} groups")
+                    return 2
+                targets = round_targets(count, len(args.groups), wanted)
                 all_received = await wait_for_round(
-                    clients, round_id, count, float(command["timeout_s"])
+                    clients, round_id, targets, float(command["timeout_s"])
                 )
                 cpu_s = time.process_time() - cpu_at_arm
                 wall_s = time.perf_counter() - wall_at_arm
                 emit("complete", round=round_id, all_received=all_received)
-                analysis = analyse_round([c.log() for c in clients], round_id, count)
+                masks = None if wanted is None else [bytes(mask[:count]) for mask in wanted]
+                analysis = analyse_round([c.log() for c in clients], round_id, count, masks)
                 result = analysis.to_json()
                 result["all_received"] = all_received
                 result["client_cpu_s"] = round(cpu_s, 3)
@@ -233,12 +279,28 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--url", help="one group: every client connects here")
+    parser.add_argument("--clients", type=int, help="size of the --url group")
+    parser.add_argument(
+        "--group",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("URL", "COUNT"),
+        help="a group of COUNT clients connecting to URL (path and query included); repeatable",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=50)
     parser.add_argument("--connect-timeout-s", type=float, default=10.0)
     parser.add_argument("--max-lifetime-s", type=float, required=True)
     args = parser.parse_args(argv)
+    groups: list[tuple[str, int]] = [(url, int(count)) for url, count in args.group]
+    if args.url is not None and args.clients is not None:
+        groups.insert(0, (args.url, args.clients))
+    elif args.url is not None or args.clients is not None:
+        parser.error("--url and --clients go together")
+    if not groups or any(count < 0 for _, count in groups):
+        parser.error("give --url and --clients, or --group URL COUNT, with counts >= 0")
+    args.groups = groups
     return uvloop.run(amain(args))
 
 

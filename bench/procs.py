@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -171,10 +171,17 @@ def scan_relay_log(path: Path) -> dict[str, int]:
 class RelayProcess:
     """`python -m pingpong_relay serve` at INFO with JSON logs to a file, plus its gauges."""
 
-    def __init__(self, children: Children, redis_url: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        children: Children,
+        redis_url: str,
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.children = children
         self.redis_url = redis_url
         self.log_path = log_path
+        self.extra_args = tuple(extra_args)
         self.port = free_port()
         self.http_port = free_port()
         self.process: asyncio.subprocess.Process | None = None
@@ -188,6 +195,10 @@ class RelayProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
+    def ws_url_with(self, query: str) -> str:
+        """The WebSocket URL with a query string (a server-side filter), e.g. "types=ping"."""
+        return self.ws_url + (f"?{query}" if query else "")
+
     async def start(self, timeout_s: float = 20.0) -> None:
         self._log = self.log_path.open("wb")
         self._tail = LogTail(self.log_path)
@@ -199,6 +210,7 @@ class RelayProcess:
             "--redis-url", self.redis_url,
             "--log-level", "INFO",
             "--log-format", "json",
+            *self.extra_args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             # A file, not a pipe: nothing has to drain it while the relay is under load.
@@ -251,15 +263,25 @@ class RelayProcess:
             return body
 
     async def metrics(self) -> dict[str, float]:
-        """The relay's own Prometheus counters, unlabelled series only."""
+        """The relay's own Prometheus counters: unlabelled series, plus histogram buckets.
+
+        A bucket comes back as `<name>_bucket:<le>` (e.g. "…_bucket:0.005", "…_bucket:+Inf"),
+        cumulative, as Prometheus exposes it.
+        """
         assert self._http is not None
         async with self._http.get(f"http://127.0.0.1:{self.http_port}/metrics") as response:
             text = (await response.read()).decode()
         values: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith("#") or "{" in line or " " not in line:
+            if line.startswith("#") or " " not in line:
                 continue
             name, _, value = line.rpartition(" ")
+            if "{" in name:
+                base, _, labels = name.partition("{")
+                if not base.endswith("_bucket") or not labels.startswith('le="'):
+                    continue
+                bound = labels[len('le="') :].partition('"')[0]
+                name = f"{base}:{bound}"
             with contextlib.suppress(ValueError):
                 values[name] = float(value)
         return values
@@ -297,13 +319,18 @@ class ClientFleet:
         self._log: IO[bytes] | None = None
 
     async def start(
-        self, url: str, clients: int, lifetime_s: float, concurrency: int, timeout_s: float
+        self,
+        groups: Sequence[tuple[str, int]],
+        lifetime_s: float,
+        concurrency: int,
+        timeout_s: float,
     ) -> None:
+        """Connect every group's clients: (URL with path and query, count) per group."""
         self._log = self.log_path.open("wb")
+        group_args = [arg for url, count in groups for arg in ("--group", url, str(count))]
         self.process = await self.children.spawn(
             sys.executable, "-m", "bench.clients",
-            "--url", url,
-            "--clients", str(clients),
+            *group_args,
             "--connect-concurrency", str(concurrency),
             "--max-lifetime-s", str(lifetime_s),
             stdin=asyncio.subprocess.PIPE,

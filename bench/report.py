@@ -126,6 +126,11 @@ def _run_notes(label: str, run: Run) -> list[str]:
                 else ""
             )
         )
+    if run.get("unexpected"):
+        notes.append(
+            f"{label}: {run['unexpected']} deliveries outside the client's filter "
+            f"(the relay sent a message the client's query excludes)"
+        )
     for key in ("malformed", "stale", "overflow", "unheard_publishes"):
         if run[key]:
             notes.append(f"{label}: {key.replace('_', ' ')}: {run[key]}")
@@ -152,6 +157,107 @@ def _log_notes(label: str, events: dict[str, int]) -> list[str]:
         return []
     listed = ", ".join(f"{name} ×{count}" for name, count in sorted(events.items()))
     return [f"{label}: relay logged {listed}"]
+
+
+def _bucket_ms(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return "> 1000" if math.isinf(value) else f"≤ {_ms(value)}"
+
+
+def _relay_metric(runs: Sequence[Run], key: str) -> float:
+    return median(float(run["relay_metrics"][key]) for run in runs)
+
+
+def _filter_row(label: str, runs: Sequence[Run]) -> list[str]:
+    return [
+        label,
+        _count(_median_of(runs, "expected_per_client")),
+        _ms(_median_of(runs, "p50_ms")),
+        _ms(_median_of(runs, "p99_ms")),
+        _ms(_median_of(runs, "max_ms")),
+        _count(_median_of(runs, "lost")),
+        f"{_count(_median_of(runs, 'duplicates'))} / "
+        f"{_count(_median_of(runs, 'out_of_order'))} / "
+        f"{_count(_median_of(runs, 'unexpected'))}",
+        _num(_median_of(runs, "cpu_us_per_delivery")),
+        _count(_median_of(runs, "deliveries_per_s")),
+        _bucket_ms(_relay_metric(runs, "broadcast_p99_ms_bucket")),
+        _ms(_relay_metric(runs, "broadcast_mean_ms")),
+    ]
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    if math.isnan(numerator) or math.isnan(denominator) or denominator <= 0:
+        return "–"
+    return f"{numerator / denominator:.2f}×"
+
+
+def _filter_section(section: dict[str, Any], args: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The filter scenario's table, its ratio line, and its notes."""
+    unfiltered: list[Run] = section["unfiltered"]
+    filtered: list[Run] = section["filtered"]
+    clients = section["clients"]
+    queries = section["queries"]
+    out = [
+        "",
+        f"### Server-side filters at {clients:,} clients",
+        "",
+        f"Relay with `--channel-pattern '{section['channel_pattern']}'` in both halves; "
+        f"{args['rate']:g} msg/s for {args['duration']:g} s over "
+        f"{', '.join(f'`{c}`' for c in section['channels'])} (ping and pong in turn). "
+        f"Unfiltered: every client gets every message. Filtered: {clients:,} clients split "
+        f"evenly across {', '.join(f'`?{q}`' for q in queries)}; each gets half the "
+        f"messages, checked against its own expected subset. Relay columns come from its "
+        f"`pingpong_relay_latency_seconds` histogram (Redis receipt → every write issued; "
+        f"p99 at bucket resolution).",
+        "",
+    ]
+    rows = []
+    if unfiltered:
+        rows.append(_filter_row(f"{clients:,} unfiltered", unfiltered))
+    if filtered:
+        rows.append(_filter_row(f"{clients:,} in {len(queries)} filters", filtered))
+    if rows:
+        out += _table(
+            [
+                "run",
+                "msgs/client",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "lost",
+                "dup / ooo / unexp",
+                "CPU µs/delivery",
+                "deliveries/s",
+                "relay p99 ms",
+                "relay mean ms",
+            ],
+            rows,
+        )
+    p99_unfiltered = _median_of(unfiltered, "p99_ms") if unfiltered else math.nan
+    p99_filtered = _median_of(filtered, "p99_ms") if filtered else math.nan
+    per_run = ""
+    if len(unfiltered) > 1 and len(unfiltered) == len(filtered):
+        pairs = zip(unfiltered, filtered, strict=True)
+        per_run = " (runs: " + ", ".join(_ratio(f["p99_ms"], u["p99_ms"]) for u, f in pairs) + ")"
+    out += [
+        "",
+        f"**filtered p99 / unfiltered p99 = {_ratio(p99_filtered, p99_unfiltered)}**{per_run}",
+    ]
+    if filtered and filtered[0].get("groups"):
+        by_filter = [
+            f"`?{query}` {_ms(median(run['groups'][i]['latency_ms']['p99'] for run in filtered))}"
+            for i, query in enumerate(queries)
+        ]
+        out += ["", "Filtered p99 ms by filter: " + ", ".join(by_filter) + "."]
+    notes: list[str] = []
+    for half, runs in (("unfiltered", unfiltered), ("filtered", filtered)):
+        for index, run in enumerate(runs, 1):
+            label = f"filters, {half}" + (f" run {index}" if len(runs) > 1 else "")
+            notes += _run_notes(label, run)
+            notes += _log_notes(label, run["relay_log_events"])
+    return out, notes
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -240,6 +346,10 @@ def render_report(results: dict[str, Any]) -> str:
             else f"**Max sustained throughput at {first['clients']:,} clients: none of the "
             f"rates tried passed**"
         )
+    if results.get("filters"):
+        section, filter_notes = _filter_section(results["filters"], args)
+        out += section
+        notes += filter_notes
     if notes:
         out += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return "\n".join(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import math
 import os
 import platform
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ from .report import render_report
 from .system import raise_nofile
 
 CHANNEL = "bot:pingpong"
+SOURCE = "bot"
+# The filter scenario: bots on their own channels, relayed through one PSUBSCRIBE pattern.
+FILTER_CHANNEL_PATTERN = "bot:*:pingpong"
+FILTER_CHANNELS = ("bot:a:pingpong", "bot:b:pingpong")
 # Room for the relay's own fds (Redis, HTTP plane, log file, listening sockets).
 FD_MARGIN = 256
 CONNECT_TIMEOUT_S = 120.0
@@ -46,6 +51,42 @@ def _int_list(text: str) -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r} needs at least one value, all > 0")
     return values
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFilter:
+    """A connect-time query and, written out independently of the relay, what it lets through.
+
+    The expectation is not computed with the relay's own filter code, so a bug there shows
+    up as lost or unexpected deliveries rather than being mirrored here.
+    """
+
+    label: str
+    query: str
+    kinds: frozenset[str] | None = None  # None: every type
+    bot_pattern: str | None = None  # shell-style pattern on "<channel>/<source>"; None: all
+
+    def wants(self, channel: str, kind: str) -> bool:
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        return self.bot_pattern is None or fnmatch.fnmatchcase(
+            f"{channel}/{SOURCE}", self.bot_pattern
+        )
+
+
+UNFILTERED = ClientFilter("all", "")
+FILTERS = (
+    ClientFilter("types=ping", "types=ping", kinds=frozenset({"ping"})),
+    ClientFilter("types=pong", "types=pong", kinds=frozenset({"pong"})),
+    *(
+        ClientFilter(f"bots={channel}/*", f"bots={channel}/*", bot_pattern=f"{channel}/*")
+        for channel in FILTER_CHANNELS
+    ),
+)
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput search")
     parser.add_argument(
+        "--filter-clients",
+        type=positive_int,
+        default=1000,
+        help="clients in the filter scenario: once all unfiltered, once split evenly across "
+        f"{len(FILTERS)} connect-time filters, both at --rate for --duration",
+    )
+    parser.add_argument(
+        "--no-filters", action="store_true", help="skip the server-side filter scenario"
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=positive_float,
         default=5.0,
@@ -137,14 +188,26 @@ class Published:
     unheard: int
     first_sent_ns: int
     elapsed_s: float
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, type) by seq
 
     @property
     def rate(self) -> float:
         return self.count / self.elapsed_s if self.elapsed_s > 0 else math.nan
 
 
+def message_of(seq: int, channels: Sequence[str]) -> tuple[str, str]:
+    """(channel, type) of message `seq`: ping/pong alternate, and each bot gets a ping and
+    then a pong in turn, so that no type filter selects the same messages as a bot filter."""
+    return channels[(seq // 2) % len(channels)], "ping" if seq % 2 == 0 else "pong"
+
+
 async def publish(
-    bot: aioredis.Redis, round_id: int, rate: float, count: int, time_limit_s: float
+    bot: aioredis.Redis,
+    round_id: int,
+    rate: float,
+    count: int,
+    time_limit_s: float,
+    channels: Sequence[str] = (CHANNEL,),
 ) -> Published:
     """Publish `count` valid bot messages at `rate`, never skipping one to catch up."""
     loop = asyncio.get_running_loop()
@@ -153,6 +216,7 @@ async def publish(
     first_sent_ns = 0
     unheard = 0
     published = 0
+    messages: list[tuple[str, str]] = []
     last_start = start
     for seq in range(count):
         now = loop.time()
@@ -164,30 +228,56 @@ async def publish(
         last_start = loop.time()
         sent_ns = time.time_ns()
         first_sent_ns = first_sent_ns or sent_ns
+        channel, kind = message_of(seq, channels)
         payload = orjson.dumps(
             {
-                "type": "ping" if seq % 2 == 0 else "pong",
+                "type": kind,
                 "latency": 12.3,
                 "timestamp": sent_ns // 1_000_000,
-                "source": "bot",
+                "source": SOURCE,
                 "seq": seq,
                 "round": round_id,
                 "sent_ns": sent_ns,
             }
         )
-        receivers = int(await bot.publish(CHANNEL, payload))
+        receivers = int(await bot.publish(channel, payload))
         unheard += receivers == 0
         published += 1
+        messages.append((channel, kind))
     # `published` slots of one interval each: exactly count/rate when on schedule.
     elapsed_s = last_start - start + interval_s
-    return Published(published, unheard, first_sent_ns, elapsed_s)
+    return Published(published, unheard, first_sent_ns, elapsed_s, messages)
+
+
+def histogram_quantile_ms(
+    before: dict[str, float], after: dict[str, float], name: str, fraction: float
+) -> float:
+    """Upper bound (ms) of the bucket holding the `fraction` quantile of a histogram's delta.
+
+    Bucket resolution only: the answer is "at most this". NaN with no observations,
+    inf when the quantile lies beyond the last finite bucket.
+    """
+    prefix = f"{name}_bucket:"
+    bounds = sorted(
+        (float(key[len(prefix) :]), after[key] - before.get(key, 0.0))
+        for key in after
+        if key.startswith(prefix)
+    )
+    total = bounds[-1][1] if bounds else 0.0
+    if total <= 0:
+        return math.nan
+    for bound, cumulative in bounds:
+        if cumulative >= fraction * total:
+            return bound * 1e3
+    return math.inf
 
 
 def _metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
 
-    broadcasts = delta("pingpong_relay_latency_seconds_count")
+    histogram = "pingpong_relay_latency_seconds"
+    broadcasts = delta(f"{histogram}_count")
     return {
         "forwarded": delta("pingpong_messages_forwarded_total"),
         "deliveries": delta("pingpong_deliveries_total"),
@@ -198,6 +288,8 @@ def _metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[st
             if broadcasts
             else math.nan
         ),
+        "broadcast_p50_ms_bucket": histogram_quantile_ms(before, after, histogram, 0.50),
+        "broadcast_p99_ms_bucket": histogram_quantile_ms(before, after, histogram, 0.99),
     }
 
 
@@ -211,24 +303,33 @@ async def run_round(
     rate: float,
     duration_s: float,
     drain_s: float,
+    channels: Sequence[str] = (CHANNEL,),
+    filters: Sequence[ClientFilter] | None = None,
 ) -> dict[str, Any]:
-    """One publishing phase against connected clients; latency, loss and relay CPU of it."""
+    """One publishing phase against connected clients; latency, loss and relay CPU of it.
+
+    With `filters` (one per client group, in the fleet's group order) each group is
+    checked against the subset of what was published that its filter lets through.
+    """
     planned = max(1, round(rate * duration_s))
     await fleet.send({"cmd": "arm", "round": round_id, "capacity": planned + 16})
     await fleet.expect("armed", 30.0)
     metrics_before = await relay.metrics()
     cpu_before = relay.cpu_times()
-    published = await publish(bot, round_id, rate, planned, duration_s * 1.5 + 2.0)
+    published = await publish(bot, round_id, rate, planned, duration_s * 1.5 + 2.0, channels)
     out = run_dir / f"round-{os.getpid()}-{time.monotonic_ns()}.json"
-    await fleet.send(
-        {
-            "cmd": "collect",
-            "round": round_id,
-            "count": published.count,
-            "timeout_s": drain_s,
-            "out": str(out),
-        }
-    )
+    collect: dict[str, Any] = {
+        "cmd": "collect",
+        "round": round_id,
+        "count": published.count,
+        "timeout_s": drain_s,
+        "out": str(out),
+    }
+    if filters is not None:
+        collect["wanted"] = [
+            [int(f.wants(channel, kind)) for channel, kind in published.messages] for f in filters
+        ]
+    await fleet.send(collect)
     # Relay CPU is read as soon as the clients hold everything (or gave up waiting), so the
     # client's parsing that follows does not stretch the window.
     complete = await fleet.expect("complete", drain_s + 30.0)
@@ -268,9 +369,13 @@ async def run_round(
 
 
 async def _connect(
-    relay: RelayProcess, fleet: ClientFleet, clients: int, args: argparse.Namespace, life_s: float
+    fleet: ClientFleet,
+    relay: RelayProcess,
+    groups: Sequence[tuple[str, int]],
+    args: argparse.Namespace,
+    life_s: float,
 ) -> int:
-    await fleet.start(relay.ws_url, clients, life_s, args.connect_concurrency, CONNECT_TIMEOUT_S)
+    await fleet.start(groups, life_s, args.connect_concurrency, CONNECT_TIMEOUT_S)
     connected = int(fleet.ready["connected"])
     if connected == 0:
         raise BenchError(f"no client could connect: {fleet.ready.get('errors')}")
@@ -286,8 +391,23 @@ async def run_scenario(
     args: argparse.Namespace,
     clients: int,
     label: str,
+    *,
+    filters: Sequence[ClientFilter] | None = None,
 ) -> dict[str, Any]:
-    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log")
+    """One relay, `clients` connections, one publishing round.
+
+    With `filters` it is the filter scenario: the relay also PSUBSCRIBEs to
+    FILTER_CHANNEL_PATTERN, the publisher spreads messages over FILTER_CHANNELS, and the
+    clients are split evenly across the filters (one group per filter, each with its query).
+    """
+    relay_args: tuple[str, ...] = ()
+    channels: tuple[str, ...] = (CHANNEL,)
+    counts = [clients]
+    if filters is not None:
+        relay_args = ("--channel-pattern", FILTER_CHANNEL_PATTERN)
+        channels = FILTER_CHANNELS
+        counts = split_evenly(clients, len(filters))
+    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log", relay_args)
     fleet = ClientFleet(children, run_dir / f"clients-{label}.log")
     life_s = CONNECT_TIMEOUT_S + ANALYSIS_TIMEOUT_S + args.duration * 2 + args.drain_timeout + 60
     try:
@@ -298,7 +418,11 @@ async def run_scenario(
         await relay.metrics()
         await asyncio.sleep(0.3)
         rss_before = relay.rss_bytes()
-        connected = await _connect(relay, fleet, clients, args, life_s)
+        if filters is None:
+            groups = [(relay.ws_url, clients)]
+        else:
+            groups = [(relay.ws_url_with(f.query), n) for f, n in zip(filters, counts, strict=True)]
+        connected = await _connect(fleet, relay, groups, args, life_s)
         rss_connected = relay.rss_bytes()
         result = await run_round(
             relay,
@@ -309,6 +433,8 @@ async def run_scenario(
             rate=args.rate,
             duration_s=args.duration,
             drain_s=args.drain_timeout,
+            channels=channels,
+            filters=filters,
         )
         rss_after = relay.rss_bytes()
     finally:
@@ -320,6 +446,11 @@ async def run_scenario(
         "connect_failed": fleet.ready.get("failed", 0),
         "connect_errors": fleet.ready.get("errors", []),
         "connect_s": fleet.ready.get("connect_s"),
+        "filters": (
+            None
+            if filters is None
+            else [{"query": f.query, "clients": n} for f, n in zip(filters, counts, strict=True)]
+        ),
         "rss_before_kb": rss_before / 1024,
         "rss_connected_kb": rss_connected / 1024,
         "rss_after_kb": rss_after / 1024,
@@ -348,7 +479,7 @@ async def run_throughput(
     try:
         await relay.start()
         _check_relay_fds(relay, clients)
-        connected = await _connect(relay, fleet, clients, args, life_s)
+        connected = await _connect(fleet, relay, [(relay.ws_url, clients)], args, life_s)
         for round_id, rate in enumerate(args.throughput_rates):
             step = await run_round(
                 relay,
@@ -407,6 +538,7 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
     redis_server = RedisServer(children, run_dir)
     scenarios: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     throughput: list[dict[str, Any]] = []
+    filter_runs: dict[str, list[dict[str, Any]]] = {"unfiltered": [], "filtered": []}
     started = time.monotonic()
     try:
         await redis_server.start()
@@ -434,6 +566,28 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                     )
                     _progress(f"  best {search['best_rate']} msg/s")
                     throughput.append(search)
+                if not args.no_filters:
+                    # Alternate which half goes first, so drift in the machine's load
+                    # hits both halves alike over the repeats.
+                    halves = ["unfiltered", "filtered"]
+                    for half in halves if repeat % 2 == 0 else halves[::-1]:
+                        n = args.filter_clients
+                        _progress(f"filters: {n} clients {half}, run {repeat + 1}/{args.repeat}")
+                        run = await run_scenario(
+                            children,
+                            redis_server.url,
+                            bot,
+                            run_dir,
+                            args,
+                            n,
+                            f"filters-{half}-r{repeat + 1}",
+                            filters=(UNFILTERED,) if half == "unfiltered" else FILTERS,
+                        )
+                        _progress(
+                            f"  p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
+                            f"lost {run['lost']}, unexpected {run['unexpected']}"
+                        )
+                        filter_runs[half].append(run)
         finally:
             await bot.aclose()
     finally:
@@ -449,6 +603,17 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "scenarios": [{"clients": n, "runs": runs} for n, runs in scenarios.items()],
         "throughput": throughput,
+        "filters": (
+            None
+            if args.no_filters
+            else {
+                "clients": args.filter_clients,
+                "channel_pattern": FILTER_CHANNEL_PATTERN,
+                "channels": list(FILTER_CHANNELS),
+                "queries": [f.query for f in FILTERS],
+                **filter_runs,
+            }
+        ),
     }
 
 
@@ -458,7 +623,9 @@ def _progress(text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    needed = max([*args.clients, args.throughput_clients]) + FD_MARGIN
+    counts = [*args.clients, args.throughput_clients]
+    counts += [] if args.no_filters else [args.filter_clients]
+    needed = max(counts) + FD_MARGIN
     nofile = raise_nofile(needed)
     if nofile < needed:
         print(f"bench: RLIMIT_NOFILE can only reach {nofile}; {needed} needed", file=sys.stderr)

@@ -41,6 +41,7 @@ class ClientLog:
     count: int
     overflow: int = 0
     disconnected: bool = False
+    group: int = 0  # index into the round's `wanted` masks: which filter the client used
 
 
 @dataclass(slots=True)
@@ -54,6 +55,7 @@ class RoundAnalysis:
     lost: int = 0
     duplicates: int = 0
     out_of_order: int = 0
+    unexpected: int = 0
     malformed: int = 0
     stale: int = 0
     overflow: int = 0
@@ -63,6 +65,7 @@ class RoundAnalysis:
     first_message_ms: dict[str, float] = field(default_factory=dict)
     per_seq_max_ms: list[float] = field(default_factory=list)
     last_received_ns: int = 0
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,23 +87,41 @@ def _latency_summary(latencies_ns: list[int]) -> dict[str, float]:
     }
 
 
-def analyse_round(logs: Sequence[ClientLog], round_id: int, expected_count: int) -> RoundAnalysis:
+def analyse_round(
+    logs: Sequence[ClientLog],
+    round_id: int,
+    expected_count: int,
+    wanted: Sequence[bytes] | None = None,
+) -> RoundAnalysis:
     """Parse what every client recorded and check delivery: loss, order, duplicates, latency.
 
-    Sequence numbers of a round run 0..expected_count-1; each client must see each once,
-    in order. Frames from another round (a backlog from an earlier step) count as stale.
+    Sequence numbers of a round run 0..expected_count-1. Without `wanted` each client must
+    see each once, in order. With it, a client of group g must see exactly the seqs where
+    `wanted[g][seq]` is 1 (its filter's subset), once each and in order; any other seq of
+    the round counts as unexpected. Frames from another round (a backlog from an earlier
+    step) count as stale.
     """
-    result = RoundAnalysis(round_id, len(logs), expected_count)
-    result.expected = expected_count * len(logs)
-    latencies_ns: list[int] = []
+    masks = list(wanted) if wanted is not None else [b"\x01" * expected_count]
+    if any(len(mask) != expected_count for mask in masks):
+        raise ValueError(f"every wanted mask must have {expected_count} entries")
+    per_group = [mask.count(1) for mask in masks]
+    first_wanted = [mask.find(1) for mask in masks]
+    result = RoundAnalysis(round_id, len(logs), max(per_group, default=0))
+    group_latencies: list[list[int]] = [[] for _ in masks]
+    group_counts = [{"clients": 0, "expected": 0, "delivered": 0} for _ in masks]
     per_seq_max_ns = [0] * expected_count
     first_message_ns: list[int] = []
     last_received_ns = 0
     loads = orjson.loads
     for log in logs:
+        mask = masks[log.group]
+        expected_here = per_group[log.group]
+        first_seq = first_wanted[log.group]
+        latencies_ns = group_latencies[log.group]
         seen = bytearray(expected_count)
         previous = -1
         unique = 0
+        result.expected += expected_here
         result.frames += log.count
         result.overflow += log.overflow
         result.disconnected += log.disconnected
@@ -123,6 +144,9 @@ def analyse_round(logs: Sequence[ClientLog], round_id: int, expected_count: int)
             if not 0 <= seq < expected_count:
                 result.malformed += 1
                 continue
+            if not mask[seq]:
+                result.unexpected += 1
+                continue
             if seen[seq]:
                 result.duplicates += 1
                 continue
@@ -135,15 +159,28 @@ def analyse_round(logs: Sequence[ClientLog], round_id: int, expected_count: int)
             latencies_ns.append(latency_ns)
             if latency_ns > per_seq_max_ns[seq]:
                 per_seq_max_ns[seq] = latency_ns
-            if seq == 0:
+            if seq == first_seq:
                 first_message_ns.append(latency_ns)
             last_received_ns = max(last_received_ns, received_ns)
         result.delivered += unique
-        if unique < expected_count:
+        if unique < expected_here:
             result.clients_with_loss += 1
+        counts = group_counts[log.group]
+        counts["clients"] += 1
+        counts["expected"] += expected_here
+        counts["delivered"] += unique
     result.lost = result.expected - result.delivered
-    result.latency_ms = _latency_summary(latencies_ns)
+    result.latency_ms = _latency_summary([ns for group in group_latencies for ns in group])
     result.first_message_ms = _latency_summary(first_message_ns)
     result.per_seq_max_ms = [round(ns / 1e6, 3) for ns in per_seq_max_ns]
     result.last_received_ns = last_received_ns
+    if wanted is not None:
+        result.groups = [
+            {
+                **counts,
+                "lost": counts["expected"] - counts["delivered"],
+                "latency_ms": _latency_summary(latencies),
+            }
+            for counts, latencies in zip(group_counts, group_latencies, strict=True)
+        ]
     return result
