@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .messages import REJECT_REASONS
@@ -43,103 +45,83 @@ _LATENCY_BUCKETS_S = (
 class RelayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.clients_connected = Gauge(
-            "pingpong_clients_connected", "WebSocket clients currently connected", registry=r
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+
+        self.clients_connected = gauge(
+            "pingpong_clients_connected", "WebSocket clients currently connected"
         )
-        self.connections_total = Counter(
-            "pingpong_connections", "WebSocket connections accepted", registry=r
+        self.connections_total = counter("pingpong_connections", "WebSocket connections accepted")
+        self.messages_received = counter(
+            "pingpong_messages_received", "Messages received from Redis"
         )
-        self.messages_received = Counter(
-            "pingpong_messages_received", "Messages received from Redis", registry=r
+        self.messages_forwarded = counter(
+            "pingpong_messages_forwarded", "Valid messages broadcast to clients"
         )
-        self.messages_forwarded = Counter(
-            "pingpong_messages_forwarded", "Valid messages broadcast to clients", registry=r
-        )
-        self.messages_rejected = Counter(
+        self.messages_rejected = counter(
             "pingpong_messages_rejected",
             "Messages from Redis refused by validation, by reason",
             ["reason"],
-            registry=r,
         )
         for reason in REJECT_REASONS:
             self.messages_rejected.labels(reason)
-        self.message_errors = Counter(
+        self.message_errors = counter(
             "pingpong_message_errors",
             "Messages whose handling failed with an internal error (a bug; see the log)",
-            registry=r,
         )
-        self.deliveries = Counter(
-            "pingpong_deliveries", "Envelopes written to client sockets", registry=r
+        self.deliveries = counter("pingpong_deliveries", "Envelopes written to client sockets")
+        self.send_failures = counter(
+            "pingpong_send_failures", "Writes to a client socket that failed"
         )
-        self.send_failures = Counter(
-            "pingpong_send_failures", "Writes to a client socket that failed", registry=r
-        )
-        self.slow_client_closes = Counter(
+        self.slow_client_closes = counter(
             "pingpong_slow_client_closes",
             "Clients closed because their unsent data exceeded --max-client-buffer",
-            registry=r,
         )
-        self.client_frames_refused = Counter(
+        self.client_frames_refused = counter(
             "pingpong_client_frames_refused",
             "Frames from clients that the relay answered with an error",
-            registry=r,
         )
-        self.redis_reconnects = Counter(
-            "pingpong_redis_reconnects",
-            "Times the Redis subscription was re-established",
-            registry=r,
+        self.redis_reconnects = counter(
+            "pingpong_redis_reconnects", "Times the Redis subscription was re-established"
         )
-        self.redis_subscribed = Gauge(
-            "pingpong_redis_subscribed",
-            "1 while the Redis subscription is verified alive, else 0",
-            registry=r,
+        self.redis_subscribed = gauge(
+            "pingpong_redis_subscribed", "1 while the Redis subscription is verified alive, else 0"
         )
-        self.relay_latency = Histogram(
+        self.relay_latency = histogram(
             "pingpong_relay_latency_seconds",
             "Time from receiving a message from Redis to issuing every client write",
             buckets=_LATENCY_BUCKETS_S,
-            registry=r,
         )
 
         # Per bot: cardinality is bounded by --max-bots.
-        self.bot_up = Gauge(
-            "pingpong_bot_up",
-            "Bot status: 1 up, 0.5 degraded or pending, 0 down",
-            ["bot"],
-            registry=r,
+        self.bot_up = gauge(
+            "pingpong_bot_up", "Bot status: 1 up, 0.5 degraded or pending, 0 down", ["bot"]
         )
-        self.bot_latency = Histogram(
+        self.bot_latency = histogram(
             "pingpong_bot_latency_seconds",
             "Exchange latency the bot reported, per bot",
             ["bot"],
             buckets=_BOT_LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.bot_last_seen = Gauge(
+        self.bot_last_seen = gauge(
             "pingpong_bot_last_seen_timestamp_seconds",
             "When the relay last received a message from the bot (Unix time)",
             ["bot"],
-            registry=r,
         )
-        self.alerts_firing = Gauge(
-            "pingpong_alerts_firing", "1 while the alert is firing", ["rule", "bot"], registry=r
+        self.alerts_firing = gauge(
+            "pingpong_alerts_firing", "1 while the alert is firing", ["rule", "bot"]
         )
-        self.bots_refused = Counter(
+        self.bots_refused = counter(
             "pingpong_bot_messages_untracked",
             "Messages relayed but not tracked per bot because --max-bots was reached",
-            registry=r,
         )
-        self.webhook_sent = Counter(
-            "pingpong_webhook_deliveries", "Alert webhooks delivered", registry=r
+        self.webhook_sent = counter("pingpong_webhook_deliveries", "Alert webhooks delivered")
+        self.webhook_failed = counter(
+            "pingpong_webhook_failures", "Alert webhooks that failed after every retry"
         )
-        self.webhook_failed = Counter(
-            "pingpong_webhook_failures", "Alert webhooks that failed after every retry", registry=r
-        )
-        self.webhook_dropped = Counter(
-            "pingpong_webhook_dropped",
-            "Alert webhooks dropped because the queue was full",
-            registry=r,
+        self.webhook_dropped = counter(
+            "pingpong_webhook_dropped", "Alert webhooks dropped because the queue was full"
         )
 
     def render(self) -> bytes:
