@@ -193,24 +193,55 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}×"
 
 
+def _ratio_line(label: str, runs: Sequence[Run], baseline: Sequence[Run]) -> str:
+    """`label` = X.XX× of the medians' p99, with the per-run ratios when there are several."""
+    p99 = _median_of(runs, "p99_ms") if runs else math.nan
+    p99_baseline = _median_of(baseline, "p99_ms") if baseline else math.nan
+    per_run = ""
+    if len(baseline) > 1 and len(baseline) == len(runs):
+        pairs = zip(baseline, runs, strict=True)
+        per_run = " (runs: " + ", ".join(_ratio(r["p99_ms"], b["p99_ms"]) for b, r in pairs) + ")"
+    return f"**{label} = {_ratio(p99, p99_baseline)}**{per_run}"
+
+
+def _by_group(title: str, runs: Sequence[Run], queries: Sequence[str]) -> list[str]:
+    if not runs or not runs[0].get("groups"):
+        return []
+    by_filter = [
+        f"`?{query}` {_ms(median(run['groups'][i]['latency_ms']['p99'] for run in runs))}"
+        for i, query in enumerate(queries)
+    ]
+    return [f"{title}: " + ", ".join(by_filter) + "."]
+
+
 def _filter_section(section: dict[str, Any], args: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The filter scenario's table, its ratio line, and its notes."""
+    """The filter scenario's table, its ratio lines, and its notes."""
     unfiltered: list[Run] = section["unfiltered"]
     filtered: list[Run] = section["filtered"]
+    match_all: list[Run] = section.get("match_all", [])
     clients = section["clients"]
     queries = section["queries"]
+    match_all_queries = section.get("match_all_queries", [])
     out = [
         "",
         f"### Server-side filters at {clients:,} clients",
         "",
-        f"Relay with `--channel-pattern '{section['channel_pattern']}'` in both halves; "
+        f"Relay with `--channel-pattern '{section['channel_pattern']}'` in every row; "
         f"{args['rate']:g} msg/s for {args['duration']:g} s over "
         f"{', '.join(f'`{c}`' for c in section['channels'])} (ping and pong in turn). "
         f"Unfiltered: every client gets every message. Filtered: {clients:,} clients split "
         f"evenly across {', '.join(f'`?{q}`' for q in queries)}; each gets half the "
-        f"messages, checked against its own expected subset. Relay columns come from its "
-        f"`pingpong_relay_latency_seconds` histogram (Redis receipt → every write issued; "
-        f"p99 at bucket resolution).",
+        f"messages."
+        + (
+            f" Match-all: {clients:,} clients split evenly across "
+            f"{', '.join(f'`?{q}`' for q in match_all_queries)}; four subscription groups, "
+            f"each getting every message."
+            if match_all_queries
+            else ""
+        )
+        + " Each client is checked against its own expected subset. Relay columns come from "
+        "its `pingpong_relay_latency_seconds` histogram (Redis receipt → every write issued; "
+        "p99 at bucket resolution).",
         "",
     ]
     rows = []
@@ -218,6 +249,10 @@ def _filter_section(section: dict[str, Any], args: dict[str, Any]) -> tuple[list
         rows.append(_filter_row(f"{clients:,} unfiltered", unfiltered))
     if filtered:
         rows.append(_filter_row(f"{clients:,} in {len(queries)} filters", filtered))
+    if match_all:
+        rows.append(
+            _filter_row(f"{clients:,} in {len(match_all_queries)} match-all filters", match_all)
+        )
     if rows:
         out += _table(
             [
@@ -235,26 +270,25 @@ def _filter_section(section: dict[str, Any], args: dict[str, Any]) -> tuple[list
             ],
             rows,
         )
-    p99_unfiltered = _median_of(unfiltered, "p99_ms") if unfiltered else math.nan
-    p99_filtered = _median_of(filtered, "p99_ms") if filtered else math.nan
-    per_run = ""
-    if len(unfiltered) > 1 and len(unfiltered) == len(filtered):
-        pairs = zip(unfiltered, filtered, strict=True)
-        per_run = " (runs: " + ", ".join(_ratio(f["p99_ms"], u["p99_ms"]) for u, f in pairs) + ")"
-    out += [
-        "",
-        f"**filtered p99 / unfiltered p99 = {_ratio(p99_filtered, p99_unfiltered)}**{per_run}",
-    ]
-    if filtered and filtered[0].get("groups"):
-        by_filter = [
-            f"`?{query}` {_ms(median(run['groups'][i]['latency_ms']['p99'] for run in filtered))}"
-            for i, query in enumerate(queries)
+    out += ["", _ratio_line("filtered p99 / unfiltered p99", filtered, unfiltered)]
+    if match_all:
+        out += [
+            "",
+            _ratio_line(
+                f"match-all {len(match_all_queries)}-group p99 / unfiltered p99",
+                match_all,
+                unfiltered,
+            ),
         ]
-        out += ["", "Filtered p99 ms by filter: " + ", ".join(by_filter) + "."]
+    for line in (
+        *_by_group("Filtered p99 ms by filter", filtered, queries),
+        *_by_group("Match-all p99 ms by filter", match_all, match_all_queries),
+    ):
+        out += ["", line]
     notes: list[str] = []
-    for half, runs in (("unfiltered", unfiltered), ("filtered", filtered)):
+    for row, runs in (("unfiltered", unfiltered), ("filtered", filtered), ("match-all", match_all)):
         for index, run in enumerate(runs, 1):
-            label = f"filters, {half}" + (f" run {index}" if len(runs) > 1 else "")
+            label = f"filters, {row}" + (f" run {index}" if len(runs) > 1 else "")
             notes += _run_notes(label, run)
             notes += _log_notes(label, run["relay_log_events"])
     return out, notes

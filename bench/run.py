@@ -83,6 +83,44 @@ FILTERS = (
         for channel in FILTER_CHANNELS
     ),
 )
+# Four different subscriptions (so four groups in the relay, each matched against every
+# message) that each let every published message through: as many deliveries per message
+# as the unfiltered row, so the difference is the cost of grouping and matching alone.
+MATCH_ALL_FILTERS = (
+    ClientFilter("types=ping,pong", "types=ping,pong", kinds=frozenset({"ping", "pong"})),
+    ClientFilter("bots=*", "bots=*", bot_pattern="*"),
+    ClientFilter("bots=bot:*", "bots=bot:*", bot_pattern="bot:*"),
+    ClientFilter(
+        "types=ping,pong&bots=*/bot",
+        "types=ping,pong&bots=*/bot",
+        kinds=frozenset({"ping", "pong"}),
+        bot_pattern="*/bot",
+    ),
+)
+# The filter scenario's rows, each its own relay and client process, in this order when
+# first in a run; with --repeat the order rotates (see run_all).
+FILTER_VARIANTS: dict[str, tuple[ClientFilter, ...]] = {
+    "unfiltered": (UNFILTERED,),
+    "filtered": FILTERS,
+    "match_all": MATCH_ALL_FILTERS,
+}
+
+
+def check_match_all(filters: Sequence[ClientFilter], channels: Sequence[str]) -> None:
+    """Refuse to run if a match-all filter's expectation would leave out any message.
+
+    Every message the publisher can send is some (channel, type) of `channels` × ping/pong;
+    if one filter excluded one, the row would no longer match the unfiltered deliveries.
+    """
+    period = 2 * len(channels)  # message_of repeats with this period
+    for f in filters:
+        excluded = [
+            message_of(seq, channels)
+            for seq in range(period)
+            if not f.wants(*message_of(seq, channels))
+        ]
+        if excluded:
+            raise BenchError(f"match-all filter ?{f.query} would exclude {excluded}")
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -150,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1000,
         help="clients in the filter scenario: once all unfiltered, once split evenly across "
-        f"{len(FILTERS)} connect-time filters, both at --rate for --duration",
+        f"{len(FILTERS)} connect-time filters that each pass half the messages, once across "
+        f"{len(MATCH_ALL_FILTERS)} different filters that each pass all; each at --rate for "
+        "--duration",
     )
     parser.add_argument(
         "--no-filters", action="store_true", help="skip the server-side filter scenario"
@@ -538,7 +578,7 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
     redis_server = RedisServer(children, run_dir)
     scenarios: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
     throughput: list[dict[str, Any]] = []
-    filter_runs: dict[str, list[dict[str, Any]]] = {"unfiltered": [], "filtered": []}
+    filter_runs: dict[str, list[dict[str, Any]]] = {key: [] for key in FILTER_VARIANTS}
     started = time.monotonic()
     try:
         await redis_server.start()
@@ -567,12 +607,13 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                     _progress(f"  best {search['best_rate']} msg/s")
                     throughput.append(search)
                 if not args.no_filters:
-                    # Alternate which half goes first, so drift in the machine's load
-                    # hits both halves alike over the repeats.
-                    halves = ["unfiltered", "filtered"]
-                    for half in halves if repeat % 2 == 0 else halves[::-1]:
+                    # Rotate which row goes first (and last), so drift in the machine's
+                    # load hits every row alike over the repeats.
+                    rows = list(FILTER_VARIANTS)
+                    shift = repeat % len(rows)
+                    for row in rows[shift:] + rows[:shift]:
                         n = args.filter_clients
-                        _progress(f"filters: {n} clients {half}, run {repeat + 1}/{args.repeat}")
+                        _progress(f"filters: {n} clients {row}, run {repeat + 1}/{args.repeat}")
                         run = await run_scenario(
                             children,
                             redis_server.url,
@@ -580,14 +621,14 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                             run_dir,
                             args,
                             n,
-                            f"filters-{half}-r{repeat + 1}",
-                            filters=(UNFILTERED,) if half == "unfiltered" else FILTERS,
+                            f"filters-{row}-r{repeat + 1}",
+                            filters=FILTER_VARIANTS[row],
                         )
                         _progress(
                             f"  p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
                             f"lost {run['lost']}, unexpected {run['unexpected']}"
                         )
-                        filter_runs[half].append(run)
+                        filter_runs[row].append(run)
         finally:
             await bot.aclose()
     finally:
@@ -611,6 +652,7 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                 "channel_pattern": FILTER_CHANNEL_PATTERN,
                 "channels": list(FILTER_CHANNELS),
                 "queries": [f.query for f in FILTERS],
+                "match_all_queries": [f.query for f in MATCH_ALL_FILTERS],
                 **filter_runs,
             }
         ),
@@ -626,6 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = [*args.clients, args.throughput_clients]
     counts += [] if args.no_filters else [args.filter_clients]
     needed = max(counts) + FD_MARGIN
+    try:
+        check_match_all(MATCH_ALL_FILTERS, FILTER_CHANNELS)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
     nofile = raise_nofile(needed)
     if nofile < needed:
         print(f"bench: RLIMIT_NOFILE can only reach {nofile}; {needed} needed", file=sys.stderr)
