@@ -69,6 +69,15 @@ def duration(text: str) -> float:
     return value
 
 
+def duration_or_zero(text: str) -> float:
+    """Like `duration`, but 0 is allowed (it turns the feature off)."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def percentile(text: str) -> float:
     """0.95 or p95."""
     raw = text.strip().lower()
@@ -199,6 +208,14 @@ class Settings:
     )
     evaluation_interval: float = _option(
         1.0, "seconds between evaluations of silence and alert rules", duration
+    )
+    history_retention: float = _option(
+        7 * 86400.0,
+        "how long accepted messages are kept in Redis Streams (e.g. 7d, 12h); 0 turns history off",
+        duration_or_zero,
+    )
+    history_max_entries: int = _option(
+        2_000_000, "most messages kept per bot, whatever their age", positive_int
     )
     shutdown_timeout: float = _option(
         3.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +11,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from .history import MAX_PAGE, Entry, History, HistoryQueryError, parse_position
 from .monitor import Monitor
 from .stats import WINDOWS
 
@@ -24,7 +27,10 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 def build_app(
-    health: HealthProbe, render_metrics: Callable[[], bytes], monitor: Monitor
+    health: HealthProbe,
+    render_metrics: Callable[[], bytes],
+    monitor: Monitor,
+    history: History | None = None,
 ) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         ok, body = health()
@@ -49,13 +55,71 @@ def build_app(
     async def bots(_request: web.Request) -> web.Response:
         return _json({"bots": monitor.statuses()})
 
+    async def history_page(request: web.Request) -> web.Response:
+        if history is None:
+            return _error(404, "history_off", "history is off (--history-retention 0)")
+        query = request.query
+        try:
+            limit = int(query.get("limit", "1000"))
+            if not 1 <= limit <= MAX_PAGE:
+                raise ValueError
+        except ValueError:
+            return _error(400, "bad_limit", f"limit must be a whole number from 1 to {MAX_PAGE}")
+        try:
+            start = parse_position(query["since"], end=False) if "since" in query else "-"
+            end = parse_position(query["until"], end=True) if "until" in query else "+"
+            if "after" in query:  # the cursor of the previous page: exclusive
+                start = "(" + parse_position(query["after"], end=False)
+        except HistoryQueryError as exc:
+            return _error(400, "bad_position", str(exc))
+        bot = query.get("bot") or None
+        entries = await (
+            history.read(bot, start, end, limit + 1)
+            if bot
+            else history.read_all(start, end, limit + 1)
+        )
+        page, more = entries[:limit], len(entries) > limit
+        cursor = page[-1].id if more and page else None
+        if query.get("format") == "csv":
+            return web.Response(
+                text=_csv(page),
+                content_type="text/csv",
+                headers={"X-Next-After": cursor} if cursor else None,
+            )
+        return _json({"bot": bot, "items": [e.to_json() for e in page], "next_after": cursor})
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/stats", stats)
     app.router.add_get("/alerts", alerts)
     app.router.add_get("/bots", bots)
+    app.router.add_get("/history", history_page)
     return app
+
+
+CSV_COLUMNS = ("id", "bot", "channel", "relay_ms", "type", "latency", "timestamp", "source")
+
+
+def _csv(entries: list[Entry]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        data = orjson.loads(entry.raw)
+        writer.writerow(
+            (
+                entry.id,
+                entry.bot,
+                entry.channel,
+                entry.relay_ms,
+                data.get("type"),
+                data.get("latency", ""),
+                data.get("timestamp", ""),
+                data.get("source", ""),
+            )
+        )
+    return out.getvalue()
 
 
 class HttpPlane:

@@ -116,6 +116,17 @@ class RelayMetrics:
             "pingpong_bot_messages_untracked",
             "Messages relayed but not tracked per bot because --max-bots was reached",
         )
+        self.history_recorded = counter(
+            "pingpong_history_recorded", "Messages this relay appended to the history"
+        )
+        self.history_duplicates = counter(
+            "pingpong_history_duplicates",
+            "Messages another relay had already recorded (exactly-once across relays)",
+        )
+        self.history_dropped = counter(
+            "pingpong_history_dropped",
+            "Messages not recorded because the history queue was full while Redis failed",
+        )
         self.webhook_sent = counter("pingpong_webhook_deliveries", "Alert webhooks delivered")
         self.webhook_failed = counter(
             "pingpong_webhook_failures", "Alert webhooks that failed after every retry"

@@ -18,6 +18,7 @@ from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
 from .filters import CommandError, apply, bot_id, parse_command
+from .history import History
 from .http_api import HttpPlane, build_app
 from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub, Peer
 from .messages import (
@@ -74,6 +75,7 @@ class Relay:
             on_joined=self.client_joined,
         )
         self.http: HttpPlane | None = None
+        self.history: History | None = None
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -147,7 +149,9 @@ class Relay:
             )
         result = self.hub.broadcast(envelope, "pingpong", bot, message.type)
         metrics.relay_latency.observe(time.perf_counter() - received)
-        # After the writes: statistics and alerts must not delay the heartbeat itself.
+        # After the writes: history, statistics and alerts must not delay the heartbeat.
+        if self.history is not None:
+            self.history.record(bot, channel, message.raw, now_ns // 1_000_000, None)
         self.monitor.observe(bot, message, now_ns / 1e9)
         metrics.messages_forwarded.inc()
         if self._log_info:
@@ -273,9 +277,19 @@ class Relay:
             backoff=Backoff(cap_s=settings.reconnect_max_delay),
             patterns=settings.channel_pattern,
         )
+        if settings.history_retention > 0:
+            self.history = History(
+                redis_url,
+                self.metrics,
+                retention_s=settings.history_retention,
+                max_entries=settings.history_max_entries,
+            )
+            self.history.start()
         await self.dataplane.start(settings.host, settings.port)
         if settings.http_port:
-            self.http = HttpPlane(build_app(self.health, self.metrics.render, self.monitor))
+            self.http = HttpPlane(
+                build_app(self.health, self.metrics.render, self.monitor, self.history)
+            )
             await self.http.start(settings.host, settings.http_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
         self.monitor.start()
@@ -319,6 +333,8 @@ class Relay:
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()
+        if self.history is not None:
+            await self.history.stop()
         if self.embedded is not None:
             self.embedded.stop()
         log.info("relay stopped", extra={"event": "stopped"})

@@ -68,6 +68,8 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("alert_repeat", "30m", 1800.0, "2h", 7200.0),
     ("max_bots", "10", 10, "20", 20),
     ("evaluation_interval", "0.25", 0.25, "2s", 2.0),
+    ("history_retention", "0", 0.0, "12h", 43200.0),
+    ("history_max_entries", "500", 500, "1000", 1000),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 

@@ -1,0 +1,250 @@
+"""Message history in Redis Streams: recorded exactly once across relays, read back by range."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .backoff import Backoff
+from .metrics import RelayMetrics
+
+log = logging.getLogger("pingpong_relay.history")
+
+KEY_PREFIX: Final = "pingpong:"
+STREAM_PREFIX: Final = KEY_PREFIX + "history:"
+SEEN_PREFIX: Final = KEY_PREFIX + "seen:"
+BOTS_KEY: Final = KEY_PREFIX + "bots"
+SEQ_KEY: Final = KEY_PREFIX + "seq"
+# Every relay receives every Pub/Sub message within moments of the others; a minute of
+# memory is ample to recognise the copies, and costs one small key per message.
+SEEN_TTL_MS: Final = 60_000
+MAX_PAGE: Final = 10_000
+
+# Atomic in Redis: the first relay to run it for a message appends it and remembers the
+# entry id under the message's fingerprint; every later relay gets that same id back.
+# Redis runs scripts one at a time, so two relays can never both append. Trimming is
+# exact (at one message per append it removes at most a few entries each time) and uses
+# Redis's own clock, the one stream ids are made of. A global sequence number orders
+# entries across bots, whose ids can tie within a millisecond.
+_RECORD_SCRIPT: Final = """
+local id = redis.call('GET', KEYS[1])
+if id then return {0, id} end
+local seq = redis.call('INCR', KEYS[4])
+id = redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'channel', ARGV[4],
+                'relay_ms', ARGV[5], 'seq', seq, 'raw', ARGV[6])
+local now = redis.call('TIME')
+local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+if cutoff > 0 then redis.call('XTRIM', KEYS[2], 'MINID', cutoff) end
+redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[7])
+return {1, id}
+"""
+
+
+def stream_key(bot: str) -> str:
+    return STREAM_PREFIX + bot
+
+
+def fingerprint(channel: str, raw: bytes) -> str:
+    """What identifies one published message across relays: its channel and exact bytes.
+
+    Two identical payloads on one channel within SEEN_TTL_MS count as one; a bot's
+    message carries its own millisecond timestamp, so real repeats do not collide.
+    """
+    digest = hashlib.blake2b(raw, digest_size=16, person=b"pingpong-relay")
+    digest.update(b"\0" + channel.encode())
+    return SEEN_PREFIX + digest.hexdigest()
+
+
+class HistoryQueryError(ValueError):
+    pass
+
+
+def parse_position(text: str, *, end: bool) -> str:
+    """A stream id ("1700000000000-3") or a time in ms ("1700000000000") as an XRANGE bound."""
+    text = text.strip()
+    head, sep, tail = text.partition("-")
+    if head.isdigit() and (not sep or tail.isdigit()):
+        if sep:
+            return text
+        return f"{head}-{'18446744073709551615' if end else '0'}"
+    raise HistoryQueryError(f"{text!r} is neither a stream id (ms-seq) nor a time in ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    bot: str
+    channel: str
+    relay_ms: int
+    seq: int
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "bot": self.bot,
+            "channel": self.channel,
+            "relay_ms": self.relay_ms,
+            "data": orjson.loads(self.raw),
+        }
+
+
+def _entry(bot: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    return Entry(
+        id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        bot=bot,
+        channel=fields[b"channel"].decode(),
+        relay_ms=int(fields[b"relay_ms"]),
+        seq=int(fields.get(b"seq", b"0")),
+        raw=fields[b"raw"],
+    )
+
+
+Recorded = Callable[[str], None]
+# What XRANGE returns with decode_responses off (redis-py's own annotation is looser).
+_Rows = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+class History:
+    """Appends accepted messages to a stream per bot, and reads them back.
+
+    Appends go through a bounded queue and one worker on a connection of their own, so
+    the broadcast never waits for Redis; a failed append is retried with backoff until
+    Redis takes it (the queue holds `queue_size` messages meanwhile; past that the oldest
+    waiting message is dropped and counted, never silently).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        metrics: RelayMetrics,
+        *,
+        retention_s: float,
+        max_entries: int,
+        queue_size: int = 100_000,
+    ) -> None:
+        self._redis = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        self._metrics = metrics
+        self.retention_s = retention_s
+        self.max_entries = max_entries
+        self._queue: asyncio.Queue[tuple[str, str, bytes, int, Recorded | None]] = asyncio.Queue(
+            maxsize=queue_size
+        )
+        self._script = self._redis.register_script(_RECORD_SCRIPT)
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = Backoff(base_s=0.1, cap_s=5.0)
+
+    # --- writing ----------------------------------------------------------------------
+    def record(
+        self, bot: str, channel: str, raw: bytes, relay_ms: int, on_recorded: Recorded | None
+    ) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._queue.task_done()
+            self._metrics.history_dropped.inc()
+            log.warning("history queue full: the oldest unrecorded message was dropped")
+        self._queue.put_nowait((bot, channel, raw, relay_ms, on_recorded))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="history-recorder")
+
+    async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), drain_timeout_s)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._redis.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._append(*item)
+            finally:
+                self._queue.task_done()
+
+    async def _append(
+        self, bot: str, channel: str, raw: bytes, relay_ms: int, on_recorded: Recorded | None
+    ) -> None:
+        attempt = 0
+        while True:
+            try:
+                created, entry_id = await self._script(
+                    keys=[fingerprint(channel, raw), stream_key(bot), BOTS_KEY, SEQ_KEY],
+                    args=[
+                        SEEN_TTL_MS,
+                        self.max_entries,
+                        int(self.retention_s * 1000),
+                        channel,
+                        relay_ms,
+                        raw,
+                        bot,
+                    ],
+                )
+                break
+            except (RedisError, OSError) as exc:
+                if attempt == 0:
+                    log.warning(
+                        "history append failed (%s); retrying",
+                        exc,
+                        extra={"event": "history_retry", "error": str(exc)},
+                    )
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        if created:
+            self._metrics.history_recorded.inc()
+        else:
+            self._metrics.history_duplicates.inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s as %s",
+                "recorded" if created else "already recorded by another relay:",
+                bot,
+                entry_id,
+                extra={
+                    "event": "history_recorded" if created else "history_duplicate",
+                    "bot": bot,
+                    "id": entry_id,
+                },
+            )
+        if on_recorded is not None:
+            on_recorded(entry_id)
+
+    # --- reading ----------------------------------------------------------------------
+    async def bots(self) -> list[str]:
+        members = await self._redis.smembers(BOTS_KEY)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def read(self, bot: str, start: str, end: str, limit: int) -> list[Entry]:
+        """Entries of one bot with start ≤ id ≤ end (exclusive start with "(id"), oldest first."""
+        rows = await self._redis.xrange(stream_key(bot), start, end, count=limit)
+        return [_entry(bot, entry_id, fields) for entry_id, fields in cast(_Rows, rows or [])]
+
+    async def read_all(self, start: str, end: str, limit: int) -> list[Entry]:
+        """Entries of every bot in recording order (a merge of each bot's first `limit`)."""
+        merged: list[Entry] = []
+        for bot in await self.bots():
+            merged.extend(await self.read(bot, start, end, limit))
+        merged.sort(key=lambda e: e.seq)
+        return merged[:limit]
+
+    async def first_id(self, bot: str) -> str | None:
+        rows = await self._redis.xrange(stream_key(bot), "-", "+", count=1)
+        if not rows:
+            return None
+        entry_id = rows[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
