@@ -20,7 +20,7 @@ from picows import (
     ws_create_server,
 )
 
-from .filters import CommandError, Subscription, from_query
+from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
 from .hub import Hub
 
 log = logging.getLogger("pingpong_relay.dataplane")
@@ -60,6 +60,7 @@ class ClientPeer(WSListener):
         self._on_command = on_command
         self._on_joined = on_joined
         self.remote = "?"
+        self.replay: ReplayRequest | None = None
         self.transport: WSTransport | None = None
         self._send: Callable[[WSMsgType, bytes], None] | None = None
         self._buffer_size: Callable[[], int] | None = None
@@ -186,7 +187,7 @@ class DataPlane:
                     None,
                 )
             try:
-                subscription = from_query(query)
+                subscription, replay = parse_connect_query(query)
             except CommandError as exc:
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_error_response(
@@ -196,13 +197,15 @@ class DataPlane:
                     ),
                     None,
                 )
-            return ClientPeer(
+            peer = ClientPeer(
                 self.hub,
                 self.hub.new_client_id(),
                 subscription,
                 self._on_command,
                 self._on_joined,
             )
+            peer.replay = replay
+            return peer
         if path == "/healthz":
             ok, body = self._health()
             response = (

@@ -12,6 +12,9 @@ import orjson
 MESSAGE_KINDS: Final = ("ping", "pong")
 EVENTS: Final = ("pingpong", "status", "alerts", "stats")
 ACTIONS: Final = ("subscribe", "unsubscribe", "list")
+# The event of a bot:pingpong envelope that carries its history id (sent once recorded).
+RECORDED: Final = "pingpong+id"
+MAX_REPLAY: Final = 10_000
 MAX_COMMAND_BYTES: Final = 4096
 MAX_BOT_PATTERNS: Final = 100
 MAX_PATTERN_CHARS: Final = 200
@@ -42,9 +45,19 @@ class Subscription:
     types: frozenset[str] | None = None
     bots: tuple[str, ...] | None = None
     events: frozenset[str] = frozenset({"pingpong"})
+    # Clients that replay history get each live envelope with its history id, which is
+    # known only once the message is recorded; everyone else gets it at once, without.
+    with_ids: bool = False
     _bot_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def wants(self, event: str, bot: str | None = None, kind: str | None = None) -> bool:
+        if event == "pingpong":
+            if self.with_ids:
+                return False
+        elif event == RECORDED:
+            if not self.with_ids:
+                return False
+            event = "pingpong"
         if event not in self.events:
             return False
         if kind is not None and self.types is not None and kind not in self.types:
@@ -62,11 +75,14 @@ class Subscription:
         return cached
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "types": sorted(self.types) if self.types is not None else "all",
             "bots": list(self.bots) if self.bots is not None else "all",
             "events": [e for e in EVENTS if e in self.events],
         }
+        if self.with_ids:
+            body["ids"] = True
+        return body
 
 
 DEFAULT_SUBSCRIPTION: Final = Subscription()
@@ -190,13 +206,40 @@ def apply(current: Subscription, command: Command) -> Subscription:
             events = events - command.events
     if len(bots or ()) > MAX_BOT_PATTERNS:
         raise CommandError("bad_field", f'at most {MAX_BOT_PATTERNS} "bots" patterns in all')
-    return Subscription(types, bots, events)
+    return Subscription(types, bots, events, current.with_ids)
 
 
-def from_query(query: str) -> Subscription:
-    """The subscription a client asks for at connect time: ?types=…&bots=…&events=…"""
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """History a client asked for at connect time: from a position, or the last N."""
+
+    since: str | None = None  # an XRANGE start bound
+    last: int | None = None
+
+
+def parse_position(text: str, *, end: bool = False) -> str:
+    """A stream id ("1700000000000-3") or a time in ms ("1700000000000") as an XRANGE bound."""
+    text = text.strip()
+    head, sep, tail = text.partition("-")
+    if head.isdigit() and len(head) <= 20 and (not sep or (tail.isdigit() and len(tail) <= 20)):
+        if sep:
+            return text
+        return f"{head}-{'18446744073709551615' if end else '0'}"
+    raise CommandError(
+        "bad_field", f"{text[:40]!r} is neither a history id (ms-seq) nor a time in ms"
+    )
+
+
+def position_key(entry_id: str) -> tuple[int, int]:
+    """Stream ids compare as (ms, seq) numbers, not as strings."""
+    head, _, tail = entry_id.partition("-")
+    return int(head), int(tail or 0)
+
+
+def parse_connect_query(query: str) -> tuple[Subscription, ReplayRequest | None]:
+    """The subscription and any history replay a client asks for in its WebSocket URL."""
     if not query:
-        return DEFAULT_SUBSCRIPTION
+        return DEFAULT_SUBSCRIPTION, None
     params = parse_qs(query, keep_blank_values=True)
     types = bots = events = None
     if "types" in params:
@@ -205,7 +248,27 @@ def from_query(query: str) -> Subscription:
         bots = _patterns(",".join(params["bots"]))
     if "events" in params:
         events = _names("events", ",".join(params["events"]), EVENTS)
+    replay = None
+    if "since" in params and "last" in params:
+        raise CommandError("bad_field", 'ask for "since" or "last", not both')
+    if "since" in params:
+        replay = ReplayRequest(since=parse_position(params["since"][-1]))
+    elif "last" in params:
+        text = params["last"][-1]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_REPLAY:
+            raise CommandError("bad_field", f'"last" must be a whole number from 1 to {MAX_REPLAY}')
+        replay = ReplayRequest(last=int(text))
+    with_ids = replay is not None or params.get("ids", ["0"])[-1] in ("1", "true")
     # Other parameters (tokens, cache busters) belong to other layers; ignore them here.
-    return Subscription(
-        types=types, bots=bots, events=events if events is not None else frozenset({"pingpong"})
+    subscription = Subscription(
+        types=types,
+        bots=bots,
+        events=events if events is not None else frozenset({"pingpong"}),
+        with_ids=with_ids,
     )
+    return subscription, replay
+
+
+def from_query(query: str) -> Subscription:
+    """The subscription a client asks for at connect time: ?types=…&bots=…&events=…"""
+    return parse_connect_query(query)[0]

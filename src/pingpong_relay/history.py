@@ -24,6 +24,7 @@ STREAM_PREFIX: Final = KEY_PREFIX + "history:"
 SEEN_PREFIX: Final = KEY_PREFIX + "seen:"
 BOTS_KEY: Final = KEY_PREFIX + "bots"
 SEQ_KEY: Final = KEY_PREFIX + "seq"
+FIRST_KEY: Final = KEY_PREFIX + "first"  # bot -> id of the first entry ever recorded
 # Every relay receives every Pub/Sub message within moments of the others; a minute of
 # memory is ample to recognise the copies, and costs one small key per message.
 SEEN_TTL_MS: Final = 60_000
@@ -46,6 +47,7 @@ local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - t
 if cutoff > 0 then redis.call('XTRIM', KEYS[2], 'MINID', cutoff) end
 redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[7])
+redis.call('HSETNX', KEYS[5], ARGV[7], id)
 return {1, id}
 """
 
@@ -63,21 +65,6 @@ def fingerprint(channel: str, raw: bytes) -> str:
     digest = hashlib.blake2b(raw, digest_size=16, person=b"pingpong-relay")
     digest.update(b"\0" + channel.encode())
     return SEEN_PREFIX + digest.hexdigest()
-
-
-class HistoryQueryError(ValueError):
-    pass
-
-
-def parse_position(text: str, *, end: bool) -> str:
-    """A stream id ("1700000000000-3") or a time in ms ("1700000000000") as an XRANGE bound."""
-    text = text.strip()
-    head, sep, tail = text.partition("-")
-    if head.isdigit() and (not sep or tail.isdigit()):
-        if sep:
-            return text
-        return f"{head}-{'18446744073709551615' if end else '0'}"
-    raise HistoryQueryError(f"{text!r} is neither a stream id (ms-seq) nor a time in ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +170,7 @@ class History:
         while True:
             try:
                 created, entry_id = await self._script(
-                    keys=[fingerprint(channel, raw), stream_key(bot), BOTS_KEY, SEQ_KEY],
+                    keys=[fingerprint(channel, raw), stream_key(bot), BOTS_KEY, SEQ_KEY, FIRST_KEY],
                     args=[
                         SEEN_TTL_MS,
                         self.max_entries,
@@ -242,9 +229,15 @@ class History:
         merged.sort(key=lambda e: e.seq)
         return merged[:limit]
 
-    async def first_id(self, bot: str) -> str | None:
-        rows = await self._redis.xrange(stream_key(bot), "-", "+", count=1)
-        if not rows:
-            return None
-        entry_id = rows[0][0]
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    async def read_last(self, bot: str, count: int) -> list[Entry]:
+        rows = await self._redis.xrevrange(stream_key(bot), "+", "-", count=count)
+        entries = [_entry(bot, i, f) for i, f in cast(_Rows, rows or [])]
+        entries.reverse()
+        return entries
+
+    async def retained_from(self, bot: str) -> tuple[str | None, str | None]:
+        """(id of the first entry ever recorded, id of the oldest entry still kept)."""
+        first_ever = cast(bytes | None, await self._redis.hget(FIRST_KEY, bot))
+        rows = cast(_Rows, await self._redis.xrange(stream_key(bot), "-", "+", count=1) or [])
+        oldest = rows[0][0].decode() if rows else None
+        return (first_ever.decode() if first_ever else None), oldest

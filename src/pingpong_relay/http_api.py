@@ -11,7 +11,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .history import MAX_PAGE, Entry, History, HistoryQueryError, parse_position
+from .filters import CommandError, parse_position
+from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
 from .stats import WINDOWS
 
@@ -70,8 +71,8 @@ def build_app(
             end = parse_position(query["until"], end=True) if "until" in query else "+"
             if "after" in query:  # the cursor of the previous page: exclusive
                 start = "(" + parse_position(query["after"], end=False)
-        except HistoryQueryError as exc:
-            return _error(400, "bad_position", str(exc))
+        except CommandError as exc:
+            return _error(400, "bad_position", exc.message)
         bot = query.get("bot") or None
         entries = await (
             history.read(bot, start, end, limit + 1)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from .filters import Subscription
+from .filters import RECORDED, Subscription
 from .metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.hub")
@@ -63,6 +63,8 @@ class Hub:
         self._peers: dict[str, Peer] = {}
         # Peers grouped by equal subscription: a message is matched once per group.
         self._groups: dict[Subscription, dict[str, Peer]] = {}
+        # Peers replaying history, with what arrived for them meanwhile.
+        self._holding: dict[str, tuple[Peer, list[tuple[str, str, bytes]]]] = {}
         self._empty = asyncio.Event()
         self._empty.set()
         self.metrics = metrics
@@ -124,14 +126,38 @@ class Hub:
 
     def resubscribe(self, peer: Peer, subscription: Subscription) -> None:
         """Moves a connected peer to the group of its new subscription."""
-        if peer.client_id not in self._peers:
-            peer.subscription = subscription
+        if peer.client_id not in self._peers or peer.client_id in self._holding:
+            peer.subscription = subscription  # a held peer rejoins with it on release
             return
         self._leave_group(peer)
         peer.subscription = subscription
         self._groups.setdefault(subscription, {})[peer.client_id] = peer
 
+    def hold(self, peer: Peer) -> list[tuple[str, str, bytes]]:
+        """Takes a peer out of the fan-out while it replays history.
+
+        Recorded messages meant for it are kept, in order, in the returned list (bot,
+        history id, payload) until `release`; nothing else is sent to it meanwhile.
+        """
+        held: list[tuple[str, str, bytes]] = []
+        if peer.client_id in self._peers:
+            self._leave_group(peer)
+            self._holding[peer.client_id] = (peer, held)
+        return held
+
+    def release(self, peer: Peer) -> None:
+        """Puts a held peer back into the fan-out (if it is still connected)."""
+        if self._holding.pop(peer.client_id, None) is not None:
+            self._groups.setdefault(peer.subscription, {})[peer.client_id] = peer
+
+    def hold_recorded(self, payload: bytes, bot: str, kind: str, entry_id: str) -> None:
+        for peer, held in self._holding.values():
+            if peer.subscription.wants(RECORDED, bot, kind):
+                held.append((bot, entry_id, payload))
+
     def _leave_group(self, peer: Peer) -> None:
+        if self._holding.pop(peer.client_id, None) is not None:
+            return
         members = self._groups.get(peer.subscription)
         if members is not None:
             members.pop(peer.client_id, None)
@@ -144,6 +170,8 @@ class Hub:
             len(members)
             for subscription, members in self._groups.items()
             if subscription.wants(event, bot, kind)
+        ) + sum(
+            1 for peer, _ in self._holding.values() if peer.subscription.wants(event, bot, kind)
         )
 
     def broadcast(

@@ -147,6 +147,21 @@ def encode_envelope(message: BotMessage, relay_ms: int) -> bytes:
     )
 
 
+def encode_envelope_with_id(raw: bytes, relay_ms: int, entry_id: str) -> bytes:
+    """The envelope with a fifth key, `id`, for clients that replay history."""
+    return b"".join(
+        (
+            _ENVELOPE_HEAD,
+            raw,
+            _ENVELOPE_TIMESTAMP,
+            b"%d" % relay_ms,
+            b',"source":"bot","id":"',
+            entry_id.encode("ascii"),
+            b'"}',
+        )
+    )
+
+
 def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
     """The bytes a bot publishes, as the design specifies them."""
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -17,13 +18,24 @@ from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
-from .filters import CommandError, apply, bot_id, parse_command
-from .history import History
+from .filters import (
+    MAX_REPLAY,
+    RECORDED,
+    CommandError,
+    ReplayRequest,
+    Subscription,
+    apply,
+    bot_id,
+    parse_command,
+    position_key,
+)
+from .history import Entry, History
 from .http_api import HttpPlane, build_app
 from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub, Peer
 from .messages import (
     RejectedMessage,
     encode_envelope,
+    encode_envelope_with_id,
     excerpt,
     format_bot_time,
     format_latency,
@@ -76,6 +88,7 @@ class Relay:
         )
         self.http: HttpPlane | None = None
         self.history: History | None = None
+        self._replays: set[asyncio.Task[None]] = set()
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -151,7 +164,14 @@ class Relay:
         metrics.relay_latency.observe(time.perf_counter() - received)
         # After the writes: history, statistics and alerts must not delay the heartbeat.
         if self.history is not None:
-            self.history.record(bot, channel, message.raw, now_ns // 1_000_000, None)
+            relay_ms = now_ns // 1_000_000
+            self.history.record(
+                bot,
+                channel,
+                message.raw,
+                relay_ms,
+                partial(self._recorded, bot, message.type, message.raw, relay_ms),
+            )
         self.monitor.observe(bot, message, now_ns / 1e9)
         metrics.messages_forwarded.inc()
         if self._log_info:
@@ -211,9 +231,100 @@ class Relay:
         if "status" in subscription.events and "status" not in before.events:
             self.send_current_status(peer)
 
+    def _recorded(self, bot: str, kind: str, raw: bytes, relay_ms: int, entry_id: str) -> None:
+        """Once a message has its history id: the envelope with it, to clients that asked."""
+        if not self.hub.recipients(RECORDED, bot, kind):
+            return
+        payload = encode_envelope_with_id(raw, relay_ms, entry_id)
+        self.hub.hold_recorded(payload, bot, kind, entry_id)
+        self.hub.broadcast(payload, RECORDED, bot, kind)
+
     def client_joined(self, peer: Peer) -> None:
         if "status" in peer.subscription.events:
             self.send_current_status(peer)
+        replay = getattr(peer, "replay", None)
+        if replay is not None:
+            held = self.hub.hold(peer)
+            task = asyncio.create_task(
+                self._replay(peer, replay, held), name=f"replay-{peer.client_id}"
+            )
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    async def _replay(
+        self, peer: Peer, request: ReplayRequest, held: list[tuple[str, str, bytes]]
+    ) -> None:
+        """History first, then what arrived meanwhile, without a duplicate at the seam.
+
+        The peer was held (and so started collecting recorded messages) before the
+        first read, so anything recorded after that read is in `held`; anything in both
+        is recognised by its id and sent once.
+        """
+        sent_up_to: dict[str, tuple[int, int]] = {}
+        try:
+            if self.history is None:
+                raise CommandError("history_off", "history is off (--history-retention 0)")
+            entries, gaps = await self._history_for(peer.subscription, request)
+            for gap in gaps:
+                self.hub.send_to(peer, orjson.dumps(gap))
+            for entry in entries:
+                kind = orjson.loads(entry.raw).get("type")
+                if not peer.subscription.wants(RECORDED, entry.bot, kind):
+                    continue
+                self.hub.send_to(peer, encode_envelope_with_id(entry.raw, entry.relay_ms, entry.id))
+                sent_up_to[entry.bot] = position_key(entry.id)
+        except CommandError as refused:
+            self.hub.send_to(
+                peer,
+                orjson.dumps({"type": "error", "error": refused.code, "message": refused.message}),
+            )
+        except Exception as exc:
+            log.exception("history replay for %s failed", peer.client_id)
+            self.hub.send_to(
+                peer, orjson.dumps({"type": "error", "error": "replay_failed", "message": str(exc)})
+            )
+        finally:
+            # No await from here on: nothing can arrive between the flush and the release.
+            for bot, entry_id, payload in held:
+                if position_key(entry_id) > sent_up_to.get(bot, (-1, -1)):
+                    self.hub.send_to(peer, payload)
+            self.hub.release(peer)
+
+    async def _history_for(
+        self, subscription: Subscription, request: ReplayRequest
+    ) -> tuple[list[Entry], list[dict[str, Any]]]:
+        assert self.history is not None
+        entries: list[Entry] = []
+        gaps: list[dict[str, Any]] = []
+        for bot in await self.history.bots():
+            if not subscription.wants_bot(bot):
+                continue
+            if request.last is not None:
+                entries += await self.history.read_last(bot, request.last)
+                continue
+            assert request.since is not None
+            entries += await self.history.read(bot, request.since, "+", MAX_REPLAY)
+            first_ever, oldest = await self.history.retained_from(bot)
+            if (
+                first_ever is not None
+                and oldest is not None
+                and position_key(first_ever) < position_key(oldest)
+                and position_key(request.since) < position_key(oldest)
+            ):
+                # Asked for more than is kept: say which part is missing, not nothing.
+                gaps.append(
+                    {
+                        "type": "bot:gap",
+                        "bot": bot,
+                        "reason": "trimmed",
+                        "from": max(request.since, first_ever, key=position_key),
+                        "to": oldest,
+                    }
+                )
+        entries.sort(key=lambda e: e.seq)
+        if request.last is not None:
+            entries = entries[-request.last :]
+        return entries[:MAX_REPLAY], gaps
 
     def send_current_status(self, peer: Peer) -> None:
         """A client that starts watching statuses first learns every bot's current one."""
@@ -325,6 +436,8 @@ class Relay:
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
         await self.monitor.stop()
+        for task in list(self._replays):
+            task.cancel()
         if self._source_task is not None and self.source is not None:
             self.source.stopping()
             self._source_task.cancel()
