@@ -131,6 +131,10 @@ class History:
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(base_s=0.1, cap_s=5.0)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
     # --- writing ----------------------------------------------------------------------
     def record(
         self, bot: str, channel: str, raw: bytes, relay_ms: int, on_recorded: Recorded | None

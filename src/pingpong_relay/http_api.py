@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
+from .rollup_store import RollupStore
+from .rollups import ANALYTICS_WINDOWS
 from .stats import WINDOWS
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
@@ -32,6 +34,9 @@ def build_app(
     render_metrics: Callable[[], bytes],
     monitor: Monitor,
     history: History | None = None,
+    rollups: RollupStore | None = None,
+    *,
+    silence_ms: int = 30_000,
 ) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         ok, body = health()
@@ -89,6 +94,19 @@ def build_app(
             )
         return _json({"bot": bot, "items": [e.to_json() for e in page], "next_after": cursor})
 
+    async def analytics(request: web.Request) -> web.Response:
+        if rollups is None:
+            return _error(404, "history_off", "history is off (--history-retention 0)")
+        window = request.query.get("window", "24h")
+        if window not in ANALYTICS_WINDOWS:
+            return _error(
+                400, "bad_window", f"window must be one of {', '.join(ANALYTICS_WINDOWS)}"
+            )
+        bot = request.query.get("bot")
+        if not bot:
+            return _error(400, "bot_required", "name the bot: /analytics?bot=ID&window=…")
+        return _json(await rollups.analytics(bot, window, silence_ms))
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -96,6 +114,7 @@ def build_app(
     app.router.add_get("/alerts", alerts)
     app.router.add_get("/bots", bots)
     app.router.add_get("/history", history_page)
+    app.router.add_get("/analytics", analytics)
     return app
 
 

@@ -43,6 +43,7 @@ from .messages import (
 )
 from .metrics import RelayMetrics
 from .monitor import Monitor, rules_from_settings
+from .rollup_store import RollupStore
 from .source import RedisSource
 
 log = logging.getLogger("pingpong_relay.server")
@@ -89,6 +90,7 @@ class Relay:
         self.http: HttpPlane | None = None
         self.history: History | None = None
         self._replays: set[asyncio.Task[None]] = set()
+        self.rollups: RollupStore | None = None
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -396,10 +398,19 @@ class Relay:
                 max_entries=settings.history_max_entries,
             )
             self.history.start()
+            self.rollups = RollupStore(self.history.redis)
+            self.rollups.start()
         await self.dataplane.start(settings.host, settings.port)
         if settings.http_port:
             self.http = HttpPlane(
-                build_app(self.health, self.metrics.render, self.monitor, self.history)
+                build_app(
+                    self.health,
+                    self.metrics.render,
+                    self.monitor,
+                    self.history,
+                    self.rollups,
+                    silence_ms=int(settings.silence_timeout * 1000),
+                )
             )
             await self.http.start(settings.host, settings.http_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
@@ -446,6 +457,8 @@ class Relay:
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()
+        if self.rollups is not None:
+            await self.rollups.stop()
         if self.history is not None:
             await self.history.stop()
         if self.embedded is not None:

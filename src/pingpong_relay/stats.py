@@ -125,6 +125,29 @@ class LogHistogram:
     def bucket_count(self) -> int:
         return len(self._buckets)
 
+    def to_json(self) -> dict[str, Any]:
+        """A compact, exact form for storage (rollups); `from_json` reads it back."""
+        return {
+            "b": {str(key): count for key, count in self._buckets.items()},
+            "n": self._count,
+            "s": self._sum,
+            "lo": self._min if self._count else None,
+            "hi": self._max if self._count else None,
+            "neg": self._negative_count,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> LogHistogram:
+        histogram = cls()
+        histogram._buckets = {int(key): int(count) for key, count in body["b"].items()}
+        histogram._count = int(body["n"])
+        histogram._sum = float(body["s"])
+        if histogram._count:
+            histogram._min = float(body["lo"])
+            histogram._max = float(body["hi"])
+        histogram._negative_count = int(body["neg"])
+        return histogram
+
     @property
     def count(self) -> int:
         return self._count
