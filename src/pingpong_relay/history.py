@@ -12,6 +12,8 @@ from typing import Any, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .backoff import Backoff
@@ -25,6 +27,7 @@ SEEN_PREFIX: Final = KEY_PREFIX + "seen:"
 BOTS_KEY: Final = KEY_PREFIX + "bots"
 SEQ_KEY: Final = KEY_PREFIX + "seq"
 FIRST_KEY: Final = KEY_PREFIX + "first"  # bot -> id of the first entry ever recorded
+DEAF_KEY: Final = KEY_PREFIX + "deaf"  # when some relay could not hear Redis
 # Every relay receives every Pub/Sub message within moments of the others; a minute of
 # memory is ample to recognise the copies, and costs one small key per message.
 SEEN_TTL_MS: Final = 60_000
@@ -120,7 +123,14 @@ class History:
         max_entries: int,
         queue_size: int = 100_000,
     ) -> None:
-        self._redis = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        # A Redis restart leaves dead connections in the pool; retrying a command on a
+        # fresh one is what makes the first read or write after it succeed.
+        self._redis = aioredis.from_url(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        )
         self._metrics = metrics
         self.retention_s = retention_s
         self.max_entries = max_entries
@@ -129,6 +139,7 @@ class History:
         )
         self._script = self._redis.register_script(_RECORD_SCRIPT)
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self._backoff = Backoff(base_s=0.1, cap_s=5.0)
 
     @property
@@ -157,6 +168,8 @@ class History:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._background:
+            await asyncio.wait(self._background, timeout=drain_timeout_s)
         await self._redis.aclose()
 
     async def _run(self) -> None:
@@ -214,6 +227,38 @@ class History:
             )
         if on_recorded is not None:
             on_recorded(entry_id)
+
+    def record_deaf(self, from_ms: int, to_ms: int, relay: str) -> None:
+        """Notes that this relay heard nothing from `from_ms` to `to_ms` (once Redis is back)."""
+
+        async def write() -> None:
+            try:
+                await self._redis.xadd(
+                    DEAF_KEY,
+                    {"from_ms": from_ms, "to_ms": to_ms, "relay": relay},
+                    maxlen=10_000,
+                    approximate=True,
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("could not record the deaf period: %s", exc)
+            else:
+                log.debug(
+                    "recorded deaf period %d-%d", from_ms, to_ms, extra={"event": "deaf_recorded"}
+                )
+
+        task = asyncio.create_task(write(), name="history-deaf")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def deaf_periods(self, since_ms: int) -> list[tuple[int, int, str]]:
+        """(from, to, relay) of every recorded deafness that ended at or after `since_ms`."""
+        rows = cast(list[Any], await self._redis.xrange(DEAF_KEY, "-", "+"))
+        periods = []
+        for _, fields in rows:
+            to_ms = int(fields[b"to_ms"])
+            if to_ms >= since_ms:
+                periods.append((int(fields[b"from_ms"]), to_ms, fields[b"relay"].decode()))
+        return periods
 
     # --- reading ----------------------------------------------------------------------
     async def bots(self) -> list[str]:

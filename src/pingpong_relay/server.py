@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -91,6 +93,7 @@ class Relay:
         self.history: History | None = None
         self._replays: set[asyncio.Task[None]] = set()
         self.rollups: RollupStore | None = None
+        self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -241,6 +244,20 @@ class Relay:
         self.hub.hold_recorded(payload, bot, kind, entry_id)
         self.hub.broadcast(payload, RECORDED, bot, kind)
 
+    def relay_deaf(self, since_s: float, until_s: float | None) -> None:
+        """Tells status watchers (and the history) when this relay could not hear Redis."""
+        body: dict[str, Any] = {
+            "type": "relay:deaf",
+            "relay": self.relay_id,
+            "from_ms": int(since_s * 1000),
+            "to_ms": int(until_s * 1000) if until_s is not None else None,
+        }
+        if until_s is not None:
+            body["duration_s"] = round(until_s - since_s, 3)
+            if self.history is not None:
+                self.history.record_deaf(body["from_ms"], body["to_ms"], self.relay_id)
+        self.hub.broadcast(orjson.dumps(body), "status")
+
     def client_joined(self, peer: Peer) -> None:
         if "status" in peer.subscription.events:
             self.send_current_status(peer)
@@ -306,6 +323,19 @@ class Relay:
                 continue
             assert request.since is not None
             entries += await self.history.read(bot, request.since, "+", MAX_REPLAY)
+            since_ms = position_key(request.since)[0]
+            for from_ms, to_ms, relay in await self.history.deaf_periods(since_ms):
+                # With several relays another may have heard it; this says who did not.
+                gaps.append(
+                    {
+                        "type": "bot:gap",
+                        "bot": bot,
+                        "reason": "relay_deaf",
+                        "relay": relay,
+                        "from": f"{from_ms}-0",
+                        "to": f"{to_ms}-0",
+                    }
+                )
             first_ever, oldest = await self.history.retained_from(bot)
             if (
                 first_ever is not None
@@ -389,6 +419,7 @@ class Relay:
             health_interval_s=settings.redis_health_interval,
             backoff=Backoff(cap_s=settings.reconnect_max_delay),
             patterns=settings.channel_pattern,
+            on_deaf=self.relay_deaf,
         )
         if settings.history_retention > 0:
             self.history = History(

@@ -20,6 +20,8 @@ from .metrics import RelayMetrics
 log = logging.getLogger("pingpong_relay.source")
 
 MessageHandler = Callable[[str, bytes], None]
+# (deaf since, deaf until or None while it lasts), wall-clock seconds
+DeafHandler = Callable[[float, float | None], None]
 
 
 class SubscriptionLost(Exception):
@@ -45,8 +47,10 @@ class RedisSource:
         health_interval_s: float = 5.0,
         backoff: Backoff | None = None,
         patterns: Sequence[str] = (),
+        on_deaf: DeafHandler | None = None,
     ) -> None:
         self.url = url
+        self._on_deaf = on_deaf
         self.channels = list(channels)
         self.patterns = list(patterns)
         self._channel_set = frozenset(self.channels)
@@ -98,6 +102,8 @@ class RedisSource:
                     self._last_error,
                     extra={"event": "redis_outage_start", "error": self._last_error},
                 )
+                if self._on_deaf is not None:
+                    self._on_deaf(self.down_since, None)
             delay = self._backoff.delay(attempt)
             attempt += 1
             level = logging.WARNING if attempt == 1 and not ever_subscribed else logging.INFO
@@ -168,7 +174,8 @@ class RedisSource:
         self._subscribed = True
         self._metrics.redis_subscribed.set(1)
         if self.down_since is not None:
-            outage_s = time.time() - self.down_since
+            restored = time.time()
+            outage_s = restored - self.down_since
             self._metrics.redis_reconnects.inc()
             log.warning(
                 "Redis subscription restored after %.1f s outage; subscribed to %s",
@@ -181,6 +188,8 @@ class RedisSource:
                     "patterns": self.patterns,
                 },
             )
+            if self._on_deaf is not None:
+                self._on_deaf(self.down_since, restored)
             self.down_since = None
         else:
             log.info(

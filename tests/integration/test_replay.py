@@ -116,3 +116,66 @@ async def test_bad_replay_parameters_are_refused_before_the_upgrade(
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await session.ws_connect(relay.ws_url + "?" + query)
             assert refused.value.status == 400, query
+
+
+async def test_a_redis_outage_is_announced_and_shows_as_a_gap_in_replays(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(
+        redis_server.url,
+        "--log-level",
+        "DEBUG",
+        "--reconnect-max-delay",
+        "0.3",
+        "--redis-health-interval",
+        "1",
+    )
+    await redis_server.publish(_beat(1))
+    await relay.wait_for("history_recorded")
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=status")
+    await relay.wait_for("client_connected")
+
+    # Redis here keeps nothing on disk: a restart loses the history, so save it first.
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_server.url)
+    dump = await client.dump("pingpong:history:bot:pingpong/bot")
+    await client.aclose()
+    redis_server.kill()
+    started = await _next_of(watcher, "relay:deaf")
+    assert started["to_ms"] is None
+    await redis_server.start()
+    client = aioredis.from_url(redis_server.url)
+    await client.restore("pingpong:history:bot:pingpong/bot", 0, dump, replace=True)
+    await client.sadd("pingpong:bots", "bot:pingpong/bot")
+    await client.aclose()
+    ended = await _next_of(watcher, "relay:deaf", after=started)
+    assert ended["from_ms"] == started["from_ms"]
+    assert ended["to_ms"] > ended["from_ms"]
+    assert ended["duration_s"] > 0
+
+    await redis_server.publish(_beat(2))
+    await relay.wait_for("history_recorded", count=2)
+    await relay.wait_for("deaf_recorded")
+    replay = Collector()
+    await replay.connect(relay.ws_url + "?since=0")
+    messages = await replay.wait_count(3)
+    gap = messages[0]
+    assert (gap["type"], gap["reason"]) == ("bot:gap", "relay_deaf")
+    assert gap["from"] == f"{ended['from_ms']}-0"
+    assert gap["to"] == f"{ended['to_ms']}-0"
+    assert [m["data"]["latency"] for m in messages[1:]] == [1, 2]
+    await watcher.close()
+    await replay.close()
+
+
+async def _next_of(
+    client: Collector, kind: str, after: dict[str, object] | None = None
+) -> dict[str, object]:
+    index = 0 if after is None else client.messages.index(after) + 1
+    while True:
+        message = (await client.wait_count(index + 1))[index]
+        if message["type"] == kind:
+            return message
+        index += 1
