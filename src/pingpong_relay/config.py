@@ -58,23 +58,19 @@ def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable
     return parse
 
 
-def duration(text: str) -> float:
-    """Seconds from "30s", "5m", "1h", "250ms" or a plain number; must be > 0."""
+def duration_or_zero(text: str) -> float:
+    """Seconds from "30s", "5m", "1h", "250ms" or a plain number; 0 turns a feature off."""
     try:
-        value = parse_duration(text)
+        return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """Like `duration_or_zero`, but the value must be > 0."""
+    value = duration_or_zero(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be longer than 0 s")
-    return value
-
-
-def duration_or_zero(text: str) -> float:
-    """Like `duration`, but 0 is allowed (it turns the feature off)."""
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 

@@ -8,38 +8,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from .messages import REJECT_REASONS
 
-# Relay latency is sub-millisecond when healthy; the buckets resolve that range and
-# still show a stalled event loop.
-_BOT_LATENCY_BUCKETS_S = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-_LATENCY_BUCKETS_S = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-)
+
+def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
+    """Histogram buckets 1, 2.5, 5 × 10^k from `low_s`: even steps on a log scale."""
+    steps = (1.0, 2.5, 5.0)
+    return tuple(round(low_s * steps[i % 3] * 10 ** (i // 3), 10) for i in range(count))
+
+
+# Relay latency is sub-millisecond when healthy; 0.1 ms to 1 s resolves that and still
+# shows a stalled event loop. Bots report exchange latency: 1 ms to 10 s.
+_LATENCY_BUCKETS_S = _one_two_five(0.0001, 13)
+_BOT_LATENCY_BUCKETS_S = _one_two_five(0.001, 13)
 
 
 class RelayMetrics:
