@@ -29,6 +29,7 @@ log = logging.getLogger("pingpong_relay.rollups")
 MINUTES_PREFIX: Final = KEY_PREFIX + "rollup:m:"
 HOURS_PREFIX: Final = KEY_PREFIX + "rollup:h:"
 CURSOR_KEY: Final = KEY_PREFIX + "rollup:cursor"  # bot -> start of the last minute rolled up
+PRUNED_KEY: Final = KEY_PREFIX + "rollup:pruned"  # bot -> last minute rollup deleted
 # Recording runs a little behind receipt; a minute is rolled up once it is this far past.
 SETTLE_MS: Final = 5_000
 MINUTES_KEPT_MS: Final = 48 * HOUR_MS  # hours cover anything older
@@ -90,6 +91,7 @@ class RollupStore:
         for raw_bot in await self._redis.smembers(BOTS_KEY):
             bot = raw_bot.decode() if isinstance(raw_bot, bytes) else str(raw_bot)
             written += await self._roll_bot(bot, now_ms)
+            await self._prune_minutes(bot, now_ms)
         log.debug(
             "rollup pass done: %d minute(s) written",
             written,
@@ -152,8 +154,6 @@ class RollupStore:
                 await self._redis.hsetnx(
                     HOURS_PREFIX + bot, str(hour), orjson.dumps(merged.to_json())
                 )
-            if hour + MINUTES_KEPT_MS < now_ms:
-                await self._redis.hdel(MINUTES_PREFIX + bot, *fields)
         await self._redis.hset(CURSOR_KEY, bot, str(last_complete))
         log.debug(
             "rolled up %d minute(s) of %s up to %d",
@@ -163,6 +163,24 @@ class RollupStore:
             extra={"event": "rolled_up", "bot": bot, "minutes": written, "up_to_ms": last_complete},
         )
         return written
+
+    async def _prune_minutes(self, bot: str, now_ms: int) -> None:
+        """Drops minute rollups older than MINUTES_KEPT_MS; their hours say it all."""
+        keep_from = hour_of(now_ms - MINUTES_KEPT_MS)
+        pruned_raw = await self._redis.hget(PRUNED_KEY, bot)
+        pruned_to = int(pruned_raw) if pruned_raw is not None else None
+        if pruned_to is None:
+            oldest = await self._redis.hkeys(MINUTES_PREFIX + bot)
+            if not oldest:
+                return
+            pruned_to = min(int(m) for m in oldest) - MINUTE_MS
+        if pruned_to + MINUTE_MS >= keep_from:
+            return
+        for chunk_start in range(pruned_to + MINUTE_MS, keep_from, 1000 * MINUTE_MS):
+            chunk_end = min(chunk_start + 1000 * MINUTE_MS, keep_from)
+            fields = [str(m) for m in range(chunk_start, chunk_end, MINUTE_MS)]
+            await self._redis.hdel(MINUTES_PREFIX + bot, *fields)
+        await self._redis.hset(PRUNED_KEY, bot, str(keep_from - MINUTE_MS))
 
     @staticmethod
     def _write_minute(pipe: Any, bot: str, rollup: Rollup) -> None:
@@ -200,10 +218,19 @@ class RollupStore:
         pipe.hmget(HOURS_PREFIX + bot, hour_fields or ["-"])
         pipe.hmget(MINUTES_PREFIX + bot, minute_fields or ["-"])
         pipe.xrange(stream_key(bot), f"{max(rolled_to, minute_of(start))}-0", "+")
-        pipe.xrevrange(
-            stream_key(bot), f"{minute_of(start) - 1}-18446744073709551615", "-", count=1
-        )
-        hours_raw, minutes_raw, recent, before = await pipe.execute()
+        pipe.xrange(stream_key(bot), "-", "+", count=1)
+        hours_raw, minutes_raw, recent, oldest = await pipe.execute()
+        before: list[Any] = []
+        bound = minute_of(start) - 1
+        if oldest and _id_ms(oldest[0][0]) <= bound:
+            # Only when the stream reaches back that far: XREVRANGE from a bound older
+            # than the stream walks all of it (100 ms at 600,000 entries).
+            before = cast(
+                list[Any],
+                await self._redis.xrevrange(
+                    stream_key(bot), f"{bound}-18446744073709551615", "-", count=1
+                ),
+            )
         spans = [Rollup.from_json(orjson.loads(raw)) for raw in (*hours_raw, *minutes_raw) if raw]
         spans = [s for s in spans if s.start_ms + s.span_ms > start]
         if recent:

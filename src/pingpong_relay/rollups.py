@@ -204,7 +204,7 @@ def analytics(
         (o.end_ms if o.end_ms is not None else now_ms) - max(o.start_ms, observed_from)
         for o in found
     )
-    inside = [s for s in spans if s.start_ms + s.span_ms > start_ms and s.start_ms < now_ms]
+    inside = [s for s in spans if s.start_ms + s.span_ms > start_ms and s.start_ms <= now_ms]
     latency = LogHistogram()
     count = ping = pong = 0
     for span in inside:

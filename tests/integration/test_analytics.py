@@ -117,3 +117,25 @@ async def test_analytics_reports_an_ongoing_outage_and_refuses_bad_queries(
         status, body = await relay.get(f"/analytics?{query}")
         assert status == code
         assert orjson.loads(body)["message"]
+
+
+async def test_minute_rollups_older_than_two_days_are_pruned_and_hours_kept(
+    redis_server: RedisServer,
+) -> None:
+    from pingpong_relay.rollup_store import HOURS_PREFIX, MINUTES_PREFIX, RollupStore
+
+    client = aioredis.from_url(redis_server.url)
+    seconds, _ = await client.time()
+    now_ms = int(seconds) * 1000
+    hour = now_ms - now_ms % 3_600_000
+    old = [hour - 50 * 3_600_000 + m * 60_000 for m in range(120)]  # ~50 h ago, 2 hours
+    recent = [hour - 3_600_000 + m * 60_000 for m in range(60)]
+    await client.hset(MINUTES_PREFIX + BOT, mapping={str(m): b"{}" for m in old + recent})
+    await client.hset(HOURS_PREFIX + BOT, str(hour - 50 * 3_600_000), b"{}")
+    await client.sadd(BOTS_KEY, BOT)
+    store = RollupStore(client)
+    await store.roll_up()
+    left = {int(m) for m in await client.hkeys(MINUTES_PREFIX + BOT)}
+    assert left == set(recent)
+    assert await client.hexists(HOURS_PREFIX + BOT, str(hour - 50 * 3_600_000))
+    await client.aclose()
