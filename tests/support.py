@@ -99,6 +99,7 @@ class RelayProcess:
         self.args += list(args)
         self.env = {**os.environ, **(env or {})}
         self.process: asyncio.subprocess.Process | None = None
+        self.http_headers: dict[str, str] = {}  # e.g. a bearer token for /metrics
         self.records: list[dict[str, Any]] = []
         self.raw_lines: list[str] = []
         self._changed = asyncio.Condition()
@@ -205,10 +206,12 @@ class RelayProcess:
             self.process.kill()
             await self.process.wait()
 
-    async def get(self, path: str, *, data_port: bool = False) -> tuple[int, bytes]:
+    async def get(
+        self, path: str, *, data_port: bool = False, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         base = f"http://127.0.0.1:{self.port}" if data_port else self.http_url
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(headers=headers or self.http_headers) as session,
             session.get(base + path, allow_redirects=False) as response,
         ):
             return response.status, await response.read()

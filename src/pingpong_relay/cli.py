@@ -17,6 +17,7 @@ import orjson
 
 from . import __version__
 from .alerts import Rule
+from .auth import HMAC_ALGORITHMS
 from .config import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
@@ -24,10 +25,12 @@ from .config import (
     Settings,
     add_settings_arguments,
     current_environ,
+    duration,
     non_negative_float,
     positive_float,
     settings_from_args,
 )
+from .filters import EVENTS
 from .logs import setup_logging
 
 log = logging.getLogger("pingpong_relay.cli")
@@ -92,10 +95,12 @@ async def _serve(settings: Settings, rules: Sequence[Rule]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .monitor import rules_from_settings
+    from .server import token_verifier
 
     try:
         settings = settings_from_args(args, current_environ())
         rules = rules_from_settings(settings)
+        token_verifier(settings)
     except ValueError as exc:
         print(f"pingpong-relay serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -207,6 +212,37 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _run(_simulate(args))
 
 
+# --- token ---------------------------------------------------------------------------
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth import mint
+
+    secret = args.jwt_secret or current_environ().get("PINGPONG_JWT_SECRET", "")
+    if len(secret) < 32:
+        print(
+            "pingpong-relay token: give the relay's HMAC secret (at least 32 characters) "
+            "with --jwt-secret or PINGPONG_JWT_SECRET",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        token = mint(
+            secret,
+            args.sub,
+            now_s=time.time(),
+            ttl_s=args.ttl,
+            bots=args.bots,
+            events=args.events,
+            audience=args.audience,
+            issuer=args.issuer,
+            algorithm=args.alg,
+        )
+    except ValueError as exc:
+        print(f"pingpong-relay token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(token)
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -307,6 +343,37 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     redis_options(simulate)
     simulate.set_defaults(handler=cmd_simulate)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a JWT for a client (HMAC secrets only)",
+        description="Print a signed token that `serve --auth jwt` with the same secret "
+        "accepts. Scope it with --bots and --events; without them it sees everything.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    token.add_argument("--sub", required=True, help="who the token is for (the `sub` claim)")
+    token.add_argument(
+        "--ttl", type=duration, default=3600.0, help="lifetime: seconds or e.g. 1h, 30m, 7d"
+    )
+    token.add_argument(
+        "--bots",
+        nargs="+",
+        default=None,
+        metavar="PATTERN",
+        help="bots the token may see (shell-style patterns)",
+    )
+    token.add_argument(
+        "--events", nargs="+", default=None, choices=EVENTS, help="events the token may receive"
+    )
+    token.add_argument("--audience", default=None, help="`aud` claim")
+    token.add_argument("--issuer", default=None, help="`iss` claim")
+    token.add_argument("--alg", default="HS256", choices=HMAC_ALGORITHMS, help="HMAC algorithm")
+    token.add_argument(
+        "--jwt-secret",
+        default="",
+        help="the relay's secret (prefer the PINGPONG_JWT_SECRET env var)",
+    )
+    token.set_defaults(handler=cmd_token)
     return parser
 
 

@@ -18,6 +18,7 @@ DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_CHANNEL: Final = "bot:pingpong"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")
+AUTH_MODES: Final = ("none", "jwt")
 
 
 def _port(text: str) -> int:
@@ -213,6 +214,23 @@ class Settings:
     history_max_entries: int = _option(
         2_000_000, "most messages kept per bot, whatever their age", positive_int
     )
+    auth: str = _option(
+        "none",
+        "client authentication: none, or jwt (every WebSocket client and data endpoint "
+        "needs a valid token)",
+        _choice(AUTH_MODES, str.lower),
+    )
+    jwt_secret: str = _option(
+        "",
+        "HMAC secret (HS256/384/512) for --auth jwt, at least 32 characters; prefer the "
+        "env var, which ps cannot show",
+    )
+    jwt_public_key: str = _option(
+        "", "PEM file with the public key (RS256 or ES256) for --auth jwt, instead of a secret"
+    )
+    jwt_audience: str = _option("", "required `aud` claim, if set")
+    jwt_issuer: str = _option("", "required `iss` claim, if set")
+    metrics_token: str = _option("", "bearer token /metrics requires, if set (/healthz stays open)")
     shutdown_timeout: float = _option(
         3.0,
         "seconds clients get to finish the closing handshake on shutdown",

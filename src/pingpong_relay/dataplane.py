@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 import orjson
@@ -20,6 +21,7 @@ from picows import (
     ws_create_server,
 )
 
+from .auth import AuthError, Grant
 from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
 from .hub import Hub
 
@@ -39,6 +41,9 @@ HARD_CLOSE_AFTER_S: Final = 2.0
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 CommandHandler = Callable[["ClientPeer", bytes], None]
+# Returns what the client's token grants (None with auth off) and the subprotocol to
+# echo; raises AuthError to refuse the upgrade.
+Authenticator = Callable[[Mapping[str, str], str], tuple[Grant | None, str | None]]
 JoinHandler = Callable[["ClientPeer"], None]
 
 
@@ -61,6 +66,7 @@ class ClientPeer(WSListener):
         self._on_joined = on_joined
         self.remote = "?"
         self.replay: ReplayRequest | None = None
+        self.grant: Grant | None = None
         self.transport: WSTransport | None = None
         self._send: Callable[[WSMsgType, bytes], None] | None = None
         self._buffer_size: Callable[[], int] | None = None
@@ -142,8 +148,10 @@ class DataPlane:
         ping_timeout_s: float,
         on_command: CommandHandler,
         on_joined: JoinHandler,
+        authenticate: Authenticator,
     ) -> None:
         self.hub = hub
+        self._authenticate = authenticate
         self._on_command = on_command
         self._on_joined = on_joined
         self._health = health
@@ -188,6 +196,18 @@ class DataPlane:
                 )
             try:
                 subscription, replay = parse_connect_query(query)
+                grant, echo = self._authenticate(request.headers, query)
+            except AuthError as exc:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_error_response(
+                        401,
+                        orjson.dumps(
+                            {"error": "unauthorized", "reason": exc.reason, "message": exc.message}
+                        ),
+                        {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
+                    ),
+                    None,
+                )
             except CommandError as exc:
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_error_response(
@@ -205,7 +225,16 @@ class DataPlane:
                 self._on_joined,
             )
             peer.replay = replay
-            return peer
+            peer.grant = grant
+            if grant is not None:
+                peer.subscription = replace(
+                    subscription, scope_bots=grant.bots, scope_events=grant.events
+                )
+            if echo is None:
+                return peer
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": echo}), peer
+            )
         if path == "/healthz":
             ok, body = self._health()
             response = (

@@ -48,6 +48,10 @@ class Subscription:
     # Clients that replay history get each live envelope with its history id, which is
     # known only once the message is recorded; everyone else gets it at once, without.
     with_ids: bool = False
+    # What the client's token allows (None: no limit). Filters the client asks for are
+    # intersected with these, whatever it subscribes to later.
+    scope_bots: tuple[str, ...] | None = None
+    scope_events: frozenset[str] | None = None
     _bot_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def wants(self, event: str, bot: str | None = None, kind: str | None = None) -> bool:
@@ -60,16 +64,22 @@ class Subscription:
             event = "pingpong"
         if event not in self.events:
             return False
+        if self.scope_events is not None and event not in self.scope_events:
+            return False
         if kind is not None and self.types is not None and kind not in self.types:
             return False
         return bot is None or self.wants_bot(bot)
 
     def wants_bot(self, bot: str) -> bool:
-        if self.bots is None:
+        if self.bots is None and self.scope_bots is None:
             return True
         cached = self._bot_cache.get(bot)
         if cached is None:
-            cached = any(fnmatch.fnmatchcase(bot, pattern) for pattern in self.bots)
+            cached = (
+                self.bots is None or any(fnmatch.fnmatchcase(bot, p) for p in self.bots)
+            ) and (
+                self.scope_bots is None or any(fnmatch.fnmatchcase(bot, p) for p in self.scope_bots)
+            )
             if len(self._bot_cache) < 10_000:  # bounded: bot ids come from the outside
                 self._bot_cache[bot] = cached
         return cached
@@ -206,7 +216,9 @@ def apply(current: Subscription, command: Command) -> Subscription:
             events = events - command.events
     if len(bots or ()) > MAX_BOT_PATTERNS:
         raise CommandError("bad_field", f'at most {MAX_BOT_PATTERNS} "bots" patterns in all')
-    return Subscription(types, bots, events, current.with_ids)
+    return Subscription(
+        types, bots, events, current.with_ids, current.scope_bots, current.scope_events
+    )
 
 
 @dataclass(frozen=True, slots=True)

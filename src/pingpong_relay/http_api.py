@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
+import hmac
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from .auth import AuthError, Grant
+from .dataplane import Authenticator
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
@@ -29,6 +33,35 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return _json({"error": code, "message": message}, status)
 
 
+# Which event scope of a token each data endpoint belongs to.
+ENDPOINT_EVENTS = {
+    "/stats": "stats",
+    "/alerts": "alerts",
+    "/bots": "status",
+    "/history": "pingpong",
+    "/analytics": "pingpong",
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _scoped(request: web.Request) -> bool:
+    grant: Grant | None = request.get("grant")
+    return grant is not None and grant.bots is not None
+
+
+def _visible(request: web.Request, bot: str) -> bool:
+    """Whether the request's token (if any) covers this bot."""
+    grant: Grant | None = request.get("grant")
+    if grant is None or grant.bots is None:
+        return True
+    return any(fnmatch.fnmatchcase(bot, pattern) for pattern in grant.bots)
+
+
+def _unknown_bot(bot: str | None) -> web.Response:
+    # The same answer for a bot that does not exist and one the token does not cover.
+    return _error(404, "unknown_bot", f"no messages from bot {bot!r} yet")
+
+
 def build_app(
     health: HealthProbe,
     render_metrics: Callable[[], bytes],
@@ -37,7 +70,33 @@ def build_app(
     rollups: RollupStore | None = None,
     *,
     silence_ms: int = 30_000,
+    authenticate: Authenticator | None = None,
+    metrics_token: str = "",
 ) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Data endpoints need a token when auth is on; /healthz never; /metrics its own."""
+        if request.path == "/healthz":
+            return await handler(request)
+        if request.path == "/metrics":
+            if metrics_token and not hmac.compare_digest(
+                request.headers.get("Authorization", ""), f"Bearer {metrics_token}"
+            ):
+                return _error(401, "unauthorized", "/metrics needs its bearer token")
+            return await handler(request)
+        if authenticate is not None:
+            try:
+                grant, _ = authenticate(request.headers, request.query_string)
+            except AuthError as refused:
+                response = _error(401, refused.reason, refused.message)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            event = ENDPOINT_EVENTS.get(request.path)
+            if grant is not None and grant.events is not None and event not in grant.events:
+                return _error(403, "forbidden", f"the token does not grant {event!r}")
+            request["grant"] = grant
+        return await handler(request)
+
     async def healthz(_request: web.Request) -> web.Response:
         ok, body = health()
         return _json(body, 200 if ok else 503)
@@ -50,16 +109,24 @@ def build_app(
         if window not in WINDOWS:
             return _error(400, "bad_window", f"window must be one of {', '.join(WINDOWS)}")
         bot = request.query.get("bot") or None
+        if bot is not None and not _visible(request, bot):
+            return _unknown_bot(bot)
         try:
-            return _json(monitor.stats(window, bot))
+            body = monitor.stats(window, bot)
         except KeyError:
-            return _error(404, "unknown_bot", f"no messages from bot {bot!r} yet")
+            return _unknown_bot(bot)
+        if _scoped(request):
+            body["bots"] = {b: s for b, s in body["bots"].items() if _visible(request, b)}
+            body["overall"] = None  # it would include bots the token does not cover
+        return _json(body)
 
-    async def alerts(_request: web.Request) -> web.Response:
-        return _json(monitor.alerts())
+    async def alerts(request: web.Request) -> web.Response:
+        body = monitor.alerts()
+        return _json({k: [a for a in v if _visible(request, a["bot"])] for k, v in body.items()})
 
-    async def bots(_request: web.Request) -> web.Response:
-        return _json({"bots": monitor.statuses()})
+    async def bots(request: web.Request) -> web.Response:
+        statuses = monitor.statuses()
+        return _json({"bots": {b: s for b, s in statuses.items() if _visible(request, b)}})
 
     async def history_page(request: web.Request) -> web.Response:
         if history is None:
@@ -79,11 +146,14 @@ def build_app(
         except CommandError as exc:
             return _error(400, "bad_position", exc.message)
         bot = query.get("bot") or None
+        if bot is not None and not _visible(request, bot):
+            return _unknown_bot(bot)
         entries = await (
             history.read(bot, start, end, limit + 1)
             if bot
             else history.read_all(start, end, limit + 1)
         )
+        entries = [e for e in entries if _visible(request, e.bot)]
         page, more = entries[:limit], len(entries) > limit
         cursor = page[-1].id if more and page else None
         if query.get("format") == "csv":
@@ -105,9 +175,11 @@ def build_app(
         bot = request.query.get("bot")
         if not bot:
             return _error(400, "bot_required", "name the bot: /analytics?bot=ID&window=…")
+        if not _visible(request, bot):
+            return _unknown_bot(bot)
         return _json(await rollups.analytics(bot, window, silence_ms))
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/stats", stats)

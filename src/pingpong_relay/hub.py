@@ -18,6 +18,8 @@ log = logging.getLogger("pingpong_relay.hub")
 # Close codes the relay sends; the README documents each and what a client should do.
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_SLOW_CLIENT: Final = 4001
+CLOSE_TOKEN_EXPIRED: Final = 4003
+CLOSE_REASON_EXPIRED: Final = b"token expired"
 CLOSE_REASON_SHUTDOWN: Final = b"relay shutting down"
 CLOSE_REASON_SLOW: Final = b"slow client: unsent data over the limit"
 

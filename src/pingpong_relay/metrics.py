@@ -95,6 +95,9 @@ class RelayMetrics:
             "pingpong_bot_messages_untracked",
             "Messages relayed but not tracked per bot because --max-bots was reached",
         )
+        self.auth_failures = counter(
+            "pingpong_auth_failures", "Clients refused before the upgrade, by reason", ["reason"]
+        )
         self.history_recorded = counter(
             "pingpong_history_recorded", "Messages this relay appended to the history"
         )

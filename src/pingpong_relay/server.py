@@ -8,14 +8,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from . import __version__
 from .alerts import Rule
+from .auth import AuthError, Grant, TokenVerifier, extract_token, offered_subprotocol
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
@@ -33,7 +35,14 @@ from .filters import (
 )
 from .history import Entry, History
 from .http_api import HttpPlane, build_app
-from .hub import CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN, Hub, Peer
+from .hub import (
+    CLOSE_GOING_AWAY,
+    CLOSE_REASON_EXPIRED,
+    CLOSE_REASON_SHUTDOWN,
+    CLOSE_TOKEN_EXPIRED,
+    Hub,
+    Peer,
+)
 from .messages import (
     RejectedMessage,
     encode_envelope,
@@ -49,6 +58,30 @@ from .rollup_store import RollupStore
 from .source import RedisSource
 
 log = logging.getLogger("pingpong_relay.server")
+
+
+def token_verifier(settings: Settings) -> TokenVerifier | None:
+    """The verifier --auth jwt asks for; ValueError naming the flag when it is misconfigured."""
+    if settings.auth != "jwt":
+        return None
+    if bool(settings.jwt_secret) == bool(settings.jwt_public_key):
+        raise ValueError("--auth jwt needs exactly one of --jwt-secret and --jwt-public-key")
+    if settings.jwt_secret and len(settings.jwt_secret) < 32:
+        raise ValueError("--jwt-secret must be at least 32 characters")
+    public_key = None
+    if settings.jwt_public_key:
+        try:
+            public_key = Path(settings.jwt_public_key).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"--jwt-public-key {settings.jwt_public_key}: {exc.strerror}"
+            ) from None
+    return TokenVerifier(
+        secret=settings.jwt_secret or None,
+        public_key=public_key,
+        audience=settings.jwt_audience or None,
+        issuer=settings.jwt_issuer or None,
+    )
 
 
 class Relay:
@@ -88,12 +121,14 @@ class Relay:
             ping_timeout_s=settings.ping_timeout,
             on_command=self.handle_command,
             on_joined=self.client_joined,
+            authenticate=self.authenticate,
         )
         self.http: HttpPlane | None = None
         self.history: History | None = None
         self._replays: set[asyncio.Task[None]] = set()
         self.rollups: RollupStore | None = None
         self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.verifier = token_verifier(settings)
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -244,6 +279,26 @@ class Relay:
         self.hub.hold_recorded(payload, bot, kind, entry_id)
         self.hub.broadcast(payload, RECORDED, bot, kind)
 
+    def authenticate(
+        self, headers: Mapping[str, str], query: str
+    ) -> tuple[Grant | None, str | None]:
+        """Checks a client's token before the upgrade; raises AuthError to refuse it."""
+        if self.verifier is None:
+            return None, offered_subprotocol(headers)
+        try:
+            presented = extract_token(headers, query)
+            grant = self.verifier.verify(presented.token, self._wall_clock_ns() / 1e9)
+        except AuthError as refused:
+            self.metrics.auth_failures.labels(refused.reason).inc()
+            log.warning(
+                "refused a client: %s (%s)",
+                refused.reason,
+                refused.message,
+                extra={"event": "auth_refused", "reason": refused.reason},
+            )
+            raise
+        return grant, presented.echo_subprotocol
+
     def relay_deaf(self, since_s: float, until_s: float | None) -> None:
         """Tells status watchers (and the history) when this relay could not hear Redis."""
         body: dict[str, Any] = {
@@ -259,6 +314,13 @@ class Relay:
         self.hub.broadcast(orjson.dumps(body), "status")
 
     def client_joined(self, peer: Peer) -> None:
+        grant: Grant | None = getattr(peer, "grant", None)
+        if grant is not None and grant.expires_at_s is not None:
+            # A token that expires while connected ends the connection at that moment.
+            delay_s = max(0.0, grant.expires_at_s - self._wall_clock_ns() / 1e9)
+            asyncio.get_running_loop().call_later(
+                delay_s, peer.close, CLOSE_TOKEN_EXPIRED, CLOSE_REASON_EXPIRED
+            )
         if "status" in peer.subscription.events:
             self.send_current_status(peer)
         replay = getattr(peer, "replay", None)
@@ -441,6 +503,8 @@ class Relay:
                     self.history,
                     self.rollups,
                     silence_ms=int(settings.silence_timeout * 1000),
+                    authenticate=self.authenticate if self.verifier is not None else None,
+                    metrics_token=settings.metrics_token,
                 )
             )
             await self.http.start(settings.host, settings.http_port)

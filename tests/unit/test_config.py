@@ -70,6 +70,12 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("evaluation_interval", "0.25", 0.25, "2s", 2.0),
     ("history_retention", "0", 0.0, "12h", 43200.0),
     ("history_max_entries", "500", 500, "1000", 1000),
+    ("auth", "JWT", "jwt", "Jwt", "jwt"),
+    ("jwt_secret", "x" * 32, "x" * 32, "y" * 40, "y" * 40),
+    ("jwt_public_key", "/etc/key.pem", "/etc/key.pem", "k.pem", "k.pem"),
+    ("jwt_audience", "relay", "relay", "aud", "aud"),
+    ("jwt_issuer", "ops", "ops", "iss", "iss"),
+    ("metrics_token", "t1", "t1", "t2", "t2"),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 

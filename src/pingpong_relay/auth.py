@@ -1,0 +1,209 @@
+"""JWT authentication: where a token is found, what makes it valid, and what it grants (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+import jwt
+
+from .filters import EVENTS
+
+# Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol
+# "bearer.<jwt>" next to this one, which the relay echoes (never the token).
+SUBPROTOCOL: Final = "pingpong.v1"
+BEARER_PREFIX: Final = "bearer."
+HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
+PUBLIC_KEY_ALGORITHMS: Final = ("RS256", "ES256")
+MAX_TOKEN_CHARS: Final = 8192
+
+
+class AuthError(Exception):
+    """A token the relay refuses; `reason` is a short code for logs and metrics."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a valid token allows: its subject, and the bots and events it may see."""
+
+    subject: str
+    bots: tuple[str, ...] | None  # None: every bot
+    events: frozenset[str] | None  # None: every event
+    expires_at_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    token: str | None
+    source: str  # "header", "subprotocol", "query" or "none"
+    echo_subprotocol: str | None
+
+
+def extract_token(headers: Mapping[str, str], query: str) -> Presented:
+    """The token a client presents: Authorization header, then subprotocol, then ?token=."""
+    authorization = headers.get("Authorization", "")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError("malformed", "Authorization must be 'Bearer <token>'")
+        return Presented(value.strip(), "header", _echo(headers))
+    offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    for protocol in offered:
+        if protocol.startswith(BEARER_PREFIX):
+            token = protocol[len(BEARER_PREFIX) :]
+            if not token:
+                raise AuthError("malformed", "empty bearer subprotocol")
+            if SUBPROTOCOL not in offered:
+                raise AuthError(
+                    "malformed",
+                    f"offer the subprotocol {SUBPROTOCOL!r} next to the bearer token",
+                )
+            return Presented(token, "subprotocol", SUBPROTOCOL)
+    tokens = parse_qs(query).get("token")
+    if tokens:
+        return Presented(tokens[-1], "query", _echo(headers))
+    return Presented(None, "none", _echo(headers))
+
+
+def offered_subprotocol(headers: Mapping[str, str]) -> str | None:
+    """The subprotocol to echo when the client offers ours (with or without auth)."""
+    return _echo(headers)
+
+
+def _echo(headers: Mapping[str, str]) -> str | None:
+    offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    return SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+
+def redact_query(path: str) -> str:
+    """A request path fit for a log line: any token= value replaced by ***."""
+    head, sep, query = path.partition("?")
+    if not sep:
+        return path
+    parts = ["token=***" if pair.split("=", 1)[0] == "token" else pair for pair in query.split("&")]
+    return head + "?" + "&".join(parts)
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, expiry, not-before, audience and issuer with PyJWT.
+
+    Only the algorithms of the configured key type are accepted, so neither `none` nor
+    an HMAC token signed with a public key (the classic confusion) can pass.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway_s: float = 0.0,
+    ) -> None:
+        if (secret is None) == (public_key is None):
+            raise ValueError("give exactly one of --jwt-secret and --jwt-public-key")
+        self._key: str = secret if secret is not None else public_key  # type: ignore[assignment]
+        self.algorithms: Sequence[str] = (
+            HMAC_ALGORITHMS if secret is not None else (PUBLIC_KEY_ALGORITHMS)
+        )
+        self._audience = audience
+        self._issuer = issuer
+        self._leeway_s = leeway_s
+
+    def verify(self, token: str | None, now_s: float) -> Grant:
+        if not token:
+            raise AuthError("missing", "no token: send Authorization: Bearer <token>")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthError("malformed", f"token longer than {MAX_TOKEN_CHARS} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise AuthError("malformed", "not a JWT") from None
+        if header.get("alg") not in self.algorithms:
+            raise AuthError(
+                "bad_algorithm",
+                f"algorithm {str(header.get('alg'))[:20]!r} is not accepted here",
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=list(self.algorithms),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("expired", "token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError(
+                "not_yet_valid", "token not valid yet (nbf/iat in the future)"
+            ) from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("bad_audience", "token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("bad_issuer", "token from another issuer") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("bad_signature", "token signature does not verify") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError("bad_claims", f"token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidTokenError as exc:
+            raise AuthError("malformed", f"token refused: {type(exc).__name__}") from None
+        del now_s  # PyJWT checks exp/nbf against the clock itself
+        return grant_from_claims(claims)
+
+
+def grant_from_claims(claims: Mapping[str, Any]) -> Grant:
+    bots = claims.get("bots")
+    events = claims.get("events")
+    if bots is not None and not (
+        isinstance(bots, list) and all(isinstance(b, str) and b for b in bots)
+    ):
+        raise AuthError("bad_claims", '"bots" claim must be a list of non-empty strings')
+    if events is not None and not (isinstance(events, list) and all(e in EVENTS for e in events)):
+        raise AuthError("bad_claims", f'"events" claim must list some of {", ".join(EVENTS)}')
+    expires = claims.get("exp")
+    return Grant(
+        subject=str(claims.get("sub")),
+        bots=tuple(bots) if bots is not None else None,
+        events=frozenset(events) if events is not None else None,
+        expires_at_s=float(expires) if isinstance(expires, int | float) else None,
+    )
+
+
+def mint(
+    secret: str,
+    subject: str,
+    *,
+    now_s: float,
+    ttl_s: float,
+    bots: Sequence[str] | None = None,
+    events: Sequence[str] | None = None,
+    audience: str | None = None,
+    issuer: str | None = None,
+    algorithm: str = "HS256",
+) -> str:
+    """A token for operators (HMAC secrets only; key pairs are minted by the key's owner)."""
+    if algorithm not in HMAC_ALGORITHMS:
+        raise ValueError(f"minting needs an HMAC algorithm ({', '.join(HMAC_ALGORITHMS)})")
+    if not (math.isfinite(ttl_s) and ttl_s > 0):
+        raise ValueError("ttl must be > 0")
+    claims: dict[str, Any] = {"sub": subject, "iat": int(now_s), "exp": int(now_s + ttl_s)}
+    if bots is not None:
+        claims["bots"] = list(bots)
+    if events is not None:
+        claims["events"] = list(events)
+    if audience is not None:
+        claims["aud"] = audience
+    if issuer is not None:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm=algorithm)

@@ -1,0 +1,249 @@
+"""JWT auth over real handshakes: who gets in, what they see, and when they are shown out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import jwt
+import orjson
+import pytest
+
+from pingpong_relay.auth import SUBPROTOCOL, mint
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
+
+SECRET = "relay-test-secret-" + "k" * 50
+AUTH = (
+    "--auth",
+    "jwt",
+    "--jwt-audience",
+    "relay",
+    "--jwt-issuer",
+    "ops",
+    "--metrics-token",
+    "scrape-me",
+)
+
+
+def _token(**overrides: Any) -> str:
+    now = time.time()
+    claims: dict[str, Any] = {
+        "sub": "dash",
+        "aud": "relay",
+        "iss": "ops",
+        "exp": int(now + 600),
+        **overrides,
+    }
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+async def guarded(redis_server: RedisServer, start_relay: RelayFactory) -> RelayProcess:
+    relay = await start_relay(
+        redis_server.url, *AUTH, "--silence-timeout", "60", env={"PINGPONG_JWT_SECRET": SECRET}
+    )
+    relay.http_headers = {"Authorization": "Bearer scrape-me"}
+    return relay
+
+
+CASES: list[tuple[str, dict[str, str], str, int, str | None]] = [
+    ("valid header", {"Authorization": f"Bearer {_token()}"}, "", 101, None),
+    ("valid query", {}, f"?token={_token()}", 101, None),
+    (
+        "valid subprotocol",
+        {"Sec-WebSocket-Protocol": f"{SUBPROTOCOL}, bearer.{_token()}"},
+        "",
+        101,
+        None,
+    ),
+    ("missing", {}, "", 401, "missing"),
+    ("garbage", {"Authorization": "Bearer not-a-jwt"}, "", 401, "malformed"),
+    (
+        "expired",
+        {"Authorization": f"Bearer {_token(exp=int(time.time()) - 60)}"},
+        "",
+        401,
+        "expired",
+    ),
+    (
+        "nbf in future",
+        {"Authorization": f"Bearer {_token(nbf=int(time.time()) + 600)}"},
+        "",
+        401,
+        "not_yet_valid",
+    ),
+    (
+        "wrong key",
+        {
+            "Authorization": "Bearer "
+            + jwt.encode(
+                {"sub": "x", "aud": "relay", "iss": "ops", "exp": int(time.time()) + 600},
+                "another-secret-" + "z" * 60,
+                algorithm="HS256",
+            )
+        },
+        "",
+        401,
+        "bad_signature",
+    ),
+    (
+        "alg none",
+        {
+            "Authorization": "Bearer "
+            + jwt.encode(
+                {"sub": "x", "aud": "relay", "iss": "ops", "exp": int(time.time()) + 600},
+                None,
+                algorithm="none",
+            )
+        },
+        "",
+        401,
+        "bad_algorithm",
+    ),
+    (
+        "wrong audience",
+        {"Authorization": f"Bearer {_token(aud='elsewhere')}"},
+        "",
+        401,
+        "bad_audience",
+    ),
+    ("wrong issuer", {"Authorization": f"Bearer {_token(iss='mallory')}"}, "", 401, "bad_issuer"),
+    ("basic auth", {"Authorization": "Basic dXNlcjpwYXNz"}, "", 401, "malformed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "headers", "query", "status", "reason"), CASES, ids=[c[0] for c in CASES]
+)
+async def test_every_token_case_over_a_real_handshake(
+    guarded: RelayProcess,
+    name: str,
+    headers: dict[str, str],
+    query: str,
+    status: int,
+    reason: str | None,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        if status == 101:
+            protocols = (SUBPROTOCOL,) if "Sec-WebSocket-Protocol" in headers else ()
+            extra = {k: v for k, v in headers.items() if k != "Sec-WebSocket-Protocol"}
+            if protocols:
+                protocols = (SUBPROTOCOL, headers["Sec-WebSocket-Protocol"].split(", ")[1])
+            async with session.ws_connect(
+                guarded.ws_url + query, headers=extra, protocols=protocols
+            ) as ws:
+                assert not ws.closed
+                if protocols:
+                    assert ws.protocol == SUBPROTOCOL
+            return
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(guarded.ws_url + query, headers=headers)
+        assert refused.value.status == status
+    logged = await guarded.wait_for("auth_refused")
+    assert logged["reason"] == reason
+    assert await guarded.metric(f'pingpong_auth_failures_total{{reason="{reason}"}}') == 1
+    for line in guarded.raw_lines:  # the reason is logged, never the token
+        for value in headers.values():
+            token = value.split(" ")[-1]
+            if len(token) > 30:
+                assert token not in line
+
+
+async def test_a_scoped_client_never_sees_another_bots_data(
+    redis_server: RedisServer, guarded: RelayProcess
+) -> None:
+    scoped = Collector()
+    token = _token(bots=["bot:pingpong/alpha"])
+    await scoped.connect(guarded.ws_url + f"?token={token}&events=pingpong,status,alerts,stats")
+    assert scoped.ws is not None
+    # Asking for everything changes nothing: filters are intersected with the scope.
+    await scoped.ws.send_str('{"action":"subscribe","bots":["*"],"types":["ping","pong"]}')
+    await scoped.wait_count(1)
+    for n, source in enumerate(("beta", "alpha", "beta", "alpha"), start=1):
+        await redis_server.publish(orjson.dumps({"type": "ping", "latency": n, "source": source}))
+    # The last alpha message comes after everything beta caused (its pingpongs and its
+    # status change), so once it is here anything misrouted would be here too.
+    index = 1
+    while True:
+        message = (await scoped.wait_count(index + 1))[index]
+        if message["type"] == "bot:pingpong" and message["data"]["latency"] == 4:
+            break
+        index += 1
+    seen = {m.get("bot") or "bot:pingpong/" + m["data"]["source"] for m in scoped.messages[1:]}
+    assert seen == {"bot:pingpong/alpha"}
+    assert [m["data"]["latency"] for m in scoped.messages if m["type"] == "bot:pingpong"] == [2, 4]
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{guarded.http_url}/bots") as response:
+            assert set((await response.json())["bots"]) == {"bot:pingpong/alpha"}
+        async with session.get(f"{guarded.http_url}/stats?window=1m&bot=bot:pingpong/beta") as r:
+            assert r.status == 404
+        async with session.get(f"{guarded.http_url}/history?limit=100") as response:
+            items = (await response.json())["items"]
+            assert {i["bot"] for i in items} <= {"bot:pingpong/alpha"}
+    await scoped.close()
+
+
+async def test_http_data_needs_a_token_and_metrics_its_own(guarded: RelayProcess) -> None:
+    guarded.http_headers = {}
+    status, body = await guarded.get("/stats")
+    assert status == 401
+    assert orjson.loads(body)["error"] == "missing"
+    status, _ = await guarded.get("/healthz")
+    assert status == 200
+    status, _ = await guarded.get("/metrics")
+    assert status == 401
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{guarded.http_url}/metrics", headers={"Authorization": "Bearer scrape-me"}
+        ) as response:
+            assert response.status == 200
+        only_status = _token(events=["status"])
+        async with session.get(
+            f"{guarded.http_url}/stats", headers={"Authorization": f"Bearer {only_status}"}
+        ) as response:
+            assert response.status == 403
+        async with session.get(
+            f"{guarded.http_url}/bots", headers={"Authorization": f"Bearer {only_status}"}
+        ) as response:
+            assert response.status == 200
+
+
+async def test_a_token_that_expires_while_connected_closes_the_client_with_4003(
+    guarded: RelayProcess,
+) -> None:
+    client = Collector()
+    await client.connect(guarded.ws_url + f"?token={_token(exp=int(time.time()) + 2)}")
+    await asyncio.wait_for(client.closed.wait(), 15)
+    assert client.close_code == 4003
+
+
+async def test_minted_tokens_work_and_bad_auth_settings_stop_serve(
+    guarded: RelayProcess,
+) -> None:
+    token = mint(SECRET, "cli", now_s=time.time(), ttl_s=60, audience="relay", issuer="ops")
+    client = Collector()
+    await client.connect(guarded.ws_url + f"?token={token}")
+    assert client.ws is not None
+    assert not client.ws.closed
+    await client.close()
+    import sys
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "serve",
+        "--auth",
+        "jwt",
+        "--jwt-secret",
+        "short",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert b"--jwt-secret must be at least 32 characters" in err
