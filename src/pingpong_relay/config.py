@@ -231,6 +231,27 @@ class Settings:
     jwt_audience: str = _option("", "required `aud` claim, if set")
     jwt_issuer: str = _option("", "required `iss` claim, if set")
     metrics_token: str = _option("", "bearer token /metrics requires, if set (/healthz stays open)")
+    allowed_origin: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "browser Origin allowed to connect (e.g. https://ops.example); repeatable; when none "
+        "is given any origin may; the relay's own HTTP plane is always allowed",
+        repeat=True,
+    )
+    max_connections: int = _option(
+        20_000, "most WebSocket clients at once; more are refused with HTTP 503", positive_int
+    )
+    client_frame_rate: float = _option(
+        5.0,
+        "frames per second a client may send (bursts of 4x); past it each frame gets an "
+        "error, and after 5 such errors the client is closed with 1008",
+        positive_float,
+    )
+    max_bot_rate: float = _option(
+        100.0,
+        "messages per second accepted from one bot (bursts of 10 s worth); the excess is "
+        "dropped, counted and logged once per 10 s",
+        positive_float,
+    )
     shutdown_timeout: float = _option(
         3.0,
         "seconds clients get to finish the closing handshake on shutdown",

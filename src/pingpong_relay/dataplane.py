@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from picows import (
 from .auth import AuthError, Grant
 from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
 from .hub import Hub
+from .limits import TokenBucket
 
 log = logging.getLogger("pingpong_relay.dataplane")
 
@@ -31,12 +33,17 @@ MAX_CLIENT_FRAME_BYTES: Final = 16 * 1024
 INTERNAL_ERROR: Final = orjson.dumps(
     {"type": "error", "error": "internal_error", "message": "the relay failed on this command"}
 )
+RATE_LIMITED: Final = orjson.dumps(
+    {"type": "error", "error": "rate_limited", "message": "too many frames; slow down"}
+)
+MAX_VIOLATIONS: Final = 5
+CLOSE_POLICY_VIOLATION: Final = 1008
 BINARY_REFUSED: Final = orjson.dumps(
     {"type": "error", "error": "bad_command", "message": "commands are JSON text frames"}
 )
 READ_BUFFER_INIT_BYTES: Final = 1024
-# A slow client's close frame sits behind its unread backlog; after this long the
-# connection is cut regardless.
+# After sending a close frame the relay waits this long for the client's reply (a slow
+# client's close frame may sit behind its unread backlog), then cuts the connection.
 HARD_CLOSE_AFTER_S: Final = 2.0
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
@@ -57,6 +64,7 @@ class ClientPeer(WSListener):
         subscription: Subscription,
         on_command: CommandHandler,
         on_joined: JoinHandler,
+        frame_rate_per_s: float = 5.0,
     ) -> None:
         super().__init__()
         self.hub = hub
@@ -66,6 +74,8 @@ class ClientPeer(WSListener):
         self._on_joined = on_joined
         self.remote = "?"
         self.replay: ReplayRequest | None = None
+        self._frames = TokenBucket(frame_rate_per_s, 4 * frame_rate_per_s)
+        self._violations = 0
         self.grant: Grant | None = None
         self.transport: WSTransport | None = None
         self._send: Callable[[WSMsgType, bytes], None] | None = None
@@ -94,7 +104,9 @@ class ClientPeer(WSListener):
             return
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason)
-        transport.disconnect(graceful=True)
+        # The closing handshake: wait for the client's own close frame (on_ws_frame then
+        # disconnects). Closing the socket at once while the client is still sending
+        # would make the kernel reset it, and the client would never read our code.
         underlying = transport.underlying_transport
         asyncio.get_running_loop().call_later(HARD_CLOSE_AFTER_S, underlying.abort)
 
@@ -119,6 +131,24 @@ class ClientPeer(WSListener):
             transport.disconnect(graceful=True)
             self.hub.remove(self, f"client closed ({code.value})")
             return
+        if not self.is_open():
+            return  # closing: frames still in flight from the client are not answered
+        if kind in (WSMsgType.TEXT, WSMsgType.BINARY) and not self._frames.allow(time.monotonic()):
+            self._violations += 1
+            self.hub.metrics.client_rate_limited.inc()
+            if self._violations >= MAX_VIOLATIONS:
+                log.warning(
+                    "client %s closed: %d frames over its rate limit",
+                    self.client_id,
+                    self._violations,
+                    extra={"event": "client_policy_closed", "client": self.client_id},
+                )
+                self.hub.metrics.client_policy_closes.inc()
+                self.close(CLOSE_POLICY_VIOLATION, b"too many frames")
+                self.hub.remove(self, "policy violation: frame rate")
+            else:
+                self.hub.send_to(self, RATE_LIMITED)
+            return
         if kind == WSMsgType.TEXT:
             try:
                 self._on_command(self, frame.get_payload_as_bytes())
@@ -135,6 +165,19 @@ class ClientPeer(WSListener):
         self.hub.remove(self, "connection closed")
 
 
+def _json_error(
+    status: int, code: str, message: str, extra: Mapping[str, str] | None = None
+) -> WSUpgradeResponseWithListener:
+    return WSUpgradeResponseWithListener(
+        WSUpgradeResponse.create_error_response(
+            status,
+            orjson.dumps({"error": code, "message": message}),
+            {"Content-Type": "application/json", **(extra or {})},
+        ),
+        None,
+    )
+
+
 class DataPlane:
     """Binds the hub to a picows server socket."""
 
@@ -149,8 +192,14 @@ class DataPlane:
         on_command: CommandHandler,
         on_joined: JoinHandler,
         authenticate: Authenticator,
+        allowed_origins: Sequence[str] = (),
+        max_connections: int = 20_000,
+        frame_rate_per_s: float = 5.0,
     ) -> None:
         self.hub = hub
+        self._allowed_origins = frozenset(allowed_origins)
+        self._max_connections = max_connections
+        self._frame_rate_per_s = frame_rate_per_s
         self._authenticate = authenticate
         self._on_command = on_command
         self._on_joined = on_joined
@@ -185,6 +234,32 @@ class DataPlane:
         if self._server is not None:
             self._server.close()
 
+    def _refuse(self, headers: Mapping[str, str]) -> Any:
+        """An answer for an upgrade that must not happen (origin, capacity), else None."""
+        origin = headers.get("Origin")
+        if origin and self._allowed_origins and origin not in self._allowed_origins:
+            host = headers.get("Host", "").rsplit(":", 1)[0]
+            own = {f"{scheme}://{host}:{self._http_port}" for scheme in ("http", "https")}
+            if origin not in own:
+                self.hub.metrics.connections_refused.labels("origin").inc()
+                log.warning(
+                    "refused a client from origin %s",
+                    origin[:200],
+                    extra={"event": "origin_refused", "origin": origin[:200]},
+                )
+                return _json_error(403, "forbidden_origin", "this origin may not connect")
+        if len(self.hub) >= self._max_connections:
+            self.hub.metrics.connections_refused.labels("capacity").inc()
+            log.warning(
+                "refused a client: %d connections is the limit",
+                self._max_connections,
+                extra={"event": "capacity_refused"},
+            )
+            return _json_error(
+                503, "capacity", "the relay is at its connection limit", {"Retry-After": "5"}
+            )
+        return None
+
     def _route(self, request: WSUpgradeRequest) -> Any:
         path, _, query = request.path.decode("latin-1").partition("?")
         is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
@@ -194,6 +269,9 @@ class DataPlane:
                     WSUpgradeResponse.create_error_response(404, b"WebSocket endpoint is /\n"),
                     None,
                 )
+            refused = self._refuse(request.headers)
+            if refused is not None:
+                return refused
             try:
                 subscription, replay = parse_connect_query(query)
                 grant, echo = self._authenticate(request.headers, query)
@@ -223,6 +301,7 @@ class DataPlane:
                 subscription,
                 self._on_command,
                 self._on_joined,
+                self._frame_rate_per_s,
             )
             peer.replay = replay
             peer.grant = grant

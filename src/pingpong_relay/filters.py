@@ -11,7 +11,7 @@ import orjson
 
 MESSAGE_KINDS: Final = ("ping", "pong")
 EVENTS: Final = ("pingpong", "status", "alerts", "stats")
-ACTIONS: Final = ("subscribe", "unsubscribe", "list")
+ACTIONS: Final = ("subscribe", "unsubscribe", "list", "refresh")
 # The event of a bot:pingpong envelope that carries its history id (sent once recorded).
 RECORDED: Final = "pingpong+id"
 MAX_REPLAY: Final = 10_000
@@ -105,6 +105,7 @@ class Command:
     bots: tuple[str, ...] | None = None
     events: frozenset[str] | None = None
     request_id: str | int | None = None  # echoed in the reply, so clients can correlate
+    token: str | None = None  # refresh only; never logged
 
 
 def _names(field_name: str, value: object, allowed: tuple[str, ...]) -> frozenset[str]:
@@ -161,7 +162,7 @@ def parse_command(raw: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> Command:
             "unknown_action",
             f"unknown action {str(action)[:40]!r}; use one of: {', '.join(ACTIONS)}",
         )
-    unknown = sorted(set(body) - {"action", "types", "bots", "events", "id"})
+    unknown = sorted(set(body) - {"action", "types", "bots", "events", "id", "token"})
     if unknown:
         raise CommandError("bad_field", f"unknown field(s): {', '.join(unknown[:5])}")
     request_id = body.get("id")
@@ -171,8 +172,15 @@ def parse_command(raw: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> Command:
         or len(str(request_id)) > 64
     ):
         raise CommandError("bad_field", '"id" must be a string or integer of at most 64 chars')
+    if "token" in body and action != "refresh":
+        raise CommandError("bad_field", '"token" goes with the "refresh" action only')
     if action == "list":
         return Command("list", request_id=request_id)
+    if action == "refresh":
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise CommandError("bad_field", '"refresh" needs "token": the new token')
+        return Command("refresh", request_id=request_id, token=token)
     command = Command(
         action,
         types=_names("types", body["types"], MESSAGE_KINDS) if "types" in body else None,

@@ -98,6 +98,22 @@ class RelayMetrics:
         self.auth_failures = counter(
             "pingpong_auth_failures", "Clients refused before the upgrade, by reason", ["reason"]
         )
+        self.connections_refused = counter(
+            "pingpong_connections_refused",
+            "Upgrades refused before they happened (origin, capacity), by reason",
+            ["reason"],
+        )
+        self.client_rate_limited = counter(
+            "pingpong_client_frames_rate_limited",
+            "Client frames over --client-frame-rate, answered with an error",
+        )
+        self.client_policy_closes = counter(
+            "pingpong_client_policy_closes", "Clients closed with 1008 for repeated violations"
+        )
+        self.bot_messages_dropped = counter(
+            "pingpong_bot_messages_dropped",
+            "Bot messages over --max-bot-rate, dropped before the broadcast",
+        )
         self.history_recorded = counter(
             "pingpong_history_recorded", "Messages this relay appended to the history"
         )

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from .hub import (
     Hub,
     Peer,
 )
+from .limits import BotRateLimiter
 from .messages import (
     RejectedMessage,
     encode_envelope,
@@ -84,6 +86,9 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     )
 
 
+BOT_DROP_LOG_INTERVAL_S = 10.0
+
+
 class Relay:
     """One relay process: owns every socket, task and child process it starts."""
 
@@ -122,6 +127,9 @@ class Relay:
             on_command=self.handle_command,
             on_joined=self.client_joined,
             authenticate=self.authenticate,
+            allowed_origins=settings.allowed_origin,
+            max_connections=settings.max_connections,
+            frame_rate_per_s=settings.client_frame_rate,
         )
         self.http: HttpPlane | None = None
         self.history: History | None = None
@@ -129,6 +137,9 @@ class Relay:
         self.rollups: RollupStore | None = None
         self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
         self.verifier = token_verifier(settings)
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
+        self._bot_limiter = BotRateLimiter(settings.max_bot_rate)
+        self._drop_logged_at: dict[str, float] = {}
         self._source_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
@@ -173,8 +184,11 @@ class Relay:
             )
             return
         now_ns = self._wall_clock_ns()
-        envelope = encode_envelope(message, now_ns // 1_000_000)
         bot = bot_id(channel, message.source)
+        if not self._bot_limiter.allow(bot, now_ns / 1e9):
+            self._dropped_over_rate(bot, now_ns / 1e9)
+            return
+        envelope = encode_envelope(message, now_ns // 1_000_000)
         if self._log_info:
             clients = self.hub.recipients("pingpong", bot, message.type)
             bot_time = format_bot_time(message.timestamp_ms)
@@ -226,6 +240,20 @@ class Relay:
                 },
             )
 
+    def _dropped_over_rate(self, bot: str, now_s: float) -> None:
+        self.metrics.bot_messages_dropped.inc()
+        if now_s - self._drop_logged_at.get(bot, 0.0) < BOT_DROP_LOG_INTERVAL_S:
+            return
+        self._drop_logged_at[bot] = now_s
+        dropped = self._bot_limiter.take_dropped().get(bot, 0)
+        log.warning(
+            "bot %s is over --max-bot-rate %g/s: %d message(s) dropped",
+            bot,
+            self.settings.max_bot_rate,
+            dropped,
+            extra={"event": "bot_rate_limited", "bot": bot, "dropped": dropped},
+        )
+
     # --- clients' own requests ------------------------------------------------------
     def handle_command(self, peer: Peer, raw: bytes) -> None:
         """Answers one command frame: an ack, the listing, or an error; never silence."""
@@ -234,8 +262,11 @@ class Relay:
         try:
             command = parse_command(raw)
             request_id = command.request_id
-            if command.action == "list":
-                reply: dict[str, Any] = {
+            if command.action == "refresh":
+                reply: dict[str, Any] = self._refresh(peer, command.token)
+                subscription = peer.subscription
+            elif command.action == "list":
+                reply = {
                     "type": "subscriptions",
                     "subscription": peer.subscription.to_json(),
                     "bots": self.known_bots(),
@@ -313,14 +344,48 @@ class Relay:
                 self.history.record_deaf(body["from_ms"], body["to_ms"], self.relay_id)
         self.hub.broadcast(orjson.dumps(body), "status")
 
+    def _refresh(self, peer: Peer, token: str | None) -> dict[str, Any]:
+        """A new token in-band, before the old one expires: same subject, new scope/expiry."""
+        if self.verifier is None:
+            raise CommandError("auth_off", "this relay does not use tokens")
+        current: Grant | None = getattr(peer, "grant", None)
+        try:
+            grant = self.verifier.verify(token, self._wall_clock_ns() / 1e9)
+        except AuthError as refused:
+            self.metrics.auth_failures.labels(refused.reason).inc()
+            raise CommandError(refused.reason, refused.message) from None
+        if current is not None and grant.subject != current.subject:
+            raise CommandError("bad_token", "the new token is for another subject")
+        setattr(peer, "grant", grant)  # noqa: B010 - the data plane's peer carries it
+        self.hub.resubscribe(
+            peer, replace(peer.subscription, scope_bots=grant.bots, scope_events=grant.events)
+        )
+        self._schedule_expiry(peer, grant)
+        return {
+            "type": "ack",
+            "action": "refresh",
+            "expires_at_ms": int(grant.expires_at_s * 1000) if grant.expires_at_s else None,
+        }
+
+    def _schedule_expiry(self, peer: Peer, grant: Grant) -> None:
+        """A token that expires while connected ends the connection at that moment."""
+        previous = self._expiries.pop(peer.client_id, None)
+        if previous is not None:
+            previous.cancel()
+        if grant.expires_at_s is None:
+            return
+        delay_s = max(0.0, grant.expires_at_s - self._wall_clock_ns() / 1e9)
+
+        def expire() -> None:
+            self._expiries.pop(peer.client_id, None)
+            peer.close(CLOSE_TOKEN_EXPIRED, CLOSE_REASON_EXPIRED)
+
+        self._expiries[peer.client_id] = asyncio.get_running_loop().call_later(delay_s, expire)
+
     def client_joined(self, peer: Peer) -> None:
         grant: Grant | None = getattr(peer, "grant", None)
-        if grant is not None and grant.expires_at_s is not None:
-            # A token that expires while connected ends the connection at that moment.
-            delay_s = max(0.0, grant.expires_at_s - self._wall_clock_ns() / 1e9)
-            asyncio.get_running_loop().call_later(
-                delay_s, peer.close, CLOSE_TOKEN_EXPIRED, CLOSE_REASON_EXPIRED
-            )
+        if grant is not None:
+            self._schedule_expiry(peer, grant)
         if "status" in peer.subscription.events:
             self.send_current_status(peer)
         replay = getattr(peer, "replay", None)

@@ -76,6 +76,16 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwt_audience", "relay", "relay", "aud", "aud"),
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
+    (
+        "allowed_origin",
+        "https://a.example",
+        ["https://a.example"],
+        "https://b,https://c",
+        ["https://b", "https://c"],
+    ),
+    ("max_connections", "10", 10, "20", 20),
+    ("client_frame_rate", "1", 1.0, "2.5", 2.5),
+    ("max_bot_rate", "5", 5.0, "7.5", 7.5),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 

@@ -1,0 +1,156 @@
+"""Limits over real sockets: origins, capacity, client floods, runaway bots, token refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import jwt
+import orjson
+import pytest
+
+from tests.support import Collector, RedisServer, RelayFactory
+
+SECRET = "relay-test-secret-" + "k" * 50
+
+
+async def test_only_allowed_origins_and_the_relays_own_may_connect(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--allowed-origin", "https://ok.example")
+    own = f"http://127.0.0.1:{relay.http_port}"
+    async with aiohttp.ClientSession() as session:
+        for origin in ("https://ok.example", own, None):
+            headers = {"Origin": origin} if origin else {}
+            async with session.ws_connect(relay.ws_url, headers=headers) as ws:
+                assert not ws.closed
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(relay.ws_url, headers={"Origin": "https://evil.example"})
+        assert refused.value.status == 403
+    await relay.wait_for("origin_refused")
+    assert await relay.metric('pingpong_connections_refused_total{reason="origin"}') == 1
+
+
+async def test_connections_past_the_cap_get_503_with_retry_after(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--max-connections", "3")
+    clients = [Collector() for _ in range(3)]
+    for client in clients:
+        await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected", count=3)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(relay.ws_url)
+        assert refused.value.status == 503
+        assert refused.value.headers is not None
+        assert refused.value.headers["Retry-After"] == "5"
+    assert await relay.metric('pingpong_connections_refused_total{reason="capacity"}') == 1
+    for client in clients:
+        await client.close()
+
+
+async def test_a_flooding_client_is_contained_while_100_others_get_everything(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--client-frame-rate", "2")
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        good = [Collector() for _ in range(100)]
+        await asyncio.gather(*(c.connect(relay.ws_url, session) for c in good))
+        flooder = Collector()
+        await flooder.connect(relay.ws_url, session)
+        await relay.wait_for("client_connected", count=101)
+        assert flooder.ws is not None
+
+        async def flood() -> None:
+            for _ in range(200):
+                if flooder.ws is None or flooder.ws.closed:
+                    return
+                try:
+                    await flooder.ws.send_str('{"action":"list"}')
+                except (aiohttp.ClientConnectionResetError, ConnectionError):
+                    return  # the relay has closed it: what this test expects
+
+        flooding = asyncio.create_task(flood())
+        for n in range(30):
+            await redis_server.publish(orjson.dumps({"type": "ping", "latency": n}))
+        await asyncio.wait_for(flooder.closed.wait(), 20)
+        await flooding
+        assert flooder.close_code == 1008
+        errors = [m for m in flooder.messages if m["type"] == "error"]
+        assert errors
+        assert all(e["error"] == "rate_limited" for e in errors)
+        await asyncio.gather(*(c.wait_count(30) for c in good))
+        for client in good:
+            assert [m["data"]["latency"] for m in client.messages] == list(range(30))
+        assert await relay.metric("pingpong_client_policy_closes_total") == 1
+        await relay.wait_for("client_policy_closed")
+        await asyncio.gather(*(c.close() for c in good))
+
+
+async def test_a_runaway_bot_is_held_to_its_rate_and_others_are_not(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--max-bot-rate", "2")  # bursts of 20
+    client = Collector()
+    await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    for n in range(60):
+        await redis_server.publish(orjson.dumps({"type": "ping", "latency": n, "source": "loop"}))
+    for n in range(5):
+        await redis_server.publish(orjson.dumps({"type": "pong", "latency": n, "source": "calm"}))
+    await relay.wait_for("received", count=25)
+    calm = await _until(client, lambda m: m["data"]["source"] == "calm", count=5)
+    loop = [m for m in calm if m["data"]["source"] == "loop"]
+    assert 20 <= len(loop) < 60
+    dropped = await relay.metric("pingpong_bot_messages_dropped_total")
+    assert dropped == 60 - len(loop)
+    warned = await relay.wait_for("bot_rate_limited")
+    assert warned["bot"] == "bot:pingpong/loop"
+    assert len(relay.events("bot_rate_limited")) == 1  # once per interval, not per message
+    await client.close()
+
+
+async def _until(client: Collector, match: object, count: int) -> list[dict[str, object]]:
+    index = 0
+    seen = 0
+    while True:
+        message = (await client.wait_count(index + 1))[index]
+        if match(message):  # type: ignore[operator]
+            seen += 1
+            if seen == count:
+                return client.messages[: index + 1]
+        index += 1
+
+
+def _token(ttl_s: float, sub: str = "dash") -> str:
+    return jwt.encode({"sub": sub, "exp": int(time.time() + ttl_s)}, SECRET, algorithm="HS256")
+
+
+async def test_an_in_band_refresh_keeps_the_connection_past_the_first_expiry(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(
+        redis_server.url, "--auth", "jwt", env={"PINGPONG_JWT_SECRET": SECRET}
+    )
+    client = Collector()
+    await client.connect(relay.ws_url + f"?token={_token(2)}")
+    assert client.ws is not None
+    await client.ws.send_str(orjson.dumps({"action": "refresh", "token": "junk"}).decode())
+    await client.ws.send_str(
+        orjson.dumps({"action": "refresh", "token": _token(600, sub="someone-else")}).decode()
+    )
+    await client.ws.send_str(orjson.dumps({"action": "refresh", "token": _token(600)}).decode())
+    replies = await client.wait_count(3)
+    assert [r.get("error") for r in replies[:2]] == ["malformed", "bad_token"]
+    assert replies[2]["type"] == "ack"
+    assert replies[2]["expires_at_ms"] > (time.time() + 500) * 1000
+    # Outlive the first token: the connection stays and keeps receiving.
+    await asyncio.sleep(3)
+    await redis_server.publish(b'{"type":"ping","latency":1}')
+    messages = await client.wait_count(4)
+    assert messages[3]["type"] == "bot:pingpong"
+    assert not client.closed.is_set()
+    await client.close()
