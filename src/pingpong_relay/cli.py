@@ -95,12 +95,13 @@ async def _serve(settings: Settings, rules: Sequence[Rule]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .monitor import rules_from_settings
-    from .server import token_verifier
+    from .server import tls_context, token_verifier
 
     try:
         settings = settings_from_args(args, current_environ())
         rules = rules_from_settings(settings)
         token_verifier(settings)
+        tls_context(settings)
     except ValueError as exc:
         print(f"pingpong-relay serve: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -252,6 +252,10 @@ class Settings:
         "dropped, counted and logged once per 10 s",
         positive_float,
     )
+    tls_cert: str = _option(
+        "", "PEM certificate (chain) to serve wss:// and https:// with; needs --tls-key"
+    )
+    tls_key: str = _option("", "PEM private key of --tls-cert")
     shutdown_timeout: float = _option(
         3.0,
         "seconds clients get to finish the closing handshake on shutdown",

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from ssl import SSLContext
 from typing import Any, Final
 
 import orjson
@@ -208,13 +209,15 @@ class DataPlane:
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
         self._server: asyncio.Server | None = None
+        self._http_scheme = "http"
 
     @property
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> None:
+        self._http_scheme = "https" if ssl is not None else "http"
         self._server = await ws_create_server(
             self._route,
             host,
@@ -228,6 +231,7 @@ class DataPlane:
             read_buffer_init_size=READ_BUFFER_INIT_BYTES,
             websocket_handshake_timeout=5,
             logger_name="dataplane",
+            ssl=ssl,
         )
 
     def stop_accepting(self) -> None:
@@ -328,7 +332,9 @@ class DataPlane:
             return WSUpgradeResponseWithListener(response, None)
         if self._http_port:
             host = request.headers.get("Host", "localhost").rsplit(":", 1)[0]
-            location = f"http://{host}:{self._http_port}{request.path.decode('latin-1')}"
+            location = (
+                f"{self._http_scheme}://{host}:{self._http_port}{request.path.decode('latin-1')}"
+            )
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_redirect_response(302, location), None
             )

@@ -7,6 +7,7 @@ import fnmatch
 import hmac
 import io
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 from typing import Any
 
 import orjson
@@ -227,9 +228,9 @@ class HttpPlane:
         assert sockets
         return int(sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> None:
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl)
         await self._site.start()
 
     async def stop(self) -> None:

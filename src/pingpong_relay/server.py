@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -60,6 +61,21 @@ from .rollup_store import RollupStore
 from .source import RedisSource
 
 log = logging.getLogger("pingpong_relay.server")
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server TLS context --tls-cert/--tls-key ask for; ValueError naming the flag."""
+    if not settings.tls_cert and not settings.tls_key:
+        return None
+    if not (settings.tls_cert and settings.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--tls-cert/--tls-key: {exc}") from None
+    return context
 
 
 def token_verifier(settings: Settings) -> TokenVerifier | None:
@@ -558,7 +574,8 @@ class Relay:
             self.history.start()
             self.rollups = RollupStore(self.history.redis)
             self.rollups.start()
-        await self.dataplane.start(settings.host, settings.port)
+        tls = tls_context(settings)
+        await self.dataplane.start(settings.host, settings.port, tls)
         if settings.http_port:
             self.http = HttpPlane(
                 build_app(
@@ -572,19 +589,23 @@ class Relay:
                     metrics_token=settings.metrics_token,
                 )
             )
-            await self.http.start(settings.host, settings.http_port)
+            await self.http.start(settings.host, settings.http_port, tls)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
         self.monitor.start()
         log.info(
-            "relay listening: ws://%s:%d/ (data), %s; relaying %s from %s",
+            "relay listening: %s://%s:%d/ (data), %s; relaying %s from %s",
+            "wss" if tls else "ws",
             settings.host,
             self.dataplane.port,
-            f"http://{settings.host}:{self.http.port}/ (HTTP)" if self.http else "HTTP plane off",
+            f"{'https' if tls else 'http'}://{settings.host}:{self.http.port}/ (HTTP)"
+            if self.http
+            else "HTTP plane off",
             self.source.describe(),
             redact_url(redis_url),
             extra={
                 "event": "listening",
                 "ws_port": self.dataplane.port,
+                "tls": tls is not None,
                 "http_port": self.http.port if self.http else 0,
                 "redis_url": redact_url(redis_url),
                 "channels": settings.channel,

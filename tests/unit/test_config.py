@@ -86,6 +86,8 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("max_connections", "10", 10, "20", 20),
     ("client_frame_rate", "1", 1.0, "2.5", 2.5),
     ("max_bot_rate", "5", 5.0, "7.5", 7.5),
+    ("tls_cert", "c.pem", "c.pem", "d.pem", "d.pem"),
+    ("tls_key", "k.pem", "k.pem", "l.pem", "l.pem"),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 
