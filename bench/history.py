@@ -14,10 +14,8 @@ import asyncio
 import contextlib
 import math
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from array import array
 from bisect import bisect_left, bisect_right
@@ -29,7 +27,6 @@ from typing import IO, Any, Final
 import aiohttp
 import orjson
 import redis.asyncio as aioredis
-import uvloop
 
 from pingpong_relay.config import positive_int
 from pingpong_relay.filters import bot_id
@@ -44,7 +41,7 @@ from pingpong_relay.rollups import (
     minute_of,
 )
 
-from .procs import BenchError, Children, RedisServer, free_port
+from .procs import BenchError, Children, RedisServer, free_port, run_harness
 from .stats import median, percentile
 
 CHANNEL: Final = "bot:pingpong"
@@ -62,7 +59,6 @@ OUTAGE_PLAN: Final = ((0.70, 53.0, 18.0), (0.17, 12.5, 29.0), (0.014, 31.25, 7.0
 MINUTE_EDGE_MAX_MS: Final = 47 * HOUR_MS
 TIMED_WINDOWS: Final = ("30d", "7d", "24h")
 SLOWLOG_US: Final = 10_000  # Redis commands at least this slow are listed
-EXIT_INTERRUPTED: Final = 130
 
 
 def _progress(text: str) -> None:
@@ -749,29 +745,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run_dir = Path(tempfile.mkdtemp(prefix="pingpong-bench-history-"))
-    children = Children()
-    failed = True
-    try:
-        report = uvloop.run(run(args, children, run_dir))
-        failed = False
-    except KeyboardInterrupt:
-        print("bench.history: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:
-        print("bench.history: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except (BenchError, TimeoutError, OSError) as exc:
-        print(f"bench.history: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        children.kill_all()
-        if args.keep_logs or failed:
-            print(f"bench.history: logs kept in {run_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    print(report)
-    return 0
+    code, report = run_harness(
+        "bench.history",
+        lambda children, run_dir: run(args, children, run_dir),
+        keep_logs=args.keep_logs,
+        errors=(BenchError, TimeoutError, OSError),
+    )
+    if code == 0:
+        print(report)
+    return code
 
 
 if __name__ == "__main__":

@@ -376,3 +376,44 @@ class ClientFleet:
         await self.children.stop(process, 2.0)
         if self._log is not None:
             self._log.close()
+
+
+def run_harness(
+    name: str,
+    main: Callable[[Children, Path], Any],
+    *,
+    keep_logs: bool,
+    errors: tuple[type[BaseException], ...] = (BenchError,),
+) -> tuple[int, Any]:
+    """Runs one harness under uvloop with a run directory and every child cleaned up.
+
+    Returns (exit code, result): 0 and the coroutine's result, or the code for an
+    interruption (130), a SIGTERM (143) or a harness failure (1), reported on stderr.
+    """
+    import shutil
+    import tempfile
+
+    import uvloop
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"pingpong-{name.replace('.', '-')}-"))
+    children = Children()
+    failed = True
+    try:
+        result = uvloop.run(main(children, run_dir))
+        failed = False
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT, None
+    except asyncio.CancelledError:
+        print(f"{name}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM, None
+    except errors as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1, None
+    finally:
+        children.kill_all()
+        if keep_logs or failed:
+            print(f"{name}: logs kept in {run_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return 0, result

@@ -9,10 +9,8 @@ import fnmatch
 import math
 import os
 import platform
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,11 +19,18 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-import uvloop
 
 from pingpong_relay.config import positive_float, positive_int
 
-from .procs import BenchError, Children, ClientFleet, RedisServer, RelayProcess, scan_relay_log
+from .procs import (
+    BenchError,
+    Children,
+    ClientFleet,
+    RedisServer,
+    RelayProcess,
+    run_harness,
+    scan_relay_log,
+)
 from .report import render_report
 from .system import raise_nofile
 
@@ -38,7 +43,6 @@ FILTER_CHANNELS = ("bot:a:pingpong", "bot:b:pingpong")
 FD_MARGIN = 256
 CONNECT_TIMEOUT_S = 120.0
 ANALYSIS_TIMEOUT_S = 120.0
-EXIT_INTERRUPTED = 130
 
 
 def _int_list(text: str) -> list[int]:
@@ -677,27 +681,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if nofile < needed:
         print(f"bench: RLIMIT_NOFILE can only reach {nofile}; {needed} needed", file=sys.stderr)
         return 2
-    run_dir = Path(tempfile.mkdtemp(prefix="pingpong-bench-"))
-    children = Children()
-    failed = True
-    try:
-        results = uvloop.run(run_all(args, children, run_dir))
-        failed = False
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:
-        print("bench: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        children.kill_all()
-        if args.keep_logs or failed:
-            print(f"bench: logs kept in {run_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+    code, results = run_harness(
+        "bench",
+        lambda children, run_dir: run_all(args, children, run_dir),
+        keep_logs=args.keep_logs,
+    )
+    if code != 0:
+        return code
     print(render_report(results))
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
