@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -92,6 +92,38 @@ def redact_query(path: str) -> str:
     return head + "?" + "&".join(parts)
 
 
+class JwksKeys:
+    """Public keys from a JWKS document, by key id; refreshed by the caller's I/O.
+
+    The relay fetches the document off the handshake path; a token naming a key id the
+    relay does not have yet is refused (and asks for a refresh, at most every few seconds).
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str | None, Any] = {}
+        # Set by whoever fetches the document: called when a token needs an unknown key.
+        self.refresh_requested: Callable[[], None] = lambda: None
+
+    def load(self, document: Mapping[str, Any]) -> int:
+        """Replaces the keys with those in a JWKS document; returns how many were usable."""
+        try:
+            keyset = jwt.PyJWKSet.from_dict(dict(document))
+        except (jwt.PyJWKSetError, jwt.InvalidKeyError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a usable JWKS document: {exc}") from None
+        keys = {k.key_id: k.key for k in keyset.keys}
+        self._keys = keys
+        return len(keys)
+
+    def key_for(self, kid: object) -> Any:
+        key = self._keys.get(kid if isinstance(kid, str) else None)
+        if key is None and len(self._keys) == 1 and kid is None:
+            key = next(iter(self._keys.values()))  # one key, and the token names none
+        if key is None:
+            self.refresh_requested()
+            raise AuthError("unknown_key", "the token's key id is not in the relay's JWKS")
+        return key
+
+
 class TokenVerifier:
     """Checks signature, algorithm, expiry, not-before, audience and issuer with PyJWT.
 
@@ -104,13 +136,15 @@ class TokenVerifier:
         *,
         secret: str | None = None,
         public_key: str | None = None,
+        jwks: JwksKeys | None = None,
         audience: str | None = None,
         issuer: str | None = None,
         leeway_s: float = 0.0,
     ) -> None:
-        if (secret is None) == (public_key is None):
-            raise ValueError("give exactly one of --jwt-secret and --jwt-public-key")
-        self._key: str = secret if secret is not None else public_key  # type: ignore[assignment]
+        if sum(k is not None for k in (secret, public_key, jwks)) != 1:
+            raise ValueError("give exactly one of --jwt-secret, --jwt-public-key and --jwks-url")
+        self._key: Any = secret if secret is not None else public_key
+        self.jwks = jwks
         self.algorithms: Sequence[str] = (
             HMAC_ALGORITHMS if secret is not None else (PUBLIC_KEY_ALGORITHMS)
         )
@@ -132,10 +166,13 @@ class TokenVerifier:
                 "bad_algorithm",
                 f"algorithm {str(header.get('alg'))[:20]!r} is not accepted here",
             )
+        key = self._key
+        if self.jwks is not None:
+            key = self.jwks.key_for(header.get("kid"))
         try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=list(self.algorithms),
                 audience=self._audience,
                 issuer=self._issuer,

@@ -228,6 +228,12 @@ class Settings:
     jwt_public_key: str = _option(
         "", "PEM file with the public key (RS256 or ES256) for --auth jwt, instead of a secret"
     )
+    jwks_url: str = _option(
+        "", "JWKS URL to take public keys (RS256/ES256) from for --auth jwt, instead of a key"
+    )
+    jwks_refresh: float = _option(
+        300.0, "seconds between JWKS refreshes (an unknown key id also triggers one)", duration
+    )
     jwt_audience: str = _option("", "required `aud` claim, if set")
     jwt_issuer: str = _option("", "required `iss` claim, if set")
     metrics_token: str = _option("", "bearer token /metrics requires, if set (/healthz stays open)")

@@ -15,11 +15,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 
 from . import __version__
 from .alerts import Rule
-from .auth import AuthError, Grant, TokenVerifier, extract_token, offered_subprotocol
+from .auth import (
+    AuthError,
+    Grant,
+    JwksKeys,
+    TokenVerifier,
+    extract_token,
+    offered_subprotocol,
+)
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
@@ -82,8 +90,10 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     """The verifier --auth jwt asks for; ValueError naming the flag when it is misconfigured."""
     if settings.auth != "jwt":
         return None
-    if bool(settings.jwt_secret) == bool(settings.jwt_public_key):
-        raise ValueError("--auth jwt needs exactly one of --jwt-secret and --jwt-public-key")
+    if sum(map(bool, (settings.jwt_secret, settings.jwt_public_key, settings.jwks_url))) != 1:
+        raise ValueError(
+            "--auth jwt needs exactly one of --jwt-secret, --jwt-public-key and --jwks-url"
+        )
     if settings.jwt_secret and len(settings.jwt_secret) < 32:
         raise ValueError("--jwt-secret must be at least 32 characters")
     public_key = None
@@ -97,12 +107,15 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     return TokenVerifier(
         secret=settings.jwt_secret or None,
         public_key=public_key,
+        jwks=JwksKeys() if settings.jwks_url else None,
         audience=settings.jwt_audience or None,
         issuer=settings.jwt_issuer or None,
     )
 
 
 BOT_DROP_LOG_INTERVAL_S = 10.0
+JWKS_TIMEOUT_S = 5.0
+JWKS_MIN_INTERVAL_S = 2.0
 
 
 class Relay:
@@ -154,6 +167,7 @@ class Relay:
         self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
         self.verifier = token_verifier(settings)
         self._expiries: dict[str, asyncio.TimerHandle] = {}
+        self._jwks_task: asyncio.Task[None] | None = None
         self._bot_limiter = BotRateLimiter(settings.max_bot_rate)
         self._drop_logged_at: dict[str, float] = {}
         self._source_task: asyncio.Task[None] | None = None
@@ -345,6 +359,39 @@ class Relay:
             )
             raise
         return grant, presented.echo_subprotocol
+
+    async def _keep_jwks(self, keys: JwksKeys) -> None:
+        """Fetches the JWKS now, every --jwks-refresh, and when a token names an unknown key."""
+        wanted = asyncio.Event()
+        keys.refresh_requested = wanted.set
+        url = self.settings.jwks_url
+        timeout = aiohttp.ClientTimeout(total=JWKS_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                wanted.clear()  # a request from here on leads to the next fetch
+                try:
+                    async with session.get(url) as response:
+                        response.raise_for_status()
+                        count = keys.load(await response.json(content_type=None))
+                    log.info(
+                        "loaded %d key(s) from the JWKS at %s",
+                        count,
+                        url,
+                        extra={"event": "jwks_loaded", "keys": count},
+                    )
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    log.warning(
+                        "could not load the JWKS from %s: %s",
+                        url,
+                        exc,
+                        extra={"event": "jwks_failed", "error": str(exc)},
+                    )
+                # At most one fetch per JWKS_MIN_INTERVAL_S, however many tokens ask.
+                await asyncio.sleep(JWKS_MIN_INTERVAL_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        wanted.wait(), max(0.0, self.settings.jwks_refresh - JWKS_MIN_INTERVAL_S)
+                    )
 
     def relay_deaf(self, since_s: float, until_s: float | None) -> None:
         """Tells status watchers (and the history) when this relay could not hear Redis."""
@@ -592,6 +639,10 @@ class Relay:
             await self.http.start(settings.host, settings.http_port, tls)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
         self.monitor.start()
+        if self.verifier is not None and self.verifier.jwks is not None:
+            self._jwks_task = asyncio.create_task(
+                self._keep_jwks(self.verifier.jwks), name="jwks-refresh"
+            )
         log.info(
             "relay listening: %s://%s:%d/ (data), %s; relaying %s from %s",
             "wss" if tls else "ws",
@@ -628,6 +679,10 @@ class Relay:
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
         await self.monitor.stop()
+        if self._jwks_task is not None:
+            self._jwks_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._jwks_task
         for task in list(self._replays):
             task.cancel()
         if self._source_task is not None and self.source is not None:

@@ -247,3 +247,58 @@ async def test_minted_tokens_work_and_bad_auth_settings_stop_serve(
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"--jwt-secret must be at least 32 characters" in err
+
+
+async def test_jwks_keys_are_fetched_and_rotated_keys_picked_up(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.support import free_port
+
+    def jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+        body = orjson.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        return {**body, "kid": kid, "alg": "RS256", "use": "sig"}
+
+    first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    published = {"keys": [jwk(first, "k1")]}
+
+    async def serve_jwks(_request: web.Request) -> web.Response:
+        return web.json_response(published)
+
+    app = web.Application()
+    app.router.add_get("/jwks.json", serve_jwks)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        relay = await start_relay(
+            redis_server.url, "--auth", "jwt", "--jwks-url", f"http://127.0.0.1:{port}/jwks.json"
+        )
+        await relay.wait_for("jwks_loaded")
+        claims = {"sub": "svc", "exp": int(time.time()) + 600}
+        good = jwt.encode(claims, first, algorithm="RS256", headers={"kid": "k1"})
+        client = Collector()
+        await client.connect(relay.ws_url + f"?token={good}")
+        await client.close()
+
+        # The issuer rotates to a new key: the first token naming it is refused and asks
+        # for a refresh; once fetched, tokens with the new key are accepted.
+        published["keys"].append(jwk(second, "k2"))
+        rotated = jwt.encode(claims, second, algorithm="RS256", headers={"kid": "k2"})
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(relay.ws_url + f"?token={rotated}")
+            assert refused.value.status == 401
+        await relay.wait_for("jwks_loaded", count=2)
+        client = Collector()
+        await client.connect(relay.ws_url + f"?token={rotated}")
+        assert client.ws is not None
+        assert not client.ws.closed
+        await client.close()
+        assert (await relay.wait_for("auth_refused"))["reason"] == "unknown_key"
+    finally:
+        await runner.cleanup()

@@ -74,6 +74,8 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwt_secret", "x" * 32, "x" * 32, "y" * 40, "y" * 40),
     ("jwt_public_key", "/etc/key.pem", "/etc/key.pem", "k.pem", "k.pem"),
     ("jwt_audience", "relay", "relay", "aud", "aud"),
+    ("jwks_url", "http://idp/jwks", "http://idp/jwks", "https://j", "https://j"),
+    ("jwks_refresh", "1m", 60.0, "10", 10.0),
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
     (
