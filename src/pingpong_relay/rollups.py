@@ -225,12 +225,5 @@ def analytics(
         "outage_count": len(found),
         "outages": [o.to_json(now_ms) for o in found],
         "messages": {"count": count, "ping": ping, "pong": pong},
-        "latency_ms": {
-            "p50": latency.quantile(0.5),
-            "p95": latency.quantile(0.95),
-            "p99": latency.quantile(0.99),
-            "min": latency.min,
-            "max": latency.max,
-            "mean": latency.mean,
-        },
+        "latency_ms": latency.describe(rounded=False),
     }

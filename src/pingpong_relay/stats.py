@@ -125,6 +125,17 @@ class LogHistogram:
     def bucket_count(self) -> int:
         return len(self._buckets)
 
+    def describe(
+        self, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99), *, rounded: bool = True
+    ) -> dict[str, Any]:
+        """min, mean, the pNN quantiles and max (None when empty), to 3 decimals if rounded."""
+        shown = _rounded if rounded else (lambda value: value)
+        body: dict[str, Any] = {"min": shown(self.min), "mean": shown(self.mean)}
+        for q in quantiles:
+            body[f"p{q * 100:g}"] = shown(self.quantile(q))
+        body["max"] = shown(self.max)
+        return body
+
     def to_json(self) -> dict[str, Any]:
         """A compact, exact form for storage (rollups); `from_json` reads it back."""
         return {
@@ -315,28 +326,10 @@ class WindowedStats:
             "ping": ping,
             "pong": pong,
             "rate_per_s": round(count / WINDOWS[window], 3),
-            "latency_ms": {
-                "min": _rounded(latency.min),
-                "mean": _rounded(latency.mean),
-                "p50": _rounded(latency.quantile(0.5)),
-                "p95": _rounded(latency.quantile(0.95)),
-                "p99": _rounded(latency.quantile(0.99)),
-                "max": _rounded(latency.max),
-            },
-            "interval_ms": {
-                "min": _rounded(interval.min),
-                "mean": _rounded(interval.mean),
-                "p50": _rounded(interval.quantile(0.5)),
-                "p95": _rounded(interval.quantile(0.95)),
-                "max": _rounded(interval.max),
-            },
+            "latency_ms": latency.describe(),
+            "interval_ms": interval.describe((0.5, 0.95)),
             "transit_ms": {
-                "min": _rounded(transit.min),
-                "mean": _rounded(transit.mean),
-                "p50": _rounded(transit.quantile(0.5)),
-                "p95": _rounded(transit.quantile(0.95)),
-                "p99": _rounded(transit.quantile(0.99)),
-                "max": _rounded(transit.max),
+                **transit.describe(),
                 "negative": transit.negative_count,
             },
             "clock_skew_suspected": transit.negative_count > 0,

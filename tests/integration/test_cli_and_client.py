@@ -30,6 +30,19 @@ async def _run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+async def _watch(relay: RelayProcess, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        "watch",
+        relay.ws_url,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_publisher_api_sends_the_design_message_and_counts_subscribers(
     redis_server: RedisServer, relay: RelayProcess
 ) -> None:
@@ -57,17 +70,7 @@ async def test_publisher_raises_a_clear_error_when_redis_is_unreachable(
 
 
 async def test_publish_and_watch_commands(redis_server: RedisServer, relay: RelayProcess) -> None:
-    watch = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        "watch",
-        relay.ws_url,
-        "--count",
-        "2",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    watch = await _watch(relay, "--count", "2")
     await relay.wait_for("client_connected")
     code, out, _ = await _run_cli(
         "publish", "ping", "--latency", "42", "--redis-url", redis_server.url
@@ -89,18 +92,7 @@ async def test_publish_and_watch_commands(redis_server: RedisServer, relay: Rela
 async def test_watch_json_prints_the_raw_envelope(
     redis_server: RedisServer, relay: RelayProcess
 ) -> None:
-    watch = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        "watch",
-        relay.ws_url,
-        "--json",
-        "--count",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    watch = await _watch(relay, "--json", "--count", "1")
     await relay.wait_for("client_connected")
     await redis_server.publish(b'{"type":"ping","latency":1,"timestamp":2,"source":"bot"}')
     stdout, _ = await asyncio.wait_for(watch.communicate(), 30)
@@ -220,18 +212,7 @@ async def test_heartbeats_split_the_delay_between_bot_relay_and_client(
 async def test_watch_delays_prints_the_split(
     redis_server: RedisServer, relay: RelayProcess
 ) -> None:
-    watch = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        "watch",
-        relay.ws_url,
-        "--delays",
-        "--count",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    watch = await _watch(relay, "--delays", "--count", "1")
     await relay.wait_for("client_connected")
     await redis_server.publish(b'{"type":"pong","latency":2}')
     stdout, _ = await asyncio.wait_for(watch.communicate(), 30)
