@@ -42,6 +42,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -245,6 +252,17 @@ class Settings:
     )
     max_connections: int = _option(
         20_000, "most WebSocket clients at once; more are refused with HTTP 503", positive_int
+    )
+    max_connections_per_ip: int = _option(
+        0,
+        "most WebSocket clients from one address (503 past it); 0: no limit. Behind a "
+        "proxy or load balancer every client shares its address",
+        non_negative_int,
+    )
+    connection_rate_per_ip: float = _option(
+        0.0,
+        "new connections per second from one address (bursts of 2x; 429 past it); 0: no limit",
+        non_negative_float,
     )
     client_frame_rate: float = _option(
         5.0,

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 from picows import (
+    WSAutoPingStrategy,
     WSCloseCode,
     WSFrame,
     WSListener,
@@ -20,8 +21,8 @@ from picows import (
     WSUpgradeRequest,
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
-    ws_create_server,
 )
+from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
 from .auth import AuthError, Grant
 from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
@@ -75,6 +76,9 @@ class ClientPeer(WSListener):
         self._on_joined = on_joined
         self.remote = "?"
         self.replay: ReplayRequest | None = None
+        self.ip = "?"
+        self.dataplane: DataPlane | None = None
+        self._counted = False
         self._frames = TokenBucket(frame_rate_per_s, 4 * frame_rate_per_s)
         self._violations = 0
         self.grant: Grant | None = None
@@ -120,6 +124,9 @@ class ClientPeer(WSListener):
         peer = underlying.get_extra_info("peername")
         if peer:
             self.remote = f"{peer[0]}:{peer[1]}"
+        if self.dataplane is not None:
+            self.dataplane.joined(self.ip)
+            self._counted = True
         self.hub.add(self)
         self._on_joined(self)
 
@@ -163,6 +170,9 @@ class ClientPeer(WSListener):
             self.hub.send_to(self, BINARY_REFUSED)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._counted and self.dataplane is not None:
+            self._counted = False
+            self.dataplane.left(self.ip)
         self.hub.remove(self, "connection closed")
 
 
@@ -177,6 +187,18 @@ def _json_error(
         ),
         None,
     )
+
+
+class _AddressedProtocol(WSProtocol):  # type: ignore[misc]
+    """picows's server protocol, remembering the peer's address for the router."""
+
+    peer_ip = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_ip = str(peer[0])
+        super().connection_made(transport)
 
 
 class DataPlane:
@@ -196,8 +218,14 @@ class DataPlane:
         allowed_origins: Sequence[str] = (),
         max_connections: int = 20_000,
         frame_rate_per_s: float = 5.0,
+        max_per_ip: int = 0,
+        connection_rate_per_ip: float = 0.0,
     ) -> None:
         self.hub = hub
+        self._max_per_ip = max_per_ip
+        self._ip_rate = connection_rate_per_ip
+        self._per_ip: dict[str, int] = {}
+        self._ip_rates: dict[str, TokenBucket] = {}
         self._allowed_origins = frozenset(allowed_origins)
         self._max_connections = max_connections
         self._frame_rate_per_s = frame_rate_per_s
@@ -218,25 +246,77 @@ class DataPlane:
 
     async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> None:
         self._http_scheme = "https" if ssl is not None else "http"
-        self._server = await ws_create_server(
-            self._route,
-            host,
-            port,
-            enable_auto_ping=True,
-            auto_ping_idle_timeout=self._ping_interval_s,
-            auto_ping_reply_timeout=self._ping_timeout_s,
-            max_frame_size=MAX_CLIENT_FRAME_BYTES,
-            # Clients rarely send anything; picows's 16 KiB default read buffer per
-            # connection is half the relay's memory per client. It grows when needed.
-            read_buffer_init_size=READ_BUFFER_INIT_BYTES,
-            websocket_handshake_timeout=5,
-            logger_name="dataplane",
-            ssl=ssl,
-        )
+        logger = logging.getLogger("picows.dataplane")
+
+        # picows's public server hands the router only the HTTP request; per-IP limits
+        # before the upgrade need the peer address, so each connection's protocol is
+        # built here (as ws_create_server builds it) with a router bound to that address.
+        def protocol_factory() -> Any:
+            protocol: _AddressedProtocol = _AddressedProtocol(
+                None, None, False,
+                lambda request: self._route(request, protocol.peer_ip),
+                logger,
+                True,  # disconnect on exception
+                5,  # handshake timeout, s
+                True, self._ping_interval_s, self._ping_timeout_s,
+                WSAutoPingStrategy.PING_WHEN_IDLE,
+                True,  # auto pong
+                MAX_CLIENT_FRAME_BYTES,
+                None,  # extra headers
+                # Clients rarely send anything; picows's 16 KiB default read buffer per
+                # connection is half the relay's memory per client. It grows when needed.
+                READ_BUFFER_INIT_BYTES,
+            )  # fmt: skip
+            return protocol
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol_factory, host, port, ssl=ssl)
 
     def stop_accepting(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    def _refuse_ip(self, ip: str) -> Any:
+        """Per-address limits (0: off). Behind a proxy every client has the proxy's address."""
+        if self._max_per_ip and self._per_ip.get(ip, 0) >= self._max_per_ip:
+            self.hub.metrics.connections_refused.labels("per_ip").inc()
+            log.warning(
+                "refused a client from %s: %d connections is its limit",
+                ip,
+                self._max_per_ip,
+                extra={"event": "per_ip_refused", "ip": ip},
+            )
+            return _json_error(
+                503, "per_ip_limit", "too many connections from this address", {"Retry-After": "5"}
+            )
+        if not self._ip_rate:
+            return None
+        bucket = self._ip_rates.get(ip)
+        if bucket is None:
+            if len(self._ip_rates) >= 10_000:
+                self._ip_rates.clear()  # bounded: forget idle addresses
+            bucket = self._ip_rates[ip] = TokenBucket(self._ip_rate, 2 * self._ip_rate)
+        if not bucket.allow(time.monotonic()):
+            self.hub.metrics.connections_refused.labels("per_ip_rate").inc()
+            log.warning(
+                "refused a client from %s: connecting too often",
+                ip,
+                extra={"event": "per_ip_rate_refused", "ip": ip},
+            )
+            return _json_error(
+                429, "too_many_connections", "connecting too often; slow down", {"Retry-After": "1"}
+            )
+        return None
+
+    def joined(self, ip: str) -> None:
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+
+    def left(self, ip: str) -> None:
+        count = self._per_ip.get(ip, 0) - 1
+        if count > 0:
+            self._per_ip[ip] = count
+        else:
+            self._per_ip.pop(ip, None)
 
     def _refuse(self, headers: Mapping[str, str]) -> Any:
         """An answer for an upgrade that must not happen (origin, capacity), else None."""
@@ -264,7 +344,7 @@ class DataPlane:
             )
         return None
 
-    def _route(self, request: WSUpgradeRequest) -> Any:
+    def _route(self, request: WSUpgradeRequest, ip: str = "?") -> Any:
         path, _, query = request.path.decode("latin-1").partition("?")
         is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if is_upgrade:
@@ -273,7 +353,7 @@ class DataPlane:
                     WSUpgradeResponse.create_error_response(404, b"WebSocket endpoint is /\n"),
                     None,
                 )
-            refused = self._refuse(request.headers)
+            refused = self._refuse(request.headers) or self._refuse_ip(ip)
             if refused is not None:
                 return refused
             try:
@@ -309,6 +389,8 @@ class DataPlane:
             )
             peer.replay = replay
             peer.grant = grant
+            peer.ip = ip
+            peer.dataplane = self
             if grant is not None:
                 peer.subscription = replace(
                     subscription, scope_bots=grant.bots, scope_events=grant.events

@@ -159,6 +159,8 @@ class Relay:
             allowed_origins=settings.allowed_origin,
             max_connections=settings.max_connections,
             frame_rate_per_s=settings.client_frame_rate,
+            max_per_ip=settings.max_connections_per_ip,
+            connection_rate_per_ip=settings.connection_rate_per_ip,
         )
         self.http: HttpPlane | None = None
         self.history: History | None = None

@@ -154,3 +154,39 @@ async def test_an_in_band_refresh_keeps_the_connection_past_the_first_expiry(
     assert messages[3]["type"] == "bot:pingpong"
     assert not client.closed.is_set()
     await client.close()
+
+
+async def test_per_address_caps_and_rates_are_refused_before_the_upgrade(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    capped = await start_relay(redis_server.url, "--max-connections-per-ip", "2")
+    clients = [Collector(), Collector()]
+    for client in clients:
+        await client.connect(capped.ws_url)
+    await capped.wait_for("client_connected", count=2)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(capped.ws_url)
+        assert refused.value.status == 503
+    assert (await capped.wait_for("per_ip_refused"))["ip"] == "127.0.0.1"
+    await clients[0].close()
+    await capped.wait_for("client_disconnected")
+    again = Collector()  # a place freed up
+    await again.connect(capped.ws_url)
+    await again.close()
+    await clients[1].close()
+
+    rated = await start_relay(redis_server.url, "--connection-rate-per-ip", "1")  # bursts of 2
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(4):
+            try:
+                ws = await session.ws_connect(rated.ws_url)
+            except aiohttp.WSServerHandshakeError as exc:
+                statuses.append(exc.status)
+            else:
+                statuses.append(101)
+                await ws.close()
+    assert statuses[:2] == [101, 101]
+    assert 429 in statuses[2:]
+    assert await rated.metric('pingpong_connections_refused_total{reason="per_ip_rate"}') >= 1

@@ -87,6 +87,8 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ),
     ("max_connections", "10", 10, "20", 20),
     ("client_frame_rate", "1", 1.0, "2.5", 2.5),
+    ("max_connections_per_ip", "3", 3, "4", 4),
+    ("connection_rate_per_ip", "1.5", 1.5, "2", 2.0),
     ("max_bot_rate", "5", 5.0, "7.5", 7.5),
     ("tls_cert", "c.pem", "c.pem", "d.pem", "d.pem"),
     ("tls_key", "k.pem", "k.pem", "l.pem", "l.pem"),
