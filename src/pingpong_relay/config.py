@@ -184,7 +184,9 @@ class Settings:
         duration,
     )
     silence_for: float = _option(
-        30.0, "a silent bot is pending this long before it is down and its alert fires", duration
+        30.0,
+        "a silent bot is pending this long before it is down and its alert fires (0: at once)",
+        duration_or_zero,
     )
     latency_threshold: float = _option(
         500.0,
@@ -196,7 +198,9 @@ class Settings:
         0.95, "percentile the latency alert watches (p95 or 0.95)", percentile
     )
     latency_for: float = _option(
-        30.0, "latency must stay above the threshold this long before the alert fires", duration
+        30.0,
+        "latency must stay above the threshold this long before the alert fires (0: at once)",
+        duration_or_zero,
     )
     alert_rules: str = _option(
         "", "TOML file of alert rules; replaces the latency and silence flags' rules"

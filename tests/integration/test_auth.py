@@ -302,3 +302,43 @@ async def test_jwks_keys_are_fetched_and_rotated_keys_picked_up(
         assert (await relay.wait_for("auth_refused"))["reason"] == "unknown_key"
     finally:
         await runner.cleanup()
+
+
+async def test_a_scoped_client_gets_no_other_bots_alerts_or_statistics(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(
+        redis_server.url,
+        "--auth",
+        "jwt",
+        "--stats-interval",
+        "0.2",
+        "--latency-threshold",
+        "10",
+        "--latency-for",
+        "0",
+        "--silence-timeout",
+        "60",
+        env={"PINGPONG_JWT_SECRET": SECRET},
+    )
+    token = jwt.encode(
+        {"sub": "a", "exp": int(time.time()) + 600, "bots": ["*/alpha"]}, SECRET, algorithm="HS256"
+    )
+    scoped = Collector()
+    await scoped.connect(relay.ws_url + f"?token={token}&events=alerts,stats&bots=*")
+    await relay.wait_for("client_connected")
+    for source in ("beta", "alpha"):  # both slow: both fire the latency alert
+        await redis_server.publish(orjson.dumps({"type": "ping", "latency": 99, "source": source}))
+    # Stats go out bot by bot in name order (alpha before beta) each tick: two of
+    # alpha's mean a whole tick has passed, beta's included, had it been sent.
+    stats_seen = 0
+    index = 0
+    while stats_seen < 2:
+        message = (await scoped.wait_count(index + 1))[index]
+        if message["type"] == "bot:stats" and message["bot"] == "bot:pingpong/alpha":
+            stats_seen += 1
+        index += 1
+    kinds = {(m["type"], m["bot"]) for m in scoped.messages}
+    assert ("bot:alert", "bot:pingpong/alpha") in kinds
+    assert {bot for _, bot in kinds} == {"bot:pingpong/alpha"}  # no beta, no "*" overall
+    await scoped.close()

@@ -190,3 +190,52 @@ async def test_per_address_caps_and_rates_are_refused_before_the_upgrade(
     assert statuses[:2] == [101, 101]
     assert 429 in statuses[2:]
     assert await rated.metric('pingpong_connections_refused_total{reason="per_ip_rate"}') >= 1
+
+
+async def test_floods_from_one_address_are_contained_while_100_clients_get_everything(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    # The well-behaved clients come from 127.0.0.1, the flooder from 127.0.0.2 (all of
+    # 127/8 is loopback), so per-address limits can tell them apart.
+    relay = await start_relay(
+        redis_server.url, "--max-connections-per-ip", "110", "--client-frame-rate", "2"
+    )
+    good_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    bad_session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, local_addr=("127.0.0.2", 0))
+    )
+    try:
+        good = [Collector() for _ in range(100)]
+        await asyncio.gather(*(c.connect(relay.ws_url, good_session) for c in good))
+        # Too many connections from one address: past 110, refused before the upgrade.
+        statuses = []
+        held = []
+        for _ in range(120):
+            try:
+                held.append(await bad_session.ws_connect(relay.ws_url))
+            except aiohttp.WSServerHandshakeError as exc:
+                statuses.append(exc.status)
+        assert len(held) == 110
+        assert statuses == [503] * 10
+        # A frame over 16 KiB closes only its own connection (1009)...
+        await held[0].send_str('{"action":"list","pad":"' + "x" * 20_000 + '"}')
+        closing = await held[0].receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert held[0].close_code == 1009
+        # ...and a burst of frames gets errors, then 1008.
+        for _ in range(30):
+            try:
+                await held[1].send_str('{"action":"list"}')
+            except (aiohttp.ClientConnectionResetError, ConnectionError):
+                break
+        for n in range(20):
+            await redis_server.publish(orjson.dumps({"type": "ping", "latency": n}))
+        await asyncio.gather(*(c.wait_count(20) for c in good))
+        for client in good:
+            assert [m["data"]["latency"] for m in client.messages] == list(range(20))
+        await relay.wait_for("client_policy_closed")
+        await asyncio.gather(*(c.close() for c in good))
+        await asyncio.gather(*(ws.close() for ws in held))
+    finally:
+        await good_session.close()
+        await bad_session.close()
