@@ -27,6 +27,7 @@ from .auth import (
     TokenVerifier,
     extract_token,
     offered_subprotocol,
+    redact_query,
 )
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
@@ -353,11 +354,14 @@ class Relay:
             grant = self.verifier.verify(presented.token, self._wall_clock_ns() / 1e9)
         except AuthError as refused:
             self.metrics.auth_failures.labels(refused.reason).inc()
+            # The query string is shown with any token replaced: never the token itself.
+            shown = redact_query("/?" + query) if query else "/"
             log.warning(
-                "refused a client: %s (%s)",
+                "refused a client: %s (%s) for %s",
                 refused.reason,
                 refused.message,
-                extra={"event": "auth_refused", "reason": refused.reason},
+                shown,
+                extra={"event": "auth_refused", "reason": refused.reason, "path": shown},
             )
             raise
         return grant, presented.echo_subprotocol

@@ -111,6 +111,13 @@ CASES: list[tuple[str, dict[str, str], str, int, str | None]] = [
     ),
     ("wrong issuer", {"Authorization": f"Bearer {_token(iss='mallory')}"}, "", 401, "bad_issuer"),
     ("basic auth", {"Authorization": "Basic dXNlcjpwYXNz"}, "", 401, "malformed"),
+    (
+        "expired in query",
+        {},
+        f"?types=ping&token={_token(exp=int(time.time()) - 60)}",
+        401,
+        "expired",
+    ),
 ]
 
 
@@ -143,10 +150,11 @@ async def test_every_token_case_over_a_real_handshake(
         assert refused.value.status == status
     logged = await guarded.wait_for("auth_refused")
     assert logged["reason"] == reason
+    assert logged["path"] == ("/?types=ping&token=***" if query else "/")
     assert await guarded.metric(f'pingpong_auth_failures_total{{reason="{reason}"}}') == 1
+    presented = [v.split(" ")[-1] for v in headers.values()] + query.split("token=")[1:]
     for line in guarded.raw_lines:  # the reason is logged, never the token
-        for value in headers.values():
-            token = value.split(" ")[-1]
+        for token in presented:
             if len(token) > 30:
                 assert token not in line
 
