@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 
 from .backoff import Backoff
 from .metrics import RelayMetrics
+from .tasks import drain_then_cancel
 
 log = logging.getLogger("pingpong_relay.history")
 
@@ -161,13 +161,8 @@ class History:
         self._task = asyncio.create_task(self._run(), name="history-recorder")
 
     async def stop(self, drain_timeout_s: float = 2.0) -> None:
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), drain_timeout_s)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await drain_then_cancel(self._queue, self._task, drain_timeout_s)
+        self._task = None
         if self._background:
             await asyncio.wait(self._background, timeout=drain_timeout_s)
         await self._redis.aclose()

@@ -26,6 +26,7 @@ from .hub import Hub
 from .messages import BotMessage
 from .metrics import RelayMetrics
 from .stats import WINDOWS, StatsBook
+from .tasks import cancel_and_wait
 from .webhooks import WebhookSender
 
 log = logging.getLogger("pingpong_relay.monitor")
@@ -222,11 +223,7 @@ class Monitor:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self.webhooks.stop()
 

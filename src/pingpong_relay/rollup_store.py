@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Final, cast
 
@@ -23,6 +22,7 @@ from .rollups import (
     merge_rollups,
     minute_of,
 )
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.rollups")
 
@@ -68,11 +68,8 @@ class RollupStore:
         self._task = asyncio.create_task(self._run(), name="rollups")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

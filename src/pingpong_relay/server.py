@@ -68,6 +68,7 @@ from .metrics import RelayMetrics
 from .monitor import Monitor, rules_from_settings
 from .rollup_store import RollupStore
 from .source import RedisSource
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.server")
 
@@ -685,17 +686,9 @@ class Relay:
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
         await self.monitor.stop()
-        if self._jwks_task is not None:
-            self._jwks_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._jwks_task
-        for task in list(self._replays):
-            task.cancel()
-        if self._source_task is not None and self.source is not None:
+        if self.source is not None:
             self.source.stopping()
-            self._source_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._source_task
+        await cancel_and_wait(self._jwks_task, self._source_task, *self._replays)
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,7 @@ import orjson
 from .backoff import Backoff
 from .config import redact_url
 from .metrics import RelayMetrics
+from .tasks import drain_then_cancel
 
 log = logging.getLogger("pingpong_relay.webhooks")
 
@@ -64,11 +64,7 @@ class WebhookSender:
         """Gives queued alerts a short while to go out, then stops."""
         if self._task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_timeout_s)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await drain_then_cancel(self._queue, self._task, drain_timeout_s)
         self._task = None
         if self._session is not None:
             await self._session.close()
