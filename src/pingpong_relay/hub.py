@@ -176,6 +176,25 @@ class Hub:
             1 for peer, _ in self._holding.values() if peer.subscription.wants(event, bot, kind)
         )
 
+    def targets(
+        self, event: str = "pingpong", bot: str | None = None, kind: str | None = None
+    ) -> list[tuple[Peer, ...]]:
+        """The peers (by group) a message of this event, bot and kind goes to.
+
+        A snapshot: a failed write may run the disconnect callback synchronously, which
+        changes the groups while `deliver` walks them.
+        """
+        return [
+            tuple(members.values())
+            for subscription, members in self._groups.items()
+            if subscription.wants(event, bot, kind)
+        ]
+
+    @property
+    def holding(self) -> bool:
+        """Whether some peer is replaying history (and collecting recorded messages)."""
+        return bool(self._holding)
+
     def broadcast(
         self,
         payload: bytes,
@@ -184,13 +203,10 @@ class Hub:
         kind: str | None = None,
     ) -> BroadcastResult:
         """Write one already-encoded frame payload to every open peer that wants it."""
-        # A snapshot: a failed write may run the disconnect callback synchronously,
-        # which changes the groups.
-        targets = [
-            tuple(members.values())
-            for subscription, members in self._groups.items()
-            if subscription.wants(event, bot, kind)
-        ]
+        return self.deliver(payload, self.targets(event, bot, kind))
+
+    def deliver(self, payload: bytes, targets: list[tuple[Peer, ...]]) -> BroadcastResult:
+        """Write one already-encoded frame payload to the peers `targets` named."""
         limit = self.max_client_buffer_bytes
         per_client_debug = log.isEnabledFor(logging.DEBUG)
         delivered = failed = slow = 0

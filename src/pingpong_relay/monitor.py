@@ -270,7 +270,8 @@ class Monitor:
         # Summaries cost real CPU (merging 60 slots per window), so only bots that some
         # client watches are summarised, and the loop yields between bots.
         for bot in (OVERALL, *self.book.bots()):
-            if not self.hub.recipients("stats", bot):
+            targets = self.hub.targets("stats", bot)
+            if not targets:
                 continue
             now_s = self._clock()
             stats = self.book.overall if bot == OVERALL else self.book.get(bot)
@@ -282,5 +283,5 @@ class Monitor:
                 "generated_at_ms": int(now_s * 1000),
                 "windows": {window: stats.summary(window, now_s) for window in WINDOWS},
             }
-            self.hub.broadcast(orjson.dumps(body), "stats", bot)
+            self.hub.deliver(orjson.dumps(body), targets)  # no await since targets were taken
             await asyncio.sleep(0)

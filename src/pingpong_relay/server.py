@@ -218,13 +218,16 @@ class Relay:
             )
             return
         now_ns = self._wall_clock_ns()
+        now_s, relay_ms = now_ns / 1e9, now_ns // 1_000_000
         bot = bot_id(channel, message.source)
-        if not self._bot_limiter.allow(bot, now_ns / 1e9):
-            self._dropped_over_rate(bot, now_ns / 1e9)
+        if not self._bot_limiter.allow(bot, now_s):
+            self._dropped_over_rate(bot, now_s)
             return
-        envelope = encode_envelope(message, now_ns // 1_000_000)
+        envelope = encode_envelope(message, relay_ms)
+        # Matched once, counted for the log line and written to from the same snapshot.
+        targets = self.hub.targets("pingpong", bot, message.type)
         if self._log_info:
-            clients = self.hub.recipients("pingpong", bot, message.type)
+            clients = sum(map(len, targets))
             bot_time = format_bot_time(message.timestamp_ms)
             log.info(
                 "received %s from bot on %s: latency %s, bot time %s",
@@ -248,11 +251,10 @@ class Relay:
                 clients,
                 extra={"event": "broadcasting", "clients": clients},
             )
-        result = self.hub.broadcast(envelope, "pingpong", bot, message.type)
+        result = self.hub.deliver(envelope, targets)
         metrics.relay_latency.observe(time.perf_counter() - received)
         # After the writes: history, statistics and alerts must not delay the heartbeat.
         if self.history is not None:
-            relay_ms = now_ns // 1_000_000
             self.history.record(
                 bot,
                 channel,
@@ -260,7 +262,7 @@ class Relay:
                 relay_ms,
                 partial(self._recorded, bot, message.type, message.raw, relay_ms),
             )
-        self.monitor.observe(bot, message, now_ns / 1e9)
+        self.monitor.observe(bot, message, now_s)
         metrics.messages_forwarded.inc()
         if self._log_info:
             log.info(
@@ -338,11 +340,12 @@ class Relay:
 
     def _recorded(self, bot: str, kind: str, raw: bytes, relay_ms: int, entry_id: str) -> None:
         """Once a message has its history id: the envelope with it, to clients that asked."""
-        if not self.hub.recipients(RECORDED, bot, kind):
+        targets = self.hub.targets(RECORDED, bot, kind)
+        if not targets and not self.hub.holding:
             return
         payload = encode_envelope_with_id(raw, relay_ms, entry_id)
         self.hub.hold_recorded(payload, bot, kind, entry_id)
-        self.hub.broadcast(payload, RECORDED, bot, kind)
+        self.hub.deliver(payload, targets)
 
     def authenticate(
         self, headers: Mapping[str, str], query: str
