@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from .backoff import Backoff
 from .metrics import RelayMetrics
+from .source import as_text
 from .tasks import drain_then_cancel
 
 log = logging.getLogger("pingpong_relay.history")
@@ -91,7 +92,7 @@ class Entry:
 
 def _entry(bot: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
     return Entry(
-        id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        id=as_text(entry_id),
         bot=bot,
         channel=fields[b"channel"].decode(),
         relay_ms=int(fields[b"relay_ms"]),
@@ -203,7 +204,7 @@ class History:
                     )
                 await asyncio.sleep(self._backoff.delay(attempt))
                 attempt += 1
-        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        entry_id = as_text(entry_id)
         if created:
             self._metrics.history_recorded.inc()
         else:
@@ -258,7 +259,7 @@ class History:
     # --- reading ----------------------------------------------------------------------
     async def bots(self) -> list[str]:
         members = await self._redis.smembers(BOTS_KEY)
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(as_text(m) for m in members)
 
     async def read(self, bot: str, start: str, end: str, limit: int) -> list[Entry]:
         """Entries of one bot with start ≤ id ≤ end (exclusive start with "(id"), oldest first."""

@@ -15,15 +15,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .auth import AuthError, Grant
-from .dataplane import Authenticator
+from .dataplane import Authenticator, HealthProbe
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
 from .rollup_store import RollupStore
 from .rollups import ANALYTICS_WINDOWS
 from .stats import WINDOWS
-
-HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -22,6 +22,7 @@ from .rollups import (
     merge_rollups,
     minute_of,
 )
+from .source import as_text
 from .tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.rollups")
@@ -37,7 +38,7 @@ READ_CHUNK: Final = 2_000
 
 
 def _id_ms(entry_id: bytes | str) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    text = as_text(entry_id)
     return int(text.split("-", 1)[0])
 
 
@@ -86,7 +87,7 @@ class RollupStore:
         now_ms = await self.now_ms()
         written = 0
         for raw_bot in await self._redis.smembers(BOTS_KEY):
-            bot = raw_bot.decode() if isinstance(raw_bot, bytes) else str(raw_bot)
+            bot = as_text(raw_bot)
             written += await self._roll_bot(bot, now_ms)
             await self._prune_minutes(bot, now_ms)
         log.debug(

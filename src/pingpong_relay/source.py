@@ -164,7 +164,7 @@ class RedisSource:
                 continue
             kind = message["type"]
             if kind in ("subscribe", "psubscribe"):
-                pending.discard((kind, _text(message["channel"])))
+                pending.discard((kind, as_text(message["channel"])))
             else:
                 self._dispatch(kind, message)
 
@@ -215,7 +215,7 @@ class RedisSource:
                 self._verified_at = now
                 kind = message["type"]
                 if kind == "message":  # the common case, kept to one call
-                    on_message(_text(message["channel"]), message["data"])
+                    on_message(as_text(message["channel"]), message["data"])
                 elif kind == "pong":
                     ping_sent_at = None
                 elif kind in ("unsubscribe", "punsubscribe"):
@@ -230,10 +230,10 @@ class RedisSource:
 
     def _dispatch(self, kind: str, message: dict[str, Any]) -> None:
         if kind == "message":
-            self._on_message(_text(message["channel"]), message["data"])
+            self._on_message(as_text(message["channel"]), message["data"])
         elif kind == "pmessage":
-            channel = _text(message["channel"])
-            if self._owns(channel, _text(message["pattern"])):
+            channel = as_text(message["channel"])
+            if self._owns(channel, as_text(message["pattern"])):
                 self._on_message(channel, message["data"])
 
     def _owns(self, channel: str, pattern: str) -> bool:
@@ -261,5 +261,6 @@ class RedisSource:
         self._subscribed = False
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def as_text(value: object) -> str:
+    """A Redis reply value (bytes, with decode_responses off) as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
