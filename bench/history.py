@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -41,7 +41,7 @@ from pingpong_relay.rollups import (
     minute_of,
 )
 
-from .procs import BenchError, Children, RedisServer, free_port, run_harness
+from .procs import BenchError, Children, RedisServer, RelayProcess, run_harness
 from .stats import median, percentile
 
 CHANNEL: Final = "bot:pingpong"
@@ -242,63 +242,6 @@ class LoopLag:
             self.lags_ms.append((time.perf_counter() - before - 0.01) * 1000)
 
 
-# --- the relay --------------------------------------------------------------------------
-class Relay:
-    """`python -m pingpong_relay serve` at WARNING, its log to a file; ready on /healthz 200."""
-
-    def __init__(self, children: Children, redis_url: str, log_path: Path, keep_days: int):
-        self.children = children
-        self.redis_url = redis_url
-        self.log_path = log_path
-        self.keep_days = keep_days
-        self.port = free_port()
-        self.http_port = free_port()
-        self.process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    async def start(self, session: aiohttp.ClientSession, timeout_s: float = 30.0) -> None:
-        self._log = self.log_path.open("wb")
-        self.process = await self.children.spawn(
-            sys.executable, "-m", "pingpong_relay", "serve",
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--http-port", str(self.http_port),
-            "--redis-url", self.redis_url,
-            "--log-level", "WARNING",
-            "--history-retention", str(self.keep_days * 86_400),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=self._log,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                raise BenchError(f"relay exited with {self.process.returncode}; {self.log_tail()}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"{self.http_url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-        raise BenchError(f"relay's /healthz not 200 within {timeout_s} s; {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        lines = self.log_path.read_bytes().decode(errors="replace").splitlines()
-        return "last log lines:\n" + "\n".join(lines[-10:])
-
-    def warnings(self) -> list[str]:
-        return self.log_path.read_bytes().decode(errors="replace").splitlines()
-
-    async def stop(self) -> None:
-        if self.process is not None:
-            await self.children.stop(self.process, 8.0)
-        if self._log is not None:
-            self._log.close()
-
-
 async def watch_heartbeats(url: str, delays_ms: list[float]) -> None:
     """A WebSocket client: publish → arrival of each live message, by the bot's timestamp."""
     async with (
@@ -464,7 +407,7 @@ async def run(args: argparse.Namespace, children: Children, run_dir: Path) -> st
     redis = aioredis.Redis(
         host="127.0.0.1", port=redis_server.port, socket_connect_timeout=5, socket_timeout=300
     )
-    relay: Relay | None = None
+    relay: RelayProcess | None = None
     tasks: list[asyncio.Task[None]] = []
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     try:
@@ -498,8 +441,11 @@ async def run(args: argparse.Namespace, children: Children, run_dir: Path) -> st
         memories.append(await memory(redis, f"after trim to {args.keep_raw_days} d"))
 
         _progress("bench.history: starting the relay")
-        relay = Relay(children, redis_server.url, run_dir / "relay.log", args.keep_raw_days)
-        await relay.start(session)
+        relay = RelayProcess(
+            children, redis_server.url, run_dir / "relay.log",
+            extra_args=("--history-retention", str(args.keep_raw_days * 86_400)),
+        )  # fmt: skip
+        await relay.start()
         bot.publish_mode = True
         delays: list[float] = []
         tasks.append(

@@ -240,6 +240,20 @@ class RelayProcess:
             f"relay did not log the expected event in {timeout_s} s; {self._log_tail()}"
         )
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def warnings(self) -> list[str]:
+        """The relay's log lines at WARNING and above, as JSON text."""
+        assert self._tail is not None
+        self.records += self._tail.read()
+        return [
+            orjson.dumps(r).decode()
+            for r in self.records
+            if r.get("level") in ("WARNING", "ERROR", "CRITICAL")
+        ]
+
     def _log_tail(self) -> str:
         lines = self.log_path.read_bytes().decode(errors="replace").splitlines()
         return "last log lines:\n" + "\n".join(lines[-10:])
