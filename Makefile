@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_EXAMPLE := examples/node
 
-.PHONY: run test lint typecheck pytest bench e2e clean setup
+.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot
 
 setup: $(STAMP)
 
@@ -47,3 +47,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+## vendor-uplot: replace the dashboard's vendored uPlot from the npm registry
+UPLOT_VERSION ?= 1.6.32
+UPLOT_DIR := src/pingpong_relay/dashboard/vendor/uplot
+vendor-uplot: $(STAMP)
+	rm -rf $(VENV)/uplot && mkdir -p $(VENV)/uplot
+	cd $(VENV)/uplot && PATH="$(CURDIR)/$(BIN):$$PATH" npm pack --silent uplot@$(UPLOT_VERSION) \
+	  && tar xzf uplot-$(UPLOT_VERSION).tgz && sha256sum uplot-$(UPLOT_VERSION).tgz
+	cp $(VENV)/uplot/package/dist/uPlot.iife.min.js $(VENV)/uplot/package/dist/uPlot.min.css \
+	  $(VENV)/uplot/package/LICENSE $(UPLOT_DIR)/
+	@echo "now update $(UPLOT_DIR)/VENDORED.md with the version and the sha256 above"

@@ -103,6 +103,13 @@ def http_url(text: str) -> str:
     return text
 
 
+def ws_url_or_empty(text: str) -> str:
+    parts = urlsplit(text)
+    if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ws:// or wss:// URL")
+    return text
+
+
 def window(text: str) -> str:
     if text not in WINDOWS:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOWS)}")
@@ -248,6 +255,12 @@ class Settings:
     jwt_audience: str = _option("", "required `aud` claim, if set")
     jwt_issuer: str = _option("", "required `iss` claim, if set")
     metrics_token: str = _option("", "bearer token /metrics requires, if set (/healthz stays open)")
+    public_ws_url: str = _option(
+        "",
+        "WebSocket URL the dashboard connects to, when clients reach the data plane some other "
+        "way than the page's host and --port (e.g. wss://relay.example.com/ws behind a proxy)",
+        ws_url_or_empty,
+    )
     allowed_origin: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
         [],
         "browser Origin allowed to connect (e.g. https://ops.example); repeatable; when none "

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import orjson
 
 MESSAGE_KINDS: Final = ("ping", "pong")
-EVENTS: Final = ("pingpong", "status", "alerts", "stats")
+EVENTS: Final = ("pingpong", "status", "alerts", "stats", "relay")
 ACTIONS: Final = ("subscribe", "unsubscribe", "list", "refresh")
 # The event of a bot:pingpong envelope that carries its history id (sent once recorded).
 RECORDED: Final = "pingpong+id"

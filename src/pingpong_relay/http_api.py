@@ -7,6 +7,7 @@ import fnmatch
 import hmac
 import io
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 
@@ -41,6 +42,10 @@ ENDPOINT_EVENTS = {
     "/analytics": "pingpong",
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The dashboard: static files, no build step, nothing fetched from outside the relay.
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+# Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
+OPEN_PATHS = frozenset({"/", "/healthz", "/dashboard/config.json"})
 
 
 def _scoped(request: web.Request) -> bool:
@@ -71,11 +76,12 @@ def build_app(
     silence_ms: int = 30_000,
     authenticate: Authenticator | None = None,
     metrics_token: str = "",
+    dashboard_config: Callable[[], dict[str, Any]] = dict,
 ) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Data endpoints need a token when auth is on; /healthz never; /metrics its own."""
-        if request.path == "/healthz":
+        if request.path in OPEN_PATHS or request.path.startswith("/dashboard/"):
             return await handler(request)
         if request.path == "/metrics":
             if metrics_token and not hmac.compare_digest(
@@ -178,7 +184,16 @@ def build_app(
             return _unknown_bot(bot)
         return _json(await rollups.analytics(bot, window, silence_ms))
 
+    async def dashboard(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def dashboard_settings(_request: web.Request) -> web.Response:
+        return _json(dashboard_config())
+
     app = web.Application(middlewares=[guard])
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/dashboard/config.json", dashboard_settings)
+    app.router.add_static("/dashboard/", DASHBOARD_DIR, append_version=False)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/stats", stats)

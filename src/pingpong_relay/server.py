@@ -175,6 +175,7 @@ class Relay:
         self._bot_limiter = BotRateLimiter(settings.max_bot_rate)
         self._drop_logged_at: dict[str, float] = {}
         self._source_task: asyncio.Task[None] | None = None
+        self._state_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
     # --- the hot path: one Redis message → every client -----------------------------
@@ -337,6 +338,8 @@ class Relay:
         self.hub.send_to(peer, orjson.dumps(reply))
         if "status" in subscription.events and "status" not in before.events:
             self.send_current_status(peer)
+        if subscription.wants("relay") and not before.wants("relay"):
+            self.hub.send_to(peer, self.relay_state())
 
     def _recorded(self, bot: str, kind: str, raw: bytes, relay_ms: int, entry_id: str) -> None:
         """Once a message has its history id: the envelope with it, to clients that asked."""
@@ -416,6 +419,40 @@ class Relay:
             if self.history is not None:
                 self.history.record_deaf(body["from_ms"], body["to_ms"], self.relay_id)
         self.hub.broadcast(orjson.dumps(body), "status")
+        self.hub.broadcast(self.relay_state(), "relay")
+
+    def dashboard_config(self, tls: bool) -> dict[str, Any]:
+        """What the dashboard page needs to find the data plane and know what it may ask."""
+        settings = self.settings
+        return {
+            "ws_url": settings.public_ws_url or None,
+            "ws_port": self.dataplane.port,
+            "ws_scheme": "wss" if tls else "ws",
+            "auth": settings.auth,
+            "history": self.history is not None,
+            "stats_interval_s": settings.stats_interval,
+            "version": __version__,
+        }
+
+    def relay_state(self) -> bytes:
+        """This relay's own health as a message: what /healthz says, for `relay` watchers."""
+        _, health = self.health()
+        return orjson.dumps(
+            {
+                "type": "relay:state",
+                "relay": self.relay_id,
+                "at_ms": self._wall_clock_ns() // 1_000_000,
+                **health,
+            }
+        )
+
+    async def _keep_relay_state(self) -> None:
+        """Every --stats-interval, the relay's state to whoever watches it (clients come and go)."""
+        while True:
+            await asyncio.sleep(self.settings.stats_interval)
+            targets = self.hub.targets("relay")
+            if targets:
+                self.hub.deliver(self.relay_state(), targets)
 
     def _refresh(self, peer: Peer, token: str | None) -> dict[str, Any]:
         """A new token in-band, before the old one expires: same subject, new scope/expiry."""
@@ -461,6 +498,8 @@ class Relay:
             self._schedule_expiry(peer, grant)
         if "status" in peer.subscription.events:
             self.send_current_status(peer)
+        if peer.subscription.wants("relay"):
+            self.hub.send_to(peer, self.relay_state())
         replay = getattr(peer, "replay", None)
         if replay is not None:
             held = self.hub.hold(peer)
@@ -644,10 +683,12 @@ class Relay:
                     silence_ms=int(settings.silence_timeout * 1000),
                     authenticate=self.authenticate if self.verifier is not None else None,
                     metrics_token=settings.metrics_token,
+                    dashboard_config=lambda: self.dashboard_config(tls is not None),
                 )
             )
             await self.http.start(settings.host, settings.http_port, tls)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
+        self._state_task = asyncio.create_task(self._keep_relay_state(), name="relay-state")
         self.monitor.start()
         if self.verifier is not None and self.verifier.jwks is not None:
             self._jwks_task = asyncio.create_task(
@@ -691,7 +732,7 @@ class Relay:
         await self.monitor.stop()
         if self.source is not None:
             self.source.stopping()
-        await cancel_and_wait(self._jwks_task, self._source_task, *self._replays)
+        await cancel_and_wait(self._jwks_task, self._source_task, self._state_task, *self._replays)
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()

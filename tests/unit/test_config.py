@@ -79,6 +79,13 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
     (
+        "public_ws_url",
+        "wss://a.example/ws",
+        "wss://a.example/ws",
+        "ws://b.example:2808/",
+        "ws://b.example:2808/",
+    ),
+    (
         "allowed_origin",
         "https://a.example",
         ["https://a.example"],
