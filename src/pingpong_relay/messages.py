@@ -147,17 +147,20 @@ def encode_envelope(message: BotMessage, relay_ms: int) -> bytes:
     )
 
 
-def encode_envelope_with_id(raw: bytes, relay_ms: int, entry_id: str) -> bytes:
-    """The envelope with a fifth key, `id`, for clients that replay history."""
+def encode_tagged_envelope(raw: bytes, relay_ms: int, bot: str, entry_id: str | None) -> bytes:
+    """The envelope plus `id` (its history id, when history is on) and `bot`, for clients
+    that asked for ids: with several bots (or a replay) they need to tell them apart."""
     return b"".join(
         (
             _ENVELOPE_HEAD,
             raw,
             _ENVELOPE_TIMESTAMP,
             b"%d" % relay_ms,
-            b',"source":"bot","id":"',
-            entry_id.encode("ascii"),
-            b'"}',
+            b',"source":"bot"',
+            b',"id":"%s"' % entry_id.encode("ascii") if entry_id is not None else b"",
+            b',"bot":',
+            orjson.dumps(bot),
+            b"}",
         )
     )
 

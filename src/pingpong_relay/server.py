@@ -58,7 +58,7 @@ from .limits import BotRateLimiter
 from .messages import (
     RejectedMessage,
     encode_envelope,
-    encode_envelope_with_id,
+    encode_tagged_envelope,
     excerpt,
     format_bot_time,
     format_latency,
@@ -263,6 +263,8 @@ class Relay:
                 relay_ms,
                 partial(self._recorded, bot, message.type, message.raw, relay_ms),
             )
+        else:
+            self._recorded(bot, message.type, message.raw, relay_ms, None)
         self.monitor.observe(bot, message, now_s)
         metrics.messages_forwarded.inc()
         if self._log_info:
@@ -341,13 +343,17 @@ class Relay:
         if subscription.wants("relay") and not before.wants("relay"):
             self.hub.send_to(peer, self.relay_state())
 
-    def _recorded(self, bot: str, kind: str, raw: bytes, relay_ms: int, entry_id: str) -> None:
-        """Once a message has its history id: the envelope with it, to clients that asked."""
+    def _recorded(
+        self, bot: str, kind: str, raw: bytes, relay_ms: int, entry_id: str | None
+    ) -> None:
+        """Once a message has its history id (None: history is off), the tagged envelope
+        to clients that asked for ids."""
         targets = self.hub.targets(RECORDED, bot, kind)
         if not targets and not self.hub.holding:
             return
-        payload = encode_envelope_with_id(raw, relay_ms, entry_id)
-        self.hub.hold_recorded(payload, bot, kind, entry_id)
+        payload = encode_tagged_envelope(raw, relay_ms, bot, entry_id)
+        if entry_id is not None:
+            self.hub.hold_recorded(payload, bot, kind, entry_id)
         self.hub.deliver(payload, targets)
 
     def authenticate(
@@ -529,7 +535,9 @@ class Relay:
                 kind = orjson.loads(entry.raw).get("type")
                 if not peer.subscription.wants(RECORDED, entry.bot, kind):
                     continue
-                self.hub.send_to(peer, encode_envelope_with_id(entry.raw, entry.relay_ms, entry.id))
+                self.hub.send_to(
+                    peer, encode_tagged_envelope(entry.raw, entry.relay_ms, entry.bot, entry.id)
+                )
                 sent_up_to[entry.bot] = position_key(entry.id)
         except CommandError as refused:
             self.hub.send_to(

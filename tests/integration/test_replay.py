@@ -52,7 +52,10 @@ async def test_replay_while_messages_keep_arriving_has_no_duplicate_and_no_hole(
         ids = [m["id"] for m in messages]
         assert ids == sorted(ids, key=position_key)
         assert len(set(ids)) == total
-        assert all(list(m) == ["type", "data", "timestamp", "source", "id"] for m in messages)
+        assert all(
+            list(m) == ["type", "data", "timestamp", "source", "id", "bot"] for m in messages
+        )
+        assert {m["bot"] for m in messages} == {"bot:pingpong/bot"}
     # Clients that did not ask for history still get the design's exact four keys.
     assert all(list(m) == ["type", "data", "timestamp", "source"] for m in plain.messages)
     await relay.wait_for("history_recorded", count=total)
@@ -179,3 +182,23 @@ async def _next_of(
         if message["type"] == kind:
             return message
         index += 1
+
+
+async def test_ids_without_history_still_name_the_bot_at_once(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--history-retention", "0")
+    tagged, plain = Collector(), Collector()
+    await tagged.connect(relay.ws_url + "?ids=1")
+    await plain.connect(relay.ws_url)
+    await redis_server.publish(_beat(1, "gate-1"))
+    await redis_server.publish(_beat(2))
+    messages = await tagged.wait_count(2)
+    # No history id to give, but the bot each envelope belongs to is still named.
+    assert [list(m) for m in messages] == [["type", "data", "timestamp", "source", "bot"]] * 2
+    assert [m["bot"] for m in messages] == ["bot:pingpong/gate-1", "bot:pingpong/bot"]
+    assert [list(m) for m in await plain.wait_count(2)] == [
+        ["type", "data", "timestamp", "source"]
+    ] * 2
+    for client in (tagged, plain):
+        await client.close()
