@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_EXAMPLE := examples/node
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot
 
@@ -20,6 +23,11 @@ $(NODE_EXAMPLE)/node_modules/.installed: $(STAMP) $(NODE_EXAMPLE)/package.json $
 	cd $(NODE_EXAMPLE) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the dashboard's browser tests"
+	$(SUDO) apt-get install -y --no-install-recommends chromium \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
+
 ## run: set up, then start the relay (extra flags: make run ARGS="--log-level DEBUG")
 run: $(STAMP)
 	$(BIN)/pingpong-relay serve $(ARGS)
@@ -34,8 +42,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(CHROMIUM)
+	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 ## e2e: the design's own test script (starts a relay, publishes, checks both logs)
 e2e: $(STAMP)

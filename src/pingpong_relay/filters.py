@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+import fastjsonschema
 import orjson
 
 MESSAGE_KINDS: Final = ("ping", "pong")
@@ -104,46 +106,144 @@ class Command:
     types: frozenset[str] | None = None
     bots: tuple[str, ...] | None = None
     events: frozenset[str] | None = None
-    request_id: str | int | None = None  # echoed in the reply, so clients can correlate
+    request_id: str | float | None = None  # echoed in the reply, so clients can correlate
     token: str | None = None  # refresh only; never logged
 
 
-def _names(field_name: str, value: object, allowed: tuple[str, ...]) -> frozenset[str]:
-    items = _string_list(field_name, value)
-    unknown = [item for item in items if item not in allowed]
-    if unknown:
-        raise CommandError(
-            "bad_field",
-            f'"{field_name}" has unknown value(s) {", ".join(map(repr, unknown[:5]))}; '
-            f"allowed: {', '.join(allowed)}",
-        )
-    return frozenset(items)
+# What clients may send, as JSON Schemas: the relay validates every command and every
+# connect query with exactly these objects (compiled below), and the AsyncAPI document
+# publishes these same objects. Lists may also come as one comma-separated string, and
+# entries are taken with surrounding whitespace stripped.
+_ANY_OF = r"\s*({})\s*"
+# A bot pattern: 1-200 characters once stripped (no commas in the comma-separated form).
+_PATTERN_ENTRY = rf"\s*(\S|\S[\s\S]{{0,{MAX_PATTERN_CHARS - 2}}}\S)\s*"
+_PATTERN_IN_LIST = rf"\s*([^,\s]|[^,\s][^,]{{0,{MAX_PATTERN_CHARS - 2}}}[^,\s])\s*"
+POSITION_PATTERN: Final = r"^\s*[0-9]{1,20}(-[0-9]{1,20})?\s*$"
 
 
-def _patterns(value: object) -> tuple[str, ...]:
-    items = _string_list("bots", value)
-    if len(items) > MAX_BOT_PATTERNS:
-        raise CommandError(
-            "bad_field", f'"bots" has {len(items)} entries; at most {MAX_BOT_PATTERNS}'
-        )
-    for item in items:
-        if not item or len(item) > MAX_PATTERN_CHARS:
-            raise CommandError(
-                "bad_field", f'"bots" entries must be 1-{MAX_PATTERN_CHARS} characters'
-            )
-    return tuple(dict.fromkeys(items))
+def _names_schema(what: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    one = _ANY_OF.format("|".join(allowed))
+    return {
+        "description": f"{what}: some of {', '.join(allowed)} (a list or a comma-separated string)",
+        "anyOf": [
+            {"type": "array", "items": {"type": "string", "pattern": f"^{one}$"}},
+            {"type": "string", "pattern": f"^{one}(,{one})*$"},
+        ],
+    }
 
 
-def _string_list(field_name: str, value: object) -> list[str]:
-    # Blank entries are kept so that validation refuses them: dropping them silently
-    # could leave a client subscribed to nothing without a word.
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",")]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return [item.strip() for item in value]
-    raise CommandError(
-        "bad_field", f'"{field_name}" must be a list of strings (or a comma-separated string)'
-    )
+TYPES_SCHEMA: Final = _names_schema("message types", MESSAGE_KINDS)
+EVENTS_SCHEMA: Final = _names_schema("events", EVENTS)
+BOTS_SCHEMA: Final[dict[str, Any]] = {
+    "description": (
+        f"bots: ids or shell-style patterns (bot:pingpong/gate-*), at most {MAX_BOT_PATTERNS}, "
+        f"each 1-{MAX_PATTERN_CHARS} characters (a list or a comma-separated string)"
+    ),
+    "anyOf": [
+        {
+            "type": "array",
+            "maxItems": MAX_BOT_PATTERNS,
+            "items": {"type": "string", "pattern": f"^{_PATTERN_ENTRY}$"},
+        },
+        {
+            "type": "string",
+            "pattern": f"^{_PATTERN_IN_LIST}(,{_PATTERN_IN_LIST}){{0,{MAX_BOT_PATTERNS - 1}}}$",
+        },
+    ],
+}
+COMMAND_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Command",
+    "description": (
+        f"A command a client sends on the socket (a text frame of at most {MAX_COMMAND_BYTES:,} "
+        "bytes). subscribe adds to each named field, unsubscribe removes from it; list asks "
+        "for the subscription and the bots seen; refresh replaces the connection's token."
+    ),
+    "type": "object",
+    "required": ["action"],
+    "properties": {
+        "action": {"description": "what to do", "type": "string", "enum": list(ACTIONS)},
+        "types": TYPES_SCHEMA,
+        "bots": BOTS_SCHEMA,
+        "events": EVENTS_SCHEMA,
+        "id": {
+            "description": "any id of yours, echoed in the reply",
+            "anyOf": [
+                {"type": "string", "maxLength": 64},
+                {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+                {"type": "null"},
+            ],
+        },
+        "token": {
+            "description": "refresh only: the new token (same subject)",
+            "type": "string",
+            "minLength": 1,
+        },
+    },
+    "additionalProperties": False,
+    "allOf": [
+        {
+            "if": {"properties": {"action": {"enum": ["subscribe", "unsubscribe"]}}},
+            "then": {
+                "anyOf": [{"required": ["types"]}, {"required": ["bots"]}, {"required": ["events"]}]
+            },
+        },
+        {
+            "if": {"properties": {"action": {"const": "refresh"}}},
+            "then": {"required": ["token"]},
+            "else": {"not": {"required": ["token"]}},
+        },
+    ],
+}
+CONNECT_QUERY_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "ConnectQuery",
+    "description": (
+        "Query parameters of the WebSocket URL (repeated list parameters are joined with "
+        "commas; for the others the last one counts). Other parameters are ignored."
+    ),
+    "type": "object",
+    "properties": {
+        "types": {**TYPES_SCHEMA, "anyOf": TYPES_SCHEMA["anyOf"][1:]},
+        "bots": {**BOTS_SCHEMA, "anyOf": BOTS_SCHEMA["anyOf"][1:]},
+        "events": {**EVENTS_SCHEMA, "anyOf": EVENTS_SCHEMA["anyOf"][1:]},
+        "since": {
+            "description": "replay history from this position: a history id or a time in ms",
+            "type": "string",
+            "pattern": POSITION_PATTERN,
+        },
+        "last": {
+            "description": f"replay the last N messages of each bot, 1-{MAX_REPLAY:,}",
+            "type": "string",
+            "pattern": r"^0*([1-9][0-9]{0,3}|10000)$",
+        },
+        "ids": {
+            "description": "1 or true: envelopes carry their history id and bot",
+            "type": "string",
+        },
+        "token": {"description": "a JWT, when the relay uses --auth jwt", "type": "string"},
+    },
+    "not": {"required": ["since", "last"]},
+}
+_validate_command = fastjsonschema.compile(COMMAND_SCHEMA)
+_validate_query = fastjsonschema.compile(CONNECT_QUERY_SCHEMA)
+_POSITION = re.compile(POSITION_PATTERN)
+
+
+def _field_error(
+    schema: dict[str, Any], body: dict[str, Any], exc: fastjsonschema.JsonSchemaValueException
+) -> CommandError:
+    name = str(exc.path[1])
+    described = schema["properties"][name]["description"]
+    got = repr(body[name])
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return CommandError("bad_field", f'bad "{name}", got {got}; expected {described}')
+
+
+def _split(value: str | list[str]) -> list[str]:
+    """A validated list field as its entries, stripped."""
+    items = value.split(",") if isinstance(value, str) else value
+    return [item.strip() for item in items]
 
 
 def parse_command(raw: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> Command:
@@ -154,45 +254,46 @@ def parse_command(raw: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> Command:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise CommandError("invalid_json", f"command is not valid JSON: {exc}") from None
+    try:
+        _validate_command(body)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _command_error(body, exc) from None
+    action = body["action"]
+    command = Command(
+        action,
+        types=frozenset(_split(body["types"])) if "types" in body else None,
+        bots=tuple(dict.fromkeys(_split(body["bots"]))) if "bots" in body else None,
+        events=frozenset(_split(body["events"])) if "events" in body else None,
+        request_id=body.get("id"),
+        token=body.get("token"),
+    )
+    if action in ("list", "refresh"):
+        return Command(action, request_id=command.request_id, token=command.token)
+    return command
+
+
+def _command_error(body: Any, exc: fastjsonschema.JsonSchemaValueException) -> CommandError:
+    """The reply code and message for a command the schema refused."""
     if not isinstance(body, dict):
-        raise CommandError("bad_command", 'a command is a JSON object with an "action"')
+        return CommandError("bad_command", 'a command is a JSON object with an "action"')
     action = body.get("action")
     if action not in ACTIONS:
-        raise CommandError(
+        return CommandError(
             "unknown_action",
             f"unknown action {str(action)[:40]!r}; use one of: {', '.join(ACTIONS)}",
         )
-    unknown = sorted(set(body) - {"action", "types", "bots", "events", "id", "token"})
+    unknown = sorted(set(body) - set(COMMAND_SCHEMA["properties"]))
     if unknown:
-        raise CommandError("bad_field", f"unknown field(s): {', '.join(unknown[:5])}")
-    request_id = body.get("id")
-    if request_id is not None and (
-        isinstance(request_id, bool)
-        or not isinstance(request_id, str | int)
-        or len(str(request_id)) > 64
-    ):
-        raise CommandError("bad_field", '"id" must be a string or integer of at most 64 chars')
-    if "token" in body and action != "refresh":
-        raise CommandError("bad_field", '"token" goes with the "refresh" action only')
-    if action == "list":
-        return Command("list", request_id=request_id)
+        return CommandError("bad_field", f"unknown field(s): {', '.join(unknown[:5])}")
+    if len(exc.path) > 1:
+        return _field_error(COMMAND_SCHEMA, body, exc)
     if action == "refresh":
-        token = body.get("token")
-        if not isinstance(token, str) or not token:
-            raise CommandError("bad_field", '"refresh" needs "token": the new token')
-        return Command("refresh", request_id=request_id, token=token)
-    command = Command(
-        action,
-        types=_names("types", body["types"], MESSAGE_KINDS) if "types" in body else None,
-        bots=_patterns(body["bots"]) if "bots" in body else None,
-        events=_names("events", body["events"], EVENTS) if "events" in body else None,
-        request_id=request_id,
+        return CommandError("bad_field", '"refresh" needs "token": the new token')
+    if "token" in body:
+        return CommandError("bad_field", '"token" goes with the "refresh" action only')
+    return CommandError(
+        "bad_command", f'"{action}" needs at least one of "types", "bots", "events"'
     )
-    if command.types is None and command.bots is None and command.events is None:
-        raise CommandError(
-            "bad_command", f'"{action}" needs at least one of "types", "bots", "events"'
-        )
-    return command
 
 
 def apply(current: Subscription, command: Command) -> Subscription:
@@ -239,15 +340,14 @@ class ReplayRequest:
 
 def parse_position(text: str, *, end: bool = False) -> str:
     """A stream id ("1700000000000-3") or a time in ms ("1700000000000") as an XRANGE bound."""
+    if not _POSITION.match(text):
+        raise CommandError(
+            "bad_field", f"{text[:40]!r} is neither a history id (ms-seq) nor a time in ms"
+        )
     text = text.strip()
-    head, sep, tail = text.partition("-")
-    if head.isdigit() and len(head) <= 20 and (not sep or (tail.isdigit() and len(tail) <= 20)):
-        if sep:
-            return text
-        return f"{head}-{'18446744073709551615' if end else '0'}"
-    raise CommandError(
-        "bad_field", f"{text[:40]!r} is neither a history id (ms-seq) nor a time in ms"
-    )
+    if "-" in text:
+        return text
+    return f"{text}-{'18446744073709551615' if end else '0'}"
 
 
 def position_key(entry_id: str) -> tuple[int, int]:
@@ -261,29 +361,29 @@ def parse_connect_query(query: str) -> tuple[Subscription, ReplayRequest | None]
     if not query:
         return DEFAULT_SUBSCRIPTION, None
     params = parse_qs(query, keep_blank_values=True)
-    types = bots = events = None
-    if "types" in params:
-        types = _names("types", ",".join(params["types"]), MESSAGE_KINDS)
-    if "bots" in params:
-        bots = _patterns(",".join(params["bots"]))
-    if "events" in params:
-        events = _names("events", ",".join(params["events"]), EVENTS)
+    # Lists may be repeated (?bots=a&bots=b); for anything else the last value counts.
+    fields = {
+        name: ",".join(values) if name in ("types", "bots", "events") else values[-1]
+        for name, values in params.items()
+    }
+    try:
+        _validate_query(fields)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        if len(exc.path) > 1:
+            raise _field_error(CONNECT_QUERY_SCHEMA, fields, exc) from None
+        raise CommandError("bad_field", 'ask for "since" or "last", not both') from None
     replay = None
-    if "since" in params and "last" in params:
-        raise CommandError("bad_field", 'ask for "since" or "last", not both')
-    if "since" in params:
-        replay = ReplayRequest(since=parse_position(params["since"][-1]))
-    elif "last" in params:
-        text = params["last"][-1]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_REPLAY:
-            raise CommandError("bad_field", f'"last" must be a whole number from 1 to {MAX_REPLAY}')
-        replay = ReplayRequest(last=int(text))
-    with_ids = replay is not None or params.get("ids", ["0"])[-1] in ("1", "true")
-    # Other parameters (tokens, cache busters) belong to other layers; ignore them here.
+    if "since" in fields:
+        replay = ReplayRequest(since=parse_position(fields["since"]))
+    elif "last" in fields:
+        replay = ReplayRequest(last=int(fields["last"]))
+    with_ids = replay is not None or fields.get("ids", "0") in ("1", "true")
     subscription = Subscription(
-        types=types,
-        bots=bots,
-        events=events if events is not None else frozenset({"pingpong"}),
+        types=frozenset(_split(fields["types"])) if "types" in fields else None,
+        bots=tuple(dict.fromkeys(_split(fields["bots"]))) if "bots" in fields else None,
+        events=frozenset(_split(fields["events"]))
+        if "events" in fields
+        else frozenset({"pingpong"}),
         with_ids=with_ids,
     )
     return subscription, replay

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import fastjsonschema
 import orjson
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
@@ -26,6 +27,51 @@ REJECT_REASONS: Final = (
     "bad_timestamp",
     "bad_source",
 )
+
+# The bot → Redis contract as a JSON Schema: the relay validates every message with exactly
+# this object (compiled once, below), and the AsyncAPI document publishes this same object.
+# The byte limit and "finite" are checked around it: the first before parsing, the second by
+# the parser (orjson refuses NaN and Infinity), since JSON Schema can express neither.
+BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "BotMessage",
+    "description": (
+        "A heartbeat a bot publishes to Redis: a JSON object of at most "
+        f"{MAX_PAYLOAD_BYTES:,} bytes (--max-message-bytes). Fields other than these four "
+        "are kept and forwarded as sent; null in an optional field means absent."
+    ),
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {
+            "description": "which half of the heartbeat this is",
+            "type": "string",
+            "enum": sorted(MESSAGE_TYPES),
+        },
+        "latency": {
+            "description": "measured round trip to the exchange, in ms (finite, >= 0)",
+            "type": ["number", "null"],
+            "minimum": 0,
+        },
+        "timestamp": {
+            "description": "the bot's clock when it sent the message, ms since the epoch",
+            "type": ["number", "null"],
+        },
+        "source": {
+            "description": "which bot; the bot id is <channel>/<source>",
+            "type": ["string", "null"],
+        },
+    },
+    "additionalProperties": True,
+}
+_validate_bot_message = fastjsonschema.compile(BOT_MESSAGE_SCHEMA)
+# Which rejection reason a schema failure at each field is counted under.
+_FIELD_REASONS: Final = {
+    "type": "bad_type",
+    "latency": "bad_latency",
+    "timestamp": "bad_timestamp",
+    "source": "bad_source",
+}
 
 _ENVELOPE_HEAD: Final = b'{"type":"bot:pingpong","data":'
 _ENVELOPE_TIMESTAMP: Final = b',"timestamp":'
@@ -83,11 +129,6 @@ def _show(value: object) -> str:
     return _short.repr(value)
 
 
-def _is_number(value: object) -> bool:
-    # bool is an int subclass in Python, but `true` is not a latency.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMessage:
     """Validate one payload from Redis; raise RejectedMessage saying why it is refused.
 
@@ -101,30 +142,14 @@ def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMess
         fields = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RejectedMessage("invalid_json", str(exc), raw) from None
-    if not isinstance(fields, dict):
-        raise RejectedMessage(
-            "not_object", f"expected a JSON object, got {type(fields).__name__}", raw
-        )
-    kind = fields.get("type")
-    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
-        raise RejectedMessage(
-            "bad_type", f'"type" must be "ping" or "pong", got {_show(kind)}', raw
-        )
+    try:
+        _validate_bot_message(fields)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _rejection(exc, fields, raw) from None
+    kind = fields["type"]
     latency = fields.get("latency")
-    if latency is not None and not (
-        _is_number(latency) and math.isfinite(latency) and latency >= 0
-    ):
-        raise RejectedMessage(
-            "bad_latency", f'"latency" must be a finite number >= 0, got {_show(latency)}', raw
-        )
     timestamp = fields.get("timestamp")
-    if timestamp is not None and not (_is_number(timestamp) and math.isfinite(timestamp)):
-        raise RejectedMessage(
-            "bad_timestamp", f'"timestamp" must be a finite number, got {_show(timestamp)}', raw
-        )
     source = fields.get("source")
-    if source is not None and not isinstance(source, str):
-        raise RejectedMessage("bad_source", f'"source" must be a string, got {_show(source)}', raw)
     return BotMessage(
         type=kind,
         latency_ms=float(latency) if latency is not None else None,
@@ -133,6 +158,35 @@ def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMess
         raw=raw.strip(_JSON_WHITESPACE),
         fields=fields,
     )
+
+
+def _rejection(
+    exc: fastjsonschema.JsonSchemaValueException, body: Any, raw: bytes
+) -> RejectedMessage:
+    path = exc.path or ["data"]
+    if len(path) == 1:  # the object itself: not an object, or "type" missing
+        if not isinstance(body, dict):
+            return RejectedMessage(
+                "not_object", f"expected a JSON object, got {type(body).__name__}", raw
+            )
+        return RejectedMessage("bad_type", '"type" is required: "ping" or "pong"', raw)
+    field = str(path[1])
+    expected = expectation(BOT_MESSAGE_SCHEMA["properties"][field])
+    return RejectedMessage(
+        _FIELD_REASONS[field], f'"{field}" must be {expected}, got {_show(body[field])}', raw
+    )
+
+
+def expectation(schema: dict[str, Any]) -> str:
+    """What a (simple) field schema asks for, in words, for error messages."""
+    if "enum" in schema:
+        return " or ".join(orjson.dumps(v).decode() for v in schema["enum"])
+    kinds = schema.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    words = " or ".join("a " + k if k != "null" else "null" for k in kinds if k != "null")
+    if "minimum" in schema:
+        words += f" >= {schema['minimum']}"
+    return words or "valid"
 
 
 def encode_envelope(message: BotMessage, relay_ms: int) -> bytes:

@@ -296,7 +296,7 @@ class Relay:
     # --- clients' own requests ------------------------------------------------------
     def handle_command(self, peer: Peer, raw: bytes) -> None:
         """Answers one command frame: an ack, the listing, or an error; never silence."""
-        request_id: str | int | None = None
+        request_id: str | float | None = None
         before = subscription = peer.subscription
         try:
             command = parse_command(raw)
