@@ -23,6 +23,11 @@ $(NODE_EXAMPLE)/node_modules/.installed: $(STAMP) $(NODE_EXAMPLE)/package.json $
 	cd $(NODE_EXAMPLE) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+ASYNCAPI_SPECS := tests/asyncapi
+$(ASYNCAPI_SPECS)/node_modules/.installed: $(STAMP) $(ASYNCAPI_SPECS)/package.json $(ASYNCAPI_SPECS)/package-lock.json
+	cd $(ASYNCAPI_SPECS) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
@@ -42,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(CHROMIUM)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 ## e2e: the design's own test script (starts a relay, publishes, checks both logs)
@@ -54,7 +59,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(ASYNCAPI_SPECS)/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 ## vendor-uplot: replace the dashboard's vendored uPlot from the npm registry
 UPLOT_VERSION ?= 1.6.32

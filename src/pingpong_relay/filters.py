@@ -152,7 +152,6 @@ BOTS_SCHEMA: Final[dict[str, Any]] = {
     ],
 }
 COMMAND_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "Command",
     "description": (
         f"A command a client sends on the socket (a text frame of at most {MAX_COMMAND_BYTES:,} "
@@ -196,7 +195,6 @@ COMMAND_SCHEMA: Final[dict[str, Any]] = {
     ],
 }
 CONNECT_QUERY_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "ConnectQuery",
     "description": (
         "Query parameters of the WebSocket URL (repeated list parameters are joined with "

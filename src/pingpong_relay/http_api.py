@@ -20,6 +20,7 @@ from .dataplane import Authenticator, HealthProbe
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
+from .protocol import asyncapi
 from .rollup_store import RollupStore
 from .rollups import ANALYTICS_WINDOWS
 from .stats import WINDOWS
@@ -45,7 +46,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The dashboard: static files, no build step, nothing fetched from outside the relay.
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 # Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
-OPEN_PATHS = frozenset({"/", "/healthz", "/dashboard/config.json"})
+OPEN_PATHS = frozenset({"/", "/healthz", "/dashboard/config.json", "/asyncapi.json"})
 
 
 def _scoped(request: web.Request) -> bool:
@@ -190,7 +191,13 @@ def build_app(
     async def dashboard_settings(_request: web.Request) -> web.Response:
         return _json(dashboard_config())
 
+    document = orjson.dumps(asyncapi())  # built once: it only changes with the code
+
+    async def asyncapi_document(_request: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
     app = web.Application(middlewares=[guard])
+    app.router.add_get("/asyncapi.json", asyncapi_document)
     app.router.add_get("/", dashboard)
     app.router.add_get("/dashboard/config.json", dashboard_settings)
     app.router.add_static("/dashboard/", DASHBOARD_DIR, append_version=False)

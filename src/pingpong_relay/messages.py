@@ -33,7 +33,6 @@ REJECT_REASONS: Final = (
 # The byte limit and "finite" are checked around it: the first before parsing, the second by
 # the parser (orjson refuses NaN and Infinity), since JSON Schema can express neither.
 BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
-    "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "BotMessage",
     "description": (
         "A heartbeat a bot publishes to Redis: a JSON object of at most "
