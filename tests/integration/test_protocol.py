@@ -7,7 +7,6 @@ from typing import Any
 import jsonschema
 import orjson
 
-from pingpong_relay.auth import mint
 from pingpong_relay.protocol import asyncapi
 from tests.support import Collector, RedisServer, RelayFactory
 
@@ -56,7 +55,7 @@ async def test_every_kind_of_message_a_relay_sends_matches_its_schema(
         "--log-level",
         "DEBUG",
     )
-    status, body = await relay.get("/asyncapi.json")
+    _, body = await relay.get("/asyncapi.json")
     validators = _by_type(orjson.loads(body))
 
     watcher = Collector()

@@ -1,4 +1,4 @@
-"""The AsyncAPI document: valid AsyncAPI 3, and its schemas are the ones the relay validates with."""
+"""The AsyncAPI document: valid AsyncAPI 3, its schemas the very ones the relay validates with."""
 
 from __future__ import annotations
 
@@ -133,10 +133,7 @@ _names = st.sampled_from(["ping", "pong", " ping", "status", "relay", "", "x", "
 _commands = (
     st.dictionaries(
         st.sampled_from(["action", "types", "bots", "events", "id", "token", "other"]),
-        st.sampled_from(list(filters.ACTIONS) + ["nope"])
-        | st.lists(_names, max_size=3)
-        | _names
-        | _json,
+        st.sampled_from([*filters.ACTIONS, "nope"]) | st.lists(_names, max_size=3) | _names | _json,
         max_size=4,
     )
     | _json
