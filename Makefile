@@ -8,7 +8,7 @@ NODE_EXAMPLE := examples/node
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot
+.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot docs
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
+
+## docs: regenerate the README's generated tables and docs/protocol.md from the code
+docs: $(STAMP)
+	$(BIN)/python -m scripts.update_docs
 
 ## e2e: the design's own test script (starts a relay, publishes, checks both logs)
 e2e: $(STAMP)

@@ -40,10 +40,12 @@ class Code:
 
 
 CLOSE_CODES: Final = (
+    Code(1000, "normal closure", "echoed when the client closes", "nothing"),
     Code(
         CLOSE_GOING_AWAY,
         "going away",
-        "the relay is shutting down (or a write to the socket failed)",
+        "the relay is shutting down, a write to the socket failed, or the client did not "
+        "answer the relay's ping within --ping-timeout",
         "reconnect with backoff (1 s doubling to 30 s, with jitter); add `?since=<last id>` "
         "to get what was published meanwhile",
     ),
@@ -73,6 +75,12 @@ CLOSE_CODES: Final = (
         "message too big",
         "a client frame over 16 KiB",
         "send smaller commands (a command is at most 4,096 bytes)",
+    ),
+    Code(
+        1011,
+        "internal error",
+        "the relay failed while handling this connection (a bug; it is logged)",
+        "reconnect with backoff; report it",
     ),
     Code(
         CLOSE_SLOW_CLIENT,
@@ -556,3 +564,104 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the rendered summary (docs/protocol.md and the README's tables) --------------------
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def codes_table(codes: tuple[Code, ...], heading: str) -> str:
+    rows = [f"| {heading} | when | what a client should do |", "|---|---|---|"]
+    rows += [f"| {c.code} {c.name} | {_cell(c.when)} | {_cell(c.client_should)} |" for c in codes]
+    return "\n".join(rows)
+
+
+def _fields_table(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", ()))
+    rows = ["| field | required | what |", "|---|---|---|"]
+    for name, field in schema["properties"].items():
+        what = (
+            f"the {field['title']} object (see above)"
+            if "title" in field
+            else field.get("description") or _shape(field)
+        )
+        rows.append(f"| `{name}` | {'yes' if name in required else ''} | {_cell(what)} |")
+    return "\n".join(rows)
+
+
+def _shape(schema: dict[str, Any]) -> str:
+    if "const" in schema:
+        return f"`{orjson.dumps(schema['const']).decode()}`"
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{orjson.dumps(v).decode()}`" for v in schema["enum"])
+    kind = schema.get("type", "")
+    return kind if isinstance(kind, str) else " or ".join(kind)
+
+
+def markdown() -> str:
+    """A human summary of the AsyncAPI document (docs/protocol.md is this, generated)."""
+    document = asyncapi()
+    schemas = document["components"]["schemas"]
+    clients = document["channels"]["clients"]
+    parts = [
+        "# pingpong-relay protocol",
+        "",
+        "<!-- generated from pingpong_relay/protocol.py by `make docs`; do not edit -->",
+        "",
+        f"The machine-readable form is the AsyncAPI {document['asyncapi']} document the relay "
+        "serves at `GET /asyncapi.json` on its HTTP plane (`python -m pingpong_relay.protocol` "
+        "prints it). Its JSON Schemas for bot messages, commands and connect queries are the "
+        "ones the relay validates with.",
+        "",
+        "## Redis: what bots publish",
+        "",
+        document["channels"]["heartbeats"]["description"],
+        "",
+        schemas["BotMessage"]["description"],
+        "",
+        _fields_table(schemas["BotMessage"]),
+        "",
+        "## WebSocket: connecting",
+        "",
+        clients["description"],
+        "",
+        schemas["ConnectQuery"]["description"],
+        "",
+        _fields_table(schemas["ConnectQuery"]),
+        "",
+        "## WebSocket: commands a client sends",
+        "",
+        schemas["Command"]["description"],
+        "",
+        _fields_table(schemas["Command"]),
+        "",
+        "Example: `" + orjson.dumps(_EXAMPLES["Command"]).decode() + "`",
+        "",
+        "## WebSocket: messages the relay sends",
+        "",
+    ]
+    for name in SENT:
+        schema = schemas[name]
+        kind = schema["properties"]["type"]["const"]
+        parts += [f"### `{kind}` ({name})", "", schema["description"], ""]
+        parts += [_fields_table(schema), ""]
+        if name in _EXAMPLES:
+            parts += ["```json", orjson.dumps(_EXAMPLES[name]).decode(), "```", ""]
+    parts += [
+        "## Close codes",
+        "",
+        codes_table(CLOSE_CODES, "code"),
+        "",
+        "## HTTP statuses",
+        "",
+        "At the WebSocket upgrade (data port):",
+        "",
+        codes_table(UPGRADE_STATUSES, "status"),
+        "",
+        "On the HTTP plane:",
+        "",
+        codes_table(HTTP_STATUSES, "status"),
+        "",
+    ]
+    return "\n".join(parts)

@@ -1,17 +1,21 @@
-"""The README's configuration table is generated from Settings; this fails when they drift."""
+"""Generated docs (the README's tables, docs/protocol.md) fail the tests when they drift."""
 
 from __future__ import annotations
 
-from pingpong_relay.config import markdown_reference
-from tests.support import ROOT
+import pytest
+
+from pingpong_relay.protocol import markdown
+from scripts.update_docs import PROTOCOL, README, readme_sections, section
 
 
-def test_readme_configuration_table_matches_the_settings() -> None:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start")
-    start = readme.index("\n", start) + 1
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end].strip() == markdown_reference(), (
-        "README config table is stale; regenerate it with "
-        "python -c 'from pingpong_relay.config import markdown_reference as m; print(m())'"
+@pytest.mark.parametrize("name", list(readme_sections()))
+def test_readme_generated_sections_match_the_code(name: str) -> None:
+    text = README.read_text()
+    start, end = section(text, name)
+    assert text[start:end].strip() == readme_sections()[name].strip(), (
+        f"README section {name} is stale; regenerate it with `make docs`"
     )
+
+
+def test_protocol_summary_matches_the_asyncapi_document() -> None:
+    assert PROTOCOL.read_text() == markdown(), "docs/protocol.md is stale; run `make docs`"
