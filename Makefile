@@ -8,7 +8,7 @@ NODE_EXAMPLE := examples/node
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot docs
+.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_
 ## docs: regenerate the README's generated tables and docs/protocol.md from the code
 docs: $(STAMP)
 	$(BIN)/python -m scripts.update_docs
+
+## screenshot: regenerate docs/dashboard.png (the browser test that populates the dashboard)
+screenshot: $(STAMP) $(CHROMIUM)
+	PINGPONG_CHROMIUM=$(CHROMIUM) PINGPONG_SCREENSHOT=docs/dashboard.png \
+	  $(BIN)/pytest -q tests/browser -k screenshot
 
 ## e2e: the design's own test script (starts a relay, publishes, checks both logs)
 e2e: $(STAMP)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from scripts.update_docs import PROTOCOL, README, readme_sections, section
 
 from pingpong_relay.protocol import markdown
-from scripts.update_docs import PROTOCOL, README, readme_sections, section
 
 
 @pytest.mark.parametrize("name", list(readme_sections()))
