@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from ssl import SSLContext
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import orjson
 from picows import (
@@ -199,6 +200,15 @@ class _AddressedProtocol(WSProtocol):  # type: ignore[misc]
         if peer:
             self.peer_ip = str(peer[0])
         super().connection_made(transport)
+
+
+def page_origin(public_ws_url: str) -> str | None:
+    """The origin of a dashboard page served beside a public WebSocket URL (behind a proxy,
+    wss://relay.example/ws goes with https://relay.example), or None without one."""
+    if not public_ws_url:
+        return None
+    parts = urlsplit(public_ws_url)
+    return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
 
 
 class DataPlane:

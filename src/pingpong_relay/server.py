@@ -31,7 +31,7 @@ from .auth import (
 )
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
-from .dataplane import DataPlane
+from .dataplane import DataPlane, page_origin
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
 from .filters import (
     MAX_REPLAY,
@@ -158,7 +158,10 @@ class Relay:
             on_command=self.handle_command,
             on_joined=self.client_joined,
             authenticate=self.authenticate,
-            allowed_origins=settings.allowed_origin,
+            # The relay's own dashboard may always connect, also behind a proxy.
+            allowed_origins=[*settings.allowed_origin, page_origin(settings.public_ws_url) or ""]
+            if settings.allowed_origin
+            else (),
             max_connections=settings.max_connections,
             frame_rate_per_s=settings.client_frame_rate,
             max_per_ip=settings.max_connections_per_ip,

@@ -18,10 +18,17 @@ SECRET = "relay-test-secret-" + "k" * 50
 async def test_only_allowed_origins_and_the_relays_own_may_connect(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(redis_server.url, "--allowed-origin", "https://ok.example")
+    relay = await start_relay(
+        redis_server.url,
+        "--allowed-origin",
+        "https://ok.example",
+        "--public-ws-url",
+        "wss://relay.example/ws",
+    )
     own = f"http://127.0.0.1:{relay.http_port}"
+    proxied = "https://relay.example"  # the dashboard's origin behind the proxy
     async with aiohttp.ClientSession() as session:
-        for origin in ("https://ok.example", own, None):
+        for origin in ("https://ok.example", own, proxied, None):
             headers = {"Origin": origin} if origin else {}
             async with session.ws_connect(relay.ws_url, headers=headers) as ws:
                 assert not ws.closed
