@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -22,18 +21,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from playwright.async_api import async_playwright
+from tests.browser import chromium
 
 from .procs import BenchError, Children, RedisServer, RelayProcess, run_harness
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 BOT = "bot:pingpong/bench"
 # Records, in the page, when the tile's latency text last changed (ms since the epoch).
 WATCH_LATENCY = """
@@ -71,14 +62,12 @@ async def _one_run(
     relay = RelayProcess(children, redis_server.url, run_dir / f"relay-{run}.log")
     await relay.start()
     publisher = aioredis.from_url(redis_server.url)
-    chromium = os.environ.get("PINGPONG_CHROMIUM", "/usr/bin/chromium")
-    if not os.access(chromium, os.X_OK):
-        raise BenchError(f"{chromium} not found: `make test` installs Debian's chromium")
+    problem = chromium.missing()
+    if problem:
+        raise BenchError(problem)
     try:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=chromium, args=list(CHROMIUM_ARGS)
-            )
+            browser = await chromium.launch(playwright)
             page = await browser.new_page()
             await page.goto(relay.http_url + "/")
             await page.wait_for_selector('#connection[data-state="open"]', timeout=15_000)

@@ -7,7 +7,6 @@ warnings and uncaught page errors, so a test can assert the dashboard ran cleanl
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,16 +14,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
-CHROMIUM = os.environ.get("PINGPONG_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import chromium
+
 DESKTOP = (1280, 800)
 PHONE = (375, 740)
 
@@ -62,13 +53,11 @@ OpenDashboard = Callable[..., Awaitable[Dashboard]]
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium package "
-            "(or point PINGPONG_CHROMIUM at a Chromium binary)"
-        )
+    problem = chromium.missing()
+    if problem:
+        pytest.fail(problem)
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = await chromium.launch(playwright)
         try:
             yield launched
         finally:
