@@ -11,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .alerts import WINDOWS, parse_duration
+from .hub import SLOW_CLIENT_POLICIES
 from .messages import MAX_PAYLOAD_BYTES
 
 ENV_PREFIX: Final = "PINGPONG_"
@@ -159,9 +160,17 @@ class Settings:
         "log line format: text, or json (one object per line)",
         _choice(LOG_FORMATS, str.lower),
     )
+    slow_client: str = _option(
+        "conflate",
+        "what happens to a client whose socket is backed up: conflate (it gets only the "
+        "newest message per bot and type once it drains, and is told how many it skipped) "
+        "or close (closed with 4001 past --max-client-buffer)",
+        _choice(SLOW_CLIENT_POLICIES, str.lower),
+    )
     max_client_buffer: int = _option(
         1024 * 1024,
-        "bytes of unsent data a client may have queued before it is closed as a slow client",
+        "with --slow-client close: bytes of unsent data a client may have queued before it "
+        "is closed",
         positive_int,
     )
     max_message_bytes: int = _option(

@@ -84,13 +84,15 @@ class ClientPeer(WSListener):
         self._violations = 0
         self.grant: Grant | None = None
         self.transport: WSTransport | None = None
-        self._send: Callable[[WSMsgType, bytes], None] | None = None
+        self._write: Callable[[bytes], None] | None = None
         self._buffer_size: Callable[[], int] | None = None
 
     # --- Peer protocol, used by the hub -------------------------------------------
-    def send_text(self, payload: bytes) -> None:
-        assert self._send is not None
-        self._send(WSMsgType.TEXT, payload)
+    def write(self, data: bytes) -> None:
+        # Whole frames the hub built (frames.text_frame), possibly several at once:
+        # straight to the socket's transport, past picows's own one-frame send.
+        assert self._write is not None
+        self._write(data)
 
     def buffered_bytes(self) -> int:
         assert self._buffer_size is not None
@@ -119,8 +121,8 @@ class ClientPeer(WSListener):
     # --- picows callbacks ---------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
-        self._send = transport.send
         underlying = transport.underlying_transport
+        self._write = underlying.write
         self._buffer_size = underlying.get_write_buffer_size
         peer = underlying.get_extra_info("peername")
         if peer:
@@ -169,6 +171,12 @@ class ClientPeer(WSListener):
         elif kind == WSMsgType.BINARY:
             self.hub.metrics.client_frames_refused.inc()
             self.hub.send_to(self, BINARY_REFUSED)
+
+    def pause_writing(self) -> None:
+        self.hub.pause(self)
+
+    def resume_writing(self) -> None:
+        self.hub.resume(self)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._counted and self.dataplane is not None:

@@ -1,16 +1,26 @@
-"""Connected clients and the broadcast: one encoded envelope written to every open socket."""
+"""Connected clients and the broadcast: one encoded envelope written to every open socket.
+
+Messages are queued per subscription group and written once per event-loop turn: the
+frames a group collected in that turn are joined once, and each member gets them in one
+write. Under load (a burst read from Redis) that turns many kernel sends per client into
+one; a lone message is written on the very next turn.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol
+
+import orjson
 
 from .filters import RECORDED, Subscription
+from .frames import text_frame
 from .metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.hub")
@@ -22,6 +32,9 @@ CLOSE_TOKEN_EXPIRED: Final = 4003
 CLOSE_REASON_EXPIRED: Final = b"token expired"
 CLOSE_REASON_SHUTDOWN: Final = b"relay shutting down"
 CLOSE_REASON_SLOW: Final = b"slow client: unsent data over the limit"
+SlowClientPolicy = Literal["close", "conflate"]
+SLOW_CLIENT_POLICIES: Final = ("close", "conflate")
+CONFLATED_TYPE: Final = "relay:conflated"
 
 
 class Peer(Protocol):
@@ -31,7 +44,8 @@ class Peer(Protocol):
     remote: str
     subscription: Subscription
 
-    def send_text(self, payload: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Hands whole frames to the socket (never blocks)."""
 
     def buffered_bytes(self) -> int: ...
 
@@ -49,28 +63,69 @@ def _client_id_factory() -> Callable[[], str]:
 
 @dataclass(slots=True)
 class BroadcastResult:
+    """What one flush did: messages written, peers that failed or were closed as slow."""
+
     delivered: int
     failed: int
     slow_closed: int
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """Peers with equal subscriptions, and the frames queued for them this loop turn."""
+
+    members: dict[str, Peer] = field(default_factory=dict)
+    pending: list[tuple[bytes, Hashable]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Backlog:
+    """What waits for a conflating peer whose socket is backed up: the newest frame per key
+    (bot and message type), in the order they last changed, and how many were replaced."""
+
+    frames: dict[Hashable, bytes] = field(default_factory=dict)
+    skipped: int = 0
+
+    def add(self, frame: bytes, key: Hashable) -> bool:
+        """Keeps `frame` as the newest for its key; True if it replaced an older one."""
+        replaced = self.frames.pop(key, None) is not None
+        self.frames[key] = frame
+        self.skipped += replaced
+        return replaced
 
 
 class Hub:
     """Owns the set of connected peers and writes envelopes to them.
 
     Writes never await a peer: each is a non-blocking hand-off to the kernel (or the
-    transport's buffer), so one slow or vanished client cannot delay the rest.
+    transport's buffer), so one slow or vanished client cannot delay the rest. A peer
+    whose socket is backed up is, by `slow_client` policy, either closed once its unsent
+    data passes `max_client_buffer_bytes` ("close") or sent only the newest message per
+    bot and type once it drains ("conflate").
     """
 
-    def __init__(self, metrics: RelayMetrics, max_client_buffer_bytes: int) -> None:
+    def __init__(
+        self,
+        metrics: RelayMetrics,
+        max_client_buffer_bytes: int,
+        slow_client: SlowClientPolicy = "conflate",
+    ) -> None:
         self._peers: dict[str, Peer] = {}
         # Peers grouped by equal subscription: a message is matched once per group.
-        self._groups: dict[Subscription, dict[str, Peer]] = {}
+        self._groups: dict[Subscription, Group] = {}
         # Peers replaying history, with what arrived for them meanwhile.
         self._holding: dict[str, tuple[Peer, list[tuple[str, str, bytes]]]] = {}
+        # Conflating peers whose sockets are backed up, and what waits for them.
+        self._backlogs: dict[str, Backlog] = {}
+        self._dirty: list[Group] = []
+        self._received: list[float] = []
+        self._flush_scheduled = False
+        self._unique = itertools.count()
         self._empty = asyncio.Event()
         self._empty.set()
         self.metrics = metrics
         self.max_client_buffer_bytes = max_client_buffer_bytes
+        self.slow_client = slow_client
         self.new_client_id = _client_id_factory()
 
     def __len__(self) -> int:
@@ -81,7 +136,7 @@ class Hub:
 
     def add(self, peer: Peer) -> None:
         self._peers[peer.client_id] = peer
-        self._groups.setdefault(peer.subscription, {})[peer.client_id] = peer
+        self._join_group(peer)
         self._empty.clear()
         self.metrics.connections_total.inc()
         self.metrics.clients_connected.set(len(self._peers))
@@ -102,6 +157,7 @@ class Hub:
         if self._peers.pop(peer.client_id, None) is None:
             return
         self._leave_group(peer)
+        self._backlogs.pop(peer.client_id, None)
         if not self._peers:
             self._empty.set()
         self.metrics.clients_connected.set(len(self._peers))
@@ -133,7 +189,7 @@ class Hub:
             return
         self._leave_group(peer)
         peer.subscription = subscription
-        self._groups.setdefault(subscription, {})[peer.client_id] = peer
+        self._join_group(peer)
 
     def hold(self, peer: Peer) -> list[tuple[str, str, bytes]]:
         """Takes a peer out of the fan-out while it replays history.
@@ -150,27 +206,36 @@ class Hub:
     def release(self, peer: Peer) -> None:
         """Puts a held peer back into the fan-out (if it is still connected)."""
         if self._holding.pop(peer.client_id, None) is not None:
-            self._groups.setdefault(peer.subscription, {})[peer.client_id] = peer
+            self._join_group(peer)
 
     def hold_recorded(self, payload: bytes, bot: str, kind: str, entry_id: str) -> None:
         for peer, held in self._holding.values():
             if peer.subscription.wants(RECORDED, bot, kind):
                 held.append((bot, entry_id, payload))
 
+    def _join_group(self, peer: Peer) -> None:
+        group = self._groups.get(peer.subscription)
+        if group is None:
+            group = self._groups[peer.subscription] = Group()
+        group.members[peer.client_id] = peer
+
     def _leave_group(self, peer: Peer) -> None:
+        # What the peer's group queued before it moves must still reach it, in order.
+        if self._dirty:
+            self.flush()
         if self._holding.pop(peer.client_id, None) is not None:
             return
-        members = self._groups.get(peer.subscription)
-        if members is not None:
-            members.pop(peer.client_id, None)
-            if not members:
+        group = self._groups.get(peer.subscription)
+        if group is not None:
+            group.members.pop(peer.client_id, None)
+            if not group.members:
                 del self._groups[peer.subscription]
 
     def recipients(self, event: str, bot: str | None = None, kind: str | None = None) -> int:
         """How many connected peers a message of this event, bot and kind would reach."""
         return sum(
-            len(members)
-            for subscription, members in self._groups.items()
+            len(group.members)
+            for subscription, group in self._groups.items()
             if subscription.wants(event, bot, kind)
         ) + sum(
             1 for peer, _ in self._holding.values() if peer.subscription.wants(event, bot, kind)
@@ -178,15 +243,11 @@ class Hub:
 
     def targets(
         self, event: str = "pingpong", bot: str | None = None, kind: str | None = None
-    ) -> list[tuple[Peer, ...]]:
-        """The peers (by group) a message of this event, bot and kind goes to.
-
-        A snapshot: a failed write may run the disconnect callback synchronously, which
-        changes the groups while `deliver` walks them.
-        """
+    ) -> list[Group]:
+        """The groups a message of this event, bot and kind goes to."""
         return [
-            tuple(members.values())
-            for subscription, members in self._groups.items()
+            group
+            for subscription, group in self._groups.items()
             if subscription.wants(event, bot, kind)
         ]
 
@@ -201,52 +262,155 @@ class Hub:
         event: str = "pingpong",
         bot: str | None = None,
         kind: str | None = None,
-    ) -> BroadcastResult:
-        """Write one already-encoded frame payload to every open peer that wants it."""
-        return self.deliver(payload, self.targets(event, bot, kind))
+        key: Hashable = None,
+    ) -> int:
+        """Queues one encoded message for every peer that wants it; returns how many."""
+        return self.deliver(payload, self.targets(event, bot, kind), key)
 
-    def deliver(self, payload: bytes, targets: list[tuple[Peer, ...]]) -> BroadcastResult:
-        """Write one already-encoded frame payload to the peers `targets` named."""
+    def deliver(
+        self,
+        payload: bytes,
+        targets: list[Group],
+        key: Hashable = None,
+        received: float | None = None,
+    ) -> int:
+        """Queues one encoded message for the `targets` groups; returns how many peers.
+
+        `key` says which messages a conflating peer may skip in favour of a newer one
+        with the same key (bot and message type); None: never skipped. `received` (a
+        perf_counter stamp) is observed as relay latency when the message is written.
+        """
+        if not targets:
+            return 0
+        frame = text_frame(payload)
+        if key is None:
+            key = next(self._unique)
+        peers = 0
+        dirty = self._dirty
+        for group in targets:
+            if not group.pending:
+                dirty.append(group)
+            group.pending.append((frame, key))
+            peers += len(group.members)
+        if received is not None:
+            self._received.append(received)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # With no loop running (unit tests) the caller flushes.
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon(self.flush)
+        return peers
+
+    def flush(self) -> BroadcastResult:
+        """Writes what the groups queued since the last flush: one write per peer."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
         limit = self.max_client_buffer_bytes
+        closing = self.slow_client == "close"
+        backlogs = self._backlogs
         per_client_debug = log.isEnabledFor(logging.DEBUG)
-        delivered = failed = slow = 0
-        for peer in itertools.chain.from_iterable(targets):
-            try:
-                if not peer.is_open():
+        delivered = failed = slow = skipped = 0
+        for group in dirty:
+            pending, group.pending = group.pending, []
+            count = len(pending)
+            data = pending[0][0] if count == 1 else b"".join([frame for frame, _ in pending])
+            for peer in tuple(group.members.values()):
+                backlog = backlogs.get(peer.client_id)
+                if backlog is not None:
+                    for frame, key in pending:
+                        skipped += backlog.add(frame, key)
                     continue
-                if peer.buffered_bytes() > limit:
-                    self._close_slow(peer)
-                    slow += 1
+                try:
+                    if not peer.is_open():
+                        continue
+                    if closing and peer.buffered_bytes() > limit:
+                        self._close_slow(peer)
+                        slow += 1
+                        continue
+                    peer.write(data)
+                except Exception as exc:  # any one client's failure must not stop the others
+                    failed += 1
+                    self._drop_failed(peer, exc)
                     continue
-                peer.send_text(payload)
-            except Exception as exc:  # any one client's failure must not stop the others
-                failed += 1
-                self._drop_failed(peer, exc)
-                continue
-            delivered += 1
-            if per_client_debug:
-                log.debug(
-                    "sent to client %s",
-                    peer.client_id,
-                    extra={"event": "sent", "client": peer.client_id},
-                )
+                delivered += count
+                if per_client_debug:
+                    log.debug(
+                        "sent %d message(s) to client %s",
+                        count,
+                        peer.client_id,
+                        extra={"event": "sent", "client": peer.client_id, "messages": count},
+                    )
         metrics = self.metrics
         metrics.deliveries.inc(delivered)
         if failed:
             metrics.send_failures.inc(failed)
         if slow:
             metrics.slow_client_closes.inc(slow)
+        if skipped:
+            metrics.conflated.inc(skipped)
+        if self._received:
+            now = time.perf_counter()
+            for received in self._received:
+                metrics.relay_latency.observe(now - received)
+            self._received.clear()
         return BroadcastResult(delivered, failed, slow)
 
     def send_to(self, peer: Peer, payload: bytes) -> None:
         """A reply to one client (errors, acks); a failure drops only that client."""
+        if self._dirty:
+            self.flush()  # what was queued before the reply goes before it
+        frame = text_frame(payload)
+        backlog = self._backlogs.get(peer.client_id)
+        if backlog is not None:
+            backlog.add(frame, next(self._unique))
+            return
         try:
-            peer.send_text(payload)
+            peer.write(frame)
+        except Exception as exc:
+            self.metrics.send_failures.inc()
+            self._drop_failed(peer, exc)
+
+    # --- flow control: a peer's socket backed up, then drained ---------------------------
+    def pause(self, peer: Peer) -> None:
+        """The peer's socket buffer passed its high-water mark (the transport says so)."""
+        if self.slow_client != "conflate" or peer.client_id not in self._peers:
+            return
+        if peer.client_id not in self._backlogs:
+            self._backlogs[peer.client_id] = Backlog()
+            log.info(
+                "client %s is backed up (%d bytes unsent): newest message per bot and type "
+                "until it drains",
+                peer.client_id,
+                peer.buffered_bytes(),
+                extra={"event": "client_backed_up", "client": peer.client_id},
+            )
+
+    def resume(self, peer: Peer) -> None:
+        """The peer's socket drained: what waited for it, and how much was skipped."""
+        backlog = self._backlogs.pop(peer.client_id, None)
+        if backlog is None or not backlog.frames:
+            return
+        frames = list(backlog.frames.values())
+        if backlog.skipped:
+            notice = {"type": CONFLATED_TYPE, "skipped": backlog.skipped}
+            frames.insert(0, text_frame(orjson.dumps(notice)))
+            log.info(
+                "client %s caught up: %d message(s) skipped while its socket was backed up",
+                peer.client_id,
+                backlog.skipped,
+                extra={"event": "conflated", "client": peer.client_id, "skipped": backlog.skipped},
+            )
+        try:
+            if peer.is_open():
+                peer.write(b"".join(frames))
+                self.metrics.deliveries.inc(len(backlog.frames))
         except Exception as exc:
             self.metrics.send_failures.inc()
             self._drop_failed(peer, exc)
 
     def close_all(self, code: int, reason: bytes) -> None:
+        if self._dirty:
+            self.flush()
         for peer in tuple(self._peers.values()):
             try:
                 peer.close(code, reason)

@@ -49,7 +49,14 @@ class RelayMetrics:
             "pingpong_message_errors",
             "Messages whose handling failed with an internal error (a bug; see the log)",
         )
-        self.deliveries = counter("pingpong_deliveries", "Envelopes written to client sockets")
+        self.deliveries = counter(
+            "pingpong_deliveries", "Messages (envelopes and events) written to client sockets"
+        )
+        self.conflated = counter(
+            "pingpong_conflated",
+            "Messages skipped for a backed-up client in favour of a newer one of the same bot "
+            "and type (--slow-client conflate)",
+        )
         self.send_failures = counter(
             "pingpong_send_failures", "Writes to a client socket that failed"
         )

@@ -185,7 +185,9 @@ class Monitor:
                 },
             )
             self.metrics.bot_up.labels(change.bot).set(STATUS_VALUES[change.status])
-            self.hub.broadcast(orjson.dumps(change.to_json()), "status", change.bot)
+            self.hub.broadcast(
+                orjson.dumps(change.to_json()), "status", change.bot, key=("status", change.bot)
+            )
         for event in events:
             level = logging.INFO if event.state == "pending" else logging.WARNING
             log.log(
@@ -211,7 +213,9 @@ class Monitor:
                 with contextlib.suppress(KeyError):
                     self.metrics.alerts_firing.remove(event.rule, event.bot)
             body = event.to_json()
-            self.hub.broadcast(orjson.dumps(body), "alerts", event.bot)
+            self.hub.broadcast(
+                orjson.dumps(body), "alerts", event.bot, key=("alert", event.rule, event.bot)
+            )
             self.webhooks.submit(body)
 
     # --- timed loops ------------------------------------------------------------------
@@ -283,5 +287,6 @@ class Monitor:
                 "generated_at_ms": int(now_s * 1000),
                 "windows": {window: stats.summary(window, now_s) for window in WINDOWS},
             }
-            self.hub.deliver(orjson.dumps(body), targets)  # no await since targets were taken
+            # No await since the targets were taken: they are still the groups to write to.
+            self.hub.deliver(orjson.dumps(body), targets, ("stats", bot))
             await asyncio.sleep(0)

@@ -23,7 +23,7 @@ from .filters import (
     EVENTS,
     MESSAGE_KINDS,
 )
-from .hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CLIENT, CLOSE_TOKEN_EXPIRED
+from .hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CLIENT, CLOSE_TOKEN_EXPIRED, CONFLATED_TYPE
 from .messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
 
 STATUSES: Final = get_args(Status)
@@ -85,7 +85,8 @@ CLOSE_CODES: Final = (
     Code(
         CLOSE_SLOW_CLIENT,
         "slow client",
-        "the client read too slowly: unsent data passed --max-client-buffer",
+        "with --slow-client close: the client read too slowly, and its unsent data passed "
+        "--max-client-buffer",
         "read faster or subscribe to less; reconnect with `?since=<last id>` to catch up",
     ),
     Code(
@@ -375,6 +376,14 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             to_ms={"type": ["integer", "null"]},
             duration_s=_optional({"type": "number"}),
         ),
+        "Conflated": _object(
+            "Conflated",
+            "With --slow-client conflate: the client's socket was backed up, so it was "
+            "kept only the newest message per bot and type; this many were skipped. What "
+            "was kept follows at once.",
+            type=_const(CONFLATED_TYPE),
+            skipped={"type": "integer", "minimum": 1},
+        ),
         "BotGap": _object(
             "BotGap",
             "Before a replay: history that cannot be sent, because it was trimmed or "
@@ -422,6 +431,7 @@ SENT: Final = (
     "RelayState",
     "RelayDeaf",
     "BotGap",
+    "Conflated",
 )
 
 

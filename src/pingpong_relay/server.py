@@ -132,7 +132,11 @@ class Relay:
     ) -> None:
         self.settings = settings
         self.metrics = RelayMetrics()
-        self.hub = Hub(self.metrics, settings.max_client_buffer)
+        self.hub = Hub(
+            self.metrics,
+            settings.max_client_buffer,
+            "close" if settings.slow_client == "close" else "conflate",
+        )
         self.monitor = Monitor(
             self.hub,
             self.metrics,
@@ -231,7 +235,7 @@ class Relay:
         # Matched once, counted for the log line and written to from the same snapshot.
         targets = self.hub.targets("pingpong", bot, message.type)
         if self._log_info:
-            clients = sum(map(len, targets))
+            clients = sum(len(group.members) for group in targets)
             bot_time = format_bot_time(message.timestamp_ms)
             log.info(
                 "received %s from bot on %s: latency %s, bot time %s",
@@ -255,8 +259,7 @@ class Relay:
                 clients,
                 extra={"event": "broadcasting", "clients": clients},
             )
-        result = self.hub.deliver(envelope, targets)
-        metrics.relay_latency.observe(time.perf_counter() - received)
+        clients = self.hub.deliver(envelope, targets, ("pingpong", bot, message.type), received)
         # After the writes: history, statistics and alerts must not delay the heartbeat.
         if self.history is not None:
             self.history.record(
@@ -273,13 +276,8 @@ class Relay:
         if self._log_info:
             log.info(
                 "broadcast done: to %d clients",
-                result.delivered,
-                extra={
-                    "event": "broadcast_done",
-                    "delivered": result.delivered,
-                    "failed": result.failed,
-                    "slow_closed": result.slow_closed,
-                },
+                clients,
+                extra={"event": "broadcast_done", "delivered": clients},
             )
 
     def _dropped_over_rate(self, bot: str, now_s: float) -> None:
@@ -357,7 +355,7 @@ class Relay:
         payload = encode_tagged_envelope(raw, relay_ms, bot, entry_id)
         if entry_id is not None:
             self.hub.hold_recorded(payload, bot, kind, entry_id)
-        self.hub.deliver(payload, targets)
+        self.hub.deliver(payload, targets, ("pingpong", bot, kind))
 
     def authenticate(
         self, headers: Mapping[str, str], query: str
@@ -427,8 +425,8 @@ class Relay:
             body["duration_s"] = round(until_s - since_s, 3)
             if self.history is not None:
                 self.history.record_deaf(body["from_ms"], body["to_ms"], self.relay_id)
-        self.hub.broadcast(orjson.dumps(body), "status")
-        self.hub.broadcast(self.relay_state(), "relay")
+        self.hub.broadcast(orjson.dumps(body), "status", key=("relay:deaf",))
+        self.hub.broadcast(self.relay_state(), "relay", key=("relay:state",))
 
     def dashboard_config(self, tls: bool) -> dict[str, Any]:
         """What the dashboard page needs to find the data plane and know what it may ask."""
@@ -461,7 +459,7 @@ class Relay:
             await asyncio.sleep(self.settings.stats_interval)
             targets = self.hub.targets("relay")
             if targets:
-                self.hub.deliver(self.relay_state(), targets)
+                self.hub.deliver(self.relay_state(), targets, ("relay:state",))
 
     def _refresh(self, peer: Peer, token: str | None) -> dict[str, Any]:
         """A new token in-band, before the old one expires: same subject, new scope/expiry."""

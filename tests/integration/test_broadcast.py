@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import aiohttp
+import jsonschema
 import orjson
 
+from pingpong_relay.frames import read_text_frames
+from pingpong_relay.protocol import asyncapi
 from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
 
 
@@ -92,7 +96,9 @@ async def test_clients_vanishing_mid_broadcast_do_not_disturb_the_rest(
 async def test_a_client_that_never_reads_is_closed_and_others_are_unaffected(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(redis_server.url, "--max-client-buffer", "65536")
+    relay = await start_relay(
+        redis_server.url, "--slow-client", "close", "--max-client-buffer", "65536"
+    )
     reader = Collector()
     await reader.connect(relay.ws_url)
     # A raw client that completes the upgrade and then never reads: its small receive
@@ -173,3 +179,87 @@ async def test_client_frames_get_a_clear_error_and_the_client_stays(
     assert messages[1]["data"]["type"] == "pong"
     assert await relay.metric("pingpong_client_frames_refused_total") == 1
     await client.close()
+
+
+def _stalled_client(port: int) -> socket.socket:
+    """A raw client that completes the upgrade and then does not read (yet): its small
+    receive window fills, then the relay's kernel send buffer, then the relay's own."""
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", port))
+    stalled.sendall(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return stalled
+
+
+async def test_a_backed_up_client_gets_the_newest_per_bot_and_how_many_it_skipped(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url)  # --slow-client conflate is the default
+    reader = Collector()
+    await reader.connect(relay.ws_url)
+    stalled = _stalled_client(relay.port)
+    await relay.wait_for("client_connected", count=2)
+    filler = "x" * 15_000
+    published: list[tuple[str, int]] = []
+
+    async def publish(source: str) -> None:
+        seq = len(published)
+        beat = {"type": "ping", "latency": 1, "source": source, "seq": seq, "pad": filler}
+        await redis_server.publish(orjson.dumps(beat))
+        published.append((source, seq))
+
+    try:
+        # Fill every buffer on the way until the relay sees the socket backed up
+        # (bounded: 15 MB), then publish more from two bots while it stays backed up.
+        while not relay.events("client_backed_up") and len(published) < 1000:
+            for _ in range(20):
+                await publish("a")
+            await reader.wait_count(len(published), timeout=60)
+        await relay.wait_for("client_backed_up")
+        for n in range(40):
+            await publish("a" if n % 2 else "b")
+        await reader.wait_count(len(published), timeout=60)
+        assert [m["data"]["seq"] for m in reader.messages] == list(range(len(published)))
+
+        # Now it reads: everything up to the backlog, the notice, the newest of each bot.
+        stalled.setblocking(False)
+        loop = asyncio.get_running_loop()
+        data = bytearray()
+        head, _, _ = bytes(await loop.sock_recv(stalled, 65536)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        data += _
+        last = {source: seq for source, seq in published}
+
+        messages: list[dict[str, Any]] = []
+
+        async def read_until_both_newest() -> None:
+            while not set(last.items()) <= {
+                (m["data"]["source"], m["data"]["seq"]) for m in messages if "data" in m
+            }:
+                data.extend(await loop.sock_recv(stalled, 1 << 20))
+                payloads, used = read_text_frames(bytes(data))
+                del data[:used]
+                messages.extend(orjson.loads(p) for p in payloads)
+
+        await asyncio.wait_for(read_until_both_newest(), 60)
+        notices = [i for i, m in enumerate(messages) if m["type"] == "relay:conflated"]
+        assert len(notices) == 1
+        before, notice, after = (
+            messages[: notices[0]],
+            messages[notices[0]],
+            messages[notices[0] + 1 :],
+        )
+        seqs = [m["data"]["seq"] for m in before]
+        assert seqs == list(range(len(seqs)))  # in order, nothing missing before the skip
+        assert {(m["data"]["source"], m["data"]["seq"]) for m in after} == set(last.items())
+        jsonschema.validate(notice, asyncapi()["components"]["schemas"]["Conflated"])
+        skipped = notice["skipped"]
+        assert len(before) + skipped + len(after) == len(published)
+        assert await relay.metric("pingpong_conflated_total") == skipped
+        assert not relay.events("slow_client_closed")
+    finally:
+        stalled.close()
+        await reader.close()

@@ -78,6 +78,7 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwks_refresh", "1m", 60.0, "10", 10.0),
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
+    ("slow_client", "close", "close", "Close", "close"),
     (
         "public_ws_url",
         "wss://a.example/ws",

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 import pytest
 
 from pingpong_relay.filters import DEFAULT_SUBSCRIPTION, Subscription
+from pingpong_relay.frames import text_payloads
 from pingpong_relay.hub import (
     CLOSE_GOING_AWAY,
     CLOSE_REASON_SLOW,
@@ -32,8 +35,11 @@ class FakePeer:
     closes: list[tuple[int, bytes]] = field(default_factory=list)
     subscription: Subscription = DEFAULT_SUBSCRIPTION
 
-    def send_text(self, payload: bytes) -> None:
-        self.sent.append(payload)
+    writes: list[bytes] = field(default_factory=list)
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.sent.extend(text_payloads(data))
 
     def buffered_bytes(self) -> int:
         return self.buffered
@@ -50,7 +56,7 @@ class FakePeer:
 class BrokenPeer(FakePeer):
     """A peer whose socket write fails (reset by the other end)."""
 
-    def send_text(self, payload: bytes) -> None:
+    def write(self, data: bytes) -> None:
         raise ConnectionResetError("connection reset by peer")
 
 
@@ -70,8 +76,8 @@ class RemovingPeer(FakePeer):
     hub: Hub | None = None
     victim: FakePeer | None = None
 
-    def send_text(self, payload: bytes) -> None:
-        super().send_text(payload)
+    def write(self, data: bytes) -> None:
+        super().write(data)
         assert self.hub is not None
         assert self.victim is not None
         self.victim.close(CLOSE_GOING_AWAY, b"gone")
@@ -85,13 +91,19 @@ def metrics() -> RelayMetrics:
 
 @pytest.fixture
 def hub(metrics: RelayMetrics) -> Hub:
-    return Hub(metrics, max_client_buffer_bytes=LIMIT_BYTES)
+    return Hub(metrics, max_client_buffer_bytes=LIMIT_BYTES, slow_client="close")
 
 
 def sample(metrics: RelayMetrics, name: str) -> float:
     value = metrics.registry.get_sample_value(name)
     assert value is not None, name
     return value
+
+
+def send(hub: Hub, *args: Any, **kwargs: Any) -> BroadcastResult:
+    """A broadcast, written at once (the relay's loop flushes on its next turn)."""
+    hub.broadcast(*args, **kwargs)
+    return hub.flush()
 
 
 def populate(hub: Hub, *peers: FakePeer) -> None:
@@ -117,16 +129,17 @@ def test_add_and_remove_update_the_gauges(hub: Hub, metrics: RelayMetrics) -> No
     assert sample(metrics, "pingpong_connections_total") == 2
 
 
-def test_broadcast_delivers_the_same_bytes_object_to_every_peer(
+def test_broadcast_writes_one_frame_object_built_once_to_every_peer(
     hub: Hub, metrics: RelayMetrics
 ) -> None:
     peers = healthy_peers(5)
     populate(hub, *peers)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=5, failed=0, slow_closed=0)
+    frame = peers[0].writes[0]
     for peer in peers:
-        assert len(peer.sent) == 1
-        assert peer.sent[0] is PAYLOAD
+        assert peer.sent == [PAYLOAD]
+        assert peer.writes[0] is frame  # encoded once, not once per client
         assert peer.closes == []
     assert sample(metrics, "pingpong_deliveries_total") == 5
     assert sample(metrics, "pingpong_send_failures_total") == 0
@@ -134,7 +147,7 @@ def test_broadcast_delivers_the_same_bytes_object_to_every_peer(
 
 
 def test_broadcast_to_no_peers(hub: Hub, metrics: RelayMetrics) -> None:
-    assert hub.broadcast(PAYLOAD) == BroadcastResult(0, 0, 0)
+    assert send(hub, PAYLOAD) == BroadcastResult(0, 0, 0)
     assert sample(metrics, "pingpong_deliveries_total") == 0
 
 
@@ -143,7 +156,7 @@ def test_broadcasts_arrive_in_order(hub: Hub) -> None:
     populate(hub, *peers)
     payloads = [b"1", b"2", b"3"]
     for payload in payloads:
-        hub.broadcast(payload)
+        send(hub, payload)
     for peer in peers:
         assert peer.sent == payloads
 
@@ -152,7 +165,7 @@ def test_failed_send_drops_only_that_peer(hub: Hub, metrics: RelayMetrics) -> No
     before, after = healthy_peers(2)
     broken = BrokenPeer("CLIENT-broken")
     populate(hub, before, broken, after)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=2, failed=1, slow_closed=0)
     assert before.sent == [PAYLOAD]
     assert after.sent == [PAYLOAD]
@@ -163,7 +176,7 @@ def test_failed_send_drops_only_that_peer(hub: Hub, metrics: RelayMetrics) -> No
     assert sample(metrics, "pingpong_deliveries_total") == 2
     assert sample(metrics, "pingpong_clients_connected") == 2
     # The next broadcast no longer tries the dropped peer.
-    assert hub.broadcast(PAYLOAD) == BroadcastResult(delivered=2, failed=0, slow_closed=0)
+    assert send(hub, PAYLOAD) == BroadcastResult(delivered=2, failed=0, slow_closed=0)
     assert sample(metrics, "pingpong_send_failures_total") == 1
 
 
@@ -171,7 +184,7 @@ def test_failed_send_and_failed_close(hub: Hub, metrics: RelayMetrics) -> None:
     before, after = healthy_peers(2)
     broken = BrokenPeerBrokenClose("CLIENT-broken")
     populate(hub, before, broken, after)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=2, failed=1, slow_closed=0)
     assert broken.closes == [(CLOSE_GOING_AWAY, b"send failed")]
     assert broken not in hub.peers()
@@ -181,7 +194,7 @@ def test_failed_send_and_failed_close(hub: Hub, metrics: RelayMetrics) -> None:
 
 def test_every_peer_failing(hub: Hub, metrics: RelayMetrics) -> None:
     populate(hub, *(BrokenPeer(f"CLIENT-broken-{index}") for index in range(3)))
-    assert hub.broadcast(PAYLOAD) == BroadcastResult(delivered=0, failed=3, slow_closed=0)
+    assert send(hub, PAYLOAD) == BroadcastResult(delivered=0, failed=3, slow_closed=0)
     assert len(hub) == 0
     assert sample(metrics, "pingpong_send_failures_total") == 3
 
@@ -190,7 +203,7 @@ def test_slow_peer_is_closed_removed_and_counted(hub: Hub, metrics: RelayMetrics
     before, after = healthy_peers(2)
     slow = FakePeer("CLIENT-slow", buffered=LIMIT_BYTES + 1)
     populate(hub, before, slow, after)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=2, failed=0, slow_closed=1)
     assert slow.sent == []
     assert slow.closes == [(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)]
@@ -205,7 +218,7 @@ def test_slow_peer_is_closed_removed_and_counted(hub: Hub, metrics: RelayMetrics
 def test_peer_exactly_at_the_buffer_limit_still_receives(hub: Hub, metrics: RelayMetrics) -> None:
     at_limit = FakePeer("CLIENT-full", buffered=LIMIT_BYTES)
     populate(hub, at_limit)
-    assert hub.broadcast(PAYLOAD) == BroadcastResult(delivered=1, failed=0, slow_closed=0)
+    assert send(hub, PAYLOAD) == BroadcastResult(delivered=1, failed=0, slow_closed=0)
     assert at_limit.sent == [PAYLOAD]
     assert at_limit.closes == []
 
@@ -213,7 +226,7 @@ def test_peer_exactly_at_the_buffer_limit_still_receives(hub: Hub, metrics: Rela
 def test_slow_warning_names_the_client(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pingpong_relay.hub")
     populate(hub, FakePeer("CLIENT-slow", buffered=LIMIT_BYTES * 10))
-    hub.broadcast(PAYLOAD)
+    send(hub, PAYLOAD)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "CLIENT-slow" in warnings[0].getMessage()
@@ -224,7 +237,7 @@ def test_closed_peer_is_skipped(hub: Hub, metrics: RelayMetrics) -> None:
     open_peer = FakePeer("CLIENT-open")
     closed = FakePeer("CLIENT-closed", open=False)
     populate(hub, closed, open_peer)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=1, failed=0, slow_closed=0)
     assert closed.sent == []
     assert closed.closes == []
@@ -235,7 +248,7 @@ def test_closed_peer_is_skipped(hub: Hub, metrics: RelayMetrics) -> None:
 def test_closed_slow_peer_is_skipped_not_counted_as_slow(hub: Hub, metrics: RelayMetrics) -> None:
     closing = FakePeer("CLIENT-closing", open=False, buffered=LIMIT_BYTES * 10)
     populate(hub, closing)
-    assert hub.broadcast(PAYLOAD) == BroadcastResult(delivered=0, failed=0, slow_closed=0)
+    assert send(hub, PAYLOAD) == BroadcastResult(delivered=0, failed=0, slow_closed=0)
     assert closing.closes == []
     assert sample(metrics, "pingpong_slow_client_closes_total") == 0
 
@@ -244,7 +257,7 @@ def test_removal_during_broadcast_does_not_break_iteration(hub: Hub) -> None:
     first, victim, last = FakePeer("CLIENT-1"), FakePeer("CLIENT-3"), FakePeer("CLIENT-4")
     remover = RemovingPeer("CLIENT-2", hub=hub, victim=victim)
     populate(hub, first, remover, victim, last)
-    result = hub.broadcast(PAYLOAD)
+    result = send(hub, PAYLOAD)
     assert victim not in hub.peers()
     assert victim.sent == []  # closed before its turn: skipped, not written to
     assert first.sent == remover.sent == last.sent == [PAYLOAD]
@@ -277,14 +290,14 @@ def test_close_all_closes_every_peer_even_if_one_fails(hub: Hub) -> None:
 
 
 def sent_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.getMessage().startswith("sent to client")]
+    return [r for r in caplog.records if getattr(r, "event", None) == "sent"]
 
 
 def test_per_client_lines_only_at_debug(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="pingpong_relay.hub")
     peers = healthy_peers(3)
     populate(hub, *peers)
-    hub.broadcast(PAYLOAD)
+    send(hub, PAYLOAD)
     lines = sent_lines(caplog)
     assert [r.levelno for r in lines] == [logging.DEBUG] * 3
     assert {getattr(r, "client", None) for r in lines} == {peer.client_id for peer in peers}
@@ -293,7 +306,7 @@ def test_per_client_lines_only_at_debug(hub: Hub, caplog: pytest.LogCaptureFixtu
 def test_no_per_client_lines_at_info(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pingpong_relay.hub")
     populate(hub, *healthy_peers(3))
-    hub.broadcast(PAYLOAD)
+    send(hub, PAYLOAD)
     # The hub does log at INFO (connections), so the capture is live; just not per send.
     assert any("connected from" in r.getMessage() for r in caplog.records)
     assert sent_lines(caplog) == []
@@ -304,7 +317,7 @@ def test_no_per_client_lines_for_failed_or_skipped_peers(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="pingpong_relay.hub")
     populate(hub, BrokenPeer("CLIENT-broken"), FakePeer("CLIENT-closed", open=False))
-    hub.broadcast(PAYLOAD)
+    send(hub, PAYLOAD)
     assert sent_lines(caplog) == []
 
 
@@ -334,7 +347,7 @@ async def test_wait_empty_resolves_when_the_last_peer_is_dropped_by_broadcast(
     waiter = asyncio.create_task(hub.wait_empty(timeout_s=60))
     await asyncio.sleep(0)
     assert not waiter.done()
-    hub.broadcast(PAYLOAD)
+    send(hub, PAYLOAD)
     assert await waiter is True
 
 
@@ -458,7 +471,7 @@ def test_each_group_receives_exactly_what_it_wants(
 ) -> None:
     payload = b'{"type":"test"}'
     assert hub.recipients(event, bot, kind) == len(expected)
-    result = hub.broadcast(payload, event, bot, kind)
+    result = send(hub, payload, event, bot, kind)
     assert result == BroadcastResult(delivered=len(expected), failed=0, slow_closed=0)
     assert receivers(grouped.all(), payload) == expected
     for peer in grouped.all():
@@ -470,17 +483,18 @@ def test_equal_subscriptions_share_one_group(hub: Hub, grouped: Grouped) -> None
     warm.wants_bot("bot:warm-the-cache")
     hub.add(FakePeer("CLIENT-pings-too", subscription=warm))
     assert len(hub._groups) == 5
-    assert set(hub._groups[PINGS_ONLY]) == {"CLIENT-pings", "CLIENT-pings-too"}
-    assert set(hub._groups[EVERYTHING]) == {"CLIENT-everything", "CLIENT-everything-too"}
+    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-pings-too"}
+    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything", "CLIENT-everything-too"}
 
 
 def test_one_payload_object_reaches_every_group(hub: Hub, grouped: Grouped) -> None:
     payload = bytes(bytearray(b'{"type":"bot:pingpong"}'))  # a fresh object, not interned
-    hub.broadcast(payload, "pingpong", "bot:alpha", "ping")
+    send(hub, payload, "pingpong", "bot:alpha", "ping")
     got_it = [peer for peer in grouped.all() if peer.sent]
     assert len(got_it) == 4
     for peer in got_it:
-        assert peer.sent[0] is payload
+        assert peer.sent == [payload]
+        assert peer.writes[0] is got_it[0].writes[0]
 
 
 def test_resubscribe_moves_a_peer_between_groups(hub: Hub, grouped: Grouped) -> None:
@@ -489,12 +503,12 @@ def test_resubscribe_moves_a_peer_between_groups(hub: Hub, grouped: Grouped) -> 
     assert pings.subscription == STATUS_ONLY
     # Its old group was emptied and is gone; its new group has both members.
     assert PINGS_ONLY not in hub._groups
-    assert set(hub._groups[STATUS_ONLY]) == {"CLIENT-status", "CLIENT-pings"}
+    assert set(hub._groups[STATUS_ONLY].members) == {"CLIENT-status", "CLIENT-pings"}
     assert len(hub) == 6
     assert hub.recipients("pingpong", "bot:gamma", "ping") == 2
     assert hub.recipients("status", "bot:gamma") == 2
-    hub.broadcast(b"ping", "pingpong", "bot:gamma", "ping")
-    hub.broadcast(b"status", "status", "bot:gamma")
+    send(hub, b"ping", "pingpong", "bot:gamma", "ping")
+    send(hub, b"status", "status", "bot:gamma")
     assert pings.sent == [b"status"]
     assert grouped.status.sent == [b"status"]
     assert grouped.everything.sent == [b"ping"]
@@ -502,8 +516,8 @@ def test_resubscribe_moves_a_peer_between_groups(hub: Hub, grouped: Grouped) -> 
 
 def test_resubscribe_out_of_a_shared_group_keeps_the_group(hub: Hub, grouped: Grouped) -> None:
     hub.resubscribe(grouped.everything, PINGS_ONLY)
-    assert set(hub._groups[EVERYTHING]) == {"CLIENT-everything-too"}
-    assert set(hub._groups[PINGS_ONLY]) == {"CLIENT-pings", "CLIENT-everything"}
+    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything-too"}
+    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-everything"}
     assert hub.recipients("pingpong", "bot:gamma", "pong") == 1  # everything-too
     assert hub.recipients("pingpong", "bot:gamma", "ping") == 3  # + pings, everything
 
@@ -513,8 +527,8 @@ def test_resubscribe_to_an_equal_subscription_keeps_one_group(hub: Hub) -> None:
     populate(hub, peer)
     hub.resubscribe(peer, Subscription(types=frozenset({"ping"})))
     assert list(hub._groups) == [PINGS_ONLY]
-    assert set(hub._groups[PINGS_ONLY]) == {"CLIENT-1"}
-    assert hub.broadcast(PAYLOAD, "pingpong", "bot:a", "ping").delivered == 1
+    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-1"}
+    assert send(hub, PAYLOAD, "pingpong", "bot:a", "ping").delivered == 1
 
 
 def test_resubscribe_of_an_unknown_peer_only_sets_its_subscription(hub: Hub) -> None:
@@ -523,7 +537,7 @@ def test_resubscribe_of_an_unknown_peer_only_sets_its_subscription(hub: Hub) -> 
     assert stranger.subscription == STATUS_ONLY
     assert hub._groups == {}
     assert hub.recipients("status") == 0
-    assert hub.broadcast(PAYLOAD, "status") == BroadcastResult(0, 0, 0)
+    assert send(hub, PAYLOAD, "status") == BroadcastResult(0, 0, 0)
     assert stranger.sent == []
 
 
@@ -532,9 +546,9 @@ def test_removing_a_peer_removes_it_from_its_group(hub: Hub, grouped: Grouped) -
     assert ALPHA_BOTS not in hub._groups
     assert hub.recipients("pingpong", "bot:alpha", "pong") == 2
     hub.remove(grouped.everything, "bye")
-    assert set(hub._groups[EVERYTHING]) == {"CLIENT-everything-too"}
+    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything-too"}
     assert hub.recipients("pingpong", "bot:alpha", "pong") == 1
-    hub.broadcast(PAYLOAD, "pingpong", "bot:alpha", "pong")
+    send(hub, PAYLOAD, "pingpong", "bot:alpha", "pong")
     assert grouped.alpha.sent == []
     assert grouped.everything.sent == []
     assert grouped.everything_too.sent == [PAYLOAD]
@@ -554,7 +568,7 @@ def test_a_resubscribed_peer_leaves_the_right_group_when_removed(
     hub.resubscribe(grouped.pings, ALPHA_BOTS)
     hub.remove(grouped.pings, "bye")
     assert PINGS_ONLY not in hub._groups
-    assert set(hub._groups[ALPHA_BOTS]) == {"CLIENT-alpha"}
+    assert set(hub._groups[ALPHA_BOTS].members) == {"CLIENT-alpha"}
     assert hub.recipients("pingpong", "bot:alpha", "ping") == 3
 
 
@@ -563,7 +577,130 @@ def test_a_peer_dropped_by_broadcast_leaves_its_group(hub: Hub) -> None:
     broken = BrokenPeer("CLIENT-broken", subscription=PINGS_ONLY)
     slow = FakePeer("CLIENT-slow", subscription=ALPHA_BOTS, buffered=LIMIT_BYTES + 1)
     populate(hub, keeper, broken, slow)
-    result = hub.broadcast(PAYLOAD, "pingpong", "bot:alpha", "ping")
+    result = send(hub, PAYLOAD, "pingpong", "bot:alpha", "ping")
     assert result == BroadcastResult(delivered=0, failed=1, slow_closed=1)
     assert list(hub._groups) == [STATUS_ONLY]
     assert hub.recipients("pingpong", "bot:alpha", "ping") == 0
+
+
+# --- one write per peer per loop turn; conflation for backed-up peers --------------------
+
+
+def test_messages_queued_in_one_turn_reach_each_peer_in_one_write(hub: Hub) -> None:
+    peers = healthy_peers(3)
+    populate(hub, *peers)
+    for n in range(4):
+        hub.broadcast(b'{"n":%d}' % n)
+    assert all(peer.writes == [] for peer in peers)  # nothing until the flush
+    assert hub.flush() == BroadcastResult(delivered=12, failed=0, slow_closed=0)
+    for peer in peers:
+        assert len(peer.writes) == 1
+        assert peer.sent == [b'{"n":%d}' % n for n in range(4)]
+    assert hub.flush() == BroadcastResult(0, 0, 0)  # nothing left
+
+
+async def test_the_running_loop_flushes_on_its_next_turn(hub: Hub) -> None:
+    peer = FakePeer("CLIENT-1")
+    populate(hub, peer)
+    hub.broadcast(PAYLOAD)
+    hub.broadcast(PAYLOAD)
+    assert peer.writes == []
+    await asyncio.sleep(0)  # one loop turn, not a timed wait
+    assert len(peer.writes) == 1
+    assert peer.sent == [PAYLOAD, PAYLOAD]
+
+
+def test_a_reply_comes_after_what_was_queued_before_it(hub: Hub) -> None:
+    peer = FakePeer("CLIENT-1")
+    populate(hub, peer)
+    hub.broadcast(b"first")
+    hub.send_to(peer, b"reply")
+    hub.broadcast(b"second")
+    hub.flush()
+    assert peer.sent == [b"first", b"reply", b"second"]
+
+
+def test_resubscribing_mid_turn_keeps_what_the_old_group_queued(hub: Hub) -> None:
+    peer = FakePeer("CLIENT-1")
+    populate(hub, peer)
+    hub.broadcast(b"queued for the old group", "pingpong", "bot:a", "ping")
+    hub.resubscribe(peer, STATUS_ONLY)
+    hub.broadcast(b"status", "status", "bot:a")
+    hub.flush()
+    assert peer.sent == [b"queued for the old group", b"status"]
+
+
+@pytest.fixture
+def conflating(metrics: RelayMetrics) -> Hub:
+    return Hub(metrics, max_client_buffer_bytes=LIMIT_BYTES, slow_client="conflate")
+
+
+def beat(bot: str, n: int) -> bytes:
+    return b'{"bot":"%s","n":%d}' % (bot.encode(), n)
+
+
+def test_a_backed_up_peer_gets_the_newest_per_key_and_the_skip_count(
+    conflating: Hub, metrics: RelayMetrics
+) -> None:
+    slow, fast = FakePeer("CLIENT-slow"), FakePeer("CLIENT-fast")
+    populate(conflating, slow, fast)
+    conflating.pause(slow)
+    sequence = [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("b", 2), ("c", 1)]
+    for bot, n in sequence:
+        conflating.broadcast(beat(bot, n), key=("pingpong", bot, "ping"))
+    conflating.send_to(slow, b"an ack")  # replies are never skipped (and flush first)
+    conflating.flush()
+    assert fast.sent == [beat(bot, n) for bot, n in sequence]
+    assert slow.writes == []
+    conflating.resume(slow)
+    assert len(slow.writes) == 1  # the backlog goes out in one write
+    notice, *rest = slow.sent
+    assert orjson.loads(notice) == {"type": "relay:conflated", "skipped": 3}
+    # Newest per bot, in the order each last changed; the ack where it was queued.
+    assert rest == [beat("a", 3), beat("b", 2), beat("c", 1), b"an ack"]
+    assert sample(metrics, "pingpong_conflated_total") == 3
+    conflating.broadcast(beat("a", 4), key=("pingpong", "a", "ping"))
+    conflating.flush()
+    assert slow.sent[-1] == beat("a", 4)  # live again once drained
+
+
+def test_unkeyed_messages_are_never_skipped(conflating: Hub) -> None:
+    slow = FakePeer("CLIENT-slow")
+    populate(conflating, slow)
+    conflating.pause(slow)
+    for n in range(3):
+        conflating.broadcast(b"%d" % n)  # no key: each one counts
+    conflating.flush()
+    conflating.resume(slow)
+    assert slow.sent == [b"0", b"1", b"2"]  # nothing skipped, so no notice
+
+
+def test_a_drained_peer_with_nothing_waiting_gets_nothing(conflating: Hub) -> None:
+    peer = FakePeer("CLIENT-1")
+    populate(conflating, peer)
+    conflating.pause(peer)
+    conflating.resume(peer)
+    assert peer.writes == []
+
+
+def test_close_policy_ignores_back_pressure_and_closes_past_the_limit(hub: Hub) -> None:
+    slow = FakePeer("CLIENT-slow")
+    populate(hub, slow)
+    hub.pause(slow)  # the "close" hub keeps writing to the transport's buffer
+    hub.broadcast(PAYLOAD)
+    hub.flush()
+    assert slow.sent == [PAYLOAD]
+    slow.buffered = LIMIT_BYTES + 1
+    assert send(hub, PAYLOAD).slow_closed == 1
+    assert slow.closes == [(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)]
+
+
+def test_a_removed_backed_up_peer_leaves_no_backlog(conflating: Hub) -> None:
+    slow = FakePeer("CLIENT-slow")
+    populate(conflating, slow)
+    conflating.pause(slow)
+    conflating.broadcast(PAYLOAD, key="k")
+    conflating.flush()
+    conflating.remove(slow, "gone")
+    conflating.resume(slow)  # a late drain callback after the disconnect
+    assert slow.writes == []

@@ -15,6 +15,7 @@ import pytest
 from pingpong_relay.alerts import LatencyRule, Rule, SilenceRule
 from pingpong_relay.config import Settings
 from pingpong_relay.filters import DEFAULT_SUBSCRIPTION, Subscription
+from pingpong_relay.frames import text_payloads
 from pingpong_relay.hub import Hub
 from pingpong_relay.messages import BotMessage, parse_bot_message
 from pingpong_relay.metrics import RelayMetrics
@@ -47,8 +48,8 @@ class FakePeer:
     closes: list[tuple[int, bytes]] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def send_text(self, payload: bytes) -> None:
-        self.sent.append(payload)
+    def write(self, data: bytes) -> None:
+        self.sent.extend(text_payloads(data))
         self._arrived.set()
 
     def buffered_bytes(self) -> int:
@@ -115,9 +116,18 @@ def metrics() -> RelayMetrics:
     return RelayMetrics()
 
 
+class WritingHub(Hub):
+    """The hub, writing each message at once: its batching per loop turn is test_hub's."""
+
+    def deliver(self, *args: Any, **kwargs: Any) -> int:
+        peers = super().deliver(*args, **kwargs)
+        self.flush()
+        return peers
+
+
 @pytest.fixture
 def hub(metrics: RelayMetrics) -> Hub:
-    return Hub(metrics, max_client_buffer_bytes=1 << 20)
+    return WritingHub(metrics, max_client_buffer_bytes=1 << 20)
 
 
 @pytest.fixture
