@@ -114,6 +114,15 @@ class RelayProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     async def start(self, *, wait_subscribed: bool = True) -> None:
+        await self.start_process()
+        await self.wait_for("listening")
+        if wait_subscribed:
+            await self.wait_for(
+                lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end")
+            )
+
+    async def start_process(self) -> None:
+        """Starts the process and its log reader, without waiting for it to listen."""
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -126,11 +135,6 @@ class RelayProcess:
             env=self.env,
         )
         self._reader = asyncio.create_task(self._read_logs(), name="relay-log-reader")
-        await self.wait_for("listening")
-        if wait_subscribed:
-            await self.wait_for(
-                lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end")
-            )
 
     async def _read_logs(self) -> None:
         assert self.process is not None

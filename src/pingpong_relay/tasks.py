@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
+
+log = logging.getLogger("pingpong_relay.tasks")
+
+
+# A library may swallow a cancellation (redis-py can, inside a command); the task then
+# goes on to its next await, where only a fresh cancel() reaches it.
+RECANCEL_AFTER_S = 0.5
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
-    """Cancels each task and waits until it has finished unwinding."""
-    live = [task for task in tasks if task is not None]
-    for task in live:
-        task.cancel()
-    for task in live:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Cancels each task and waits until it has finished unwinding, cancelling it again
+    while it keeps running (a swallowed cancellation must not hang a shutdown)."""
+    owned = [task for task in tasks if task is not None]
+    live = set(owned)
+    while live:
+        for running in live:
+            running.cancel()
+        _, live = await asyncio.wait(live, timeout=RECANCEL_AFTER_S)
+    for done in owned:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("task %s had failed", done.get_name(), exc_info=done.exception())
 
 
 async def drain_then_cancel(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from tests.support import (
     DESIGN_PING,
@@ -16,6 +17,7 @@ from tests.support import (
     RedisServer,
     RelayFactory,
     RelayProcess,
+    free_port,
 )
 
 
@@ -246,3 +248,22 @@ def test_bad_configuration_is_refused_with_a_clear_message() -> None:
     )
     assert done.returncode == 2
     assert "PINGPONG_PORT" in done.stderr
+
+
+@pytest.mark.parametrize("taken", ["data", "http"])
+async def test_a_port_in_use_ends_serve_with_exit_1_and_says_which(
+    redis_server: RedisServer, taken: str
+) -> None:
+    port = free_port()
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+    relay = RelayProcess(redis_server.url, **{"port" if taken == "data" else "http_port": port})
+    try:
+        await relay.start_process()
+        # Stopping what had already started (history, rollups) must not hang the exit.
+        assert await relay.wait_exit(20) == 1
+        failed = relay.events("start_failed")
+        assert len(failed) == 1
+        assert "address already in use" in failed[0]["message"]
+    finally:
+        blocker.close()
+        await relay.stop()
