@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,6 +32,9 @@ from .config import (
 )
 from .filters import EVENTS
 from .logs import setup_logging
+
+if TYPE_CHECKING:
+    from .workers import Worker
 
 log = logging.getLogger("pingpong_relay.cli")
 
@@ -67,11 +70,11 @@ def _raise_open_file_limit() -> None:
     )
 
 
-async def _serve(settings: Settings, rules: Sequence[Rule]) -> int:
+async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | None = None) -> int:
     from .server import Relay
 
     _raise_open_file_limit()
-    relay = Relay(settings, rules=rules)
+    relay = Relay(settings, rules=rules, worker=worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,9 +110,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
     try:
+        if settings.workers > 1:
+            from .workers import supervise
+
+            return _run(supervise(settings))
         return _run(_serve(settings, rules))
     finally:
         stop_logging()
+
+
+def run_relay(settings: Settings, worker: Worker) -> int:
+    """One worker of `serve --workers N` (its process was started by the supervisor)."""
+    from .monitor import rules_from_settings
+
+    return _run(_serve(settings, rules_from_settings(settings), worker))
 
 
 # --- publish -------------------------------------------------------------------------

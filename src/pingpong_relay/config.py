@@ -57,6 +57,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def worker_count(text: str) -> int:
+    """A number of worker processes, or "auto": one per core."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    value = positive_int(text)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"{text} workers is more than 64")
+    return value
+
+
 def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = normalise(text)
@@ -310,6 +320,13 @@ class Settings:
         3.0,
         "seconds clients get to finish the closing handshake on shutdown",
         positive_float,
+    )
+    workers: int = _option(
+        1,
+        "relay processes sharing the data and HTTP ports (SO_REUSEPORT), each with its own "
+        "Redis subscription, under a supervisor that restarts a crashed one; auto: one per "
+        "core",
+        worker_count,
     )
 
     # Not a flag: whether --redis-url / PINGPONG_REDIS_URL was given. The embedded

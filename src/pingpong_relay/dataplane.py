@@ -262,7 +262,9 @@ class DataPlane:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> None:
+    async def start(
+        self, host: str, port: int, ssl: SSLContext | None = None, *, reuse_port: bool = False
+    ) -> None:
         self._http_scheme = "https" if ssl is not None else "http"
         logger = logging.getLogger("picows.dataplane")
 
@@ -288,7 +290,9 @@ class DataPlane:
             return protocol
 
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(protocol_factory, host, port, ssl=ssl)
+        self._server = await loop.create_server(
+            protocol_factory, host, port, ssl=ssl, reuse_port=reuse_port or None
+        )
 
     def stop_accepting(self) -> None:
         if self._server is not None:

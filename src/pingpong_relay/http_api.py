@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .auth import AuthError, Grant
-from .dataplane import Authenticator, HealthProbe
+from .dataplane import Authenticator
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .monitor import Monitor
@@ -68,8 +68,8 @@ def _unknown_bot(bot: str | None) -> web.Response:
 
 
 def build_app(
-    health: HealthProbe,
-    render_metrics: Callable[[], bytes],
+    health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+    render_metrics: Callable[[], Awaitable[bytes]],
     monitor: Monitor,
     history: History | None = None,
     rollups: RollupStore | None = None,
@@ -104,11 +104,13 @@ def build_app(
         return await handler(request)
 
     async def healthz(_request: web.Request) -> web.Response:
-        ok, body = health()
+        ok, body = await health()
         return _json(body, 200 if ok else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=await render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def stats(request: web.Request) -> web.Response:
         window = request.query.get("window", "5m")
@@ -248,9 +250,18 @@ class HttpPlane:
         assert sockets
         return int(sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> None:
+    async def start(
+        self, host: str, port: int, ssl: SSLContext | None = None, *, reuse_port: bool = False
+    ) -> None:
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl)
+        self._site = web.TCPSite(
+            self._runner,
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
+            ssl_context=ssl,
+        )
         await self._site.start()
 
     async def stop(self) -> None:

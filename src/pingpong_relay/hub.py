@@ -54,11 +54,13 @@ class Peer(Protocol):
     def close(self, code: int, reason: bytes) -> None: ...
 
 
-def _client_id_factory() -> Callable[[], str]:
+def _client_id_factory(worker: int | None = None) -> Callable[[], str]:
     # The design names clients CLIENT-<Date.now()>; a sequence number keeps two
-    # clients that connect in the same millisecond apart.
+    # clients that connect in the same millisecond apart (and with --workers, the
+    # worker's index keeps two workers' sequences apart).
     sequence = itertools.count(1)
-    return lambda: f"CLIENT-{time.time_ns() // 1_000_000}-{next(sequence)}"
+    prefix = "" if worker is None else f"{worker}."
+    return lambda: f"CLIENT-{time.time_ns() // 1_000_000}-{prefix}{next(sequence)}"
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class Hub:
         metrics: RelayMetrics,
         max_client_buffer_bytes: int,
         slow_client: SlowClientPolicy = "conflate",
+        worker: int | None = None,
     ) -> None:
         self._peers: dict[str, Peer] = {}
         # Peers grouped by equal subscription: a message is matched once per group.
@@ -126,7 +129,7 @@ class Hub:
         self.metrics = metrics
         self.max_client_buffer_bytes = max_client_buffer_bytes
         self.slow_client = slow_client
-        self.new_client_id = _client_id_factory()
+        self.new_client_id = _client_id_factory(worker)
 
     def __len__(self) -> int:
         return len(self._peers)

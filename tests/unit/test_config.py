@@ -79,6 +79,7 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
     ("slow_client", "close", "close", "Close", "close"),
+    ("workers", "3", 3, "2", 2),
     (
         "public_ws_url",
         "wss://a.example/ws",

@@ -1,0 +1,274 @@
+"""`serve --workers N`: N relay processes on the same ports, and the supervisor that keeps them.
+
+Each worker is a whole relay (its own Redis subscription, its own clients) bound with
+SO_REUSEPORT, so the kernel spreads new connections over them. The supervisor starts
+them, restarts one that crashes, passes SIGTERM/SIGINT on, and owns what they share: the
+embedded Redis, if any, and a private directory of Unix sockets through which any worker
+asks the others for their /metrics and /healthz, so that either endpoint answers for the
+whole relay whichever worker the request lands on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from .aggregate import merge_health, merge_metrics
+from .backoff import Backoff
+from .config import Settings
+
+log = logging.getLogger("pingpong_relay.workers")
+
+GATHER_TIMEOUT_S: Final = 2.0
+# A worker that fails this soon after starting cannot start (a port in use, a bad
+# certificate): restarting it would only loop, so the supervisor gives up instead.
+STARTUP_GRACE_S: Final = 3.0
+EXIT_FAILURE: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """Which worker this process is, and where its siblings answer."""
+
+    index: int
+    count: int
+    run_dir: Path
+
+    def socket_path(self, index: int | None = None) -> Path:
+        return self.run_dir / f"worker-{self.index if index is None else index}.sock"
+
+    def siblings(self) -> list[int]:
+        return [i for i in range(self.count) if i != self.index]
+
+
+async def _ask(worker: Worker, index: int, path: str) -> bytes | None:
+    """A sibling's answer on its private socket, or None (restarting, or too slow)."""
+    connector = aiohttp.UnixConnector(path=str(worker.socket_path(index)))
+    timeout = aiohttp.ClientTimeout(total=GATHER_TIMEOUT_S)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.get(f"http://worker{path}") as response,
+        ):
+            return await response.read()
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return None
+
+
+async def gather_metrics(worker: Worker, own: bytes) -> bytes:
+    """Every worker's metrics merged (a worker that does not answer is left out)."""
+    answers = await asyncio.gather(*(_ask(worker, i, "/metrics") for i in worker.siblings()))
+    texts = [own.decode(), *(a.decode() for a in answers if a is not None)]
+    return merge_metrics(texts).encode()
+
+
+async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    answers = await asyncio.gather(*(_ask(worker, i, "/healthz") for i in worker.siblings()))
+    bodies: list[tuple[int, dict[str, Any] | None]] = [(worker.index, own)]
+    for index, answer in zip(worker.siblings(), answers, strict=True):
+        bodies.append((index, orjson.loads(answer) if answer is not None else None))
+    return merge_health(worker.count, bodies)
+
+
+# --- the worker process ---------------------------------------------------------------
+class _WorkerField(logging.Filter):
+    """Every log record of a worker says which one it came from."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.index
+        return True
+
+
+def _die_with_parent() -> None:
+    """A worker whose supervisor is killed (SIGKILL) must not live on holding the port."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def worker_main(settings: Settings, index: int, run_dir: str) -> None:
+    """The entry point of a worker process (spawned, so nothing is inherited but this)."""
+    from .cli import run_relay
+    from .logs import setup_logging
+
+    _die_with_parent()
+    stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_WorkerField(index))
+    try:
+        code = run_relay(settings, Worker(index, settings.workers, Path(run_dir)))
+    finally:
+        stop_logging()
+    raise SystemExit(code)
+
+
+# --- the supervisor ------------------------------------------------------------------
+RESTART_BACKOFF: Final = Backoff(base_s=1.0, cap_s=30.0)
+
+
+@dataclass(slots=True)
+class _Slot:
+    index: int
+    process: BaseProcess | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    crashes_in_a_row: int = 0
+
+
+class Supervisor:
+    """Starts the workers, restarts a crashed one, stops them all on SIGTERM/SIGINT."""
+
+    def __init__(self, settings: Settings, start_worker: Callable[..., BaseProcess]) -> None:
+        self.settings = settings
+        self._start_worker = start_worker
+        self._slots = [_Slot(i) for i in range(settings.workers)]
+        self._stopping = asyncio.Event()
+        self._all_exited = asyncio.Event()
+        self._failed = False
+        self.run_dir = Path(tempfile.mkdtemp(prefix="pingpong-relay-"))
+
+    def _spawn(self, slot: _Slot) -> None:
+        process = self._start_worker(self.settings, slot.index, str(self.run_dir))
+        slot.process, slot.started_at = process, time.monotonic()
+        log.info(
+            "worker %d started (pid %s)",
+            slot.index,
+            process.pid,
+            extra={"event": "worker_started", "worker": slot.index, "pid": process.pid},
+        )
+        asyncio.get_running_loop().add_reader(process.sentinel, self._exited, slot)
+
+    def _exited(self, slot: _Slot) -> None:
+        process = slot.process
+        assert process is not None
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        process.join()
+        if self._stopping.is_set():
+            if not any(s.process is not None and s.process.is_alive() for s in self._slots):
+                self._all_exited.set()
+            return
+        lived_s = time.monotonic() - slot.started_at
+        log.error(
+            "worker %d (pid %s) exited with %s after %.1f s",
+            slot.index,
+            process.pid,
+            process.exitcode,
+            lived_s,
+            extra={
+                "event": "worker_exited",
+                "worker": slot.index,
+                "pid": process.pid,
+                "exit_code": process.exitcode,
+            },
+        )
+        # A worker that returns an error itself soon after its first start could not
+        # start (killed by a signal, it crashed: that is what restarts are for).
+        exit_code = process.exitcode or 0
+        if slot.restarts == 0 and exit_code > 0 and lived_s < STARTUP_GRACE_S:
+            log.error(
+                "worker %d could not start; stopping the relay",
+                slot.index,
+                extra={"event": "worker_start_failed", "worker": slot.index},
+            )
+            self._failed = True
+            self._stopping.set()
+            return
+        # A worker that crashes again soon waits longer each time (1 s doubling to 30 s).
+        slot.crashes_in_a_row = 0 if lived_s > 60 else slot.crashes_in_a_row + 1
+        delay_s = RESTART_BACKOFF.delay(slot.crashes_in_a_row)
+        slot.restarts += 1
+        log.info(
+            "restarting worker %d in %.1f s",
+            slot.index,
+            delay_s,
+            extra={"event": "worker_restarting", "worker": slot.index, "delay_s": delay_s},
+        )
+        asyncio.get_running_loop().call_later(delay_s, self._respawn, slot)
+
+    def _respawn(self, slot: _Slot) -> None:
+        if not self._stopping.is_set():
+            self._spawn(slot)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        log.info(
+            "supervising %d workers on ports %d and %d",
+            len(self._slots),
+            self.settings.port,
+            self.settings.http_port,
+            extra={"event": "supervising", "workers": len(self._slots)},
+        )
+        try:
+            for slot in self._slots:
+                self._spawn(slot)
+            await self._stopping.wait()
+        finally:
+            await self._stop_all()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        return EXIT_FAILURE if self._failed else 0
+
+    async def _stop_all(self) -> None:
+        live = [s.process for s in self._slots if s.process is not None and s.process.is_alive()]
+        for process in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid or 0, signal.SIGTERM)
+        if live:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._all_exited.wait(), self.settings.shutdown_timeout + 5.0
+                )
+        for process in live:
+            if process.is_alive():
+                log.warning("worker pid %s did not stop in time; killing it", process.pid)
+                process.kill()
+            process.join(timeout=1.0)
+        log.info("all workers stopped", extra={"event": "workers_stopped"})
+
+
+def start_worker_process(settings: Settings, index: int, run_dir: str) -> BaseProcess:
+    process = multiprocessing.get_context("spawn").Process(
+        target=worker_main,
+        args=(settings, index, run_dir),
+        name=f"pingpong-relay-worker-{index}",
+    )
+    process.start()
+    return process
+
+
+async def supervise(settings: Settings) -> int:
+    """`serve --workers N`: the shared Redis first (embedded if need be), then the workers."""
+    from .server import resolve_redis_url
+
+    redis_url, embedded = await resolve_redis_url(settings)
+    # Every worker subscribes to the same Redis: the one resolved here.
+    settings = dataclasses.replace(settings, redis_url=redis_url, redis_url_explicit=True)
+    try:
+        return await Supervisor(settings, start_worker_process).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
