@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
-from tests.support import RedisServer, RelayFactory, RelayProcess
+from tests.support import RedisServer, RelayFactory, RelayProcess, WebhookReceiver
 
 
 @pytest.fixture
@@ -46,3 +47,18 @@ async def start_relay() -> AsyncIterator[RelayFactory]:
 @pytest.fixture
 async def relay(redis_server: RedisServer, start_relay: RelayFactory) -> RelayProcess:
     return await start_relay(redis_server.url)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", receiver.port)
+    await site.start()
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()

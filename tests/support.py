@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from pingpong_relay.embedded import EmbeddedRedis, find_redis_server
 
@@ -342,3 +343,48 @@ class TcpProxy:
                 writer.write(data)
                 await writer.drain()
         writer.close()
+
+
+class WebhookReceiver:
+    """A real HTTP server on loopback that records every POSTed alert."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.arrived = asyncio.Condition()
+        self.fail_first = 0
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return web.Response(status=503)
+        body = await request.json()
+        async with self.arrived:
+            self.alerts.append(body)
+            self.arrived.notify_all()
+        return web.Response(status=204)
+
+    async def wait_for(
+        self, rule: str, bot: str, state: str, timeout: float = 20, count: int = 1
+    ) -> dict[str, Any]:
+        """The `count`-th alert POSTed with this rule, bot and state."""
+
+        def find() -> dict[str, Any] | None:
+            matching = [
+                alert
+                for alert in self.alerts
+                if (alert["rule"], alert["bot"], alert["state"]) == (rule, bot, state)
+            ]
+            return matching[count - 1] if len(matching) >= count else None
+
+        async def wait() -> dict[str, Any]:
+            async with self.arrived:
+                while (found := find()) is None:
+                    await self.arrived.wait()
+                return found
+
+        return await asyncio.wait_for(wait(), timeout)

@@ -237,6 +237,12 @@ class Settings:
     alert_repeat: float = _option(
         3600.0, "repeat notifications of a still-firing alert at most this often", duration
     )
+    webhook_lease: float = _option(
+        10.0,
+        "with --webhook-url: relays on one Redis elect one sender of alert webhooks with a "
+        "lease of this many seconds; a survivor takes over within it when the sender dies",
+        duration,
+    )
     max_bots: int = _option(
         256, "bots tracked for statistics and alerts (each costs up to ~400 KB)", positive_int
     )

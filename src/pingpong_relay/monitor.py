@@ -118,6 +118,9 @@ class Monitor:
         self.view = StatsView(self.book)
         self.engine = AlertEngine(rules, alert_repeat_s)
         self.webhooks = WebhookSender(webhook_urls, metrics)
+        # With several relays on one Redis, alert transitions for webhooks go through the
+        # lease that lets one of them send (server.py sets it); else straight to the sender.
+        self.webhook_gate: Callable[[dict[str, Any]], None] | None = None
         self._clock = clock
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
@@ -216,7 +219,10 @@ class Monitor:
             self.hub.broadcast(
                 orjson.dumps(body), "alerts", event.bot, key=("alert", event.rule, event.bot)
             )
-            self.webhooks.submit(body)
+            if self.webhook_gate is not None:
+                self.webhook_gate(body)
+            else:
+                self.webhooks.submit(body)
 
     # --- timed loops ------------------------------------------------------------------
     def start(self) -> None:

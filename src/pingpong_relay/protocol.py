@@ -364,6 +364,8 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             channels={"type": "array", "items": {"type": "string"}},
             uptime_s={"type": "number"},
             version={"type": "string"},
+            pid={"type": "integer"},
+            worker=_optional({"type": "integer", "description": "with --workers: which one"}),
             reason=_optional({"type": "string"}),
             redis_down_since_ms=_optional(_MS),
         ),

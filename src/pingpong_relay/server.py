@@ -55,6 +55,7 @@ from .hub import (
     Hub,
     Peer,
 )
+from .lease import WebhookLease
 from .limits import BotRateLimiter
 from .messages import (
     RejectedMessage,
@@ -157,6 +158,7 @@ class Relay:
         self.settings = settings
         self.worker = worker
         self._private: web.AppRunner | None = None
+        self.lease: WebhookLease | None = None
         self.metrics = RelayMetrics()
         self.hub = Hub(
             self.metrics,
@@ -744,6 +746,12 @@ class Relay:
             await self.http.start(settings.host, settings.http_port, tls, reuse_port=reuse_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
         self._state_task = asyncio.create_task(self._keep_relay_state(), name="relay-state")
+        if settings.webhook_url:
+            self.lease = WebhookLease(
+                redis_url, self.relay_id, self.monitor.webhooks.submit, ttl_s=settings.webhook_lease
+            )
+            self.monitor.webhook_gate = self.lease.notify
+            self.lease.start()
         self.monitor.start()
         if self.verifier is not None and self.verifier.jwks is not None:
             self._jwks_task = asyncio.create_task(
@@ -784,6 +792,8 @@ class Relay:
         )
         self.dataplane.stop_accepting()
         self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
+        if self.lease is not None:
+            await self.lease.stop()  # notes what was sent, hands the lease over
         await self.monitor.stop()
         if self.source is not None:
             self.source.stopping()

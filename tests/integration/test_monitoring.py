@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
 
-from tests.support import Collector, RedisServer, RelayFactory, free_port
+from tests.support import Collector, RedisServer, RelayFactory, WebhookReceiver
 
 FAST = (
     "--silence-timeout",
@@ -28,62 +26,6 @@ FAST = (
     "--latency-for",
     "0.3",
 )
-
-
-class WebhookReceiver:
-    """A real HTTP server on loopback that records every POSTed alert."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        self.arrived = asyncio.Condition()
-        self.fail_first = 0
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return web.Response(status=503)
-        body = await request.json()
-        async with self.arrived:
-            self.alerts.append(body)
-            self.arrived.notify_all()
-        return web.Response(status=204)
-
-    async def wait_for(
-        self, rule: str, bot: str, state: str, timeout: float = 20
-    ) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            for alert in self.alerts:
-                if (alert["rule"], alert["bot"], alert["state"]) == (rule, bot, state):
-                    return alert
-            return None
-
-        async def wait() -> dict[str, Any]:
-            async with self.arrived:
-                while (found := find()) is None:
-                    await self.arrived.wait()
-                return found
-
-        return await asyncio.wait_for(wait(), timeout)
-
-
-@pytest.fixture
-async def webhook() -> AsyncIterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", receiver.port)
-    await site.start()
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
 
 
 def _beat(kind: str = "ping", latency: float = 20, **extra: object) -> bytes:

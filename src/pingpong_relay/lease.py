@@ -1,0 +1,182 @@
+"""Which relay sends alert webhooks when several share one Redis: the holder of a lease.
+
+Every relay (and every worker) evaluates the same alerts from the same messages, so each
+would POST every transition. Instead they compete for one key, `pingpong:lease:webhooks`
+(SET NX with a TTL, renewed at a third of it by its holder only): the holder sends, the
+others keep a short memory of recent transitions. The holder also notes, per alert, the
+last transition it handed to the webhook sender (`pingpong:webhooks:sent`), so a relay
+that takes the lease over sends what its predecessor never did, and not what it already
+had. Between a holder's death and the takeover (up to the TTL) nothing is sent; the
+newest transition of each alert in that gap is sent on takeover. A holder that dies
+between sending and noting may have one transition sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .source import as_text
+from .tasks import cancel_and_wait
+
+log = logging.getLogger("pingpong_relay.lease")
+
+LEASE_KEY: Final = "pingpong:lease:webhooks"
+SENT_KEY: Final = "pingpong:webhooks:sent"
+RECENT_TRANSITIONS: Final = 1000
+# Relays evaluate on their own clocks: the same transition's since_ms differs between
+# them by up to an evaluation interval or so.
+SAME_TRANSITION_MS: Final = 10_000
+_RENEW: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def alert_key(alert: dict[str, Any]) -> str:
+    return f"{alert['rule']}|{alert['bot']}"
+
+
+def unsent(
+    recent: Iterable[dict[str, Any]], sent: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The newest transition of each alert, where it is not the one last sent (pure)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for alert in recent:
+        newest[alert_key(alert)] = alert
+    missing = []
+    for key, alert in newest.items():
+        last = sent.get(key)
+        if (
+            last is None
+            or last.get("state") != alert["state"]
+            or abs(int(last.get("since_ms", 0)) - int(alert["since_ms"])) > SAME_TRANSITION_MS
+        ):
+            missing.append(alert)
+    return missing
+
+
+class WebhookLease:
+    """Gates alert notifications on holding the lease; hands them to `send` when held."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        owner: str,
+        send: Callable[[dict[str, Any]], None],
+        *,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = aioredis.from_url(redis_url, socket_timeout=ttl_s / 3)
+        self.owner = owner
+        self._send = send
+        self._ttl_ms = int(ttl_s * 1000)
+        self._clock = clock
+        self._held_until = 0.0
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_TRANSITIONS)
+        self._to_note: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> bool:
+        # Not renewed within the TTL (Redis unreachable): another relay may hold it now.
+        return self._clock() < self._held_until
+
+    def notify(self, alert: dict[str, Any]) -> None:
+        """Every transition comes here, in every relay; only the holder sends it."""
+        self._recent.append(alert)
+        if self.held:
+            self._deliver([alert])
+
+    def _deliver(self, alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            self._send(alert)
+        self._to_note.extend(alerts)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-lease")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        with contextlib.suppress(RedisError, OSError):
+            await self._note_sent()
+            if self.held:  # hand it over now rather than after the TTL
+                await self._redis.eval(_RELEASE, 1, LEASE_KEY, self.owner)
+        await self._redis.aclose()
+
+    async def _run(self) -> None:
+        interval_s = self._ttl_ms / 3000
+        while True:
+            try:
+                await self._keep()
+                await self._note_sent()
+            except (RedisError, OSError) as exc:
+                log.warning("webhook lease: Redis failed (%s); trying again", exc)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval_s)
+
+    async def _keep(self) -> None:
+        started = self._clock()
+        if self.held:
+            if await self._redis.eval(_RENEW, 1, LEASE_KEY, self.owner, self._ttl_ms):
+                self._held_until = started + self._ttl_ms / 1000
+                return
+            self._held_until = 0.0
+            log.warning(
+                "webhook lease lost: another relay sends alert webhooks now",
+                extra={"event": "lease_lost", "owner": self.owner},
+            )
+        if await self._redis.set(LEASE_KEY, self.owner, nx=True, px=self._ttl_ms):
+            self._held_until = started + self._ttl_ms / 1000
+            log.info(
+                "webhook lease acquired: this relay sends alert webhooks",
+                extra={"event": "lease_acquired", "owner": self.owner},
+            )
+            sent = {
+                as_text(key): orjson.loads(value)
+                for key, value in (await self._redis.hgetall(SENT_KEY)).items()
+            }
+            missed = unsent(self._recent, sent)
+            if missed:
+                log.info(
+                    "sending %d alert transition(s) no relay had sent",
+                    len(missed),
+                    extra={"event": "lease_catch_up", "alerts": len(missed)},
+                )
+                self._deliver(missed)
+
+    async def _note_sent(self) -> None:
+        if not self._to_note:
+            return
+        noted, self._to_note = self._to_note, []
+        mapping: dict[Any, Any] = {
+            alert_key(a): orjson.dumps({"state": a["state"], "since_ms": a["since_ms"]})
+            for a in noted
+        }
+        try:
+            await self._redis.hset(SENT_KEY, mapping=mapping)
+        except (RedisError, OSError):
+            self._to_note[:0] = noted  # noted next time
+            raise
