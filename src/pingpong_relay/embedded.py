@@ -71,6 +71,7 @@ class EmbeddedRedis:
         self.executable = executable
         self.port = port or free_loopback_port()
         self.extra_args = list(extra_args)
+        self.leading_args: list[str] = []  # before the options: a config file
         self.process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
 
@@ -81,6 +82,7 @@ class EmbeddedRedis:
     async def start(self, ready_timeout_s: float = 10.0) -> None:
         args = [
             self.executable,
+            *self.leading_args,
             "--port",
             str(self.port),
             "--bind",

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from .backoff import Backoff
 from .metrics import RelayMetrics
+from .redis_urls import redis_client
 from .source import as_text
 from .tasks import drain_then_cancel
 
@@ -126,7 +127,7 @@ class History:
     ) -> None:
         # A Redis restart leaves dead connections in the pool; retrying a command on a
         # fresh one is what makes the first read or write after it succeed.
-        self._redis = aioredis.from_url(
+        self._redis = redis_client(
             url,
             socket_connect_timeout=5,
             socket_timeout=10,

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .redis_urls import redis_client
 from .source import as_text
 from .tasks import cancel_and_wait
 
@@ -85,7 +85,7 @@ class WebhookLease:
         ttl_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._redis = aioredis.from_url(redis_url, socket_timeout=ttl_s / 3)
+        self._redis = redis_client(redis_url, socket_timeout=ttl_s / 3)
         self.owner = owner
         self._send = send
         self._ttl_ms = int(ttl_s * 1000)

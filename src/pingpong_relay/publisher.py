@@ -9,11 +9,11 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .config import DEFAULT_CHANNEL, DEFAULT_REDIS_URL, redact_url
 from .messages import build_bot_message, format_latency
+from .redis_urls import redis_client
 
 log = logging.getLogger("pingpong_relay.publisher")
 
@@ -39,7 +39,7 @@ class Publisher:
         self.redis_url = redis_url
         self.channel = channel
         self._clock_ms = clock_ms
-        self._redis = aioredis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+        self._redis = redis_client(redis_url, socket_connect_timeout=5, socket_timeout=5)
 
     async def ping(self, latency_ms: float) -> int:
         """Publish a ping; returns how many Redis subscribers received it."""

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .backoff import Backoff
 from .config import redact_url
 from .metrics import RelayMetrics
+from .redis_urls import redis_client
 
 log = logging.getLogger("pingpong_relay.source")
 
@@ -124,7 +124,7 @@ class RedisSource:
             await asyncio.sleep(delay)
 
     async def _subscribe_and_read(self) -> None:
-        client = aioredis.from_url(
+        client = redis_client(
             self.url,
             socket_connect_timeout=max(1.0, self._health_interval_s),
             socket_keepalive=True,
