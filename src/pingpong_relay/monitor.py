@@ -128,6 +128,7 @@ class Monitor:
         self._hearing = hearing
         self._deaf = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._started_s: float | None = None
 
     # --- the hot path ---------------------------------------------------------------
     def observe(self, bot: str, message: BotMessage, now_s: float) -> None:
@@ -149,6 +150,14 @@ class Monitor:
         events, changes = self.engine.evaluate_bot(self.view, bot, now_s)
         if events or changes:
             self._publish(events, changes)
+
+    def seed(self, bot: str, last_seen_s: float) -> None:
+        """A bot this relay has not heard yet but the history knows: judged silent (counting
+        from this relay's start at the earliest) until it is heard."""
+        # Silence counts from this relay's start at the earliest: before it nothing was
+        # heard, whatever the history says (bots may have published while no relay listened).
+        if self.book.seed(bot, max(last_seen_s, self._started_s or self._clock())):
+            self.metrics.bot_last_seen.labels(bot).set(last_seen_s)
 
     # --- what clients and HTTP ask for ------------------------------------------------
     def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
@@ -226,6 +235,7 @@ class Monitor:
 
     # --- timed loops ------------------------------------------------------------------
     def start(self) -> None:
+        self._started_s = self._clock()
         self.webhooks.start()
         self._tasks = [
             asyncio.create_task(self._evaluate_loop(), name="alert-evaluation"),

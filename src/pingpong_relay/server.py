@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from . import __version__
 from .alerts import Rule
@@ -212,6 +213,7 @@ class Relay:
         self._drop_logged_at: dict[str, float] = {}
         self._source_task: asyncio.Task[None] | None = None
         self._state_task: asyncio.Task[None] | None = None
+        self._seed_task: asyncio.Task[None] | None = None
         self._log_info = log.isEnabledFor(logging.INFO)
 
     # --- the hot path: one Redis message → every client -----------------------------
@@ -441,6 +443,26 @@ class Relay:
                     await asyncio.wait_for(
                         wanted.wait(), max(0.0, self.settings.jwks_refresh - JWKS_MIN_INTERVAL_S)
                     )
+
+    async def _seed_from_history(self) -> None:
+        """Bots the history knows, with their last message: a relay that (re)starts while a
+        bot is silent still judges it silent, instead of not knowing it at all."""
+        assert self.history is not None
+        try:
+            seeded = 0
+            for bot in await self.history.bots():
+                last = await self.history.read_last(bot, 1)
+                if last:
+                    self.monitor.seed(bot, last[-1].relay_ms / 1000.0)
+                    seeded += 1
+        except (RedisError, OSError) as exc:
+            log.warning("could not read the known bots from the history: %s", exc)
+            return
+        log.info(
+            "%d bot(s) known from the history",
+            seeded,
+            extra={"event": "bots_seeded", "bots": seeded},
+        )
 
     def relay_deaf(self, since_s: float, until_s: float | None) -> None:
         """Tells status watchers (and the history) when this relay could not hear Redis."""
@@ -753,6 +775,8 @@ class Relay:
             self.monitor.webhook_gate = self.lease.notify
             self.lease.start()
         self.monitor.start()
+        if self.history is not None:
+            self._seed_task = asyncio.create_task(self._seed_from_history(), name="seed-bots")
         if self.verifier is not None and self.verifier.jwks is not None:
             self._jwks_task = asyncio.create_task(
                 self._keep_jwks(self.verifier.jwks), name="jwks-refresh"
@@ -797,7 +821,9 @@ class Relay:
         await self.monitor.stop()
         if self.source is not None:
             self.source.stopping()
-        await cancel_and_wait(self._jwks_task, self._source_task, self._state_task, *self._replays)
+        await cancel_and_wait(
+            self._jwks_task, self._source_task, self._state_task, self._seed_task, *self._replays
+        )
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()

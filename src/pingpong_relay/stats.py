@@ -369,6 +369,11 @@ class WindowedStats:
     def last_seen_s(self) -> float | None:
         return self._last_seen_s
 
+    def seed(self, last_seen_s: float) -> None:
+        """When the bot was last heard of before this process (from the history)."""
+        if self._last_seen_s is None:
+            self._last_seen_s = last_seen_s
+
     @property
     def total(self) -> int:
         return self._total
@@ -402,6 +407,16 @@ class StatsBook:
                 return False
             stats = self._bots[bot_id] = WindowedStats()
         stats.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        return True
+
+    def seed(self, bot_id: str, last_seen_s: float) -> bool:
+        """Track a bot known from the history; False when it is beyond the cap."""
+        stats = self._bots.get(bot_id)
+        if stats is None:
+            if len(self._bots) >= self._max_bots:
+                return False
+            stats = self._bots[bot_id] = WindowedStats()
+        stats.seed(last_seen_s)
         return True
 
     def bots(self) -> list[str]:

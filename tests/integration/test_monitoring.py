@@ -249,3 +249,24 @@ async def test_bots_are_not_judged_silent_while_the_relay_cannot_hear_redis(
     )
     resumed = relay.events("silence_checks_resumed")[0]
     assert pending["time"] > resumed["time"]
+
+
+async def test_a_relay_started_while_a_bot_is_silent_still_finds_it_down(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    first = await start_relay(redis_server.url, "--log-level", "DEBUG")
+    await redis_server.publish(_beat())
+    await first.wait_for("history_recorded")
+    await first.stop()
+    # The bot says nothing more; a new relay (a restart, a restarted worker) comes up.
+    second = await start_relay(redis_server.url, *FAST)
+    seeded = await second.wait_for("bots_seeded")
+    assert seeded["bots"] == 1
+    down = await second.wait_for(
+        lambda r: r.get("event") == "bot_status" and r.get("status") == "down"
+    )
+    assert down["bot"] == "bot:pingpong/bot"
+    await second.wait_for(lambda r: r.get("event") == "alert" and r.get("state") == "firing")
+    status, body = await second.get("/bots")
+    assert status == 200
+    assert orjson.loads(body)["bots"]["bot:pingpong/bot"]["status"] == "down"
