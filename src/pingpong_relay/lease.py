@@ -1,10 +1,10 @@
 """Which relay sends alert webhooks when several share one Redis: the holder of a lease.
 
 Every relay (and every worker) evaluates the same alerts from the same messages, so each
-would POST every transition. Instead they compete for one key, `pingpong:lease:webhooks`
+would POST every transition. Instead they compete for one key, `{pingpong}:lease:webhooks`
 (SET NX with a TTL, renewed at a third of it by its holder only): the holder sends, the
 others keep a short memory of recent transitions. The holder also notes, per alert, the
-last transition it handed to the webhook sender (`pingpong:webhooks:sent`), so a relay
+last transition it handed to the webhook sender (`{pingpong}:webhooks:sent`), so a relay
 that takes the lease over sends what its predecessor never did, and not what it already
 had. Between a holder's death and the takeover (up to the TTL) nothing is sent; the
 newest transition of each alert in that gap is sent on takeover. A holder that dies
@@ -24,14 +24,15 @@ from typing import Any, Final
 import orjson
 from redis.exceptions import RedisError
 
+from .history import KEY_PREFIX
 from .redis_urls import redis_client
 from .source import as_text
 from .tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.lease")
 
-LEASE_KEY: Final = "pingpong:lease:webhooks"
-SENT_KEY: Final = "pingpong:webhooks:sent"
+LEASE_KEY: Final = KEY_PREFIX + "lease:webhooks"
+SENT_KEY: Final = KEY_PREFIX + "webhooks:sent"
 RECENT_TRANSITIONS: Final = 1000
 # Relays evaluate on their own clocks: the same transition's since_ms differs between
 # them by up to an evaluation interval or so.

@@ -1,4 +1,4 @@
-"""Redis clients from URLs, including Redis Sentinel: one place every connection is made.
+"""Redis clients from URLs, Sentinel and Cluster included: one place every connection is made.
 
 Besides redis:// and rediss:// (as redis-py reads them), a Sentinel-managed master:
 
@@ -6,7 +6,10 @@ Besides redis:// and rediss:// (as redis-py reads them), a Sentinel-managed mast
 
 (rediss+sentinel:// for TLS to the master). The client asks the Sentinels for the current
 master whenever it opens a connection, so after a failover a reconnect reaches the new
-master: the subscription loop's ordinary reconnect is all a failover needs.
+master: the subscription loop's ordinary reconnect is all a failover needs. And a Redis
+Cluster, from any of its nodes:
+
+    redis+cluster://[[user]:password@]host:7000[,host:7001…]   (rediss+cluster:// for TLS)
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT: Final = 26379
 
 
@@ -40,12 +45,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
         return None
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
-    sentinels = []
-    for host_port in hosts.split(","):
-        address = urlsplit("//" + host_port.strip())
-        if not address.hostname:
-            raise ValueError(f"{host_port!r} in the Sentinel URL names no host")
-        sentinels.append((address.hostname, address.port or DEFAULT_SENTINEL_PORT))
+    sentinels = _addresses(hosts, DEFAULT_SENTINEL_PORT)
     path = [p for p in parts.path.split("/") if p]
     if not path:
         raise ValueError("a Sentinel URL names its master: redis+sentinel://host:26379/mymaster")
@@ -62,21 +62,50 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
     )
 
 
+def _addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    addresses = []
+    for host_port in hosts.split(","):
+        address = urlsplit("//" + host_port.strip())
+        if not address.hostname:
+            raise ValueError(f"{host_port!r} in the URL names no host")
+        addresses.append((address.hostname, address.port or default_port))
+    return addresses
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
 def check_redis_url(url: str) -> str:
     """The URL, if it is one this module can connect with; ValueError saying why not."""
-    scheme = urlsplit(url).scheme
-    if scheme in SENTINEL_SCHEMES:
+    parts = urlsplit(url)
+    if parts.scheme in SENTINEL_SCHEMES:
         parse_sentinel_url(url)
-    elif scheme not in ("redis", "rediss", "unix"):
+    elif parts.scheme in CLUSTER_SCHEMES:
+        _addresses(parts.netloc.rpartition("@")[2], 6379)
+    elif parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(
             f"{url.split('://')[0]!r} is not a Redis URL scheme: use redis://, rediss://, "
-            "unix:// or redis+sentinel://"
+            "unix://, redis+sentinel:// or redis+cluster://"
         )
     return url
 
 
-def redis_client(url: str, **options: Any) -> aioredis.Redis:
-    """A client for `url`; `options` are redis-py connection options (timeouts, retry)."""
+def redis_client(url: str, **options: Any) -> Any:
+    """A client for `url` (a redis.asyncio Redis, or RedisCluster for a cluster URL);
+    `options` are redis-py connection options (timeouts, retry)."""
+    parts = urlsplit(url)
+    if parts.scheme in CLUSTER_SCHEMES:
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        options.pop("health_check_interval", None)  # not a cluster option
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in _addresses(hosts, 6379)],
+            username=unquote(username) or None,
+            password=unquote(password) or None,
+            ssl=parts.scheme == "rediss+cluster",
+            **options,
+        )
     target = parse_sentinel_url(url)
     if target is None:
         return aioredis.from_url(url, **options)

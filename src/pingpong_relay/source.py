@@ -15,7 +15,8 @@ from redis.exceptions import RedisError
 from .backoff import Backoff
 from .config import redact_url
 from .metrics import RelayMetrics
-from .redis_urls import redis_client
+from .redis_urls import is_cluster_url, redis_client
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.source")
 
@@ -26,6 +27,16 @@ DeafHandler = Callable[[float, float | None], None]
 
 class SubscriptionLost(Exception):
     pass
+
+
+async def _sharded_pubsub(client: Any) -> bool:
+    """Whether the cluster's servers have sharded Pub/Sub (SSUBSCRIBE, Redis 7.0+)."""
+    info = await client.info("server")
+    # A cluster client answers per node; any node tells the version.
+    if info and all(isinstance(v, dict) for v in info.values()):
+        info = next(iter(info.values()))
+    version = str(info.get("redis_version", "0"))
+    return int(version.split(".")[0]) >= 7
 
 
 class RedisSource:
@@ -90,6 +101,14 @@ class RedisSource:
                 raise
             except (TimeoutError, RedisError, OSError, SubscriptionLost) as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                # A bug here (ours or the client library's) must not end the subscription
+                # for good while the relay looks alive: log it whole and start over.
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "unexpected error in the Redis subscription; starting it over",
+                    extra={"event": "redis_unexpected_error", "error": self._last_error},
+                )
             was_subscribed = self._subscribed
             self._subscribed = False
             self._metrics.redis_subscribed.set(0)
@@ -130,16 +149,28 @@ class RedisSource:
             socket_keepalive=True,
             health_check_interval=0,
         )
+        cluster = is_cluster_url(self.url)
+        if cluster:
+            await client.initialize()  # learn the slots before choosing a node to listen on
         pubsub = client.pubsub()
+        sharded: asyncio.Task[None] | None = None
         try:
             if self.channels:
                 await pubsub.subscribe(*self.channels)
             if self.patterns:
                 await pubsub.psubscribe(*self.patterns)
             await self._await_confirmations(pubsub)
+            if cluster and self.channels and await _sharded_pubsub(client):
+                # On a cluster a bot may SPUBLISH (sharded Pub/Sub): listen on each
+                # channel's shard as well as to the cluster-wide PUBLISH above.
+                await pubsub.ssubscribe(*self.channels)
+                sharded = asyncio.create_task(
+                    self._read_sharded(pubsub), name="redis-sharded-reader"
+                )
             self._mark_subscribed()
-            await self._read(pubsub)
+            await self._read(pubsub, sharded)
         finally:
+            await cancel_and_wait(sharded)
             if self._stopping:
                 # Polite on shutdown: Redis stops counting us before the socket closes.
                 with contextlib.suppress(Exception):
@@ -147,7 +178,7 @@ class RedisSource:
                     if self.patterns:
                         await asyncio.wait_for(pubsub.punsubscribe(), 1.0)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(pubsub.aclose(), 1.0)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.aclose(), 1.0)
 
@@ -204,11 +235,23 @@ class RedisSource:
                 },
             )
 
-    async def _read(self, pubsub: Any) -> None:
+    async def _read_sharded(self, pubsub: Any) -> None:
+        on_message = self._on_message
+        while True:
+            message = await pubsub.get_sharded_message(
+                ignore_subscribe_messages=True, timeout=self._health_interval_s
+            )
+            if message is not None and message["type"] == "smessage":
+                on_message(as_text(message["channel"]), message["data"])
+
+    async def _read(self, pubsub: Any, sharded: asyncio.Task[None] | None = None) -> None:
         interval = self._health_interval_s
         ping_sent_at: float | None = None
         on_message = self._on_message
         while True:
+            if sharded is not None and sharded.done():
+                # The shard subscriptions failed: start over, as for the main one.
+                raise SubscriptionLost(f"sharded subscription ended: {sharded.exception()!r}")
             message = await pubsub.get_message(timeout=interval)
             now = time.monotonic()
             if message is not None:
