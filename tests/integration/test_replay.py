@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from pingpong_relay.filters import position_key
+from pingpong_relay.history import BOTS_KEY, stream_key
 from tests.support import Collector, RedisServer, RelayFactory
 
 
@@ -143,15 +144,15 @@ async def test_a_redis_outage_is_announced_and_shows_as_a_gap_in_replays(
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(redis_server.url)
-    dump = await client.dump("pingpong:history:bot:pingpong/bot")
+    dump = await client.dump(stream_key("bot:pingpong/bot"))
     await client.aclose()
     redis_server.kill()
     started = await _next_of(watcher, "relay:deaf")
     assert started["to_ms"] is None
     await redis_server.start()
     client = aioredis.from_url(redis_server.url)
-    await client.restore("pingpong:history:bot:pingpong/bot", 0, dump, replace=True)
-    await client.sadd("pingpong:bots", "bot:pingpong/bot")
+    await client.restore(stream_key("bot:pingpong/bot"), 0, dump, replace=True)
+    await client.sadd(BOTS_KEY, "bot:pingpong/bot")
     await client.aclose()
     ended = await _next_of(watcher, "relay:deaf", after=started)
     assert ended["from_ms"] == started["from_ms"]
