@@ -9,7 +9,11 @@ round), "collect" (wait until every client has the round's messages or a deadlin
 "complete", analyse, write the result file, print "result"), and "quit". EOF on stdin,
 or its own lifetime running out, also ends it. "collect" may carry "wanted": per group,
 a list of 0/1 per seq of the round, the subset that group's filter lets through; without
-it every client expects every seq.
+it every client expects every seq. With "raw_out" it also writes the round's latencies
+(pickled int64 arrays) there, for the harness to merge with other client processes'.
+
+The harness may run several of these processes, each with its share of every group (the
+same groups in the same order, so "wanted" means the same in each).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -125,7 +130,11 @@ async def connect_all(
             except Exception as exc:  # a failed connect is reported, and the rest go on
                 errors.append(repr(exc))
                 return None
-        assert isinstance(listener, RecordingClient)
+        if not isinstance(listener, RecordingClient):
+            # picows returns without a listener when the server closes the connection
+            # before answering the upgrade (e.g. a relay out of file descriptors).
+            errors.append("connection closed before the upgrade was answered")
+            return None
         listener.group = group
         return listener
 
@@ -249,11 +258,16 @@ async def serve_commands(args: argparse.Namespace) -> int:
                 wall_s = time.perf_counter() - wall_at_arm
                 emit("complete", round=round_id, all_received=all_received)
                 masks = None if wanted is None else [bytes(mask[:count]) for mask in wanted]
-                analysis = analyse_round([c.log() for c in clients], round_id, count, masks)
+                raw: dict[str, Any] | None = {} if command.get("raw_out") else None
+                analysis = analyse_round([c.log() for c in clients], round_id, count, masks, raw)
                 result = analysis.to_json()
                 result["all_received"] = all_received
                 result["client_cpu_s"] = round(cpu_s, 3)
                 result["client_wall_s"] = round(wall_s, 3)
+                if raw is not None:
+                    # Latencies for the harness to merge with another client process's.
+                    data = pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL)
+                    await asyncio.to_thread(Path(command["raw_out"]).write_bytes, data)
                 await asyncio.to_thread(Path(command["out"]).write_bytes, orjson.dumps(result))
                 for client in clients:
                     client.arm(0)  # frees the round's payloads before the next one

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import pickle
+import re
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +24,7 @@ import psutil
 
 from pingpong_relay.embedded import find_redis_server, redis_answers
 
+from .stats import merge_rounds
 from .system import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +33,10 @@ POLL_S = 0.02
 
 class BenchError(RuntimeError):
     """The harness itself could not do its job (as opposed to the relay measuring badly)."""
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
 
 
 def free_port() -> int:
@@ -151,13 +161,19 @@ class LogTail:
         self._file.close()
 
 
-def scan_relay_log(path: Path) -> dict[str, int]:
-    """Counts of the relay's WARNING and ERROR events, by event name, over a whole log file."""
+def scan_relay_log(path: Path, info_events: Sequence[str] = ()) -> dict[str, int]:
+    """Counts of the relay's WARNING and ERROR events, by event name, over a whole log file;
+    plus those of the INFO events named in `info_events` (e.g. "client_backed_up")."""
     counts: dict[str, int] = {}
+    wanted = [f'"event":"{name}"'.encode() for name in info_events]
     with path.open("rb") as log:
         for line in log:
             # Most lines are INFO; a substring test spares parsing them all.
-            if b'"level":"WARNING"' not in line and b'"level":"ERROR"' not in line:
+            if (
+                b'"level":"WARNING"' not in line
+                and b'"level":"ERROR"' not in line
+                and not any(event in line for event in wanted)
+            ):
                 continue
             try:
                 record = orjson.loads(line)
@@ -258,19 +274,113 @@ class RelayProcess:
         lines = self.log_path.read_bytes().decode(errors="replace").splitlines()
         return "last log lines:\n" + "\n".join(lines[-10:])
 
-    def rss_bytes(self) -> int:
+    def tree(self) -> list[psutil.Process]:
+        """The relay process and its live descendants (worker processes, if it has any)."""
         assert self.ps is not None
-        return int(self.ps.memory_info().rss)
+        try:
+            return [self.ps, *self.ps.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return [self.ps]
+
+    def rss_bytes(self) -> int:
+        """RSS of the relay, summed over its process tree."""
+        total = 0
+        for process in self.tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += int(process.memory_info().rss)
+        return total
 
     def cpu_times(self) -> tuple[float, float]:
-        """User and system CPU seconds of the relay itself (not of its children)."""
-        assert self.ps is not None
-        times = self.ps.cpu_times()
-        return float(times.user), float(times.system)
+        """User and system CPU seconds of the relay's live process tree (a child's time is
+        counted while it runs; one that exits mid-measurement takes its time with it)."""
+        user = system = 0.0
+        for process in self.tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                user += float(times.user)
+                system += float(times.system)
+        return user, system
+
+    def reset_peak_rss(self) -> bool:
+        """Resets VmHWM (the peak RSS) of every relay process; False if the kernel refused."""
+        done = True
+        for process in self.tree():
+            try:
+                Path(f"/proc/{process.pid}/clear_refs").write_text("5")
+            except OSError:
+                done = False
+        return done
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM (peak RSS since start or `reset_peak_rss`), summed over the process tree:
+        exact with one process, an upper bound on the tree's joint peak with several."""
+        total = 0
+        for process in self.tree():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+        return total
 
     def nofile_limit(self) -> int:
         assert self.ps is not None
         return int(self.ps.rlimit(psutil.RLIMIT_NOFILE)[0])
+
+    def fds(self) -> int:
+        """File descriptors the relay's main process has open."""
+        assert self.ps is not None
+        return int(self.ps.num_fds())
+
+    def logged_clients(self) -> int | None:
+        """The relay's client count as its last connect/disconnect log line gives it."""
+        assert self._tail is not None
+        self.records += self._tail.read()
+        for record in reversed(self.records):
+            if record.get("event") in ("client_connected", "client_disconnected"):
+                return int(record["clients"])
+        return None
+
+    def client_fate(self, remote: str) -> dict[str, Any] | None:
+        """What the relay logged about the client connected from `remote` ("ip:port"): its
+        id, and when and why it was disconnected (None while connected)."""
+        assert self._tail is not None
+        self.records += self._tail.read()
+        client = None
+        for record in self.records:
+            event = record.get("event")
+            if event == "client_connected" and record.get("remote") == remote:
+                client = record.get("client")
+            elif event == "client_disconnected" and client and record.get("client") == client:
+                return {"client": client, "why": record.get("why"), "time": record.get("time")}
+        return None if client is None else {"client": client, "why": None}
+
+    async def client_count(self) -> tuple[int | None, str]:
+        """How many clients the relay holds, and where that came from: "/healthz", or its
+        log when the HTTP plane does not answer (a relay out of file descriptors cannot
+        accept the connection)."""
+        try:
+            return int((await self.health())["clients"]), "/healthz"
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+            return self.logged_clients(), "log"
+
+    async def settle_clients(self, expected: int, timeout_s: float) -> tuple[int | None, str]:
+        """Waits until the relay holds `expected` clients, or its count stops changing for
+        3 s, or `timeout_s`; returns the last count and its source. Never raises for a
+        count that falls short: the caller reports it."""
+        deadline = time.monotonic() + timeout_s
+        last: int | None = None
+        source = "?"
+        changed = time.monotonic()
+        while time.monotonic() < deadline:
+            count, source = await self.client_count()
+            if count == expected:
+                return count, source
+            if count != last:
+                last, changed = count, time.monotonic()
+            elif time.monotonic() - changed > 3.0:
+                break
+            await asyncio.sleep(0.1)
+        return last, source
 
     async def health(self) -> dict[str, Any]:
         assert self._http is not None
@@ -279,15 +389,19 @@ class RelayProcess:
             body: dict[str, Any] = orjson.loads(await response.read())
             return body
 
-    async def metrics(self) -> dict[str, float]:
+    async def metrics(self) -> dict[str, float] | None:
         """The relay's own Prometheus counters: unlabelled series, plus histogram buckets.
 
         A bucket comes back as `<name>_bucket:<le>` (e.g. "…_bucket:0.005", "…_bucket:+Inf"),
-        cumulative, as Prometheus exposes it.
+        cumulative, as Prometheus exposes it. None when /metrics does not answer (a relay
+        out of file descriptors cannot accept the connection).
         """
         assert self._http is not None
-        async with self._http.get(f"http://127.0.0.1:{self.http_port}/metrics") as response:
-            text = (await response.read()).decode()
+        try:
+            async with self._http.get(f"http://127.0.0.1:{self.http_port}/metrics") as response:
+                text = (await response.read()).decode()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
         values: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith("#") or " " not in line:
@@ -326,14 +440,29 @@ class RelayProcess:
 
 
 class ClientFleet:
-    """The client process (bench.clients): N connections, driven line by line over pipes."""
+    """The client processes (bench.clients), driven line by line over pipes.
 
-    def __init__(self, children: Children, log_path: Path) -> None:
+    With `procs` > 1 every group's clients are split evenly over that many processes (each
+    has its own fd limit, and its own core to read with); commands go to all of them, and
+    a round's analysis is merged from theirs, percentiles recomputed from their latencies.
+    """
+
+    def __init__(self, children: Children, log_path: Path, procs: int = 1) -> None:
         self.children = children
         self.log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
+        self.procs = max(1, procs)
+        self.processes: list[asyncio.subprocess.Process] = []
         self.ready: dict[str, Any] = {}
-        self._log: IO[bytes] | None = None
+        self._logs: list[tuple[Path, IO[bytes]]] = []
+
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        return self.processes[0] if self.processes else None
+
+    def _log_path(self, index: int) -> Path:
+        if self.procs == 1:
+            return self.log_path
+        return self.log_path.with_name(f"{self.log_path.stem}.{index}{self.log_path.suffix}")
 
     async def start(
         self,
@@ -343,53 +472,279 @@ class ClientFleet:
         timeout_s: float,
     ) -> None:
         """Connect every group's clients: (URL with path and query, count) per group."""
-        self._log = self.log_path.open("wb")
-        group_args = [arg for url, count in groups for arg in ("--group", url, str(count))]
-        self.process = await self.children.spawn(
-            sys.executable, "-m", "bench.clients",
-            *group_args,
-            "--connect-concurrency", str(concurrency),
-            "--max-lifetime-s", str(lifetime_s),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self._log,
-        )  # fmt: skip
-        self.ready = await self.expect("ready", timeout_s)
+        total = sum(count for _, count in groups)
+        self.procs = max(1, min(self.procs, total))
+        shares = [split_evenly(count, self.procs) for _, count in groups]
+        # The handshakes in flight at once, over all processes together.
+        per_process = max(1, concurrency // self.procs)
+        for index in range(self.procs):
+            path = self._log_path(index)
+            log = path.open("wb")
+            self._logs.append((path, log))
+            group_args = [
+                arg
+                for (url, _), share in zip(groups, shares, strict=True)
+                for arg in ("--group", url, str(share[index]))
+            ]
+            process = await self.children.spawn(
+                sys.executable, "-m", "bench.clients",
+                *group_args,
+                "--connect-concurrency", str(per_process),
+                "--max-lifetime-s", str(lifetime_s),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )  # fmt: skip
+            self.processes.append(process)
+        readies = await self.expect("ready", timeout_s)
+        errors = sorted({error for ready in readies for error in ready.get("errors", [])})
+        self.ready = {
+            "connected": sum(int(ready["connected"]) for ready in readies),
+            "failed": sum(int(ready["failed"]) for ready in readies),
+            "errors": errors[:5],
+            "connect_s": max(float(ready["connect_s"]) for ready in readies),
+            "nofile": min(int(ready["nofile"]) for ready in readies),
+            "procs": self.procs,
+            "connected_each": [int(ready["connected"]) for ready in readies],
+        }
 
     async def send(self, command: dict[str, Any]) -> None:
-        assert self.process is not None
-        assert self.process.stdin is not None
-        self.process.stdin.write(orjson.dumps(command) + b"\n")
-        await self.process.stdin.drain()
+        """The same command to every client process."""
+        for index in range(len(self.processes)):
+            await self._send(index, command)
 
-    async def expect(self, event: str, timeout_s: float) -> dict[str, Any]:
-        assert self.process is not None
-        assert self.process.stdout is not None
+    async def _send(self, index: int, command: dict[str, Any]) -> None:
+        stdin = self.processes[index].stdin
+        assert stdin is not None
+        stdin.write(orjson.dumps(command) + b"\n")
+        await stdin.drain()
+
+    async def expect(self, event: str, timeout_s: float) -> list[dict[str, Any]]:
+        """The next line of every client process, which must be `event`; one per process."""
+        return list(
+            await asyncio.gather(
+                *(self._expect(index, event, timeout_s) for index in range(len(self.processes)))
+            )
+        )
+
+    async def _expect(self, index: int, event: str, timeout_s: float) -> dict[str, Any]:
+        process = self.processes[index]
+        assert process.stdout is not None
+        name = "client process" + (f" {index}" if self.procs > 1 else "")
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+            line = await asyncio.wait_for(process.stdout.readline(), timeout_s)
         except TimeoutError:
-            raise BenchError(f"client process sent no {event!r} within {timeout_s} s") from None
+            raise BenchError(f"{name} sent no {event!r} within {timeout_s} s") from None
         if not line:
-            detail = self.log_path.read_bytes().decode(errors="replace")[-2000:]
-            raise BenchError(f"client process exited before {event!r}; its stderr:\n{detail}")
+            detail = self._log_path(index).read_bytes().decode(errors="replace")[-2000:]
+            raise BenchError(f"{name} exited before {event!r}; its stderr:\n{detail}")
         message: dict[str, Any] = orjson.loads(line)
         if message.get("event") != event:
-            raise BenchError(f"client process said {message!r}, expected {event!r}")
+            raise BenchError(f"{name} said {message!r}, expected {event!r}")
         return message
 
+    async def arm(self, round_id: int, capacity: int) -> None:
+        await self.send({"cmd": "arm", "round": round_id, "capacity": capacity})
+        await self.expect("armed", 30.0)
+
+    async def collect(self, command: dict[str, Any], out: Path, timeout_s: float) -> bool:
+        """Sends "collect" (each process writing to its own file next to `out`) and waits
+        for every "complete"; True if every client got the round's last message."""
+        for index in range(len(self.processes)):
+            own = {**command, "out": f"{out}.{index}"}
+            if len(self.processes) > 1:
+                own["raw_out"] = f"{out}.{index}.raw"
+            await self._send(index, own)
+        completes = await self.expect("complete", timeout_s)
+        return all(bool(complete["all_received"]) for complete in completes)
+
+    async def analysis(self, out: Path, timeout_s: float) -> dict[str, Any]:
+        """Every process's analysis of the round `collect` asked for, merged into one."""
+        await self.expect("result", timeout_s)
+        parts, raws = await asyncio.to_thread(_read_analyses, out, len(self.processes))
+        merged = merge_rounds(parts, raws)
+        merged["all_received"] = all(bool(part["all_received"]) for part in parts)
+        # Each process has a core at most: the busiest says whether the clients saturated.
+        merged["client_cpu_s"] = max(float(part["client_cpu_s"]) for part in parts)
+        merged["client_wall_s"] = max(float(part["client_wall_s"]) for part in parts)
+        merged["client_cpu_s_each"] = [float(part["client_cpu_s"]) for part in parts]
+        return merged
+
     async def stop(self) -> None:
-        process = self.process
-        if process is None:
-            return
+        await asyncio.gather(*(self._stop(process) for process in self.processes))
+        for _, log in self._logs:
+            log.close()
+
+    async def _stop(self, process: asyncio.subprocess.Process) -> None:
         if process.returncode is None and process.stdin is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.send({"cmd": "quit"})
+                process.stdin.write(orjson.dumps({"cmd": "quit"}) + b"\n")
+                await process.stdin.drain()
                 process.stdin.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 8.0)
         await self.children.stop(process, 2.0)
-        if self._log is not None:
-            self._log.close()
+
+
+def _read_analyses(out: Path, count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The analysis files the client processes wrote next to `out` (deleted once read)."""
+    parts: list[dict[str, Any]] = []
+    raws: list[dict[str, Any]] = []
+    for index in range(count):
+        path = Path(f"{out}.{index}")
+        parts.append(orjson.loads(path.read_bytes()))
+        path.unlink()
+        raw_path = Path(f"{out}.{index}.raw")
+        if raw_path.exists():
+            # Our own client process wrote it, in our own run directory.
+            raws.append(pickle.loads(raw_path.read_bytes()))
+            raw_path.unlink()
+    return parts, raws
+
+
+class RssSampler:
+    """Samples the RSS of a set of processes every `interval_s` in a thread; keeps the max."""
+
+    def __init__(self, pids: Sequence[int], interval_s: float = 0.01) -> None:
+        self._paths = [Path(f"/proc/{pid}/statm") for pid in pids]
+        self._interval_s = interval_s
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self.max_bytes = 0
+        self.samples = 0
+
+    def _read(self) -> int:
+        total = 0
+        for path in self._paths:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(path.read_text().split()[1]) * self._page
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.max_bytes = max(self.max_bytes, self._read())
+            self.samples += 1
+            self._stop.wait(self._interval_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(2.0)
+        return self.max_bytes
+
+
+TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT",
+    "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING",
+}  # fmt: skip
+
+
+def tcp_socket(local_port: int, remote_port: int) -> dict[str, Any] | None:
+    """The IPv4 TCP socket local_port → remote_port from /proc/net/tcp: its state and
+    queues (tx: bytes sent but not yet acknowledged, including what the peer's closed
+    window holds back; rx: bytes received but not yet read), or None if there is none."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+            if (
+                int(local.rsplit(":", 1)[1], 16) == local_port
+                and int(remote.rsplit(":", 1)[1], 16) == remote_port
+            ):
+                tx, rx = (int(part, 16) for part in queues.split(":"))
+                return {"state": TCP_STATES.get(state, state), "tx_bytes": tx, "rx_bytes": rx}
+    return None
+
+
+class StalledClient:
+    """A raw socket that completes the WebSocket upgrade and then never reads again.
+
+    Its receive buffer is made small before connecting, so the relay's writes back up
+    quickly: first into that buffer, then into the relay's own socket send buffer
+    (which the kernel may grow to net.ipv4.tcp_wmem's maximum), then into the relay's
+    transport, where its --slow-client policy acts.
+    """
+
+    def __init__(self, host: str, port: int, rcvbuf: int = 4096) -> None:
+        self.host = host
+        self.port = port
+        self.rcvbuf = rcvbuf
+        self.sock: socket.socket | None = None
+        self.local_port = 0
+
+    def _connect(self, timeout_s: float) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        sock.settimeout(timeout_s)
+        sock.connect((self.host, self.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET / HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:  # a byte at a time: nothing past the headers
+            byte = sock.recv(1)
+            if not byte:
+                raise BenchError("the relay closed the stalled client during its upgrade")
+            head += byte
+            if len(head) > 8192:
+                raise BenchError("no end to the upgrade response's headers")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 101 " not in status + b" ":
+            raise BenchError(f"stalled client's upgrade answered {status!r}")
+        self.local_port = int(sock.getsockname()[1])
+        self.sock = sock
+
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        await asyncio.to_thread(self._connect, timeout_s)
+
+    def relay_sndbuf(self) -> int | None:
+        """The send buffer (bytes) the kernel gives the relay's end of this connection, from
+        `ss -m` (tb): how much the relay can hand the kernel before its own buffer grows."""
+        try:
+            out = subprocess.run(
+                [
+                    "ss",
+                    "-tnmH",
+                    "src",
+                    f"127.0.0.1:{self.port}",
+                    "dst",
+                    f"127.0.0.1:{self.local_port}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        found = re.search(r"\btb(\d+)", out)
+        return int(found.group(1)) if found else None
+
+    def state(self) -> dict[str, Any]:
+        """Both ends of the connection as the kernel sees them."""
+        relay_end = tcp_socket(self.port, self.local_port)
+        own_end = tcp_socket(self.local_port, self.port)
+        return {
+            "relay_sndbuf": self.relay_sndbuf(),
+            "rcvbuf": self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if self.sock is not None
+            else None,
+            "relay_end": relay_end,
+            "own_end": own_end,
+        }
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
 
 
 def run_harness(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fnmatch
 import math
 import os
 import platform
+import shlex
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from pingpong_relay.config import positive_float, positive_int
 
+from .parts import client_procs, policies, run_burst, run_idle, run_slow
 from .procs import (
     BenchError,
     Children,
@@ -30,19 +31,31 @@ from .procs import (
     RelayProcess,
     run_harness,
     scan_relay_log,
+    split_evenly,
 )
 from .report import render_report
+from .rounds import (
+    ANALYSIS_TIMEOUT_S,
+    CHANNEL,
+    CONNECT_TIMEOUT_S,
+    ClientFilter,
+    connect_clients,
+    fd_room,
+    message_of,
+    progress,
+    run_round,
+)
 from .system import raise_nofile
 
-CHANNEL = "bot:pingpong"
-SOURCE = "bot"
 # The filter scenario: bots on their own channels, relayed through one PSUBSCRIBE pattern.
 FILTER_CHANNEL_PATTERN = "bot:*:pingpong"
 FILTER_CHANNELS = ("bot:a:pingpong", "bot:b:pingpong")
-# Room for the relay's own fds (Redis, HTTP plane, log file, listening sockets).
+# Room for the harness's own fds (Redis, HTTP, pipes to its children).
 FD_MARGIN = 256
-CONNECT_TIMEOUT_S = 120.0
-ANALYSIS_TIMEOUT_S = 120.0
+# Room a client process keeps beside its connections (bench.clients checks the same).
+CLIENT_FD_MARGIN = 64
+# Re-exported for anyone who imported them from here before they moved.
+__all__ = ["CHANNEL", "ClientFilter", "main", "message_of"]
 
 
 def _int_list(text: str) -> list[int]:
@@ -55,27 +68,6 @@ def _int_list(text: str) -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r} needs at least one value, all > 0")
     return values
-
-
-@dataclass(frozen=True, slots=True)
-class ClientFilter:
-    """A connect-time query and, written out independently of the relay, what it lets through.
-
-    The expectation is not computed with the relay's own filter code, so a bug there shows
-    up as lost or unexpected deliveries rather than being mirrored here.
-    """
-
-    label: str
-    query: str
-    kinds: frozenset[str] | None = None  # None: every type
-    bot_pattern: str | None = None  # shell-style pattern on "<channel>/<source>"; None: all
-
-    def wants(self, channel: str, kind: str) -> bool:
-        if self.kinds is not None and kind not in self.kinds:
-            return False
-        return self.bot_pattern is None or fnmatch.fnmatchcase(
-            f"{channel}/{SOURCE}", self.bot_pattern
-        )
 
 
 UNFILTERED = ClientFilter("all", "")
@@ -127,24 +119,48 @@ def check_match_all(filters: Sequence[ClientFilter], channels: Sequence[str]) ->
             raise BenchError(f"match-all filter ?{f.query} would exclude {excluded}")
 
 
-def split_evenly(total: int, parts: int) -> list[int]:
-    return [total // parts + (i < total % parts) for i in range(parts)]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
         description="Benchmark the relay on loopback: its own redis-server, one relay process "
-        "per scenario (INFO logging, JSON lines to a file), and one uvloop process of picows "
-        "clients. Prints a Markdown table of latency, loss, memory and CPU per scenario, then "
-        "the highest publish rate sustained at --throughput-clients. Asserts nothing.",
+        "per scenario (INFO logging, JSON lines to a file), and one or two uvloop processes of "
+        "picows clients. Prints Markdown tables: latency, loss, memory and CPU per scenario; "
+        "the highest publish rate sustained at --throughput-clients; server-side filters; "
+        "idle memory per connection; a burst; one stalled client among readers. Every part "
+        "but the scenarios can be skipped with its --no-* flag. Asserts nothing.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--clients",
         type=_int_list,
         default="100,500,1000,2000",
-        help="comma-separated client counts, one scenario each",
+        help="comma-separated client counts, one scenario each (e.g. add 10000,20000; a "
+        "relay process holds at most its open-file limit minus the descriptors it starts with, "
+        "and a row above that reports how many connected)",
+    )
+    parser.add_argument(
+        "--extra-scenario",
+        action="append",
+        default=[],
+        metavar="'CLIENTS RELAY-ARGS'",
+        help="one more scenario row with relay arguments of its own, added after --relay-args, "
+        "e.g. --extra-scenario '20000 --workers 2'; repeatable",
+    )
+    parser.add_argument(
+        "--relay-args",
+        type=shlex.split,
+        default="",
+        metavar="'ARGS'",
+        help="extra arguments for every relay the harness starts (every part), shell-quoted "
+        "as one string, e.g. --relay-args '--workers 2'",
+    )
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="client processes holding the connections (each has its own open-file limit "
+        "and core); default: 2 for more than 8,000 clients, else 1",
     )
     parser.add_argument(
         "--rate",
@@ -200,6 +216,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-filters", action="store_true", help="skip the server-side filter scenario"
     )
     parser.add_argument(
+        "--idle-clients",
+        type=_int_list,
+        default="10000,20000",
+        help="idle memory: client counts, one relay each; its RSS per connection with no "
+        "messages flowing",
+    )
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle-memory part")
+    parser.add_argument(
+        "--burst-messages",
+        type=positive_int,
+        default=1000,
+        help="burst: messages published in one pipeline",
+    )
+    parser.add_argument(
+        "--burst-clients", type=positive_int, default=1000, help="burst: clients reading it"
+    )
+    parser.add_argument(
+        "--burst-policies",
+        type=policies,
+        default="conflate,close",
+        help="burst: one row per relay --slow-client policy",
+    )
+    parser.add_argument(
+        "--burst-timeout",
+        type=positive_float,
+        default=30.0,
+        help="burst: seconds clients wait for the last message after the pipeline returns",
+    )
+    parser.add_argument("--no-burst", action="store_true", help="skip the burst part")
+    parser.add_argument(
+        "--slow-clients",
+        type=positive_int,
+        default=1000,
+        help="slow client: readers, at --rate for --duration, once alone and once beside one "
+        "stalled client per --slow-policies entry",
+    )
+    parser.add_argument(
+        "--slow-policies",
+        type=policies,
+        default="conflate",
+        help="slow client: relay --slow-client policy of each stalled row",
+    )
+    parser.add_argument(
+        "--stalled-rcvbuf",
+        type=positive_int,
+        default=4096,
+        help="slow client: SO_RCVBUF of the stalled client's socket (the kernel doubles it)",
+    )
+    parser.add_argument("--no-slow", action="store_true", help="skip the slow-client part")
+    parser.add_argument(
         "--drain-timeout",
         type=positive_float,
         default=5.0,
@@ -226,205 +292,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(slots=True)
-class Published:
-    count: int
-    unheard: int
-    first_sent_ns: int
-    elapsed_s: float
-    messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, type) by seq
+@dataclass(frozen=True, slots=True)
+class ScenarioSpec:
+    """One row of the scenario table: a client count and the relay arguments of its own
+    (beyond --relay-args, which every relay gets)."""
+
+    clients: int
+    relay_args: tuple[str, ...] = ()
 
     @property
-    def rate(self) -> float:
-        return self.count / self.elapsed_s if self.elapsed_s > 0 else math.nan
+    def key(self) -> str:
+        return f"{self.clients}" + (f" {shlex.join(self.relay_args)}" if self.relay_args else "")
+
+    @property
+    def slug(self) -> str:
+        extra = "".join(c if c.isalnum() else "-" for c in "_".join(self.relay_args))
+        return f"{self.clients}c" + (f"-{extra.strip('-')}" if extra else "")
 
 
-def message_of(seq: int, channels: Sequence[str]) -> tuple[str, str]:
-    """(channel, type) of message `seq`: ping/pong alternate, and each bot gets a ping and
-    then a pong in turn, so that no type filter selects the same messages as a bot filter."""
-    return channels[(seq // 2) % len(channels)], "ping" if seq % 2 == 0 else "pong"
+def _scenario_spec(text: str) -> ScenarioSpec:
+    """`--extra-scenario 'CLIENTS RELAY-ARGS...'`."""
+    parts = shlex.split(text)
+    try:
+        clients = int(parts[0])
+    except (IndexError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"--extra-scenario {text!r}: want 'CLIENTS [RELAY-ARGS...]', e.g. '20000 --workers 2'"
+        ) from None
+    if clients <= 0:
+        raise argparse.ArgumentTypeError(f"--extra-scenario {text!r}: clients must be > 0")
+    return ScenarioSpec(clients, tuple(parts[1:]))
 
 
-async def publish(
-    bot: aioredis.Redis,
-    round_id: int,
-    rate: float,
-    count: int,
-    time_limit_s: float,
-    channels: Sequence[str] = (CHANNEL,),
-) -> Published:
-    """Publish `count` valid bot messages at `rate`, never skipping one to catch up."""
-    loop = asyncio.get_running_loop()
-    interval_s = 1.0 / rate
-    start = loop.time()
-    first_sent_ns = 0
-    unheard = 0
-    published = 0
-    messages: list[tuple[str, str]] = []
-    last_start = start
-    for seq in range(count):
-        now = loop.time()
-        if now - start > time_limit_s:
-            break
-        target = start + seq * interval_s
-        if target > now:
-            await asyncio.sleep(target - now)
-        last_start = loop.time()
-        sent_ns = time.time_ns()
-        first_sent_ns = first_sent_ns or sent_ns
-        channel, kind = message_of(seq, channels)
-        payload = orjson.dumps(
-            {
-                "type": kind,
-                "latency": 12.3,
-                "timestamp": sent_ns // 1_000_000,
-                "source": SOURCE,
-                "seq": seq,
-                "round": round_id,
-                "sent_ns": sent_ns,
-            }
-        )
-        receivers = int(await bot.publish(channel, payload))
-        unheard += receivers == 0
-        published += 1
-        messages.append((channel, kind))
-    # `published` slots of one interval each: exactly count/rate when on schedule.
-    elapsed_s = last_start - start + interval_s
-    return Published(published, unheard, first_sent_ns, elapsed_s, messages)
-
-
-def histogram_quantile_ms(
-    before: dict[str, float], after: dict[str, float], name: str, fraction: float
-) -> float:
-    """Upper bound (ms) of the bucket holding the `fraction` quantile of a histogram's delta.
-
-    Bucket resolution only: the answer is "at most this". NaN with no observations,
-    inf when the quantile lies beyond the last finite bucket.
-    """
-    prefix = f"{name}_bucket:"
-    bounds = sorted(
-        (float(key[len(prefix) :]), after[key] - before.get(key, 0.0))
-        for key in after
-        if key.startswith(prefix)
-    )
-    total = bounds[-1][1] if bounds else 0.0
-    if total <= 0:
-        return math.nan
-    for bound, cumulative in bounds:
-        if cumulative >= fraction * total:
-            return bound * 1e3
-    return math.inf
-
-
-def _metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    def delta(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
-
-    histogram = "pingpong_relay_latency_seconds"
-    broadcasts = delta(f"{histogram}_count")
-    return {
-        "forwarded": delta("pingpong_messages_forwarded_total"),
-        "deliveries": delta("pingpong_deliveries_total"),
-        "send_failures": delta("pingpong_send_failures_total"),
-        "slow_client_closes": delta("pingpong_slow_client_closes_total"),
-        "broadcast_mean_ms": (
-            delta("pingpong_relay_latency_seconds_sum") / broadcasts * 1e3
-            if broadcasts
-            else math.nan
-        ),
-        "broadcast_p50_ms_bucket": histogram_quantile_ms(before, after, histogram, 0.50),
-        "broadcast_p99_ms_bucket": histogram_quantile_ms(before, after, histogram, 0.99),
-    }
-
-
-async def run_round(
-    relay: RelayProcess,
-    fleet: ClientFleet,
-    bot: aioredis.Redis,
-    run_dir: Path,
-    *,
-    round_id: int,
-    rate: float,
-    duration_s: float,
-    drain_s: float,
-    channels: Sequence[str] = (CHANNEL,),
-    filters: Sequence[ClientFilter] | None = None,
-) -> dict[str, Any]:
-    """One publishing phase against connected clients; latency, loss and relay CPU of it.
-
-    With `filters` (one per client group, in the fleet's group order) each group is
-    checked against the subset of what was published that its filter lets through.
-    """
-    planned = max(1, round(rate * duration_s))
-    await fleet.send({"cmd": "arm", "round": round_id, "capacity": planned + 16})
-    await fleet.expect("armed", 30.0)
-    metrics_before = await relay.metrics()
-    cpu_before = relay.cpu_times()
-    published = await publish(bot, round_id, rate, planned, duration_s * 1.5 + 2.0, channels)
-    out = run_dir / f"round-{os.getpid()}-{time.monotonic_ns()}.json"
-    collect: dict[str, Any] = {
-        "cmd": "collect",
-        "round": round_id,
-        "count": published.count,
-        "timeout_s": drain_s,
-        "out": str(out),
-    }
-    if filters is not None:
-        collect["wanted"] = [
-            [int(f.wants(channel, kind)) for channel, kind in published.messages] for f in filters
-        ]
-    await fleet.send(collect)
-    # Relay CPU is read as soon as the clients hold everything (or gave up waiting), so the
-    # client's parsing that follows does not stretch the window.
-    complete = await fleet.expect("complete", drain_s + 30.0)
-    cpu_after = relay.cpu_times()
-    cpu_user_s = cpu_after[0] - cpu_before[0]
-    cpu_system_s = cpu_after[1] - cpu_before[1]
-    cpu_s = cpu_user_s + cpu_system_s
-    await fleet.expect("result", ANALYSIS_TIMEOUT_S)
-    analysis: dict[str, Any] = orjson.loads(out.read_bytes())
-    out.unlink()
-    metrics_after = await relay.metrics()
-    delivered = int(analysis["delivered"])
-    span_s = (analysis["last_received_ns"] - published.first_sent_ns) / 1e9
-    latency = analysis["latency_ms"]
-    return {
-        "round": round_id,
-        "rate": rate,
-        "duration_s": duration_s,
-        "drain_s": drain_s,
-        "published": published.count,
-        "planned": planned,
-        "publish_rate": published.rate,
-        "unheard_publishes": published.unheard,
-        "all_received": complete["all_received"],
-        "p50_ms": latency["p50"],
-        "p99_ms": latency["p99"],
-        "max_ms": latency["max"],
-        "relay_cpu_s": cpu_s,
-        "relay_cpu_user_s": cpu_user_s,
-        "relay_cpu_system_s": cpu_system_s,
-        "cpu_us_per_delivery": cpu_s / delivered * 1e6 if delivered else math.nan,
-        "deliveries_per_s": delivered / span_s if delivered and span_s > 0 else math.nan,
-        "relay_metrics": _metric_deltas(metrics_before, metrics_after),
-        **{k: v for k, v in analysis.items() if k != "latency_ms"},
-        "latency_ms": latency,
-    }
-
-
-async def _connect(
-    fleet: ClientFleet,
-    relay: RelayProcess,
-    groups: Sequence[tuple[str, int]],
-    args: argparse.Namespace,
-    life_s: float,
-) -> int:
-    await fleet.start(groups, life_s, args.connect_concurrency, CONNECT_TIMEOUT_S)
-    connected = int(fleet.ready["connected"])
-    if connected == 0:
-        raise BenchError(f"no client could connect: {fleet.ready.get('errors')}")
-    await relay.wait_clients(connected, 30.0)
-    return connected
+def scenario_specs(args: argparse.Namespace) -> list[ScenarioSpec]:
+    return [ScenarioSpec(n) for n in args.clients] + [
+        _scenario_spec(text) for text in args.extra_scenario
+    ]
 
 
 async def run_scenario(
@@ -437,36 +340,40 @@ async def run_scenario(
     label: str,
     *,
     filters: Sequence[ClientFilter] | None = None,
+    relay_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One relay, `clients` connections, one publishing round.
 
     With `filters` it is the filter scenario: the relay also PSUBSCRIBEs to
     FILTER_CHANNEL_PATTERN, the publisher spreads messages over FILTER_CHANNELS, and the
     clients are split evenly across the filters (one group per filter, each with its query).
+    The relay gets --relay-args, then `relay_args`. When fewer clients connect than asked
+    (a relay out of file descriptors), the round runs with those that did, and the result
+    says how many.
     """
-    relay_args: tuple[str, ...] = ()
+    all_relay_args = [*args.relay_args, *relay_args]
     channels: tuple[str, ...] = (CHANNEL,)
     counts = [clients]
     if filters is not None:
-        relay_args = ("--channel-pattern", FILTER_CHANNEL_PATTERN)
+        all_relay_args += ["--channel-pattern", FILTER_CHANNEL_PATTERN]
         channels = FILTER_CHANNELS
         counts = split_evenly(clients, len(filters))
-    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log", relay_args)
-    fleet = ClientFleet(children, run_dir / f"clients-{label}.log")
-    life_s = CONNECT_TIMEOUT_S + ANALYSIS_TIMEOUT_S + args.duration * 2 + args.drain_timeout + 60
+    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log", all_relay_args)
+    fleet = ClientFleet(children, run_dir / f"clients-{label}.log", client_procs(args, clients))
+    life_s = CONNECT_TIMEOUT_S + ANALYSIS_TIMEOUT_S + args.duration * 2 + args.drain_timeout + 90
     try:
         await relay.start()
-        _check_relay_fds(relay, clients)
         # Touch the HTTP plane once first, so its lazy set-up is not billed to the clients.
         await relay.health()
         await relay.metrics()
         await asyncio.sleep(0.3)
+        room = fd_room(relay)
         rss_before = relay.rss_bytes()
         if filters is None:
             groups = [(relay.ws_url, clients)]
         else:
             groups = [(relay.ws_url_with(f.query), n) for f, n in zip(filters, counts, strict=True)]
-        connected = await _connect(fleet, relay, groups, args, life_s)
+        connect = await connect_clients(fleet, relay, groups, args.connect_concurrency, life_s)
         rss_connected = relay.rss_bytes()
         result = await run_round(
             relay,
@@ -484,12 +391,11 @@ async def run_scenario(
     finally:
         await fleet.stop()
         await relay.stop()
+    connected = connect["connected"]
     return {
-        "clients": clients,
-        "connected": connected,
-        "connect_failed": fleet.ready.get("failed", 0),
-        "connect_errors": fleet.ready.get("errors", []),
-        "connect_s": fleet.ready.get("connect_s"),
+        "relay_args": all_relay_args,
+        **connect,
+        **room,
         "filters": (
             None
             if filters is None
@@ -501,6 +407,8 @@ async def run_scenario(
         "rss_kb_per_conn": (rss_connected - rss_before) / 1024 / connected,
         "relay_log_events": scan_relay_log(relay.log_path),
         **result,
+        # After the round's analysis, whose "clients" counts those that took part.
+        "clients": clients,
     }
 
 
@@ -514,16 +422,17 @@ async def run_throughput(
 ) -> dict[str, Any]:
     """Publish rates in rising steps against one set of clients; stop at the first failure."""
     clients = args.throughput_clients
-    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log")
-    fleet = ClientFleet(children, run_dir / f"clients-{label}.log")
+    relay = RelayProcess(children, redis_url, run_dir / f"relay-{label}.log", args.relay_args)
+    fleet = ClientFleet(children, run_dir / f"clients-{label}.log", client_procs(args, clients))
     per_step_s = args.throughput_step * 2 + args.drain_timeout + ANALYSIS_TIMEOUT_S
-    life_s = CONNECT_TIMEOUT_S + per_step_s * len(args.throughput_rates) + 60
+    life_s = CONNECT_TIMEOUT_S + per_step_s * len(args.throughput_rates) + 90
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     try:
         await relay.start()
-        _check_relay_fds(relay, clients)
-        connected = await _connect(fleet, relay, [(relay.ws_url, clients)], args, life_s)
+        connect = await connect_clients(
+            fleet, relay, [(relay.ws_url, clients)], args.connect_concurrency, life_s
+        )
         for round_id, rate in enumerate(args.throughput_rates):
             step = await run_round(
                 relay,
@@ -545,7 +454,7 @@ async def run_throughput(
         await relay.stop()
     return {
         "clients": clients,
-        "connected": connected,
+        "connected": connect["connected"],
         "p99_limit_ms": args.throughput_p99_ms,
         "steps": steps,
         "best_rate": best["rate"] if best else math.nan,
@@ -568,47 +477,56 @@ def _step_failures(step: dict[str, Any], p99_limit_ms: float) -> list[str]:
     return failures
 
 
-def _check_relay_fds(relay: RelayProcess, clients: int) -> None:
-    limit = relay.nofile_limit()
-    if limit < clients + FD_MARGIN:
-        raise BenchError(f"relay RLIMIT_NOFILE {limit} < {clients + FD_MARGIN} needed")
-
-
 async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -> dict[str, Any]:
     main_task = asyncio.current_task()
     assert main_task is not None
     # SIGTERM unwinds like Ctrl-C does, through every finally that stops a child.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     redis_server = RedisServer(children, run_dir)
-    scenarios: dict[int, list[dict[str, Any]]] = {n: [] for n in args.clients}
+    specs = scenario_specs(args)
+    scenarios: dict[ScenarioSpec, list[dict[str, Any]]] = {spec: [] for spec in specs}
     throughput: list[dict[str, Any]] = []
     filter_runs: dict[str, list[dict[str, Any]]] = {key: [] for key in FILTER_VARIANTS}
+    idle_runs: dict[int, list[dict[str, Any]]] = {n: [] for n in args.idle_clients}
+    burst_runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.burst_policies}
+    slow_rows = ["reading", *args.slow_policies]
+    slow_runs: dict[str, list[dict[str, Any]]] = {row: [] for row in slow_rows}
     started = time.monotonic()
+    runs_of = f"/{args.repeat}"
     try:
         await redis_server.start()
         bot = aioredis.from_url(redis_server.url, socket_timeout=10)
         try:
             for repeat in range(args.repeat):
-                for clients in args.clients:
-                    label = f"{clients}c-r{repeat + 1}"
-                    _progress(f"scenario {clients} clients, run {repeat + 1}/{args.repeat}")
+                r = repeat + 1
+                for spec in specs:
+                    progress(f"scenario {spec.key} clients, run {r}{runs_of}")
                     run = await run_scenario(
-                        children, redis_server.url, bot, run_dir, args, clients, label
+                        children,
+                        redis_server.url,
+                        bot,
+                        run_dir,
+                        args,
+                        spec.clients,
+                        f"{spec.slug}-r{r}",
+                        relay_args=spec.relay_args,
                     )
-                    _progress(
+                    short = (
+                        f", only {run['connected']:,} connected"
+                        if run["connected"] < spec.clients
+                        else ""
+                    )
+                    progress(
                         f"  p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
-                        f"lost {run['lost']}"
+                        f"lost {run['lost']}{short}"
                     )
-                    scenarios[clients].append(run)
+                    scenarios[spec].append(run)
                 if not args.no_throughput:
-                    _progress(
-                        f"throughput at {args.throughput_clients} clients, "
-                        f"run {repeat + 1}/{args.repeat}"
-                    )
+                    progress(f"throughput at {args.throughput_clients} clients, run {r}{runs_of}")
                     search = await run_throughput(
-                        children, redis_server.url, bot, run_dir, args, f"throughput-r{repeat + 1}"
+                        children, redis_server.url, bot, run_dir, args, f"throughput-r{r}"
                     )
-                    _progress(f"  best {search['best_rate']} msg/s")
+                    progress(f"  best {search['best_rate']} msg/s")
                     throughput.append(search)
                 if not args.no_filters:
                     # Rotate which row goes first (and last), so drift in the machine's
@@ -617,7 +535,7 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                     shift = repeat % len(rows)
                     for row in rows[shift:] + rows[:shift]:
                         n = args.filter_clients
-                        _progress(f"filters: {n} clients {row}, run {repeat + 1}/{args.repeat}")
+                        progress(f"filters: {n} clients {row}, run {r}{runs_of}")
                         run = await run_scenario(
                             children,
                             redis_server.url,
@@ -625,14 +543,69 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                             run_dir,
                             args,
                             n,
-                            f"filters-{row}-r{repeat + 1}",
+                            f"filters-{row}-r{r}",
                             filters=FILTER_VARIANTS[row],
                         )
-                        _progress(
+                        progress(
                             f"  p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
                             f"lost {run['lost']}, unexpected {run['unexpected']}"
                         )
                         filter_runs[row].append(run)
+                if not args.no_idle:
+                    for n in args.idle_clients:
+                        progress(f"idle memory: {n} clients, run {r}{runs_of}")
+                        run = await run_idle(
+                            children, redis_server.url, run_dir, args, n, f"idle-{n}c-r{r}"
+                        )
+                        progress(
+                            f"  {run['relay_clients']} held, {run['rss_kb_per_conn']:.1f} KB/conn"
+                        )
+                        idle_runs[n].append(run)
+                if not args.no_burst:
+                    # Rotated like the filter rows.
+                    shift = repeat % len(args.burst_policies)
+                    order = args.burst_policies[shift:] + args.burst_policies[:shift]
+                    for policy in order:
+                        progress(
+                            f"burst: {args.burst_messages} messages to {args.burst_clients} "
+                            f"clients, --slow-client {policy}, run {r}{runs_of}"
+                        )
+                        run = await run_burst(
+                            children,
+                            redis_server.url,
+                            bot,
+                            run_dir,
+                            args,
+                            policy,
+                            f"burst-{policy}-r{r}",
+                        )
+                        progress(
+                            f"  drained in {run['span_s'] * 1e3:.0f} ms, "
+                            f"{run['cpu_us_per_delivery']:.2f} µs/delivery, lost {run['lost']}"
+                        )
+                        burst_runs[policy].append(run)
+                if not args.no_slow:
+                    shift = repeat % len(slow_rows)
+                    for row in slow_rows[shift:] + slow_rows[:shift]:
+                        policy = None if row == "reading" else row
+                        what = "all reading" if policy is None else f"+1 stalled, {policy}"
+                        progress(
+                            f"slow client: {args.slow_clients} clients {what}, run {r}{runs_of}"
+                        )
+                        run = await run_slow(
+                            children,
+                            redis_server.url,
+                            bot,
+                            run_dir,
+                            args,
+                            policy,
+                            f"slow-{row}-r{r}",
+                        )
+                        progress(
+                            f"  p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
+                            f"lost {run['lost']}"
+                        )
+                        slow_runs[row].append(run)
         finally:
             await bot.aclose()
     finally:
@@ -646,7 +619,10 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
             "elapsed_s": round(time.monotonic() - started, 1),
         },
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "scenarios": [{"clients": n, "runs": runs} for n, runs in scenarios.items()],
+        "scenarios": [
+            {"clients": spec.clients, "relay_args": list(spec.relay_args), "runs": runs}
+            for spec, runs in scenarios.items()
+        ],
         "throughput": throughput,
         "filters": (
             None
@@ -660,27 +636,72 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
                 **filter_runs,
             }
         ),
+        "idle": (
+            None
+            if args.no_idle
+            else [{"clients": n, "runs": runs} for n, runs in idle_runs.items()]
+        ),
+        "burst": (
+            None
+            if args.no_burst
+            else {
+                "clients": args.burst_clients,
+                "messages": args.burst_messages,
+                "rows": [{"policy": p, "runs": runs} for p, runs in burst_runs.items()],
+            }
+        ),
+        "slow": (
+            None
+            if args.no_slow
+            else {
+                "clients": args.slow_clients,
+                "rows": [
+                    {"policy": None if row == "reading" else row, "runs": runs}
+                    for row, runs in slow_runs.items()
+                ],
+            }
+        ),
     }
 
 
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def _client_counts(args: argparse.Namespace) -> list[int]:
+    """Every client count some part of this run will connect."""
+    counts = [spec.clients for spec in scenario_specs(args)]
+    counts += [] if args.no_throughput else [args.throughput_clients]
+    counts += [] if args.no_filters else [args.filter_clients]
+    counts += [] if args.no_idle else list(args.idle_clients)
+    counts += [] if args.no_burst else [args.burst_clients]
+    counts += [] if args.no_slow else [args.slow_clients]
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    counts = [*args.clients, args.throughput_clients]
-    counts += [] if args.no_filters else [args.filter_clients]
-    needed = max(counts) + FD_MARGIN
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        scenario_specs(args)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
     try:
         check_match_all(MATCH_ALL_FILTERS, FILTER_CHANNELS)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    nofile = raise_nofile(needed)
-    if nofile < needed:
-        print(f"bench: RLIMIT_NOFILE can only reach {nofile}; {needed} needed", file=sys.stderr)
-        return 2
+    # The soft limit goes up to the hard one; the children inherit it. Each client process
+    # needs one descriptor per connection it holds; the relay gets what it gets (it raises
+    # its own soft limit to the hard one) and a row it cannot hold says so.
+    nofile = raise_nofile(FD_MARGIN)
+    for clients in _client_counts(args):
+        procs = client_procs(args, clients)
+        per_process = math.ceil(clients / procs) + CLIENT_FD_MARGIN
+        if per_process > nofile:
+            print(
+                f"bench: {clients:,} clients in {procs} process(es) need {per_process:,} open "
+                f"files each; RLIMIT_NOFILE can only reach {nofile:,}"
+                + ("" if procs > 1 else " (try --client-procs 2)"),
+                file=sys.stderr,
+            )
+            return 2
     code, results = run_harness(
         "bench",
         lambda children, run_dir: run_all(args, children, run_dir),

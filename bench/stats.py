@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,26 @@ from typing import Any
 import orjson
 
 ENVELOPE_TYPE = "bot:pingpong"
+# What a conflating relay sends a backed-up client once it drains (--slow-client conflate).
+CONFLATED_TYPE = "relay:conflated"
+# RoundAnalysis fields that add up across client processes.
+_SUMMED = (
+    "clients",
+    "expected",
+    "frames",
+    "delivered",
+    "lost",
+    "duplicates",
+    "out_of_order",
+    "unexpected",
+    "malformed",
+    "stale",
+    "overflow",
+    "disconnected",
+    "clients_with_loss",
+    "conflated_notices",
+    "conflated_skipped",
+)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -61,6 +82,8 @@ class RoundAnalysis:
     overflow: int = 0
     disconnected: int = 0
     clients_with_loss: int = 0
+    conflated_notices: int = 0  # relay:conflated frames (not deliveries)
+    conflated_skipped: int = 0  # the sum of their "skipped" counts
     latency_ms: dict[str, float] = field(default_factory=dict)
     first_message_ms: dict[str, float] = field(default_factory=dict)
     per_seq_max_ms: list[float] = field(default_factory=list)
@@ -92,6 +115,7 @@ def analyse_round(
     round_id: int,
     expected_count: int,
     wanted: Sequence[bytes] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> RoundAnalysis:
     """Parse what every client recorded and check delivery: loss, order, duplicates, latency.
 
@@ -99,7 +123,12 @@ def analyse_round(
     see each once, in order. With it, a client of group g must see exactly the seqs where
     `wanted[g][seq]` is 1 (its filter's subset), once each and in order; any other seq of
     the round counts as unexpected. Frames from another round (a backlog from an earlier
-    step) count as stale.
+    step) count as stale. A relay:conflated notice is counted (with what it says it
+    skipped) and is neither a delivery nor malformed.
+
+    With `raw` (a dict to fill), the latencies behind the summaries are put there as
+    int64 arrays, "groups" (one per group) and "first", so that the analyses of several
+    client processes can be merged exactly (`merge_rounds`).
     """
     masks = list(wanted) if wanted is not None else [b"\x01" * expected_count]
     if any(len(mask) != expected_count for mask in masks):
@@ -129,6 +158,10 @@ def analyse_round(
             received_ns = log.times_ns[index]
             try:
                 envelope = loads(log.payloads[index])
+                if envelope["type"] == CONFLATED_TYPE:
+                    result.conflated_notices += 1
+                    result.conflated_skipped += int(envelope.get("skipped", 0))
+                    continue
                 data = envelope["data"]
                 if envelope["type"] != ENVELOPE_TYPE or envelope["source"] != "bot":
                     raise ValueError("not a bot:pingpong envelope")
@@ -170,6 +203,9 @@ def analyse_round(
         counts["expected"] += expected_here
         counts["delivered"] += unique
     result.lost = result.expected - result.delivered
+    if raw is not None:
+        raw["groups"] = [array("q", latencies) for latencies in group_latencies]
+        raw["first"] = array("q", first_message_ns)
     result.latency_ms = _latency_summary([ns for group in group_latencies for ns in group])
     result.first_message_ms = _latency_summary(first_message_ns)
     result.per_seq_max_ms = [round(ns / 1e6, 3) for ns in per_seq_max_ns]
@@ -184,3 +220,30 @@ def analyse_round(
             for counts, latencies in zip(group_counts, group_latencies, strict=True)
         ]
     return result
+
+
+def merge_rounds(parts: Sequence[dict[str, Any]], raws: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One analysis (as `RoundAnalysis.to_json`) out of several client processes' analyses
+    of the same round, with percentiles recomputed from their raw latencies."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    merged: dict[str, Any] = {key: sum(int(part[key]) for part in parts) for key in _SUMMED}
+    merged["round_id"] = parts[0]["round_id"]
+    merged["expected_per_client"] = max(int(part["expected_per_client"]) for part in parts)
+    merged["last_received_ns"] = max(int(part["last_received_ns"]) for part in parts)
+    merged["per_seq_max_ms"] = [
+        max(values) for values in zip(*(p["per_seq_max_ms"] for p in parts), strict=True)
+    ]
+    groups = len(raws[0]["groups"])
+    merged["latency_ms"] = _latency_summary([ns for r in raws for g in r["groups"] for ns in g])
+    merged["first_message_ms"] = _latency_summary([ns for r in raws for ns in r["first"]])
+    merged["groups"] = []
+    if parts[0]["groups"]:
+        for index in range(groups):
+            counts = {
+                key: sum(int(part["groups"][index][key]) for part in parts)
+                for key in ("clients", "expected", "delivered", "lost")
+            }
+            latencies = [ns for r in raws for ns in r["groups"][index]]
+            merged["groups"].append({**counts, "latency_ms": _latency_summary(latencies)})
+    return merged
