@@ -116,7 +116,9 @@ class RelayProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         http_port: int | None = None,
+        nofile: int | None = None,
     ) -> None:
+        self.nofile = nofile  # an open-file limit for the relay process (soft and hard)
         self.port = port or free_port()
         self.http_port = http_port or free_port()
         self.args = [
@@ -148,6 +150,12 @@ class RelayProcess:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    def _limit_files(self) -> None:
+        import resource
+
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
     async def start(self, *, wait_subscribed: bool = True) -> None:
         await self.start_process()
         await self.wait_for("listening")
@@ -168,6 +176,7 @@ class RelayProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=self.env,
+            preexec_fn=self._limit_files if self.nofile else None,
         )
         self._reader = asyncio.create_task(self._read_logs(), name="relay-log-reader")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
@@ -52,28 +53,46 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 
 # --- serve ---------------------------------------------------------------------------
-def _raise_open_file_limit() -> None:
-    """Every client is a file descriptor; a soft limit of 1,024 would cap the relay there."""
+# Descriptors a relay needs besides its clients: listeners, Redis connections (subscription,
+# history, lease, pool growth), log files, webhook and JWKS fetches, the packages it reads.
+FD_HEADROOM = 200
+
+
+def _client_capacity(settings: Settings) -> Settings:
+    """Raises the open-file limit to its hard limit (every client is a descriptor), and
+    caps --max-connections below it: past it the relay could not even answer 503."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Windows
-        return
+        return settings
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = max(1, soft - FD_HEADROOM)
     log.info(
-        "open-file limit %d (about that many clients at most)",
+        "open-file limit %d: room for %d clients",
         soft,
-        extra={"event": "fd_limit", "limit": soft},
+        room,
+        extra={"event": "fd_limit", "limit": soft, "room": room},
     )
+    if settings.max_connections > room:
+        log.warning(
+            "--max-connections %d is more than the open-file limit allows; refusing "
+            "clients (503) past %d instead (raise the limit, e.g. LimitNOFILE=, for more)",
+            settings.max_connections,
+            room,
+            extra={"event": "max_connections_capped", "max_connections": room},
+        )
+        settings = dataclasses.replace(settings, max_connections=room)
+    return settings
 
 
 async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | None = None) -> int:
     from .server import Relay
 
-    _raise_open_file_limit()
+    settings = _client_capacity(settings)
     relay = Relay(settings, rules=rules, worker=worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

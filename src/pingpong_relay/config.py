@@ -303,7 +303,10 @@ class Settings:
         repeat=True,
     )
     max_connections: int = _option(
-        20_000, "most WebSocket clients at once; more are refused with HTTP 503", positive_int
+        20_000,
+        "most WebSocket clients at once (per worker with --workers); more are refused with "
+        "HTTP 503. Capped below the open-file limit, past which the relay could not answer",
+        positive_int,
     )
     max_connections_per_ip: int = _option(
         0,

@@ -10,7 +10,7 @@ import jwt
 import orjson
 import pytest
 
-from tests.support import Collector, RedisServer, RelayFactory
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
 
 SECRET = "relay-test-secret-" + "k" * 50
 
@@ -246,3 +246,28 @@ async def test_floods_from_one_address_are_contained_while_100_clients_get_every
     finally:
         await good_session.close()
         await bad_session.close()
+
+
+async def test_the_cap_stays_below_the_open_file_limit_so_the_relay_can_still_refuse(
+    redis_server: RedisServer,
+) -> None:
+    # 260 descriptors in all: room for 60 clients once the relay's own needs are kept.
+    relay = RelayProcess(redis_server.url, "--max-connections", "1000", nofile=260)
+    try:
+        await relay.start()
+        capped = await relay.wait_for("max_connections_capped")
+        assert capped["max_connections"] == 60
+        clients = [Collector() for _ in range(60)]
+        for client in clients:
+            await client.connect(relay.ws_url)
+        await relay.wait_for("client_connected", count=60)
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(relay.ws_url)
+            assert refused.value.status == 503  # an answer, not a dropped connection
+        status, _ = await relay.get("/healthz")  # and the HTTP plane still answers
+        assert status == 200
+        for client in clients:
+            await client.close()
+    finally:
+        await relay.stop()
