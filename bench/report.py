@@ -33,6 +33,17 @@ def _median_of(runs: Sequence[Run], key: str) -> float:
     return median(float(run[key]) if run[key] is not None else math.nan for run in runs)
 
 
+def _latency_cells(runs: Sequence[Run]) -> list[str]:
+    """p50, p99, max, lost and duplicates / out-of-order: the medians every table shows."""
+    return [
+        _ms(_median_of(runs, "p50_ms")),
+        _ms(_median_of(runs, "p99_ms")),
+        _ms(_median_of(runs, "max_ms")),
+        _count(_median_of(runs, "lost")),
+        f"{_count(_median_of(runs, 'duplicates'))} / {_count(_median_of(runs, 'out_of_order'))}",
+    ]
+
+
 def _table(
     header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 0
 ) -> list[str]:
@@ -85,12 +96,7 @@ def _scenario_table(scenarios: Sequence[dict[str, Any]]) -> list[str]:
         if connected_column:
             row.append(_count(_median_of(runs, "connected")))
         row += [
-            _ms(_median_of(runs, "p50_ms")),
-            _ms(_median_of(runs, "p99_ms")),
-            _ms(_median_of(runs, "max_ms")),
-            _count(_median_of(runs, "lost")),
-            f"{_count(_median_of(runs, 'duplicates'))} / "
-            f"{_count(_median_of(runs, 'out_of_order'))}",
+            *_latency_cells(runs),
             _num(_median_of(runs, "rss_kb_per_conn")),
             _num(_median_of(runs, "cpu_us_per_delivery")),
             _count(_median_of(runs, "deliveries_per_s")),
@@ -581,12 +587,7 @@ def _slow_section(section: dict[str, Any], args: dict[str, Any]) -> tuple[list[s
             [
                 name,
                 _count(_median_of(runs, "connected")),
-                _ms(_median_of(runs, "p50_ms")),
-                _ms(_median_of(runs, "p99_ms")),
-                _ms(_median_of(runs, "max_ms")),
-                _count(_median_of(runs, "lost")),
-                f"{_count(_median_of(runs, 'duplicates'))} / "
-                f"{_count(_median_of(runs, 'out_of_order'))}",
+                *_latency_cells(runs),
                 _num(_median_of(runs, "cpu_us_per_delivery")),
                 _count(_relay_metric(runs, "conflated")),
                 _count(_relay_metric(runs, "slow_client_closes")),
