@@ -73,7 +73,7 @@ def _make_client_class() -> type:
     text_kind, close_kind = WSMsgType.TEXT, WSMsgType.CLOSE
     loads, now_s = orjson.loads, time.time
 
-    class SoakClient(WSListener):  # type: ignore[misc]
+    class SoakClient(WSListener):
         """One session: connect → relay:state (open) → close. Records the seqs it got."""
 
         def __init__(self, pool: LoadPool, sid: int) -> None:
@@ -263,6 +263,7 @@ class LoadPool:
         sid = self.next_sid
         self.next_sid += 1
         self.connecting += 1
+        client: Any
         try:
             async with self.gate:
                 if self.finishing:
@@ -1253,9 +1254,9 @@ def analyse(
         stats["lost"] += n_lost
         # What the windows took from this session (not losses: the relay was deaf).
         in_windows = subtract_ranges(span, merge_ranges([*expected, *received]))
-        for kind, spans in cuts_by_kind[worker].items():
+        for kind, kind_cuts in cuts_by_kind[worker].items():
             missed_in[kind] += range_count(
-                subtract_ranges(in_windows, subtract_ranges([[lo, hi]], merge_ranges(spans)))
+                subtract_ranges(in_windows, subtract_ranges([[lo, hi]], merge_ranges(kind_cuts)))
             )
         for a, b in missing:
             for seq in range(a, b):

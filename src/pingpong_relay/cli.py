@@ -77,6 +77,8 @@ def _client_capacity(settings: Settings) -> Settings:
         room,
         extra={"event": "fd_limit", "limit": soft, "room": room},
     )
+    if not settings.max_connections:
+        return dataclasses.replace(settings, max_connections=room)
     if settings.max_connections > room:
         log.warning(
             "--max-connections %d is more than the open-file limit allows; refusing "

@@ -303,10 +303,11 @@ class Settings:
         repeat=True,
     )
     max_connections: int = _option(
-        20_000,
+        0,
         "most WebSocket clients at once (per worker with --workers); more are refused with "
-        "HTTP 503. Capped below the open-file limit, past which the relay could not answer",
-        positive_int,
+        "HTTP 503. 0: as many as the open-file limit leaves room for (the limit minus 200); "
+        "a larger number is capped there, past which the relay could not even answer",
+        non_negative_int,
     )
     max_connections_per_ip: int = _option(
         0,

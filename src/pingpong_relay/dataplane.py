@@ -234,7 +234,7 @@ class DataPlane:
         on_joined: JoinHandler,
         authenticate: Authenticator,
         allowed_origins: Sequence[str] = (),
-        max_connections: int = 20_000,
+        max_connections: int = 20_000,  # the CLI sets it from the open-file limit
         frame_rate_per_s: float = 5.0,
         max_per_ip: int = 0,
         connection_rate_per_ip: float = 0.0,
