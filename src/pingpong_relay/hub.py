@@ -122,6 +122,7 @@ class Hub:
         self._backlogs: dict[str, Backlog] = {}
         self._dirty: list[Group] = []
         self._received: list[float] = []
+        self._written: list[Callable[[], None]] = []
         self._flush_scheduled = False
         self._unique = itertools.count()
         self._empty = asyncio.Event()
@@ -276,14 +277,18 @@ class Hub:
         targets: list[Group],
         key: Hashable = None,
         received: float | None = None,
+        written: Callable[[], None] | None = None,
     ) -> int:
         """Queues one encoded message for the `targets` groups; returns how many peers.
 
         `key` says which messages a conflating peer may skip in favour of a newer one
         with the same key (bot and message type); None: never skipped. `received` (a
-        perf_counter stamp) is observed as relay latency when the message is written.
+        perf_counter stamp) is observed as relay latency when the message is written, and
+        `written` is called then (the relay logs "broadcast done" from it).
         """
         if not targets:
+            if written is not None:
+                written()
             return 0
         frame = text_frame(payload)
         if key is None:
@@ -297,6 +302,8 @@ class Hub:
             peers += len(group.members)
         if received is not None:
             self._received.append(received)
+        if written is not None:
+            self._written.append(written)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             # With no loop running (unit tests) the caller flushes.
@@ -337,12 +344,13 @@ class Hub:
                     continue
                 delivered += count
                 if per_client_debug:
-                    log.debug(
-                        "sent %d message(s) to client %s",
-                        count,
-                        peer.client_id,
-                        extra={"event": "sent", "client": peer.client_id, "messages": count},
-                    )
+                    # The design's line, once per message (in one write or not).
+                    for _ in range(count):
+                        log.debug(
+                            "sent to client %s",
+                            peer.client_id,
+                            extra={"event": "sent", "client": peer.client_id},
+                        )
         metrics = self.metrics
         metrics.deliveries.inc(delivered)
         if failed:
@@ -356,6 +364,10 @@ class Hub:
             for received in self._received:
                 metrics.relay_latency.observe(now - received)
             self._received.clear()
+        if self._written:
+            written, self._written = self._written, []
+            for callback in written:
+                callback()
         return BroadcastResult(delivered, failed, slow)
 
     def send_to(self, peer: Peer, payload: bytes) -> None:

@@ -265,6 +265,7 @@ class Relay:
         envelope = encode_envelope(message, relay_ms)
         # Matched once, counted for the log line and written to from the same snapshot.
         targets = self.hub.targets("pingpong", bot, message.type)
+        done = None
         if self._log_info:
             clients = sum(len(group.members) for group in targets)
             bot_time = format_bot_time(message.timestamp_ms)
@@ -290,7 +291,8 @@ class Relay:
                 clients,
                 extra={"event": "broadcasting", "clients": clients},
             )
-        clients = self.hub.deliver(envelope, targets, ("pingpong", bot, message.type), received)
+            done = partial(self._broadcast_done, clients)
+        self.hub.deliver(envelope, targets, ("pingpong", bot, message.type), received, done)
         # After the writes: history, statistics and alerts must not delay the heartbeat.
         if self.history is not None:
             self.history.record(
@@ -304,12 +306,16 @@ class Relay:
             self._recorded(bot, message.type, message.raw, relay_ms, None)
         self.monitor.observe(bot, message, now_s)
         metrics.messages_forwarded.inc()
-        if self._log_info:
-            log.info(
-                "broadcast done: to %d clients",
-                clients,
-                extra={"event": "broadcast_done", "delivered": clients},
-            )
+
+    @staticmethod
+    def _broadcast_done(clients: int) -> None:
+        # Logged once the envelope was written (on the loop turn after it was queued),
+        # so the design's stages keep their order: received, broadcasting, sent, done.
+        log.info(
+            "broadcast done: to %d clients",
+            clients,
+            extra={"event": "broadcast_done", "delivered": clients},
+        )
 
     def _dropped_over_rate(self, bot: str, now_s: float) -> None:
         self.metrics.bot_messages_dropped.inc()

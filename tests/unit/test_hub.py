@@ -704,3 +704,15 @@ def test_a_removed_backed_up_peer_leaves_no_backlog(conflating: Hub) -> None:
     conflating.remove(slow, "gone")
     conflating.resume(slow)  # a late drain callback after the disconnect
     assert slow.writes == []
+
+
+def test_the_written_callback_runs_after_the_write_not_when_queued(hub: Hub) -> None:
+    peer = FakePeer("CLIENT-1")
+    populate(hub, peer)
+    seen: list[int] = []
+    hub.deliver(PAYLOAD, hub.targets(), written=lambda: seen.append(len(peer.sent)))
+    assert seen == []  # queued, not written yet
+    hub.flush()
+    assert seen == [1]
+    hub.deliver(PAYLOAD, [], written=lambda: seen.append(-1))  # nobody to write to: at once
+    assert seen == [1, -1]
