@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
-from tests.support import RedisServer, RelayFactory, RelayProcess, WebhookReceiver
+from tests.support import RedisServer, RelayFactory, RelayProcess, WebhookReceiver, http_server
 
 
 @pytest.fixture
@@ -52,13 +51,5 @@ async def relay(redis_server: RedisServer, start_relay: RelayFactory) -> RelayPr
 @pytest.fixture
 async def webhook() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", receiver.port)
-    await site.start()
-    try:
+    async with http_server("/hook", receiver.handle, receiver.port):
         yield receiver
-    finally:
-        await runner.cleanup()

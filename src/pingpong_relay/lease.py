@@ -130,8 +130,10 @@ class WebhookLease:
         interval_s = self._ttl_ms / 3000
         while True:
             try:
-                await self._keep()
+                # Noting first keeps short the window in which a holder that dies has sent
+                # a transition nobody noted (its successor would send it again).
                 await self._note_sent()
+                await self._keep()
             except (RedisError, OSError) as exc:
                 log.warning("webhook lease: Redis failed (%s); trying again", exc)
             self._wake.clear()

@@ -7,7 +7,9 @@ import os
 import signal
 
 import orjson
+import redis.asyncio as aioredis
 
+from pingpong_relay.lease import SENT_KEY
 from tests.support import RedisServer, RelayFactory, RelayProcess, WebhookReceiver
 
 BOT = "bot:pingpong/bot"
@@ -43,6 +45,19 @@ async def _acquirer(relays: list[RelayProcess]) -> RelayProcess:
     return relays[waits.index(done.pop())]
 
 
+async def _noted(redis_server: RedisServer, state: str) -> None:
+    """Until the lease holder's note of the last transition sent says `state`."""
+    client = aioredis.from_url(redis_server.url)
+    try:
+        while True:
+            noted = await client.hget(SENT_KEY, f"silence|{BOT}")
+            if noted is not None and orjson.loads(noted)["state"] == state:
+                return
+            await asyncio.sleep(0.05)  # Redis's state, polled: bounded by the caller
+    finally:
+        await client.aclose()
+
+
 async def test_one_relay_sends_each_transition_and_a_survivor_takes_over(
     redis_server: RedisServer, start_relay: RelayFactory, webhook: WebhookReceiver
 ) -> None:
@@ -61,6 +76,9 @@ async def test_one_relay_sends_each_transition_and_a_survivor_takes_over(
     for relay in relays:
         await relay.wait_for(lambda r: r.get("event") == "alert" and r["state"] == "resolved")
     assert (_sent(webhook, "firing"), _sent(webhook, "resolved")) == (1, 1)
+    # Sending is at least once: a holder killed between sending a transition and noting
+    # it in Redis would have it sent again. Kill it once it has noted what it sent.
+    await asyncio.wait_for(_noted(redis_server, "resolved"), 10)
 
     # The holder dies without a word; the bot goes silent again meanwhile.
     assert holder.process is not None

@@ -17,6 +17,7 @@ from aiohttp import web
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.metrics import RelayMetrics
 from pingpong_relay.webhooks import WebhookSender
+from tests.support import http_server
 
 FAST_BACKOFF = Backoff(base_s=0.01, cap_s=0.02)
 WAIT_S = 10.0  # the bound on every wait; a healthy run needs a fraction of it
@@ -81,18 +82,12 @@ class HookServer:
 @pytest.fixture
 async def server() -> AsyncIterator[HookServer]:
     hooks = HookServer()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", hooks.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hooks.port = runner.addresses[0][1]
-    try:
-        yield hooks
-    finally:
-        hooks.release.set()
-        await runner.cleanup()
+    async with http_server("/{tail:.*}", hooks.handle) as port:
+        hooks.port = port
+        try:
+            yield hooks
+        finally:
+            hooks.release.set()
 
 
 @pytest.fixture
