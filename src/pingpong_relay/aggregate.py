@@ -10,6 +10,7 @@ only if it is up in every worker.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -51,15 +52,11 @@ def merge_metrics(texts: Sequence[str]) -> str:
             elif name in SEEN_BY_EVERY_WORKER:
                 combine = max
             else:
-                combine = _sum
+                combine = operator.add
             for sample in family.samples:
                 key = _key(sample)
                 values[key] = combine(values[key], sample.value) if key in values else sample.value
     return "".join(_render(name, kind, doc, values) for name, (kind, doc, values) in merged.items())
-
-
-def _sum(a: float, b: float) -> float:
-    return a + b
 
 
 def _render(name: str, kind: str, doc: str, values: dict[Any, float]) -> str:

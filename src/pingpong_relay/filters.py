@@ -257,17 +257,15 @@ def parse_command(raw: bytes, max_bytes: int = MAX_COMMAND_BYTES) -> Command:
     except fastjsonschema.JsonSchemaValueException as exc:
         raise _command_error(body, exc) from None
     action = body["action"]
-    command = Command(
+    if action in ("list", "refresh"):
+        return Command(action, request_id=body.get("id"), token=body.get("token"))
+    return Command(
         action,
         types=frozenset(_split(body["types"])) if "types" in body else None,
         bots=tuple(dict.fromkeys(_split(body["bots"]))) if "bots" in body else None,
         events=frozenset(_split(body["events"])) if "events" in body else None,
         request_id=body.get("id"),
-        token=body.get("token"),
     )
-    if action in ("list", "refresh"):
-        return Command(action, request_id=command.request_id, token=command.token)
-    return command
 
 
 def _command_error(body: Any, exc: fastjsonschema.JsonSchemaValueException) -> CommandError:

@@ -123,7 +123,6 @@ class Hub:
         self._dirty: list[Group] = []
         self._received: list[float] = []
         self._written: list[Callable[[], None]] = []
-        self._flush_scheduled = False
         self._unique = itertools.count()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -295,6 +294,8 @@ class Hub:
             key = next(self._unique)
         peers = 0
         dirty = self._dirty
+        # A flush is already scheduled exactly when something is queued.
+        idle = not dirty
         for group in targets:
             if not group.pending:
                 dirty.append(group)
@@ -304,8 +305,7 @@ class Hub:
             self._received.append(received)
         if written is not None:
             self._written.append(written)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if idle:
             # With no loop running (unit tests) the caller flushes.
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -313,7 +313,6 @@ class Hub:
 
     def flush(self) -> BroadcastResult:
         """Writes what the groups queued since the last flush: one write per peer."""
-        self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.max_client_buffer_bytes
         closing = self.slow_client == "close"
@@ -325,8 +324,8 @@ class Hub:
             count = len(pending)
             data = pending[0][0] if count == 1 else b"".join([frame for frame, _ in pending])
             for peer in tuple(group.members.values()):
-                backlog = backlogs.get(peer.client_id)
-                if backlog is not None:
+                # Backed-up peers are rare: no lookup per peer unless there are some.
+                if backlogs and (backlog := backlogs.get(peer.client_id)) is not None:
                     for frame, key in pending:
                         skipped += backlog.add(frame, key)
                     continue

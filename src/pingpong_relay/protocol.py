@@ -213,10 +213,6 @@ def _const(value: str) -> dict[str, Any]:
     return {"type": "string", "const": value}
 
 
-def _optional(schema: dict[str, Any]) -> _Optional:
-    return _Optional(schema)
-
-
 def _quantiles(*names: str) -> dict[str, Any]:
     return {
         "type": "object",
@@ -280,7 +276,7 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             data=BOT_MESSAGE_SCHEMA,
             timestamp=_MS,
             source=_const(ENVELOPE_SOURCE),
-            id=_optional(_ID),
+            id=_Optional(_ID),
             bot={"type": "string", "description": "<channel>/<source>, or the channel"},
         ),
         "Ack": _object(
@@ -288,9 +284,9 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             "The answer to subscribe, unsubscribe and refresh.",
             type=_const("ack"),
             action={"enum": [a for a in ACTIONS if a != "list"]},
-            subscription=_optional(_SUBSCRIPTION),
-            expires_at_ms=_optional({"type": ["integer", "null"]}),
-            id=_optional(_REQUEST_ID),
+            subscription=_Optional(_SUBSCRIPTION),
+            expires_at_ms=_Optional({"type": ["integer", "null"]}),
+            id=_Optional(_REQUEST_ID),
         ),
         "Subscriptions": _object(
             "Subscriptions",
@@ -298,7 +294,7 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             type=_const("subscriptions"),
             subscription=_SUBSCRIPTION,
             bots={"type": "array", "items": {"type": "string"}},
-            id=_optional(_REQUEST_ID),
+            id=_Optional(_REQUEST_ID),
         ),
         "Error": _object(
             "Error",
@@ -311,7 +307,7 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
                 "refusal reason (expired, …), internal_error",
             },
             message={"type": "string"},
-            id=_optional(_REQUEST_ID),
+            id=_Optional(_REQUEST_ID),
         ),
         "BotStatus": _object(
             "BotStatus",
@@ -365,9 +361,9 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             uptime_s={"type": "number"},
             version={"type": "string"},
             pid={"type": "integer"},
-            worker=_optional({"type": "integer", "description": "with --workers: which one"}),
-            reason=_optional({"type": "string"}),
-            redis_down_since_ms=_optional(_MS),
+            worker=_Optional({"type": "integer", "description": "with --workers: which one"}),
+            reason=_Optional({"type": "string"}),
+            redis_down_since_ms=_Optional(_MS),
         ),
         "RelayDeaf": _object(
             "RelayDeaf",
@@ -376,7 +372,7 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             relay={"type": "string"},
             from_ms=_MS,
             to_ms={"type": ["integer", "null"]},
-            duration_s=_optional({"type": "number"}),
+            duration_s=_Optional({"type": "number"}),
         ),
         "Conflated": _object(
             "Conflated",
@@ -393,7 +389,7 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             type=_const("bot:gap"),
             bot={"type": "string"},
             reason={"enum": ["trimmed", "relay_deaf"]},
-            relay=_optional({"type": "string"}),
+            relay=_Optional({"type": "string"}),
             **{"from": _ID, "to": _ID},
         ),
     }
