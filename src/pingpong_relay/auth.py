@@ -19,6 +19,11 @@ BEARER_PREFIX: Final = "bearer."
 HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 PUBLIC_KEY_ALGORITHMS: Final = ("RS256", "ES256")
 MAX_TOKEN_CHARS: Final = 8192
+# OAuth 2 style `scope` claim (space-separated); `metrics` lets a token read /metrics.
+SCOPES: Final = ("metrics",)
+# Registered time claims must be JSON numbers: PyJWT would take "9999999999" (a string)
+# and the relay would then see no expiry at all.
+_TIME_CLAIMS: Final = ("exp", "nbf", "iat")
 
 
 class AuthError(Exception):
@@ -38,6 +43,7 @@ class Grant:
     bots: tuple[str, ...] | None  # None: every bot
     events: frozenset[str] | None  # None: every event
     expires_at_s: float | None
+    metrics: bool = False  # the `scope` claim names "metrics": /metrics is readable
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +159,28 @@ class TokenVerifier:
         self._leeway_s = leeway_s
 
     def verify(self, token: str | None, now_s: float) -> Grant:
+        del now_s  # PyJWT checks exp/nbf against the clock itself
         if not token:
             raise AuthError("missing", "no token: send Authorization: Bearer <token>")
         if len(token) > MAX_TOKEN_CHARS:
             raise AuthError("malformed", f"token longer than {MAX_TOKEN_CHARS} characters")
         try:
+            return self._verify(token)
+        except AuthError:
+            raise
+        except Exception:
+            # Whatever PyJWT or the key library throws at a hostile token (a non-string
+            # kid, a key of another type than the algorithm's, a header that is no
+            # object): a refusal with a generic reason, never a 500 or the library's text.
+            raise AuthError("malformed", "token refused") from None
+
+    def _verify(self, token: str) -> Grant:
+        try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:
             raise AuthError("malformed", "not a JWT") from None
+        if not isinstance(header, dict):
+            raise AuthError("malformed", "not a JWT")
         if header.get("alg") not in self.algorithms:
             raise AuthError(
                 "bad_algorithm",
@@ -195,7 +215,6 @@ class TokenVerifier:
             raise AuthError("bad_claims", f"token lacks the {exc.claim!r} claim") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError("malformed", f"token refused: {type(exc).__name__}") from None
-        del now_s  # PyJWT checks exp/nbf against the clock itself
         return grant_from_claims(claims)
 
 
@@ -208,12 +227,22 @@ def grant_from_claims(claims: Mapping[str, Any]) -> Grant:
         raise AuthError("bad_claims", '"bots" claim must be a list of non-empty strings')
     if events is not None and not (isinstance(events, list) and all(e in EVENTS for e in events)):
         raise AuthError("bad_claims", f'"events" claim must list some of {", ".join(EVENTS)}')
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            raise AuthError("bad_claims", f'"{name}" claim must be a number (seconds)')
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise AuthError("bad_claims", '"scope" claim must be a space-separated string')
     expires = claims.get("exp")
     return Grant(
         subject=str(claims.get("sub")),
         bots=tuple(bots) if bots is not None else None,
         events=frozenset(events) if events is not None else None,
         expires_at_s=float(expires) if isinstance(expires, int | float) else None,
+        metrics="metrics" in scope.split(),
     )
 
 
@@ -228,6 +257,7 @@ def mint(
     audience: str | None = None,
     issuer: str | None = None,
     algorithm: str = "HS256",
+    scopes: Sequence[str] = (),
 ) -> str:
     """A token for operators (HMAC secrets only; key pairs are minted by the key's owner)."""
     if algorithm not in HMAC_ALGORITHMS:
@@ -243,4 +273,9 @@ def mint(
         claims["aud"] = audience
     if issuer is not None:
         claims["iss"] = issuer
+    if scopes:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope {unknown[0]!r} (known: {', '.join(SCOPES)})")
+        claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, secret, algorithm=algorithm)

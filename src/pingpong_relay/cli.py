@@ -18,7 +18,7 @@ import orjson
 
 from . import __version__
 from .alerts import Rule
-from .auth import HMAC_ALGORITHMS
+from .auth import HMAC_ALGORITHMS, SCOPES
 from .config import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
@@ -271,6 +271,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             audience=args.audience,
             issuer=args.issuer,
             algorithm=args.alg,
+            scopes=args.scope or (),
         )
     except ValueError as exc:
         print(f"pingpong-relay token: {exc}", file=sys.stderr)
@@ -400,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument(
         "--events", nargs="+", default=None, choices=EVENTS, help="events the token may receive"
+    )
+    token.add_argument(
+        "--scope",
+        nargs="+",
+        default=None,
+        choices=SCOPES,
+        help="extra rights: metrics (may read /metrics when the relay uses --auth jwt)",
     )
     token.add_argument("--audience", default=None, help="`aud` claim")
     token.add_argument("--issuer", default=None, help="`iss` claim")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .alerts import WINDOWS, parse_duration
 from .hub import SLOW_CLIENT_POLICIES
 from .messages import MAX_PAYLOAD_BYTES
+from .origins import is_loopback
 from .redis_urls import check_redis_url
 
 ENV_PREFIX: Final = "PINGPONG_"
@@ -66,6 +67,16 @@ def worker_count(text: str) -> int:
     if value > 64:
         raise argparse.ArgumentTypeError(f"{text} workers is more than 64")
     return value
+
+
+def boolean(text: str) -> bool:
+    """true/false, yes/no, on/off, 1/0; a bare flag (--allow-anonymous) means true."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
@@ -147,7 +158,17 @@ def _option(default: Any, help: str, parse: Callable[[str], Any] = str, **extra:
 class Settings:
     """Everything `pingpong-relay serve` can be told. Field names are the flag names."""
 
-    host: str = _option("0.0.0.0", "address the WebSocket and HTTP planes listen on")
+    host: str = _option(
+        "127.0.0.1",
+        "address the WebSocket and HTTP planes listen on; any other than loopback needs "
+        "--auth jwt or --allow-anonymous (e.g. 0.0.0.0 for every interface)",
+    )
+    allow_anonymous: bool = _option(
+        False,
+        "serve a non-loopback --host with --auth none: anyone who can reach the ports reads "
+        "every bot's data (without it such a relay refuses to start)",
+        boolean,
+    )
     port: int = _option(
         2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", _port
     )
@@ -298,8 +319,16 @@ class Settings:
     )
     allowed_origin: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
         [],
-        "browser Origin allowed to connect (e.g. https://ops.example); repeatable; when none "
-        "is given any origin may; the relay's own HTTP plane is always allowed",
+        "browser page Origin that may also use the WebSocket (e.g. https://ops.example); "
+        "repeatable. Clients sending no Origin (bots, SDKs, wscat) and the relay's own "
+        "dashboard always may; pages on other origins are refused with 403",
+        repeat=True,
+    )
+    allowed_host: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "host name the relay answers to besides its own addresses (and the host of "
+        "--public-ws-url), e.g. relay.example.com behind a proxy; repeatable; * for any. "
+        "Requests naming another Host are refused (DNS rebinding)",
         repeat=True,
     )
     max_connections: int = _option(
@@ -363,6 +392,13 @@ class Settings:
             )
         if not self.channel and not self.channel_pattern:
             raise ValueError("at least one --channel or --channel-pattern is required")
+        if self.auth == "none" and not self.allow_anonymous and not is_loopback(self.host):
+            # Redis's protected mode is the precedent: open to the network only when asked.
+            raise ValueError(
+                f"refusing to serve {self.host} with --auth none: anyone who can reach it "
+                "would read every bot's data. Use --auth jwt, or --allow-anonymous "
+                "(PINGPONG_ALLOW_ANONYMOUS=1) to serve it open anyway"
+            )
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
@@ -392,7 +428,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         default = _default(spec)
         shown = ",".join(default) if isinstance(default, list) else default
         help_text = f"{spec.metadata['help']} (default: {shown}; env {env_name(spec.name)})"
-        if spec.metadata.get("repeat"):
+        if spec.metadata["parse"] is boolean:
+            parser.add_argument(
+                flag_name(spec.name),
+                dest=spec.name,
+                nargs="?",
+                const=True,
+                type=boolean,
+                default=None,
+                help=help_text,
+                metavar="BOOL",
+            )
+        elif spec.metadata.get("repeat"):
             parser.add_argument(
                 flag_name(spec.name),
                 dest=spec.name,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from ssl import SSLContext
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import orjson
 from picows import (
@@ -29,6 +28,8 @@ from .auth import AuthError, Grant
 from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
 from .hub import Hub
 from .limits import TokenBucket
+from .messages import excerpt
+from .origins import HostPolicy, normalise_ip, split_host
 
 log = logging.getLogger("pingpong_relay.dataplane")
 
@@ -199,24 +200,19 @@ def _json_error(
 
 
 class _AddressedProtocol(WSProtocol):  # type: ignore[misc]
-    """picows's server protocol, remembering the peer's address for the router."""
+    """picows's server protocol, remembering both ends' addresses for the router."""
 
     peer_ip = "?"
+    local_ip = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip = str(peer[0])
+        local = transport.get_extra_info("sockname")
+        if local:
+            self.local_ip = str(local[0])
         super().connection_made(transport)
-
-
-def page_origin(public_ws_url: str) -> str | None:
-    """The origin of a dashboard page served beside a public WebSocket URL (behind a proxy,
-    wss://relay.example/ws goes with https://relay.example), or None without one."""
-    if not public_ws_url:
-        return None
-    parts = urlsplit(public_ws_url)
-    return f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
 
 
 class DataPlane:
@@ -233,7 +229,7 @@ class DataPlane:
         on_command: CommandHandler,
         on_joined: JoinHandler,
         authenticate: Authenticator,
-        allowed_origins: Sequence[str] = (),
+        hosts: HostPolicy | None = None,
         max_connections: int = 20_000,  # the CLI sets it from the open-file limit
         frame_rate_per_s: float = 5.0,
         max_per_ip: int = 0,
@@ -244,7 +240,7 @@ class DataPlane:
         self._ip_rate = connection_rate_per_ip
         self._per_ip: dict[str, int] = {}
         self._ip_rates: dict[str, TokenBucket] = {}
-        self._allowed_origins = frozenset(allowed_origins)
+        self._hosts = hosts if hosts is not None else HostPolicy(http_port=http_port)
         self._max_connections = max_connections
         self._frame_rate_per_s = frame_rate_per_s
         self._authenticate = authenticate
@@ -274,7 +270,7 @@ class DataPlane:
         def protocol_factory() -> Any:
             protocol: _AddressedProtocol = _AddressedProtocol(
                 None, None, False,
-                lambda request: self._route(request, protocol.peer_ip),
+                lambda request: self._route(request, protocol.peer_ip, protocol.local_ip),
                 logger,
                 True,  # disconnect on exception
                 5,  # handshake timeout, s
@@ -340,20 +336,20 @@ class DataPlane:
         else:
             self._per_ip.pop(ip, None)
 
-    def _refuse(self, headers: Mapping[str, str]) -> Any:
+    def _refuse(self, headers: Mapping[str, str], local_ip: str) -> Any:
         """An answer for an upgrade that must not happen (origin, capacity), else None."""
         origin = headers.get("Origin")
-        if origin and self._allowed_origins and origin not in self._allowed_origins:
-            host = headers.get("Host", "").rsplit(":", 1)[0]
-            own = {f"{scheme}://{host}:{self._http_port}" for scheme in ("http", "https")}
-            if origin not in own:
-                self.hub.metrics.connections_refused.labels("origin").inc()
-                log.warning(
-                    "refused a client from origin %s",
-                    origin[:200],
-                    extra={"event": "origin_refused", "origin": origin[:200]},
-                )
-                return _json_error(403, "forbidden_origin", "this origin may not connect")
+        if not self._hosts.origin_allowed(origin, local_ip):
+            # A page on another site must not read bot data with the visitor's network
+            # position (cross-site WebSocket hijacking); bots and SDKs send no Origin.
+            shown = excerpt(str(origin).encode(), 200)
+            self.hub.metrics.connections_refused.labels("origin").inc()
+            log.warning(
+                "refused a client from origin %s",
+                shown,
+                extra={"event": "origin_refused", "origin": shown},
+            )
+            return _json_error(403, "forbidden_origin", "this origin may not connect")
         if len(self.hub) >= self._max_connections:
             self.hub.metrics.connections_refused.labels("capacity").inc()
             log.warning(
@@ -366,7 +362,17 @@ class DataPlane:
             )
         return None
 
-    def _route(self, request: WSUpgradeRequest, ip: str = "?") -> Any:
+    def _redirect_host(self, headers: Mapping[str, str], local_ip: str) -> str:
+        """Where the HTTP plane is, for the redirect: the Host only when it names this relay
+        (never an attacker's name, reflected), else the address the request arrived on."""
+        host = headers.get("Host", "")
+        if host and self._hosts.host_allowed(host, local_ip):
+            name = split_host(host)[0]
+        else:
+            name = normalise_ip(local_ip) or "localhost"
+        return f"[{name}]" if ":" in name else name
+
+    def _route(self, request: WSUpgradeRequest, ip: str = "?", local_ip: str = "?") -> Any:
         path, _, query = request.path.decode("latin-1").partition("?")
         is_upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if is_upgrade:
@@ -375,7 +381,7 @@ class DataPlane:
                     WSUpgradeResponse.create_error_response(404, b"WebSocket endpoint is /\n"),
                     None,
                 )
-            refused = self._refuse(request.headers) or self._refuse_ip(ip)
+            refused = self._refuse(request.headers, local_ip) or self._refuse_ip(ip)
             if refused is not None:
                 return refused
             try:
@@ -435,9 +441,9 @@ class DataPlane:
             )
             return WSUpgradeResponseWithListener(response, None)
         if self._http_port:
-            host = request.headers.get("Host", "localhost").rsplit(":", 1)[0]
             location = (
-                f"{self._http_scheme}://{host}:{self._http_port}{request.path.decode('latin-1')}"
+                f"{self._http_scheme}://{self._redirect_host(request.headers, local_ip)}"
+                f":{self._http_port}{request.path.decode('latin-1')}"
             )
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_redirect_response(302, location), None

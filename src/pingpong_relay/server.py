@@ -33,7 +33,7 @@ from .auth import (
 )
 from .backoff import Backoff
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
-from .dataplane import DataPlane, page_origin
+from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
 from .filters import (
     MAX_REPLAY,
@@ -69,6 +69,7 @@ from .messages import (
 )
 from .metrics import RelayMetrics
 from .monitor import Monitor, rules_from_settings
+from .origins import HostPolicy
 from .rollup_store import RollupStore
 from .source import RedisSource
 from .tasks import cancel_and_wait
@@ -183,6 +184,14 @@ class Relay:
         self._started_at = time.monotonic()
         self.embedded: EmbeddedRedis | None = None
         self.source: RedisSource | None = None
+        # Who the relay is, for Host and Origin checks on both planes: its own addresses
+        # and the names the operator gave, never what a request claims.
+        self.hosts = HostPolicy.build(
+            settings.allowed_host,
+            settings.allowed_origin,
+            settings.public_ws_url,
+            settings.http_port,
+        )
         self.dataplane = DataPlane(
             self.hub,
             health=self.health,
@@ -192,10 +201,7 @@ class Relay:
             on_command=self.handle_command,
             on_joined=self.client_joined,
             authenticate=self.authenticate,
-            # The relay's own dashboard may always connect, also behind a proxy.
-            allowed_origins=[*settings.allowed_origin, page_origin(settings.public_ws_url) or ""]
-            if settings.allowed_origin
-            else (),
+            hosts=self.hosts,
             max_connections=settings.max_connections,
             frame_rate_per_s=settings.client_frame_rate,
             max_per_ip=settings.max_connections_per_ip,
