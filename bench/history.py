@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from pingpong_relay.config import positive_int
 from pingpong_relay.filters import bot_id
-from pingpong_relay.history import BOTS_KEY, FIRST_KEY, SEQ_KEY, stream_key
+from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, SEQ_KEY, stream_key
 from pingpong_relay.rollup_store import CURSOR_KEY, HOURS_PREFIX, MINUTES_PREFIX, RollupStore
 from pingpong_relay.rollups import (
     ANALYTICS_WINDOWS,
@@ -138,7 +138,6 @@ class SyntheticBot:
         while self.next_ms <= until_ms:
             pipe = redis.pipeline(transaction=False)
             if self.seq == 0:
-                pipe.sadd(BOTS_KEY, BOT)
                 pipe.hsetnx(FIRST_KEY, BOT, f"{self.next_ms}-0")
             for _ in range(BATCH):
                 if self.next_ms > until_ms:
@@ -151,6 +150,10 @@ class SyntheticBot:
                     "channel", CHANNEL, "relay_ms", at_ms - 1, "seq", self.seq, "raw", raw,
                 )  # fmt: skip
                 self.next_ms = self._schedule()
+            # As the relay's script scores them: the bot's last append, and established.
+            if self.last_ms is not None:
+                pipe.zadd(BOTS_KEY, {BOT: self.last_ms})
+                pipe.zadd(ESTABLISHED_KEY, {BOT: self.last_ms})
             pipe.set(SEQ_KEY, self.seq)
             await asyncio.wait_for(pipe.execute(), 120.0)
             if started is not None and self.seq % (20 * BATCH) < BATCH:

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from pingpong_relay.embedded import EmbeddedRedis, find_redis_server
+from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
@@ -104,6 +105,19 @@ async def publish(url: str, payload: bytes | str, channel: str = "bot:pingpong")
         return int(await client.publish(channel, payload))
     finally:
         await client.aclose()
+
+
+async def publish_established(
+    redis: RedisServer, beat: Callable[[int], bytes], channel: str = "bot:pingpong"
+) -> None:
+    """Publishes beat(0), beat(1), … spread over a little more than ESTABLISHED_SPAN_S, so
+    the relay (and its history, if the payloads differ) counts the bot as established: its
+    rules apply from then on. One message, or a burst, leaves a bot on probation."""
+    gap_s = ESTABLISHED_SPAN_S / (ESTABLISHED_MESSAGES - 1) + 0.05
+    for n in range(ESTABLISHED_MESSAGES):
+        if n:
+            await asyncio.sleep(gap_s)
+        await publish(redis.url, beat(n), channel)
 
 
 class RelayProcess:

@@ -464,7 +464,11 @@ class AlertEngine:
         repeat_s: float = 3600.0,
         *,
         history: int = RESOLVED_HISTORY,
+        alerting: Callable[[str], bool] | None = None,
     ) -> None:
+        """`alerting(bot)` says whether rules apply to a bot yet (default: always). A bot
+        they do not apply to still gets a status (`up`, never pending, down or degraded)
+        but no alert of any rule: the monitor uses it for bots on probation."""
         if not (math.isfinite(repeat_s) and repeat_s > 0):
             raise ValueError(f"repeat_s must be a finite number of seconds > 0, not {repeat_s!r}")
         if history < 0:
@@ -478,6 +482,7 @@ class AlertEngine:
         self._repeat_s = repeat_s
         self._bots: dict[str, _BotState] = {}
         self._resolved: deque[AlertEvent] = deque(maxlen=history)
+        self._alerting = alerting
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -539,9 +544,73 @@ class AlertEngine:
                 )
         return current
 
+    def status(self, bot: str) -> Status | None:
+        """A bot's current status (None before its first evaluation)."""
+        state = self._bots.get(bot)
+        return state.status if state is not None else None
+
     def forget(self, bot: str) -> None:
         """Drop a bot's alerts and status without events; it starts afresh if seen again."""
         self._bots.pop(bot, None)
+
+    def restore(
+        self,
+        bot: str,
+        rule_name: str,
+        notified: str,
+        since_s: float,
+        now_s: float,
+        last_seen_s: float,
+    ) -> bool:
+        """Take up a silence alert another relay (or this one before a restart) already
+        notified as `notified` since `since_s`, without emitting anything: it goes on from
+        there (fires when its `for` has passed since it went pending, repeats, resolves
+        when the bot is heard). False, and nothing done, for a rule that is not a silence
+        rule of this bot or a state that is not pending or firing.
+        """
+        state: AlertState
+        if notified == "pending":
+            state = "pending"
+        elif notified == "firing":
+            state = "firing"
+        else:
+            return False
+        rule = next((r for r in self._rules if r.name == rule_name and r.applies_to(bot)), None)
+        if not isinstance(rule, SilenceRule):
+            return False
+        bot_state = self._bots.get(bot)
+        if bot_state is None:
+            rules = tuple(r for r in self._rules if r.applies_to(bot))
+            bot_state = self._bots[bot] = _BotState(rules=rules)
+        if rule.name in bot_state.alerts:
+            return False
+        value = max(0.0, now_s - last_seen_s)
+        threshold = rule.timeout_for(None)
+        # A firing alert's since is when it fired; it went pending `for` earlier.
+        active_since_s = since_s if state == "pending" else since_s - rule.for_s
+        summary = _summary(rule, bot, state, value, threshold, now_s - active_since_s)
+        event = AlertEvent(
+            rule=rule.name,
+            kind=rule.kind,
+            bot=bot,
+            state=state,
+            since_s=since_s,
+            at_s=now_s,
+            value=value,
+            threshold=threshold,
+            repeat=False,
+            fired=state == "firing",
+            summary=summary,
+        )
+        bot_state.alerts[rule.name] = _Alert(state, active_since_s, now_s, event)
+        bot_state.last_seen_s = last_seen_s
+        bot_state.at_s = now_s
+        status, reason = self._status_of(bot_state)
+        if status != bot_state.status:
+            bot_state.previous, bot_state.status = bot_state.status, status
+            bot_state.since_s = since_s
+            bot_state.reason = reason
+        return True
 
     def _evaluate_bot(
         self,
@@ -563,7 +632,8 @@ class AlertEngine:
             state = self._bots[bot] = _BotState(rules=rules)
         interval_s: float | None = None
         interval_read = False
-        for rule in state.rules:
+        applied = state.rules if self._alerting is None or self._alerting(bot) else ()
+        for rule in applied:
             value: float | None
             if isinstance(rule, LatencyRule):
                 value = metrics.latency_quantile(bot, rule.window, rule.percentile, now_s)

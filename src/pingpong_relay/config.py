@@ -146,6 +146,13 @@ def window(text: str) -> str:
     return text
 
 
+def bot_pattern(text: str) -> str:
+    """A shell-style pattern of bot ids (`<channel>/<source>`), e.g. bot:pingpong/gate-*."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a bot pattern must not be empty")
+    return text.strip()
+
+
 def _option(default: Any, help: str, parse: Callable[[str], Any] = str, **extra: Any) -> Any:
     """A setting's metadata: its flag, env var and --help text all derive from the field."""
     metadata = {"help": help, "parse": parse, **extra}
@@ -275,7 +282,27 @@ class Settings:
         duration,
     )
     max_bots: int = _option(
-        256, "bots tracked for statistics and alerts (each costs up to ~400 KB)", positive_int
+        256,
+        "bots tracked for statistics and alerts (each costs up to ~400 KB). When full, a new "
+        "bot takes the slot of the least recently heard bot on probation (heard fewer than 3 "
+        "times, or over less than 1 s); established bots are never evicted",
+        positive_int,
+    )
+    forget_after: float = _option(
+        86400.0,
+        "a bot silent this long is forgotten (status, alerts and metric series dropped "
+        "without a notification) and not brought back from the history on a restart; "
+        "0: never",
+        duration_or_zero,
+    )
+    accept_bots: list[str] = _option(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "shell-style pattern of bot ids (<channel>/<source>, e.g. bot:pingpong/gate-*) "
+        "whose messages are accepted; repeatable; default: every bot. Other bots' messages "
+        "are not relayed, recorded or tracked: counted as rejected (bot_not_accepted) and "
+        "logged at most once per 10 s",
+        bot_pattern,
+        repeat=True,
     )
     evaluation_interval: float = _option(
         1.0, "seconds between evaluations of silence and alert rules", duration

@@ -19,7 +19,8 @@ from .backoff import Backoff
 from .metrics import RelayMetrics
 from .redis_urls import redis_client
 from .source import as_text
-from .tasks import drain_then_cancel
+from .stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
+from .tasks import cancel_and_wait, drain_then_cancel
 
 log = logging.getLogger("pingpong_relay.history")
 
@@ -28,7 +29,15 @@ log = logging.getLogger("pingpong_relay.history")
 KEY_PREFIX: Final = "{pingpong}:"
 STREAM_PREFIX: Final = KEY_PREFIX + "history:"
 SEEN_PREFIX: Final = KEY_PREFIX + "seen:"
-BOTS_KEY: Final = KEY_PREFIX + "bots"
+# Every bot with a stream, scored by the time of its last append (Redis's clock, ms); a
+# member not appended to for the retention is pruned with its FIRST_KEY entry (its stream
+# has expired by then). It replaces the `{pingpong}:bots` set of earlier versions, which is
+# not migrated (there was no release); delete that key by hand if it is there.
+BOTS_KEY: Final = KEY_PREFIX + "bots:last"
+# The established bots among them (stats.ESTABLISHED_MESSAGES entries over at least
+# stats.ESTABLISHED_SPAN_S), scored the same way: what a restarted relay seeds from, and what
+# rollups are built for.
+ESTABLISHED_KEY: Final = KEY_PREFIX + "bots:established"
 SEQ_KEY: Final = KEY_PREFIX + "seq"
 FIRST_KEY: Final = KEY_PREFIX + "first"  # bot -> id of the first entry ever recorded
 DEAF_KEY: Final = KEY_PREFIX + "deaf"  # when some relay could not hear Redis
@@ -36,6 +45,10 @@ DEAF_KEY: Final = KEY_PREFIX + "deaf"  # when some relay could not hear Redis
 # memory is ample to recognise the copies, and costs one small key per message.
 SEEN_TTL_MS: Final = 60_000
 MAX_PAGE: Final = 10_000
+# The index is pruned every PRUNE_INTERVAL_S, PRUNE_BATCH bots per script run (about a
+# millisecond of Redis's time each), as many runs as it takes.
+PRUNE_INTERVAL_S: Final = 10.0
+PRUNE_BATCH: Final = 1000
 
 # Atomic in Redis: the first relay to run it for a message appends it and remembers the
 # entry id under the message's fingerprint; every later relay gets that same id back.
@@ -43,6 +56,9 @@ MAX_PAGE: Final = 10_000
 # exact (at one message per append it removes at most a few entries each time) and uses
 # Redis's own clock, the one stream ids are made of. A global sequence number orders
 # entries across bots, whose ids can tie within a millisecond.
+# Each append also sets the stream to expire after the retention (so the stream of a bot
+# that sent one message goes when that message would have been trimmed), scores the bot in
+# BOTS_KEY, and in ESTABLISHED_KEY once its stream has enough entries over enough time.
 _RECORD_SCRIPT: Final = """
 local id = redis.call('GET', KEYS[1])
 if id then return {0, id} end
@@ -50,12 +66,44 @@ local seq = redis.call('INCR', KEYS[4])
 id = redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'channel', ARGV[4],
                 'relay_ms', ARGV[5], 'seq', seq, 'raw', ARGV[6])
 local now = redis.call('TIME')
-local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local retention = tonumber(ARGV[3])
+local cutoff = now_ms - retention
 if cutoff > 0 then redis.call('XTRIM', KEYS[2], 'MINID', cutoff) end
+redis.call('PEXPIRE', KEYS[2], retention)
 redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[7])
+redis.call('ZADD', KEYS[3], now_ms, ARGV[7])
 redis.call('HSETNX', KEYS[5], ARGV[7], id)
+if redis.call('ZSCORE', KEYS[6], ARGV[7]) then
+  redis.call('ZADD', KEYS[6], now_ms, ARGV[7])
+elseif redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[8]) then
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  local first_ms = tonumber(string.match(first[1][1], '^%d+'))
+  if now_ms - first_ms >= tonumber(ARGV[9]) then
+    redis.call('ZADD', KEYS[6], now_ms, ARGV[7])
+  end
+end
 return {1, id}
+"""
+
+# Bots not appended to for the retention (their streams have expired) leave BOTS_KEY and
+# ESTABLISHED_KEY, and their FIRST_KEY entry unless they were established (rollups, which
+# outlive the stream, still use it; rollup_store's housekeeping drops it later). At most
+# ARGV[2] bots per run; returns how many went.
+_PRUNE_SCRIPT: Final = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local cutoff = now_ms - tonumber(ARGV[1])
+if cutoff <= 0 then return 0 end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', cutoff),
+                        'LIMIT', 0, tonumber(ARGV[2]))
+if #gone == 0 then return 0 end
+for _, bot in ipairs(gone) do
+  if not redis.call('ZSCORE', KEYS[3], bot) then redis.call('HDEL', KEYS[2], bot) end
+end
+redis.call('ZREM', KEYS[1], unpack(gone))
+redis.call('ZREM', KEYS[3], unpack(gone))
+return #gone
 """
 
 
@@ -126,6 +174,7 @@ class History:
         retention_s: float,
         max_entries: int,
         queue_size: int = 100_000,
+        prune_interval_s: float = PRUNE_INTERVAL_S,
     ) -> None:
         # A Redis restart leaves dead connections in the pool; retrying a command on a
         # fresh one is what makes the first read or write after it succeed.
@@ -137,12 +186,17 @@ class History:
         )
         self._metrics = metrics
         self.retention_s = retention_s
+        # At least 1 ms: PEXPIRE 0 would delete the stream just appended to.
+        self.retention_ms = max(1, int(retention_s * 1000))
         self.max_entries = max_entries
         self._queue: asyncio.Queue[tuple[str, str, bytes, int, Recorded | None]] = asyncio.Queue(
             maxsize=queue_size
         )
         self._script = self._redis.register_script(_RECORD_SCRIPT)
+        self._prune_script = self._redis.register_script(_PRUNE_SCRIPT)
+        self._prune_interval_s = prune_interval_s
         self._task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._backoff = Backoff(base_s=0.1, cap_s=5.0)
 
@@ -163,8 +217,11 @@ class History:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="history-recorder")
+        self._prune_task = asyncio.create_task(self._keep_pruning(), name="history-prune")
 
     async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        await cancel_and_wait(self._prune_task)
+        self._prune_task = None
         await drain_then_cancel(self._queue, self._task, drain_timeout_s)
         self._task = None
         if self._background:
@@ -186,15 +243,24 @@ class History:
         while True:
             try:
                 created, entry_id = await self._script(
-                    keys=[fingerprint(channel, raw), stream_key(bot), BOTS_KEY, SEQ_KEY, FIRST_KEY],
+                    keys=[
+                        fingerprint(channel, raw),
+                        stream_key(bot),
+                        BOTS_KEY,
+                        SEQ_KEY,
+                        FIRST_KEY,
+                        ESTABLISHED_KEY,
+                    ],
                     args=[
                         SEEN_TTL_MS,
                         self.max_entries,
-                        int(self.retention_s * 1000),
+                        self.retention_ms,
                         channel,
                         relay_ms,
                         raw,
                         bot,
+                        ESTABLISHED_MESSAGES,
+                        int(ESTABLISHED_SPAN_S * 1000),
                     ],
                 )
                 break
@@ -226,6 +292,41 @@ class History:
             )
         if on_recorded is not None:
             on_recorded(entry_id)
+
+    async def prune(self) -> int:
+        """Drops the bots not appended to for the retention from the index (and their
+        FIRST_KEY entry unless they were established); how many went."""
+        pruned = 0
+        while True:
+            gone = int(
+                await self._prune_script(
+                    keys=[BOTS_KEY, FIRST_KEY, ESTABLISHED_KEY],
+                    args=[self.retention_ms, PRUNE_BATCH],
+                )
+            )
+            pruned += gone
+            if gone < PRUNE_BATCH:
+                return pruned
+            await asyncio.sleep(0)  # other commands between batches
+
+    async def _keep_pruning(self) -> None:
+        while True:
+            await asyncio.sleep(self._prune_interval_s)
+            try:
+                pruned = await self.prune()
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "pruning the bots index failed (%s); next try in %g s",
+                    exc,
+                    self._prune_interval_s,
+                )
+                continue
+            if pruned:
+                log.info(
+                    "%d bot(s) not heard for --history-retention left the history index",
+                    pruned,
+                    extra={"event": "history_pruned", "bots": pruned},
+                )
 
     def record_deaf(self, from_ms: int, to_ms: int, relay: str) -> None:
         """Notes that this relay heard nothing from `from_ms` to `to_ms` (once Redis is back)."""
@@ -261,8 +362,28 @@ class History:
 
     # --- reading ----------------------------------------------------------------------
     async def bots(self) -> list[str]:
-        members = await self._redis.smembers(BOTS_KEY)
+        """Every bot with a stream (appended to within the retention), by name."""
+        members = await self._redis.zrange(BOTS_KEY, 0, -1)
         return sorted(as_text(m) for m in members)
+
+    async def recent_established(
+        self, limit: int, horizon_s: float | None = None
+    ) -> list[tuple[str, float]]:
+        """(bot, time of its last append in s) of the `limit` established bots appended to
+        most recently, newest first, leaving out those older than `horizon_s` (and than the
+        retention): one round trip, whatever the number of bots in the history."""
+        if limit <= 0:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.zrevrange(ESTABLISHED_KEY, 0, limit - 1, withscores=True)
+        (seconds, micros), rows = await pipe.execute()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        horizon_ms = self.retention_ms
+        if horizon_s is not None and horizon_s > 0:
+            horizon_ms = min(horizon_ms, int(horizon_s * 1000))
+        floor_ms = now_ms - horizon_ms
+        return [(as_text(bot), float(score) / 1000.0) for bot, score in rows if score >= floor_ms]
 
     async def read(self, bot: str, start: str, end: str, limit: int) -> list[Entry]:
         """Entries of one bot with start ≤ id ≤ end (exclusive start with "(id"), oldest first."""

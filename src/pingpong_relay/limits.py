@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import translate
 
 
 @dataclass(slots=True)
@@ -55,3 +58,20 @@ class BotRateLimiter:
         """What was dropped since the last call (for one log line per interval)."""
         dropped, self.dropped = self.dropped, {}
         return dropped
+
+
+class BotAllowList:
+    """--accept-bots: shell-style patterns a bot id must match (case-sensitive, like alert
+    rules' `bots`); no pattern accepts every bot. One compiled expression for all of them,
+    so a message costs one match whatever the number of patterns."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._match = (
+            re.compile("|".join(f"(?:{translate(pattern)})" for pattern in self.patterns)).match
+            if self.patterns
+            else None
+        )
+
+    def accepts(self, bot: str) -> bool:
+        return self._match is None or self._match(bot) is not None

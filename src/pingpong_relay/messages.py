@@ -26,6 +26,7 @@ REJECT_REASONS: Final = (
     "bad_latency",
     "bad_timestamp",
     "bad_source",
+    "bot_not_accepted",  # not validation: a bot --accept-bots does not name (server.py)
 )
 
 # The bot → Redis contract as a JSON Schema: the relay validates every message with exactly

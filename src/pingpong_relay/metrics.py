@@ -80,7 +80,9 @@ class RelayMetrics:
             buckets=_LATENCY_BUCKETS_S,
         )
 
-        # Per bot: cardinality is bounded by --max-bots.
+        # Per bot: only established bots have series (monitor.py), so cardinality is
+        # bounded by --max-bots and a flood of made-up ids creates none; a forgotten bot's
+        # series are removed.
         self.bot_up = gauge(
             "pingpong_bot_up", "Bot status: 1 up, 0.5 degraded or pending, 0 down", ["bot"]
         )
@@ -100,7 +102,12 @@ class RelayMetrics:
         )
         self.bots_refused = counter(
             "pingpong_bot_messages_untracked",
-            "Messages relayed but not tracked per bot because --max-bots was reached",
+            "Messages relayed but not tracked per bot because --max-bots established bots "
+            "were tracked already",
+        )
+        self.bots_evicted = counter(
+            "pingpong_bots_evicted",
+            "Bots on probation (not yet established) evicted to make room for a new bot",
         )
         self.auth_failures = counter(
             "pingpong_auth_failures", "Clients refused before the upgrade, by reason", ["reason"]

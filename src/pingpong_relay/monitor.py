@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,13 +26,14 @@ from .config import Settings
 from .hub import Hub
 from .messages import BotMessage
 from .metrics import RelayMetrics
-from .stats import WINDOWS, StatsBook
+from .stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS, StatsBook
 from .tasks import cancel_and_wait
 from .webhooks import WebhookSender
 
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
+EVICTION_LOG_INTERVAL_S = 10.0
 
 
 def rules_from_settings(settings: Settings) -> list[Rule]:
@@ -107,6 +109,7 @@ class Monitor:
         webhook_urls: Sequence[str] = (),
         alert_repeat_s: float = 3600.0,
         max_bots: int = 256,
+        forget_after_s: float = 86400.0,
         evaluation_interval_s: float = 1.0,
         stats_interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -114,9 +117,12 @@ class Monitor:
     ) -> None:
         self.hub = hub
         self.metrics = metrics
-        self.book = StatsBook(max_bots)
+        self.book = StatsBook(max_bots, on_evict=self._evicted)
         self.view = StatsView(self.book)
-        self.engine = AlertEngine(rules, alert_repeat_s)
+        # Bots on probation get a status but no alert: a made-up id that sends one message
+        # (or a few at once) must not page anyone.
+        self.engine = AlertEngine(rules, alert_repeat_s, alerting=self.book.is_established)
+        self.forget_after_s = forget_after_s
         self.webhooks = WebhookSender(webhook_urls, metrics)
         # With several relays on one Redis, alert transitions for webhooks go through the
         # lease that lets one of them send (server.py sets it); else straight to the sender.
@@ -125,6 +131,10 @@ class Monitor:
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
+        self._evicted_unlogged = 0
+        self._series: set[str] = set()  # bots with metric series: the established ones
+        self._evicted_last: str | None = None
+        self._evicted_logged_at = -math.inf
         self._hearing = hearing
         self._deaf = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -137,27 +147,126 @@ class Monitor:
             if not self._untracked_logged:
                 self._untracked_logged = True
                 log.warning(
-                    "more than %d bots: %s and later new bots are relayed but not tracked "
-                    "(raise --max-bots)",
+                    "more than %d established bots: %s and later new bots are relayed but "
+                    "not tracked (raise --max-bots)",
                     self.book.max_bots,
                     bot,
                     extra={"event": "max_bots_reached", "bot": bot},
                 )
             return
-        self.metrics.bot_last_seen.labels(bot).set(now_s)
-        if message.latency_ms is not None:
-            self.metrics.bot_latency.labels(bot).observe(message.latency_ms / 1000.0)
+        if self._evicted_unlogged:
+            self._log_evictions(now_s)
+        # Per-bot metric series only for established bots: a flood of made-up ids would
+        # otherwise churn through series in every scrape (and cost a series to make and
+        # remove per message).
+        established = self.book.is_established(bot)
+        if established:
+            self.metrics.bot_last_seen.labels(bot).set(now_s)
+            if message.latency_ms is not None:
+                self.metrics.bot_latency.labels(bot).observe(message.latency_ms / 1000.0)
         events, changes = self.engine.evaluate_bot(self.view, bot, now_s)
         if events or changes:
             self._publish(events, changes)
+        if established and bot not in self._series:
+            self._add_series(bot)
 
-    def seed(self, bot: str, last_seen_s: float) -> None:
-        """A bot this relay has not heard yet but the history knows: judged silent (counting
-        from this relay's start at the earliest) until it is heard."""
+    def seed(
+        self,
+        bot: str,
+        last_seen_s: float,
+        notified: Sequence[tuple[str, str, float]] = (),
+    ) -> bool:
+        """An established bot this relay has not heard yet but the history knows: judged
+        silent (counting from this relay's start at the earliest) until it is heard.
+
+        `notified` is (rule, state, since_s) of each of its alerts that was last notified
+        as pending or firing (by this relay before a restart, or by another one): those go
+        on where they were, with no new notification, instead of starting over. False when
+        every slot is taken by an established bot.
+        """
+        now_s = self._clock()
+        restored = [
+            (rule, state, since_s)
+            for rule, state, since_s in notified
+            if state in ("pending", "firing")
+        ]
         # Silence counts from this relay's start at the earliest: before it nothing was
         # heard, whatever the history says (bots may have published while no relay listened).
-        if self.book.seed(bot, max(last_seen_s, self._started_s or self._clock())):
-            self.metrics.bot_last_seen.labels(bot).set(last_seen_s)
+        # Not for a bot already notified as silent: it is silent since its last message.
+        judged_from = last_seen_s if restored else max(last_seen_s, self._started_s or now_s)
+        if not self.book.seed(bot, judged_from):
+            return False
+        self.metrics.bot_last_seen.labels(bot).set(last_seen_s)
+        for rule, state, since_s in restored:
+            restored_here = self.engine.restore(bot, rule, state, since_s, now_s, last_seen_s)
+            if restored_here and state == "firing":
+                self.metrics.alerts_firing.labels(rule, bot).set(1)
+        self._add_series(bot)
+        return True
+
+    def _add_series(self, bot: str) -> None:
+        """A bot just established (or seeded): from now on it has its metric series."""
+        self._series.add(bot)
+        status = self.engine.status(bot)
+        if status is not None:
+            self.metrics.bot_up.labels(bot).set(STATUS_VALUES[status])
+
+    # --- bots leaving the book ----------------------------------------------------------
+    def _drop_bot(self, bot: str) -> None:
+        """A bot evicted or forgotten: its status, alerts and metric series go, unannounced."""
+        if bot in self._series:
+            self._series.discard(bot)
+            metrics = self.metrics
+            for labelled in (metrics.bot_up, metrics.bot_last_seen, metrics.bot_latency):
+                with contextlib.suppress(KeyError):
+                    labelled.remove(bot)
+            for rule in self.engine.rules:
+                with contextlib.suppress(KeyError):
+                    metrics.alerts_firing.remove(rule.name, bot)
+        self.engine.forget(bot)
+
+    def _log_evictions(self, now_s: float) -> None:
+        """Evictions are logged at most once per EVICTION_LOG_INTERVAL_S, with a count."""
+        if now_s - self._evicted_logged_at < EVICTION_LOG_INTERVAL_S:
+            return
+        count, self._evicted_unlogged = self._evicted_unlogged, 0
+        self._evicted_logged_at = now_s
+        log.warning(
+            "evicted %d bot(s) on probation (not yet heard %d times over %g s) to make room "
+            "for new ones (--max-bots %d is full); last evicted: %s",
+            count,
+            ESTABLISHED_MESSAGES,
+            ESTABLISHED_SPAN_S,
+            self.book.max_bots,
+            self._evicted_last,
+            extra={"event": "bots_evicted", "bots": count, "last": self._evicted_last},
+        )
+
+    def _evicted(self, bot: str) -> None:
+        self._drop_bot(bot)
+        self.metrics.bots_evicted.inc()
+        self._evicted_unlogged += 1
+        self._evicted_last = bot
+
+    def forget_silent(self, now_s: float) -> list[str]:
+        """Forgets every bot silent for longer than forget_after_s (0: never): its status,
+        alerts and series go without a notification, as after a restart (which does not
+        bring such bots back either)."""
+        if self.forget_after_s <= 0:
+            return []
+        gone = self.book.silent_since(now_s - self.forget_after_s)
+        for bot in gone:
+            self.book.forget(bot)
+            self._drop_bot(bot)
+        if gone:
+            log.info(
+                "forgot %d bot(s) silent for over %g s (--forget-after), e.g. %s",
+                len(gone),
+                self.forget_after_s,
+                gone[0],
+                extra={"event": "bots_forgotten", "bots": len(gone), "example": gone[0]},
+            )
+        return gone
 
     # --- what clients and HTTP ask for ------------------------------------------------
     def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
@@ -196,7 +305,8 @@ class Monitor:
                     "previous": change.previous,
                 },
             )
-            self.metrics.bot_up.labels(change.bot).set(STATUS_VALUES[change.status])
+            if change.bot in self._series:
+                self.metrics.bot_up.labels(change.bot).set(STATUS_VALUES[change.status])
             self.hub.broadcast(
                 orjson.dumps(change.to_json()), "status", change.bot, key=("status", change.bot)
             )
@@ -251,8 +361,12 @@ class Monitor:
         while True:
             await asyncio.sleep(self._evaluation_interval_s)
             try:
+                now_s = self._clock()
+                if self._evicted_unlogged:
+                    self._log_evictions(now_s)
                 if not self._check_hearing():
                     continue
+                self.forget_silent(now_s)
                 events, changes = self.engine.evaluate(self.view, self._clock())
                 if events or changes:
                     self._publish(events, changes)

@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .history import BOTS_KEY, FIRST_KEY, KEY_PREFIX, stream_key
+from .history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, KEY_PREFIX, stream_key
 from .rollups import (
     ANALYTICS_WINDOWS,
     HOUR_MS,
@@ -34,6 +34,14 @@ PRUNED_KEY: Final = KEY_PREFIX + "rollup:pruned"  # bot -> last minute rollup de
 # Recording runs a little behind receipt; a minute is rolled up once it is this far past.
 SETTLE_MS: Final = 5_000
 MINUTES_KEPT_MS: Final = 48 * HOUR_MS  # hours cover anything older
+# Hours are read back for the longest analytics window; a bot's hours key expires that
+# long after its last hour was written, and its minutes key once its minutes are all past
+# MINUTES_KEPT_MS, so a bot that left takes its rollups with it.
+HOURS_KEPT_MS: Final = max(ANALYTICS_WINDOWS.values()) + 2 * HOUR_MS
+MINUTES_TTL_MS: Final = MINUTES_KEPT_MS + 2 * HOUR_MS
+# How often the per-bot fields of CURSOR_KEY, PRUNED_KEY and FIRST_KEY are checked for
+# bots that left the history longer than HOURS_KEPT_MS ago.
+HOUSEKEEPING_MS: Final = HOUR_MS
 READ_CHUNK: Final = 2_000
 
 
@@ -59,6 +67,7 @@ class RollupStore:
         self._redis = redis
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._housekept_ms = 0
 
     async def now_ms(self) -> int:
         seconds, micros = await self._redis.time()
@@ -83,19 +92,73 @@ class RollupStore:
             await asyncio.sleep(self._interval_s)
 
     async def roll_up(self) -> int:
-        """One pass: every complete minute not rolled up yet, and the hours they complete."""
+        """One pass: every complete minute not rolled up yet, and the hours they complete.
+
+        Only established bots are rolled up (a bot on probation has a few entries at most,
+        which /analytics reads from its stream), and only those appended to since their
+        last rolled-up minute (or whose last hour is still to complete): a pass costs one
+        round trip per thousand idle bots.
+        """
         now_ms = await self.now_ms()
         written = 0
-        for raw_bot in await self._redis.smembers(BOTS_KEY):
-            bot = as_text(raw_bot)
-            written += await self._roll_bot(bot, now_ms)
-            await self._prune_minutes(bot, now_ms)
+        rows = cast(
+            list[tuple[bytes, float]],
+            await self._redis.zrange(ESTABLISHED_KEY, 0, -1, withscores=True),
+        )
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            cursors = await self._redis.hmget(CURSOR_KEY, [bot for bot, _ in chunk])
+            for (raw_bot, last_ms), cursor in zip(chunk, cursors, strict=True):
+                last_hour_done = hour_of(int(last_ms)) + HOUR_MS - MINUTE_MS
+                if cursor is not None and int(cursor) >= last_hour_done:
+                    # Nothing appended since, and the hour of the last append is complete.
+                    continue
+                bot = as_text(raw_bot)
+                written += await self._roll_bot(bot, now_ms)
+                await self._prune_minutes(bot, now_ms)
+        if now_ms - self._housekept_ms >= HOUSEKEEPING_MS:
+            await self.housekeeping(now_ms)
+            self._housekept_ms = now_ms
         log.debug(
             "rollup pass done: %d minute(s) written",
             written,
             extra={"event": "rollup_pass", "minutes": written},
         )
         return written
+
+    async def housekeeping(self, now_ms: int) -> int:
+        """Drops the CURSOR_KEY, PRUNED_KEY and FIRST_KEY fields of bots that left the
+        history (pruned from BOTS_KEY after the retention) and whose last rolled-up minute
+        is older than HOURS_KEPT_MS, when their rollups have expired too. Returns how many."""
+        names = {
+            as_text(bot) for key in (CURSOR_KEY, FIRST_KEY) for bot in await self._redis.hkeys(key)
+        }
+        if not names:
+            return 0
+        ordered = sorted(names)
+        pipe = self._redis.pipeline(transaction=False)
+        for bot in ordered:
+            pipe.zscore(BOTS_KEY, bot)
+        pipe.hmget(CURSOR_KEY, ordered)
+        *scores, cursors = await pipe.execute()
+        gone = [
+            bot
+            for bot, score, cursor in zip(ordered, scores, cursors, strict=True)
+            if score is None and (cursor is None or int(cursor) < now_ms - HOURS_KEPT_MS)
+        ]
+        for start in range(0, len(gone), 1000):
+            chunk = gone[start : start + 1000]
+            pipe = self._redis.pipeline(transaction=False)
+            for key in (CURSOR_KEY, PRUNED_KEY, FIRST_KEY):
+                pipe.hdel(key, *chunk)
+            await pipe.execute()
+        if gone:
+            log.info(
+                "forgot the rollup state of %d bot(s) gone from the history",
+                len(gone),
+                extra={"event": "rollup_housekeeping", "bots": len(gone)},
+            )
+        return len(gone)
 
     async def _roll_bot(self, bot: str, now_ms: int) -> int:
         last_complete = minute_of(now_ms - SETTLE_MS) - MINUTE_MS
@@ -135,6 +198,8 @@ class RollupStore:
                 if current is not None:
                     self._write_minute(pipe, bot, build_rollup(current, MINUTE_MS, messages))
                     written += 1
+                if written:
+                    pipe.pexpire(MINUTES_PREFIX + bot, MINUTES_TTL_MS)
                 await pipe.execute()
                 break
             await pipe.execute()
@@ -149,9 +214,10 @@ class RollupStore:
             parts = [Rollup.from_json(orjson.loads(raw)) for raw in stored if raw]
             merged = merge_rollups(hour, HOUR_MS, parts)
             if merged.count:
-                await self._redis.hsetnx(
-                    HOURS_PREFIX + bot, str(hour), orjson.dumps(merged.to_json())
-                )
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hsetnx(HOURS_PREFIX + bot, str(hour), orjson.dumps(merged.to_json()))
+                pipe.pexpire(HOURS_PREFIX + bot, HOURS_KEPT_MS)
+                await pipe.execute()
         await self._redis.hset(CURSOR_KEY, bot, str(last_complete))
         log.debug(
             "rolled up %d minute(s) of %s up to %d",

@@ -56,8 +56,8 @@ from .hub import (
     Hub,
     Peer,
 )
-from .lease import WebhookLease
-from .limits import BotRateLimiter
+from .lease import SENT_KEY, WebhookLease, alert_key
+from .limits import BotAllowList, BotRateLimiter
 from .messages import (
     RejectedMessage,
     encode_envelope,
@@ -175,6 +175,7 @@ class Relay:
             webhook_urls=settings.webhook_url,
             alert_repeat_s=settings.alert_repeat,
             max_bots=settings.max_bots,
+            forget_after_s=settings.forget_after,
             evaluation_interval_s=settings.evaluation_interval,
             stats_interval_s=settings.stats_interval,
             clock=lambda: wall_clock_ns() / 1e9,
@@ -217,6 +218,9 @@ class Relay:
         self._jwks_task: asyncio.Task[None] | None = None
         self._bot_limiter = BotRateLimiter(settings.max_bot_rate)
         self._drop_logged_at: dict[str, float] = {}
+        self._accepted_bots = BotAllowList(settings.accept_bots)
+        self._not_accepted_unlogged = 0
+        self._not_accepted_logged_at = -BOT_DROP_LOG_INTERVAL_S
         self._source_task: asyncio.Task[None] | None = None
         self._state_task: asyncio.Task[None] | None = None
         self._seed_task: asyncio.Task[None] | None = None
@@ -265,6 +269,9 @@ class Relay:
         now_ns = self._wall_clock_ns()
         now_s, relay_ms = now_ns / 1e9, now_ns // 1_000_000
         bot = bot_id(channel, message.source)
+        if not self._accepted_bots.accepts(bot):
+            self._not_accepted(bot, now_s)
+            return
         if not self._bot_limiter.allow(bot, now_s):
             self._dropped_over_rate(bot, now_s)
             return
@@ -321,6 +328,22 @@ class Relay:
             "broadcast done: to %d clients",
             clients,
             extra={"event": "broadcast_done", "delivered": clients},
+        )
+
+    def _not_accepted(self, bot: str, now_s: float) -> None:
+        """A bot --accept-bots does not name: counted; logged at most once per 10 s."""
+        self.metrics.messages_rejected.labels("bot_not_accepted").inc()
+        self._not_accepted_unlogged += 1
+        if now_s - self._not_accepted_logged_at < BOT_DROP_LOG_INTERVAL_S:
+            return
+        count, self._not_accepted_unlogged = self._not_accepted_unlogged, 0
+        self._not_accepted_logged_at = now_s
+        log.warning(
+            "%d message(s) from bots that --accept-bots does not name (e.g. %s) were not "
+            "relayed, recorded or tracked",
+            count,
+            bot,
+            extra={"event": "bot_not_accepted", "bot": bot, "messages": count},
         )
 
     def _dropped_over_rate(self, bot: str, now_s: float) -> None:
@@ -457,23 +480,57 @@ class Relay:
                     )
 
     async def _seed_from_history(self) -> None:
-        """Bots the history knows, with their last message: a relay that (re)starts while a
-        bot is silent still judges it silent, instead of not knowing it at all."""
+        """Established bots the history heard within --forget-after, with their last
+        message: a relay that (re)starts while a bot is silent still judges it silent,
+        instead of not knowing it at all. At most --max-bots, the most recently heard first,
+        read in two round trips whatever the number of bots in the history; bots on
+        probation there (a flood of made-up ids) and bots gone for longer are left out.
+        A silence alert that was already notified (the webhook lease notes each one sent)
+        goes on from where it was instead of being notified again."""
         assert self.history is not None
+        settings = self.settings
+        started = time.perf_counter()
+        silence_rules = [rule.name for rule in self.monitor.engine.rules if rule.kind == "silence"]
         try:
-            seeded = 0
-            for bot in await self.history.bots():
-                last = await self.history.read_last(bot, 1)
-                if last:
-                    self.monitor.seed(bot, last[-1].relay_ms / 1000.0)
-                    seeded += 1
-        except (RedisError, OSError) as exc:
+            known = await self.history.recent_established(
+                settings.max_bots, settings.forget_after or None
+            )
+            notified: dict[str, list[tuple[str, str, float]]] = {}
+            fields = [(rule, bot) for bot, _ in known for rule in silence_rules]
+            if fields:
+                sent = await self.history.redis.hmget(
+                    SENT_KEY, [alert_key({"rule": rule, "bot": bot}) for rule, bot in fields]
+                )
+                for (rule, bot), raw in zip(fields, sent, strict=True):
+                    if raw is None:
+                        continue
+                    last = orjson.loads(raw)
+                    notified.setdefault(bot, []).append(
+                        (rule, str(last.get("state")), int(last.get("since_ms", 0)) / 1000.0)
+                    )
+        except (RedisError, OSError, orjson.JSONDecodeError) as exc:
             log.warning("could not read the known bots from the history: %s", exc)
             return
+        seeded = 0
+        for bot, last_seen_s in known:
+            if self.monitor.seed(bot, last_seen_s, notified.get(bot, ())):
+                seeded += 1
+        restored = [
+            (rule, bot)
+            for bot, alerts in notified.items()
+            for rule, state, _ in alerts
+            if state in ("pending", "firing")
+        ]
         log.info(
-            "%d bot(s) known from the history",
+            "%d bot(s) known from the history%s",
             seeded,
-            extra={"event": "bots_seeded", "bots": seeded},
+            f"; {len(restored)} silence alert(s) already notified go on" if restored else "",
+            extra={
+                "event": "bots_seeded",
+                "bots": seeded,
+                "alerts_restored": len(restored),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
         )
 
     def relay_deaf(self, since_s: float, until_s: float | None) -> None:

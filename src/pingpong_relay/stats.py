@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Final
 
 WINDOWS: Final[dict[str, float]] = {"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0}
@@ -27,6 +29,15 @@ _MAX_INDEX: Final = math.floor(math.log2(MAX_MAGNITUDE) * BUCKETS_PER_DOUBLING)
 _KEY_OFFSET: Final = 1 - _MIN_INDEX
 _MIDPOINT: Final = 2.0 * BUCKET_RATIO / (1.0 + BUCKET_RATIO)
 MAX_BUCKETS: Final = 2 * (_MAX_INDEX - _MIN_INDEX + 1) + 1
+
+# A bot is *established* once it has been heard ESTABLISHED_MESSAGES times over at least
+# ESTABLISHED_SPAN_S (first to latest message). One message, or a burst of them, is not
+# enough: a real bot publishes again and again over time, a flood of made-up ids does not.
+# Until then a bot may be evicted to make room for a newcomer and raises no alert; the
+# history applies the same test to each bot's stream (history.py), so a restarted relay
+# brings back established bots only.
+ESTABLISHED_MESSAGES: Final = 3
+ESTABLISHED_SPAN_S: Final = 1.0
 
 
 def bucket_key(value: float) -> int:
@@ -249,10 +260,11 @@ class WindowedStats:
     memory is bounded by 4 × 60 slots of three histograms whatever the message rate.
     """
 
-    __slots__ = ("_last_seen_s", "_rings", "_total")
+    __slots__ = ("_first_seen_s", "_last_seen_s", "_rings", "_total")
 
     def __init__(self) -> None:
         self._rings = {name: _Ring(window_s) for name, window_s in WINDOWS.items()}
+        self._first_seen_s: float | None = None
         self._last_seen_s: float | None = None
         self._total = 0
 
@@ -299,6 +311,8 @@ class WindowedStats:
                 slot.interval._insert(interval_ms, interval_key)
             if transit_ms is not None:
                 slot.transit._insert(transit_ms, transit_key)
+        if self._first_seen_s is None:
+            self._first_seen_s = now_s
         self._last_seen_s = now_s
         self._total += 1
 
@@ -369,6 +383,20 @@ class WindowedStats:
     def last_seen_s(self) -> float | None:
         return self._last_seen_s
 
+    @property
+    def first_seen_s(self) -> float | None:
+        """When this process first heard the bot (None while it has only been seeded)."""
+        return self._first_seen_s
+
+    def is_established(self) -> bool:
+        """Heard ESTABLISHED_MESSAGES times over at least ESTABLISHED_SPAN_S."""
+        return (
+            self._total >= ESTABLISHED_MESSAGES
+            and self._first_seen_s is not None
+            and self._last_seen_s is not None
+            and self._last_seen_s - self._first_seen_s >= ESTABLISHED_SPAN_S
+        )
+
     def seed(self, last_seen_s: float) -> None:
         """When the bot was last heard of before this process (from the history)."""
         if self._last_seen_s is None:
@@ -380,16 +408,27 @@ class WindowedStats:
 
 
 class StatsBook:
-    """WindowedStats per bot, for at most `max_bots` bots, and for all messages together."""
+    """WindowedStats per bot, for at most `max_bots` bots, and for all messages together.
 
-    __slots__ = ("_bots", "_max_bots", "_overall")
+    A bot is *on probation* until it is established (ESTABLISHED_MESSAGES over
+    ESTABLISHED_SPAN_S, or seeded from the history, which applies the same test). When the
+    book is full, a newcomer takes the slot of the bot on probation heard least recently;
+    established bots are never evicted by newcomers, and a newcomer that finds every slot
+    established is refused. `on_evict(bot)` is called for each bot evicted, so that
+    whatever else is kept per bot (statuses, metric series) can go with it.
+    """
 
-    def __init__(self, max_bots: int = 1000) -> None:
+    __slots__ = ("_bots", "_max_bots", "_on_evict", "_overall", "_probation")
+
+    def __init__(self, max_bots: int = 1000, on_evict: Callable[[str], None] | None = None) -> None:
         if max_bots < 0:
             raise ValueError(f"max_bots must be >= 0, not {max_bots!r}")
         self._max_bots = max_bots
         self._bots: dict[str, WindowedStats] = {}
+        # Bots on probation, least recently heard first: the eviction order.
+        self._probation: OrderedDict[str, None] = OrderedDict()
         self._overall = WindowedStats()
+        self._on_evict = on_evict
 
     def record(
         self,
@@ -403,21 +442,68 @@ class StatsBook:
         self._overall.record(now_s, kind, latency_ms, bot_timestamp_ms)
         stats = self._bots.get(bot_id)
         if stats is None:
-            if len(self._bots) >= self._max_bots:
+            stats = self._admit(bot_id)
+            if stats is None:
                 return False
-            stats = self._bots[bot_id] = WindowedStats()
+            self._probation[bot_id] = None
         stats.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        if bot_id in self._probation:
+            if stats.is_established():
+                del self._probation[bot_id]
+            else:
+                self._probation.move_to_end(bot_id)
         return True
 
+    def _admit(self, bot_id: str) -> WindowedStats | None:
+        """A new bot's statistics, evicting one on probation if the book is full."""
+        if len(self._bots) >= self._max_bots:
+            if not self._probation:
+                return None
+            evicted, _ = self._probation.popitem(last=False)
+            del self._bots[evicted]
+            if self._on_evict is not None:
+                self._on_evict(evicted)
+        stats = self._bots[bot_id] = WindowedStats()
+        return stats
+
     def seed(self, bot_id: str, last_seen_s: float) -> bool:
-        """Track a bot known from the history; False when it is beyond the cap."""
+        """Track a bot known from the history (established there); False when every slot is
+        taken by an established bot."""
         stats = self._bots.get(bot_id)
         if stats is None:
-            if len(self._bots) >= self._max_bots:
+            stats = self._admit(bot_id)
+            if stats is None:
                 return False
-            stats = self._bots[bot_id] = WindowedStats()
+        self._probation.pop(bot_id, None)
         stats.seed(last_seen_s)
         return True
+
+    def is_established(self, bot_id: str) -> bool:
+        """Tracked and past probation."""
+        return bot_id in self._bots and bot_id not in self._probation
+
+    def forget(self, bot_id: str) -> bool:
+        """Stop tracking a bot (not an eviction: on_evict is not called); False if it was
+        not tracked."""
+        if self._bots.pop(bot_id, None) is None:
+            return False
+        self._probation.pop(bot_id, None)
+        return True
+
+    def silent_since(self, before_s: float) -> list[str]:
+        """Tracked bots last heard before `before_s` (seeded ones by their history time)."""
+        return [
+            bot
+            for bot, stats in self._bots.items()
+            if stats.last_seen_s is not None and stats.last_seen_s < before_s
+        ]
+
+    def __len__(self) -> int:
+        return len(self._bots)
+
+    @property
+    def on_probation(self) -> int:
+        return len(self._probation)
 
     def bots(self) -> list[str]:
         return sorted(self._bots)

@@ -25,7 +25,7 @@ from playwright.async_api import Locator, Page, Route, WebSocket, expect
 
 from pingpong_relay.auth import mint
 from tests.browser.conftest import PHONE, Dashboard, OpenDashboard
-from tests.support import RedisServer, RelayFactory, RelayProcess
+from tests.support import RedisServer, RelayFactory, RelayProcess, publish_established
 
 expect.set_options(timeout=10_000)
 
@@ -237,7 +237,8 @@ async def test_a_silent_bot_goes_down_alerts_and_recovers(
     await connected(dashboard, relay)
     bot = "bot:pingpong/gate-2"
 
-    await redis_server.publish(beat("gate-2"))
+    # Heard three times over a second: established, so its silence alerts.
+    await publish_established(redis_server, lambda _: beat("gate-2"))
     await expect(field(page, bot, "status")).to_have_text("up")
     # Silent for a second: down, and its silence alert fires.
     await expect(field(page, bot, "status")).to_have_text("down")

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from pingpong_relay.history import BOTS_KEY, FIRST_KEY, stream_key
+from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
 from tests.support import RedisServer, RelayFactory
 
 BOT = "bot:pingpong/gate"
@@ -39,7 +39,8 @@ async def _load(redis_server: RedisServer) -> list[tuple[int, float]]:
             {"channel": "bot:pingpong", "relay_ms": at, "seq": n, "raw": raw},
             id=f"{at}-0",
         )
-    pipe.sadd(BOTS_KEY, BOT)
+    for key in (BOTS_KEY, ESTABLISHED_KEY):
+        pipe.zadd(key, {BOT: messages[-1][0]})
     pipe.hset(FIRST_KEY, BOT, f"{messages[0][0]}-0")
     await pipe.execute()
     await client.aclose()
@@ -102,7 +103,8 @@ async def test_analytics_reports_an_ongoing_outage_and_refuses_bad_queries(
             {"channel": "c", "relay_ms": at, "seq": 0, "raw": b'{"type":"ping","latency":5}'},
             id=f"{at}-0",
         )
-    await client.sadd(BOTS_KEY, BOT)
+    for key in (BOTS_KEY, ESTABLISHED_KEY):
+        await client.zadd(key, {BOT: last})
     await client.hset(FIRST_KEY, BOT, f"{last - 600_000}-0")
     await client.aclose()
     relay = await start_relay(redis_server.url, "--log-level", "DEBUG")
@@ -132,7 +134,8 @@ async def test_minute_rollups_older_than_two_days_are_pruned_and_hours_kept(
     recent = [hour - 3_600_000 + m * 60_000 for m in range(60)]
     await client.hset(MINUTES_PREFIX + BOT, mapping={str(m): b"{}" for m in old + recent})
     await client.hset(HOURS_PREFIX + BOT, str(hour - 50 * 3_600_000), b"{}")
-    await client.sadd(BOTS_KEY, BOT)
+    for key in (BOTS_KEY, ESTABLISHED_KEY):
+        await client.zadd(key, {BOT: recent[-1]})
     store = RollupStore(client)
     await store.roll_up()
     left = {int(m) for m in await client.hkeys(MINUTES_PREFIX + BOT)}

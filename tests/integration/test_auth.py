@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,13 @@ import orjson
 import pytest
 
 from pingpong_relay.auth import SUBPROTOCOL, mint
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
+from tests.support import (
+    Collector,
+    RedisServer,
+    RelayFactory,
+    RelayProcess,
+    publish_established,
+)
 
 SECRET = "relay-test-secret-" + "k" * 50
 AUTH = (
@@ -335,12 +342,24 @@ async def test_a_scoped_client_gets_no_other_bots_alerts_or_statistics(
     scoped = Collector()
     await scoped.connect(relay.ws_url + f"?token={token}&events=alerts,stats&bots=*")
     await relay.wait_for("client_connected")
-    for source in ("beta", "alpha"):  # both slow: both fire the latency alert
-        await redis_server.publish(orjson.dumps({"type": "ping", "latency": 99, "source": source}))
+
+    def slow(source: str) -> Callable[[int], bytes]:
+        return lambda n: orjson.dumps(
+            {"type": "ping", "latency": 99, "timestamp": n, "source": source}
+        )
+
+    # Both slow and established (heard over a second): both fire the latency alert.
+    await asyncio.gather(*(publish_established(redis_server, slow(s)) for s in ("beta", "alpha")))
+    await relay.wait_for(
+        lambda r: r.get("event") == "alert" and r["bot"] == "bot:pingpong/beta", count=2
+    )
     # Stats go out bot by bot in name order (alpha before beta) each tick: two of
-    # alpha's mean a whole tick has passed, beta's included, had it been sent.
-    stats_seen = 0
+    # alpha's after its alert mean a whole tick has passed since both alerts, beta's
+    # stats included, had they been sent.
     index = 0
+    while (await scoped.wait_count(index + 1))[index]["type"] != "bot:alert":
+        index += 1
+    stats_seen = 0
     while stats_seen < 2:
         message = (await scoped.wait_count(index + 1))[index]
         if message["type"] == "bot:stats" and message["bot"] == "bot:pingpong/alpha":

@@ -10,7 +10,13 @@ import orjson
 import redis.asyncio as aioredis
 
 from pingpong_relay.lease import SENT_KEY
-from tests.support import RedisServer, RelayFactory, RelayProcess, WebhookReceiver
+from tests.support import (
+    RedisServer,
+    RelayFactory,
+    RelayProcess,
+    WebhookReceiver,
+    publish_established,
+)
 
 BOT = "bot:pingpong/bot"
 FLAGS = (
@@ -25,8 +31,8 @@ FLAGS = (
 )
 
 
-def _beat() -> bytes:
-    return orjson.dumps({"type": "ping", "latency": 5, "timestamp": 1, "source": "bot"})
+def _beat(n: int = 0) -> bytes:
+    return orjson.dumps({"type": "ping", "latency": 5, "timestamp": n + 1, "source": "bot"})
 
 
 def _sent(webhook: WebhookReceiver, state: str) -> int:
@@ -67,7 +73,7 @@ async def test_one_relay_sends_each_transition_and_a_survivor_takes_over(
     assert sum(1 for r in relays if r.events("lease_acquired")) == 1
 
     # Silent, firing, back, resolved: every relay sees each transition; one sends it.
-    await redis_server.publish(_beat())
+    await publish_established(redis_server, _beat)
     await webhook.wait_for("silence", BOT, "firing")
     for relay in relays:
         await relay.wait_for(lambda r: r.get("event") == "alert" and r["state"] == "firing")

@@ -10,7 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support import Collector, RedisServer, RelayFactory, WebhookReceiver
+from tests.support import (
+    Collector,
+    RedisServer,
+    RelayFactory,
+    WebhookReceiver,
+    publish_established,
+)
 
 FAST = (
     "--silence-timeout",
@@ -31,6 +37,13 @@ FAST = (
 def _beat(kind: str = "ping", latency: float = 20, **extra: object) -> bytes:
     return orjson.dumps(
         {"type": kind, "latency": latency, "timestamp": 1, "source": "bot", **extra}
+    )
+
+
+async def _establish(redis_server: RedisServer, latency: float = 20, source: str = "bot") -> None:
+    """Three distinct heartbeats over a second: established, so the bot's rules apply."""
+    await publish_established(
+        redis_server, lambda n: _beat(latency=latency, source=source, timestamp=n + 1)
     )
 
 
@@ -55,8 +68,7 @@ async def test_a_silent_bot_goes_pending_then_down_alerts_and_recovers(
     await relay.wait_for("client_connected")
     bot = "bot:pingpong/bot"
 
-    for _ in range(3):
-        await redis_server.publish(_beat())
+    await _establish(redis_server)
     up = await _next(watcher, "bot:status", status="up")
     assert up["bot"] == bot
     assert up["previous"] is None
@@ -104,7 +116,7 @@ async def test_high_latency_degrades_the_bot_and_fires_the_latency_alert(
     watcher = Collector()
     await watcher.connect(relay.ws_url + "?events=status,alerts&bots=bot:pingpong/*")
     await relay.wait_for("client_connected")
-    await redis_server.publish(_beat(latency=20))
+    await _establish(redis_server, latency=20)
     await _next(watcher, "bot:status", status="up")
     await redis_server.publish(_beat(latency=900))
     degraded = await _next(watcher, "bot:status", status="degraded")
@@ -215,7 +227,7 @@ async def test_rules_from_a_toml_file_drive_the_alerts(
     await watcher.connect(relay.ws_url + "?events=alerts")
     await relay.wait_for("client_connected")
     await redis_server.publish(_beat(latency=80, source="okx"))
-    await redis_server.publish(_beat(latency=80, source="gate"))
+    await _establish(redis_server, latency=80, source="gate")
     firing = await _next(watcher, "bot:alert", state="firing")
     assert (firing["rule"], firing["bot"]) == ("gate-slow", "bot:pingpong/gate")
     # No silence rule in the file: nothing about silence, ever.
@@ -229,8 +241,7 @@ async def test_bots_are_not_judged_silent_while_the_relay_cannot_hear_redis(
     relay = await start_relay(
         redis_server.url, *FAST, "--reconnect-max-delay", "0.3", "--redis-health-interval", "1"
     )
-    for _ in range(3):
-        await redis_server.publish(_beat())
+    await _establish(redis_server)
     await relay.wait_for(lambda r: r.get("event") == "bot_status" and r["status"] == "up")
 
     redis_server.kill()
@@ -255,8 +266,10 @@ async def test_a_relay_started_while_a_bot_is_silent_still_finds_it_down(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
     first = await start_relay(redis_server.url, "--log-level", "DEBUG")
-    await redis_server.publish(_beat())
-    await first.wait_for("history_recorded")
+    await _establish(redis_server)
+    # A bot heard once stays on probation, in the history as in the relay.
+    await redis_server.publish(_beat(source="once"))
+    await first.wait_for("history_recorded", count=4)
     await first.stop()
     # The bot says nothing more; a new relay (a restart, a restarted worker) comes up.
     second = await start_relay(redis_server.url, *FAST)
@@ -269,4 +282,5 @@ async def test_a_relay_started_while_a_bot_is_silent_still_finds_it_down(
     await second.wait_for(lambda r: r.get("event") == "alert" and r.get("state") == "firing")
     status, body = await second.get("/bots")
     assert status == 200
+    assert list(orjson.loads(body)["bots"]) == ["bot:pingpong/bot"]
     assert orjson.loads(body)["bots"]["bot:pingpong/bot"]["status"] == "down"

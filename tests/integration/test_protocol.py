@@ -8,7 +8,7 @@ import jsonschema
 import orjson
 
 from pingpong_relay.protocol import asyncapi
-from tests.support import Collector, RedisServer, RelayFactory
+from tests.support import Collector, RedisServer, RelayFactory, publish_established
 
 SECRET = "s" * 40
 
@@ -60,9 +60,14 @@ async def test_every_kind_of_message_a_relay_sends_matches_its_schema(
 
     watcher = Collector()
     await watcher.connect(relay.ws_url + "?events=pingpong,status,alerts,stats,relay")
-    for n in range(4):
-        beat = {"type": "ping" if n % 2 else "pong", "latency": n, "timestamp": n, "source": "a"}
-        await redis_server.publish(orjson.dumps(beat))
+
+    def beat(n: int) -> bytes:
+        kind = "ping" if n % 2 else "pong"
+        return orjson.dumps({"type": kind, "latency": n, "timestamp": n, "source": "a"})
+
+    # Established (heard over a second), so that its silence alert fires below.
+    await publish_established(redis_server, beat)
+    await redis_server.publish(beat(3))
     await relay.wait_for("history_recorded", count=4)
     # History keeps 2 of 4 entries: a replay from the start begins with a trimmed gap.
     replaying = Collector()

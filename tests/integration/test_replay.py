@@ -152,7 +152,8 @@ async def test_a_redis_outage_is_announced_and_shows_as_a_gap_in_replays(
     await redis_server.start()
     client = aioredis.from_url(redis_server.url)
     await client.restore(stream_key("bot:pingpong/bot"), 0, dump, replace=True)
-    await client.sadd(BOTS_KEY, "bot:pingpong/bot")
+    seconds, _ = await client.time()
+    await client.zadd(BOTS_KEY, {"bot:pingpong/bot": int(seconds) * 1000})
     await client.aclose()
     ended = await _next_of(watcher, "relay:deaf", after=started)
     assert ended["from_ms"] == started["from_ms"]

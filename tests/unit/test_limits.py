@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong_relay.limits import BotRateLimiter, TokenBucket
+from pingpong_relay.limits import BotAllowList, BotRateLimiter, TokenBucket
 
 
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:
@@ -49,3 +49,18 @@ def test_the_limiter_stays_bounded_with_endless_new_bots() -> None:
     for n in range(1000):
         assert limiter.allow(f"bot-{n}", 0.0)
     assert len(limiter._buckets) <= 100
+
+
+def test_bot_allow_list_matches_shell_patterns_case_sensitively() -> None:
+    everyone = BotAllowList([])
+    assert everyone.accepts("anything/at-all")
+    listed = BotAllowList(["bot:pingpong/gate-*", "bot:other/[ab]?", "exact"])
+    assert listed.accepts("bot:pingpong/gate-1")
+    assert listed.accepts("bot:other/a1")
+    assert listed.accepts("exact")
+    assert not listed.accepts("bot:pingpong/Gate-1")
+    assert not listed.accepts("bot:other/c1")
+    assert not listed.accepts("exactly")
+    assert not listed.accepts("bot:pingpong/junk123")
+    # A newline cannot sneak past the end of a pattern.
+    assert not listed.accepts("exact\n")

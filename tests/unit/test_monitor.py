@@ -20,7 +20,7 @@ from pingpong_relay.hub import Hub
 from pingpong_relay.messages import BotMessage, parse_bot_message
 from pingpong_relay.metrics import RelayMetrics
 from pingpong_relay.monitor import OVERALL, Monitor, StatsView, rules_from_settings
-from pingpong_relay.stats import WINDOWS
+from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS
 from pingpong_relay.webhooks import WebhookSender
 
 T0 = 1_700_000_000.0
@@ -105,6 +105,16 @@ def message(latency_ms: float | None = 20.0, kind: str = "ping") -> BotMessage:
     if latency_ms is not None:
         fields["latency"] = latency_ms
     return parse_bot_message(orjson.dumps(fields))
+
+
+def establish(monitor: Monitor, bot: str, clock: Clock) -> None:
+    """Heard ESTABLISHED_MESSAGES times over ESTABLISHED_SPAN_S, without a latency (so no
+    sample of it counts): past probation, so the rules apply to it from now on."""
+    for i in range(ESTABLISHED_MESSAGES):
+        if i:
+            clock.now += ESTABLISHED_SPAN_S / (ESTABLISHED_MESSAGES - 1)
+        monitor.observe(bot, message(latency_ms=None), clock.now)
+    assert monitor.book.is_established(bot)
 
 
 LATENCY_NOW = LatencyRule(name="slow", percentile=0.95, threshold_ms=100.0, for_s=0.0)
@@ -194,12 +204,20 @@ def test_a_first_message_broadcasts_up_to_status_watchers_only(
     ]
     assert plain.sent == []
     assert alerts.sent == []
+    # On probation: no metric series yet (made-up ids must not churn through them).
     labels = {"bot": ALPHA}
-    assert metrics.registry.get_sample_value("pingpong_bot_up", labels) == 1.0
     last_seen = "pingpong_bot_last_seen_timestamp_seconds"
-    assert metrics.registry.get_sample_value(last_seen, labels) == T0
+    assert metrics.registry.get_sample_value("pingpong_bot_up", labels) is None
+    assert metrics.registry.get_sample_value(last_seen, labels) is None
+    # Established: its series from then on.
+    for _ in range(ESTABLISHED_MESSAGES - 1):
+        clock.now += ESTABLISHED_SPAN_S
+        monitor.observe(ALPHA, message(latency_ms=20.0), clock.now)
+    assert metrics.registry.get_sample_value("pingpong_bot_up", labels) == 1.0
+    assert metrics.registry.get_sample_value(last_seen, labels) == clock.now
     assert metrics.registry.get_sample_value("pingpong_bot_latency_seconds_count", labels) == 1
     assert metrics.registry.get_sample_value("pingpong_bot_latency_seconds_sum", labels) == 0.02
+    assert len(status.messages) == 1
 
 
 def test_further_healthy_messages_broadcast_no_status(
@@ -246,6 +264,7 @@ def test_latency_over_the_threshold_pends_fires_and_degrades_at_once(
     status = watcher(hub, "status", "status")
     plain = FakePeer("CLIENT-plain")
     hub.add(plain)
+    establish(monitor, ALPHA, clock)
     monitor.observe(ALPHA, message(latency_ms=20.0), clock.now)
     assert alerts.sent == []
     assert firing_sample(metrics, "slow", ALPHA) is None
@@ -273,6 +292,7 @@ def test_a_resolved_alert_removes_its_firing_sample(
     monitor = make_monitor()
     alerts = watcher(hub, "alerts", "alerts")
     status = watcher(hub, "status", "status")
+    establish(monitor, ALPHA, clock)
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
     assert firing_sample(metrics, "slow", ALPHA) == 1.0
     # Past the 1m window the slow sample is gone; a fast one resolves the alert.
@@ -296,6 +316,7 @@ def test_a_pending_alert_that_resolves_never_sets_the_firing_gauge(
     rule = LatencyRule(name="slow", percentile=0.5, threshold_ms=100.0, for_s=60.0)
     monitor = make_monitor([rule])
     alerts = watcher(hub, "alerts", "alerts")
+    establish(monitor, ALPHA, clock)
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
     clock.now += 120.0
     monitor.observe(ALPHA, message(latency_ms=10.0), clock.now)
@@ -309,6 +330,8 @@ def test_alert_messages_go_only_to_watchers_of_that_bot(
 ) -> None:
     monitor = make_monitor()
     alpha_only = watcher(hub, "alpha", "alerts", bots=("*alpha",))
+    establish(monitor, BETA, clock)
+    establish(monitor, ALPHA, clock)
     monitor.observe(BETA, message(latency_ms=900.0), clock.now)
     assert alpha_only.sent == []
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
@@ -321,6 +344,7 @@ def test_alert_messages_go_only_to_watchers_of_that_bot(
 def test_status_messages_filter_by_bot(clock: Clock, make_monitor: MonitorFactory) -> None:
     monitor = make_monitor()
     assert monitor.status_messages(lambda bot: True) == []
+    establish(monitor, ALPHA, clock)
     monitor.observe(BETA, message(), clock.now)
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
     everything = [orjson.loads(m) for m in monitor.status_messages(lambda bot: True)]
@@ -355,6 +379,7 @@ def test_statuses_shape(clock: Clock, make_monitor: MonitorFactory) -> None:
 def test_alerts_shape(clock: Clock, make_monitor: MonitorFactory) -> None:
     monitor = make_monitor()
     assert monitor.alerts() == {"active": [], "recently_resolved": []}
+    establish(monitor, ALPHA, clock)
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
     active = monitor.alerts()["active"]
     assert [(a["type"], a["rule"], a["bot"], a["state"]) for a in active] == [
@@ -434,7 +459,7 @@ def test_bots_over_max_bots_are_counted_untracked_and_logged_once(
     caplog.set_level(logging.WARNING, logger="pingpong_relay.monitor")
     monitor = make_monitor(max_bots=1)
     status = watcher(hub, "status", "status")
-    monitor.observe(ALPHA, message(), clock.now)
+    establish(monitor, ALPHA, clock)
     for bot in (BETA, "bot:pingpong/gamma", BETA):
         monitor.observe(bot, message(), clock.now)
     assert metrics.registry.get_sample_value("pingpong_bot_messages_untracked_total") == 3
@@ -442,7 +467,7 @@ def test_bots_over_max_bots_are_counted_untracked_and_logged_once(
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
     assert getattr(warnings[0], "bot", None) == BETA
-    assert "more than 1 bots" in warnings[0].getMessage()
+    assert "more than 1 established bots" in warnings[0].getMessage()
     assert "--max-bots" in warnings[0].getMessage()
     # The untracked bots get no status, metrics or per-bot statistics.
     assert statuses_of(status) == [(ALPHA, "up", None)]
@@ -451,14 +476,14 @@ def test_bots_over_max_bots_are_counted_untracked_and_logged_once(
     last_seen = "pingpong_bot_last_seen_timestamp_seconds"
     assert metrics.registry.get_sample_value(last_seen, {"bot": BETA}) is None
     # They still count overall.
-    assert monitor.stats("1m")["overall"]["count"] == 4
+    assert monitor.stats("1m")["overall"]["count"] == ESTABLISHED_MESSAGES + 3
 
 
 def test_known_bots_are_still_tracked_after_the_cap(
     metrics: RelayMetrics, clock: Clock, make_monitor: MonitorFactory
 ) -> None:
     monitor = make_monitor(max_bots=1)
-    monitor.observe(ALPHA, message(), clock.now)
+    establish(monitor, ALPHA, clock)
     monitor.observe(BETA, message(), clock.now)
     clock.now += 1.0
     monitor.observe(ALPHA, message(), clock.now)
@@ -475,7 +500,7 @@ def test_evaluation_notices_a_silent_bot(
     monitor = make_monitor([SILENCE_NOW])
     status = watcher(hub, "status", "status")
     alerts = watcher(hub, "alerts", "alerts")
-    monitor.observe(ALPHA, message(), clock.now)
+    establish(monitor, ALPHA, clock)
     clock.now += 30.0
     events, changes = monitor.engine.evaluate(monitor.view, clock.now)
     assert (events, changes) == ([], [])
@@ -499,7 +524,7 @@ async def test_the_evaluation_loop_broadcasts_down_for_a_silent_bot(
 ) -> None:
     monitor = make_monitor([SILENCE_NOW], evaluation_interval_s=0.001, stats_interval_s=3600.0)
     status = watcher(hub, "status", "status")
-    monitor.observe(ALPHA, message(), clock.now)
+    establish(monitor, ALPHA, clock)
     clock.now += 31.0
     monitor.start()
     tasks = {t.get_name() for t in asyncio.all_tasks()}
@@ -521,7 +546,7 @@ async def test_the_evaluation_loop_survives_a_failed_evaluation(
 ) -> None:
     monitor = make_monitor([SILENCE_NOW], evaluation_interval_s=0.001, stats_interval_s=3600.0)
     status = watcher(hub, "status", "status")
-    monitor.observe(ALPHA, message(), clock.now)
+    establish(monitor, ALPHA, clock)
     clock.now += 31.0
     real_evaluate = monitor.engine.evaluate
     calls: list[float] = []
@@ -724,3 +749,144 @@ def test_a_rules_file_that_is_not_utf8_names_the_flag_and_the_file(tmp_path: Pat
     with pytest.raises(ValueError, match="--alert-rules") as raised:
         rules_from_settings(Settings(alert_rules=str(path)))
     assert str(path) in str(raised.value)
+
+
+# --- probation, eviction, forgetting and restored alerts -------------------------------------
+
+
+def bot_series(metrics: RelayMetrics) -> set[str]:
+    """Every bot that some per-bot metric series is labelled with."""
+    return {
+        sample.labels["bot"]
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "bot" in sample.labels
+    }
+
+
+def test_a_flood_of_one_message_bots_neither_alerts_nor_starves_a_real_bot(
+    hub: Hub,
+    metrics: RelayMetrics,
+    clock: Clock,
+    make_monitor: MonitorFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pingpong_relay.monitor")
+    monitor = make_monitor(max_bots=5)
+    recorder = monitor.webhooks = RecordingSender(metrics)
+    alerts = watcher(hub, "alerts", "alerts")
+    establish(monitor, ALPHA, clock)
+    for i in range(1000):
+        clock.now += 0.001
+        # Slow enough for the latency rule, which would pend (and page) at once.
+        monitor.observe(f"bot:pingpong/junk{i}", message(latency_ms=900.0), clock.now)
+    assert alerts.sent == []
+    assert recorder.submitted == []
+    # One slot holds ALPHA, the other four turn over; bots on probation have no series.
+    assert len(monitor.book) == 5
+    assert metrics.registry.get_sample_value("pingpong_bots_evicted_total") == 996
+    assert metrics.registry.get_sample_value("pingpong_bot_messages_untracked_total") == 0
+    assert bot_series(metrics) == {ALPHA}
+    assert set(monitor.statuses()) == set(monitor.book.bots())
+    # Logged at most once per 10 s with a count: once for the first, once for the rest.
+    clock.now += 10.0
+    monitor._log_evictions(clock.now)
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "bots_evicted"]
+    assert [getattr(r, "bots", None) for r in logged] == [1, 995]
+    # A real bot arriving after the flood is tracked, gets a status, and alerts once
+    # established; its silence pages, the junk's never does.
+    establish(monitor, BETA, clock)
+    assert monitor.statuses()[BETA]["status"] == "up"
+    assert monitor.stats("1m", BETA)["bots"][BETA]["count"] == ESTABLISHED_MESSAGES
+    clock.now += 100.0
+    monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    silent = {(a["rule"], a["bot"], a["state"]) for a in recorder.submitted}
+    assert silent == {
+        ("silent", bot, state) for bot in (ALPHA, BETA) for state in ("pending", "firing")
+    }
+
+
+def test_a_bot_on_probation_goes_silent_without_an_alert(
+    hub: Hub, metrics: RelayMetrics, clock: Clock, make_monitor: MonitorFactory
+) -> None:
+    monitor = make_monitor([SILENCE_NOW])
+    status = watcher(hub, "status", "status")
+    alerts = watcher(hub, "alerts", "alerts")
+    monitor.observe(ALPHA, message(), clock.now)
+    monitor.observe(ALPHA, message(), clock.now + 0.1)
+    clock.now += 600.0
+    assert monitor.engine.evaluate(monitor.view, clock.now) == ([], [])
+    assert statuses_of(status) == [(ALPHA, "up", None)]
+    assert alerts.sent == []
+    # Heard once more, over the span: established, and from then on silence counts.
+    monitor.observe(ALPHA, message(), clock.now)
+    assert monitor.book.is_established(ALPHA)
+    clock.now += 31.0
+    monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    assert alerts_of(alerts) == [("silent", ALPHA, "pending"), ("silent", ALPHA, "firing")]
+    assert firing_sample(metrics, "silent", ALPHA) == 1.0
+
+
+def test_bots_silent_past_forget_after_are_forgotten_without_a_notification(
+    hub: Hub,
+    metrics: RelayMetrics,
+    clock: Clock,
+    make_monitor: MonitorFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pingpong_relay.monitor")
+    monitor = make_monitor([SILENCE_NOW], forget_after_s=3600.0)
+    recorder = monitor.webhooks = RecordingSender(metrics)
+    establish(monitor, ALPHA, clock)
+    monitor.observe(BETA, message(), clock.now)
+    clock.now += 60.0
+    monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    assert firing_sample(metrics, "silent", ALPHA) == 1.0
+    sent = len(recorder.submitted)
+    clock.now += 3600.0
+    assert sorted(monitor.forget_silent(clock.now)) == [ALPHA, BETA]
+    monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    assert len(recorder.submitted) == sent
+    assert monitor.statuses() == {}
+    assert monitor.alerts()["active"] == []
+    assert bot_series(metrics) == set()
+    [forgotten] = [r for r in caplog.records if getattr(r, "event", None) == "bots_forgotten"]
+    assert getattr(forgotten, "bots", None) == 2
+    assert make_monitor(forget_after_s=0.0).forget_silent(clock.now + 1e9) == []
+
+
+def test_a_seeded_bot_takes_up_an_alert_already_notified_instead_of_sending_it_again(
+    hub: Hub, metrics: RelayMetrics, clock: Clock, make_monitor: MonitorFactory
+) -> None:
+    rule = SilenceRule(name="silent", timeout_s=30.0, for_s=30.0)
+    monitor = make_monitor([rule])
+    recorder = monitor.webhooks = RecordingSender(metrics)
+    monitor._started_s = clock.now  # as start() sets it, without its loops
+    last_seen = clock.now - 600.0
+    fired_at = last_seen + 60.0
+    assert monitor.seed(ALPHA, last_seen, [("silent", "firing", fired_at)])
+    assert monitor.seed(BETA, last_seen, [("silent", "resolved", fired_at)])
+    monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    assert monitor.statuses()[ALPHA]["status"] == "down"
+    assert firing_sample(metrics, "silent", ALPHA) == 1.0
+    assert metrics.registry.get_sample_value("pingpong_bot_up", {"bot": ALPHA}) == 0.0
+    [active] = monitor.alerts()["active"]
+    assert (active["bot"], active["state"], active["since_ms"]) == (
+        ALPHA,
+        "firing",
+        int(fired_at * 1000),
+    )
+    # BETA's last notification was a resolution: judged afresh from the relay's start.
+    assert monitor.statuses()[BETA]["status"] == "up"
+    assert recorder.submitted == []
+    for _ in range(2):  # pending past the timeout, firing 30 s later
+        clock.now += 31.0
+        monitor._publish(*monitor.engine.evaluate(monitor.view, clock.now))
+    assert [(a["bot"], a["state"]) for a in recorder.submitted] == [
+        (BETA, "pending"),
+        (BETA, "firing"),
+    ]
+    # ALPHA speaks: its alert resolves, as one that had fired.
+    monitor.observe(ALPHA, message(), clock.now)
+    assert (recorder.submitted[-1]["bot"], recorder.submitted[-1]["state"]) == (ALPHA, "resolved")
+    assert recorder.submitted[-1]["fired"] is True
