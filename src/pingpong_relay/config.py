@@ -509,6 +509,20 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def url_origin(url: str) -> str:
+    """Only a URL's scheme, host and port, for log lines: chat webhooks (Slack, Discord, …)
+    carry their secret in the path or query, and a password may sit in the userinfo."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def current_environ() -> Mapping[str, str]:
     """The process environment; read here once, by the CLI, and passed down."""
     return os.environ

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,12 +105,28 @@ class BotMessage:
     fields: dict[str, Any]
 
 
+# What looks like a credential never reaches a log line: a JWT (its header is base64 of
+# '{"', so it starts "eyJ"), a Bearer value, and the value of a token-like JSON field.
+_SECRETS: Final = re.compile(
+    rb"eyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*){0,2}"
+    rb"|(?P<keep>(?:bearer[ .]|\"(?:token|access_token|password|secret|authorization)\"\s*:\s*\"))"
+    rb"[^\"\s,}]*",
+    re.IGNORECASE,
+)
+
+
+def redact_secrets(raw: bytes) -> bytes:
+    """`raw` with anything that looks like a token or password replaced by ***."""
+    return _SECRETS.sub(lambda m: (m.group("keep") or b"") + b"***", raw)
+
+
 def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     """A printable, ASCII-only view of untrusted bytes for log lines, at most `limit` chars.
 
-    Invalid UTF-8 shows as \\xNN escapes; the total length is appended when cut.
+    Invalid UTF-8 shows as \\xNN escapes; the total length is appended when cut. Tokens
+    are redacted (a refused `refresh` command carries one).
     """
-    text = raw[:limit].decode("utf-8", errors="backslashreplace")
+    text = redact_secrets(raw[:limit]).decode("utf-8", errors="backslashreplace")
     text = text.encode("unicode_escape").decode("ascii")
     if len(text) > limit or len(raw) > limit:
         return f"{text[:limit]}... ({len(raw)} bytes)"

@@ -69,7 +69,7 @@ from .messages import (
 )
 from .metrics import RelayMetrics
 from .monitor import Monitor, rules_from_settings
-from .origins import HostPolicy
+from .origins import HostPolicy, is_loopback
 from .rollup_store import RollupStore
 from .source import RedisSource
 from .tasks import cancel_and_wait
@@ -352,7 +352,8 @@ class Relay:
                 reply = {
                     "type": "subscriptions",
                     "subscription": peer.subscription.to_json(),
-                    "bots": self.known_bots(),
+                    # Every bot the token may see, not only those subscribed to now.
+                    "bots": [b for b in self.known_bots() if peer.subscription.in_scope(b)],
                 }
             else:
                 subscription = apply(before, command)
@@ -382,7 +383,7 @@ class Relay:
         if request_id is not None:
             reply["id"] = request_id
         self.hub.send_to(peer, orjson.dumps(reply))
-        if "status" in subscription.events and "status" not in before.events:
+        if subscription.wants("status") and not before.wants("status"):
             self.send_current_status(peer)
         if subscription.wants("relay") and not before.wants("relay"):
             self.hub.send_to(peer, self.relay_state())
@@ -566,7 +567,8 @@ class Relay:
         grant: Grant | None = getattr(peer, "grant", None)
         if grant is not None:
             self._schedule_expiry(peer, grant)
-        if "status" in peer.subscription.events:
+        # wants(), not the events asked for: the token's events scope applies here too.
+        if peer.subscription.wants("status"):
             self.send_current_status(peer)
         if peer.subscription.wants("relay"):
             self.hub.send_to(peer, self.relay_state())
@@ -737,6 +739,15 @@ class Relay:
     # --- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
+        if settings.auth == "none" and not is_loopback(settings.host):
+            log.warning(
+                "serving %s with no authentication (--allow-anonymous): anyone who can reach "
+                "ports %d and %d reads every bot's data",
+                settings.host,
+                settings.port,
+                settings.http_port,
+                extra={"event": "anonymous_exposed", "host": settings.host},
+            )
         redis_url, self.embedded = await resolve_redis_url(settings)
         self.source = RedisSource(
             redis_url,
@@ -808,6 +819,7 @@ class Relay:
                 "ws_port": self.dataplane.port,
                 "tls": tls is not None,
                 "http_port": self.http.port if self.http else 0,
+                "host": settings.host,
                 "redis_url": redact_url(redis_url),
                 "channels": settings.channel,
                 "patterns": settings.channel_pattern,
