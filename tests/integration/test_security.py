@@ -12,11 +12,13 @@ import aiohttp
 import jwt
 import orjson
 import psutil
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support import (
     DESIGN_PING,
+    ROOT,
     Collector,
     RedisServer,
     RelayFactory,
@@ -360,3 +362,52 @@ async def test_a_ping_flood_is_rate_limited_like_any_other_frame(
     (envelope,) = await bystander.wait_count(1)
     assert envelope["type"] == "bot:pingpong"
     await bystander.close()
+
+
+# --- docs/security.md's Redis ACLs -----------------------------------------------------
+
+
+async def test_the_documented_redis_acls_let_bots_publish_and_nothing_more(
+    start_relay: RelayFactory,
+) -> None:
+    import redis.asyncio as aioredis
+    from redis.exceptions import NoPermissionError
+
+    server = RedisServer()
+    await server.start()
+    try:
+        admin = aioredis.from_url(server.url)
+        # Exactly the lines docs/security.md gives, read from it so the two cannot drift.
+        acl_lines = [
+            line.strip()
+            for line in (ROOT / "docs" / "security.md").read_text().splitlines()
+            if line.strip().startswith("ACL SETUSER")
+        ]
+        assert [line.split()[2] for line in acl_lines] == ["bot", "relay"]
+        for line in acl_lines:
+            await admin.execute_command(
+                *line.replace("BOT_PASSWORD", "bot-pw")
+                .replace("RELAY_PASSWORD", "relay-pw")
+                .split()
+            )
+        await admin.aclose()
+        base = f"127.0.0.1:{server.port}/0"
+        relay = await start_relay(f"redis://relay:relay-pw@{base}")
+        client = Collector()
+        await client.connect(f"{relay.ws_url}?ids=1")
+        bot = aioredis.from_url(f"redis://bot:bot-pw@{base}")
+        assert await bot.publish("bot:pingpong", DESIGN_PING) == 1
+        (envelope,) = await client.wait_count(1)
+        assert envelope["data"]["latency"] == 10
+        assert "id" in envelope  # the relay's user could record it
+        with pytest.raises(NoPermissionError):
+            await bot.publish("other", b"x")
+        with pytest.raises(NoPermissionError):
+            await bot.xrange("{pingpong}:history:bot:pingpong/bot")
+        await bot.aclose()
+        status, body = await relay.get("/history")
+        assert status == 200
+        assert len(orjson.loads(body)["items"]) == 1
+        await client.close()
+    finally:
+        server.stop()
