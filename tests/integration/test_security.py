@@ -408,6 +408,7 @@ async def test_the_documented_redis_acls_let_bots_publish_and_nothing_more(
         status, body = await relay.get("/history")
         assert status == 200
         assert len(orjson.loads(body)["items"]) == 1
+        assert not [line for line in relay.raw_lines if "NOPERM" in line]
         await client.close()
     finally:
         server.stop()
