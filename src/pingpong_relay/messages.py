@@ -149,6 +149,25 @@ def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     return text
 
 
+# C0, DEL, C1 and the two Unicode line separators: what can end a line or drive a terminal.
+_CONTROL_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line and inert in a terminal: control characters as \\n, \\xNN, \\uNNNN.
+
+    Everything else, other scripts and emoji included, stays as it is.
+    """
+    return _CONTROL_CHARACTERS.sub(_escape_control, text)
+
+
 # Rejection details quote the offending value; a bounded repr keeps a 16 KiB string or a
 # 1,000-level nesting (both valid JSON) from bloating the log or exhausting the stack.
 _short = reprlib.Repr()
