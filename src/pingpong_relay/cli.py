@@ -14,8 +14,6 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from . import __version__
 from .alerts import Rule
 from .auth import HMAC_ALGORITHMS, SCOPES
@@ -170,12 +168,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 # --- watch ---------------------------------------------------------------------------
 async def _watch(args: argparse.Namespace) -> int:
-    from .client import Heartbeat, describe, envelopes
+    from .client import Heartbeat, describe, one_line_json, received_envelopes
 
     count = 0
-    async for envelope in envelopes(args.url, reconnect=not args.once):
+    async for text, envelope in received_envelopes(args.url, reconnect=not args.once):
         if args.json:
-            print(orjson.dumps(envelope).decode(), flush=True)
+            # As received, not encoded again: that could fail where reading did not.
+            print(one_line_json(text), flush=True)
         elif args.delays and envelope.get("type") == "bot:pingpong":
             beat = Heartbeat(envelope, time.time_ns() / 1e6)
             print(

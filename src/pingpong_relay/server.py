@@ -60,6 +60,7 @@ from .lease import WebhookLease
 from .limits import BotRateLimiter
 from .messages import (
     RejectedMessage,
+    check_channel,
     encode_envelope,
     encode_tagged_envelope,
     excerpt,
@@ -243,10 +244,13 @@ class Relay:
         metrics = self.metrics
         metrics.messages_received.inc()
         try:
+            check_channel(channel, raw)
             message = parse_bot_message(raw, self.settings.max_message_bytes)
         except RejectedMessage as rejected:
             metrics.messages_rejected.labels(rejected.reason).inc()
             shown = rejected.excerpt
+            if rejected.reason == "bad_channel":
+                channel = excerpt(channel.encode("utf-8", "surrogatepass"))
             log.warning(
                 "rejected message on %s: %s; payload: %s",
                 channel,
