@@ -47,7 +47,8 @@ from .filters import (
     position_key,
 )
 from .history import Entry, History
-from .http_api import HttpPlane, build_app
+from .http_api import HttpPlane, Refusals, build_app
+from .http_guard import public_health
 from .hub import (
     CLOSE_GOING_AWAY,
     CLOSE_REASON_EXPIRED,
@@ -195,7 +196,7 @@ class Relay:
         )
         self.dataplane = DataPlane(
             self.hub,
-            health=self.health,
+            health=self.public_health,  # anyone can ask the data port
             http_port=settings.http_port,
             ping_interval_s=settings.ping_interval,
             ping_timeout_s=settings.ping_timeout,
@@ -209,6 +210,7 @@ class Relay:
             connection_rate_per_ip=settings.connection_rate_per_ip,
         )
         self.http: HttpPlane | None = None
+        self._http_refusals: Refusals | None = None
         self.history: History | None = None
         self._replays: set[asyncio.Task[None]] = set()
         self.rollups: RollupStore | None = None
@@ -506,12 +508,18 @@ class Relay:
             "auth": settings.auth,
             "history": self.history is not None,
             "stats_interval_s": settings.stats_interval,
-            "version": __version__,
+            # No version: this is open to anyone, like /healthz (relay:state has it).
         }
 
     def relay_state(self) -> bytes:
-        """This relay's own health as a message: what /healthz says, for `relay` watchers."""
-        _, health = self.health()
+        """This relay's own health as a message: what /healthz?detail=1 says, for `relay`
+        watchers, but with a generic reason (the error text names Redis's address; it is in
+        the log)."""
+        ok, health = self.health()
+        if not ok:
+            health["reason"] = (
+                "Redis subscription not verified" if self.source is not None else "relay starting"
+            )
         return orjson.dumps(
             {
                 "type": "relay:state",
@@ -692,8 +700,9 @@ class Relay:
         return await gather_health(self.worker, body)
 
     async def whole_metrics(self) -> bytes:
-        """/metrics: this relay's, or with --workers every worker's, merged."""
-        own = self.metrics.render()
+        """/metrics: this relay's, or with --workers every worker's, merged. Rendered off
+        the event loop: with many bots it is a large text, and clients must not wait."""
+        own = await asyncio.to_thread(self.metrics.render)
         if self.worker is None:
             return own
         return await gather_metrics(self.worker, own)
@@ -702,7 +711,7 @@ class Relay:
         """Where sibling workers ask for this one's own /metrics and /healthz."""
 
         async def metrics(_request: web.Request) -> web.Response:
-            return web.Response(body=self.metrics.render())
+            return web.Response(body=await asyncio.to_thread(self.metrics.render))
 
         async def healthz(_request: web.Request) -> web.Response:
             return web.Response(body=orjson.dumps(self.health()[1]))
@@ -716,7 +725,13 @@ class Relay:
         path.unlink(missing_ok=True)  # left by a crashed predecessor
         await web.UnixSite(self._private, str(path)).start()
 
+    def public_health(self) -> tuple[bool, dict[str, Any]]:
+        """What anyone may see of this relay's health (the data port's /healthz)."""
+        ok, body = self.health()
+        return ok, public_health(ok, body)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """The operator's view: /healthz?detail=1, and what sibling workers merge."""
         source = self.source
         alive = source is not None and source.is_alive()
         body: dict[str, Any] = {
@@ -779,6 +794,7 @@ class Relay:
         if self.worker is not None:
             await self._start_private_socket(self.worker)
         if settings.http_port:
+            self._http_refusals = Refusals(self.metrics.http_refused)
             self.http = HttpPlane(
                 build_app(
                     self.whole_health,
@@ -790,7 +806,13 @@ class Relay:
                     authenticate=self.authenticate if self.verifier is not None else None,
                     metrics_token=settings.metrics_token,
                     dashboard_config=lambda: self.dashboard_config(tls is not None),
-                )
+                    hosts=self.hosts,
+                    frame_ancestors=settings.frame_ancestors,
+                    refused=self._http_refusals,
+                ),
+                refused=self._http_refusals,
+                max_connections=settings.max_http_connections,
+                request_timeout_s=settings.http_request_timeout,
             )
             await self.http.start(settings.host, settings.http_port, tls, reuse_port=reuse_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
@@ -855,6 +877,8 @@ class Relay:
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()
+        if self._http_refusals is not None:
+            self._http_refusals.close()
         if self._private is not None:
             await self._private.cleanup()
         if self.rollups is not None:

@@ -223,6 +223,7 @@ async def test_malformed_tokens_are_401_never_500(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
     relay = await start_relay(redis_server.url, "--auth", "jwt", env=JWT_ENV)
+    relay.http_headers = {"Authorization": f"Bearer {_token(scope='metrics')}"}
     claims = {"sub": "x", "exp": int(time.time() + 600)}
     tokens = {
         "numeric kid": _hand_made(
