@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 
 import orjson
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
@@ -362,6 +363,7 @@ class Refusals:
         "capacity": "connection(s) past --max-http-connections",
         "timeout": "connection(s) that did not send a request's headers within "
         "--http-request-timeout",
+        "bad_request": "request(s) that are not valid HTTP",
     }
 
     def __init__(
@@ -471,6 +473,7 @@ class _GuardedHandler(RequestHandler):
         self._connections = connections
         self._deadline: asyncio.TimerHandle | None = None
         self._between_requests = False
+        self._junk = False
         # Counted from here, not from connection_made: the loop accepts a burst of
         # connections (building each one's protocol) before any is made, and each of them
         # must already count against the cap; so does one in its TLS handshake. One never
@@ -518,9 +521,22 @@ class _GuardedHandler(RequestHandler):
     ) -> web.StreamResponse:
         # aiohttp's own answers (400 for a request it cannot parse) skip the app's
         # response hooks: the security headers and Server name are added here.
-        response = super().handle_error(request, status, exc, message)
+        if isinstance(exc, HttpProcessingError):
+            # Junk from the network is a refusal, counted and logged at most once per
+            # interval, not an ERROR with a traceback for every request.
+            self._junk = True
+            shown = excerpt(str(exc.message).encode(), 200)
+            self._connections.refused("bad_request", f"from {_peer(self.transport)}: {shown}")
+        try:
+            response = super().handle_error(request, status, exc, message)
+        finally:
+            self._junk = False
         response.headers.update(self._connections.headers)
         return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        if not self._junk:  # what is not junk from the network is ours: logged in full
+            super().log_exception(*args, **kw)
 
     def _arm(self) -> None:
         self._disarm()

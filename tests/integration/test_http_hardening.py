@@ -503,3 +503,34 @@ async def test_failed_and_stalled_tls_handshakes_do_not_keep_their_places(
     await asyncio.wait_for(served_again(), 30)
     for _ in range(3):  # for good: the cap of 2 is free again
         await served_again()
+
+
+async def test_junk_requests_are_refusals_counted_and_logged_once_not_tracebacks(
+    relay: RelayProcess,
+) -> None:
+    junk = [
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: 127.0.0.1\r\n\r\nzz\r\n",
+    ]
+    for request in junk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.http_port)
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 20)
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert status_line.startswith(b"HTTP/1.")
+        assert b" 400 " in status_line
+        assert b"\r\nServer: pingpong-relay\r\n" in answer
+        writer.close()
+    refused = await relay.wait_for(
+        lambda r: r.get("event") == "http_refused" and r.get("reason") == "bad_request"
+    )
+    assert refused["level"] == "WARNING"
+    assert await relay.metric('pingpong_http_refused_total{reason="bad_request"}') == len(junk)
+    # One line for the first, the rest summed up later: no traceback per request.
+    assert not [r for r in relay.records if r.get("level") == "ERROR"]
+    assert len(relay.events("http_refused")) == 1
+    status, _ = await relay.get("/healthz")  # and the relay goes on serving
+    assert status == 200
