@@ -384,7 +384,7 @@ class RelayProcess:
 
     async def health(self) -> dict[str, Any]:
         assert self._http is not None
-        url = f"http://127.0.0.1:{self.http_port}/healthz"
+        url = f"http://127.0.0.1:{self.http_port}/healthz?detail=1"  # the client count
         async with self._http.get(url) as response:
             body: dict[str, Any] = orjson.loads(await response.read())
             return body

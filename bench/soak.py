@@ -692,7 +692,7 @@ class Relay:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(total=10)
-        url = f"http://127.0.0.1:{self.http_port}/healthz"
+        url = f"http://127.0.0.1:{self.http_port}/healthz?detail=1"  # the "workers" list
         out: dict[str, int] = {}
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError, ValueError):
             async with (

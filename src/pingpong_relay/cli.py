@@ -14,8 +14,6 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from . import __version__
 from .alerts import Rule
 from .auth import HMAC_ALGORITHMS, SCOPES
@@ -58,6 +56,16 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 FD_HEADROOM = 200
 
 
+def fd_headroom(settings: Settings) -> int:
+    """Descriptors kept from WebSocket clients: the relay's own, and the HTTP plane's
+    connections (--max-http-connections, plus the few past it that linger for their 503)."""
+    if not settings.http_port:
+        return FD_HEADROOM
+    from .http_api import REFUSAL_SLOTS
+
+    return FD_HEADROOM + settings.max_http_connections + REFUSAL_SLOTS
+
+
 def _client_capacity(settings: Settings) -> Settings:
     """Raises the open-file limit to its hard limit (every client is a descriptor), and
     caps --max-connections below it: past it the relay could not even answer 503."""
@@ -70,12 +78,14 @@ def _client_capacity(settings: Settings) -> Settings:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = max(1, soft - FD_HEADROOM)
+    headroom = fd_headroom(settings)
+    room = max(1, soft - headroom)
     log.info(
-        "open-file limit %d: room for %d clients",
+        "open-file limit %d: room for %d clients (%d kept for the relay itself and HTTP)",
         soft,
         room,
-        extra={"event": "fd_limit", "limit": soft, "room": room},
+        headroom,
+        extra={"event": "fd_limit", "limit": soft, "room": room, "headroom": headroom},
     )
     if not settings.max_connections:
         return dataclasses.replace(settings, max_connections=room)
@@ -170,12 +180,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 # --- watch ---------------------------------------------------------------------------
 async def _watch(args: argparse.Namespace) -> int:
-    from .client import Heartbeat, describe, envelopes
+    from .client import Heartbeat, describe, one_line_json, received_envelopes
 
     count = 0
-    async for envelope in envelopes(args.url, reconnect=not args.once):
+    async for text, envelope in received_envelopes(args.url, reconnect=not args.once):
         if args.json:
-            print(orjson.dumps(envelope).decode(), flush=True)
+            # As received, not encoded again: that could fail where reading did not.
+            print(one_line_json(text), flush=True)
         elif args.delays and envelope.get("type") == "bot:pingpong":
             beat = Heartbeat(envelope, time.time_ns() / 1e6)
             print(

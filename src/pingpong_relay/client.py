@@ -4,35 +4,67 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
 
 from .backoff import Backoff
-from .messages import format_bot_time, format_latency
+from .messages import (
+    MAX_DEPTH,
+    escape_controls,
+    excerpt,
+    format_bot_time,
+    format_latency,
+    nesting_depth_exceeds,
+)
 
 log = logging.getLogger("pingpong_relay.client")
 
 DEFAULT_RELAY_URL = "ws://localhost:2808/"
+# Twice what a relay sends (a bot's object of MAX_DEPTH levels inside the envelope): a
+# deeper frame is no envelope, and would fail anything that encodes it again.
+MAX_ENVELOPE_DEPTH: Final = 2 * MAX_DEPTH
 
 
-async def envelopes(
+class InvalidFrame(ValueError):
+    """A frame from the relay that is not an envelope this client can use."""
+
+
+def parse_envelope(text: str | bytes) -> dict[str, Any]:
+    """One frame from the relay as an envelope; InvalidFrame saying why it is not one.
+
+    An envelope is a JSON object with a string "type", nested at most MAX_ENVELOPE_DEPTH
+    levels; a bot:pingpong one also has an object "data". Anything else in it is read
+    defensively where it is used.
+    """
+    try:
+        envelope = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidFrame(f"not JSON ({exc})") from None
+    if not isinstance(envelope, dict):
+        raise InvalidFrame(f"not a JSON object but {type(envelope).__name__}")
+    if nesting_depth_exceeds(text.encode() if isinstance(text, str) else text, MAX_ENVELOPE_DEPTH):
+        raise InvalidFrame(f"nested deeper than {MAX_ENVELOPE_DEPTH} levels")
+    if not isinstance(envelope.get("type"), str):
+        raise InvalidFrame('no "type" string')
+    if envelope["type"] == "bot:pingpong" and not isinstance(envelope.get("data"), dict):
+        raise InvalidFrame('a bot:pingpong envelope without a "data" object')
+    return envelope
+
+
+async def received_envelopes(
     url: str = DEFAULT_RELAY_URL,
     *,
     reconnect: bool = True,
     backoff: Backoff | None = None,
     heartbeat_s: float = 20.0,
-) -> AsyncIterator[dict[str, Any]]:
-    """Yields every message the relay sends, parsed, in order.
-
-    When the connection drops (relay restart, network), it reconnects with capped
-    exponential backoff and carries on; with reconnect=False it returns instead.
-    Messages sent while disconnected are not replayed.
-    """
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Like `envelopes`, each with the text of its frame as received."""
     backoff = backoff or Backoff()
     attempt = 0
     async with aiohttp.ClientSession() as session:
@@ -45,7 +77,14 @@ async def envelopes(
                     attempt = 0
                     async for frame in ws:
                         if frame.type == aiohttp.WSMsgType.TEXT:
-                            yield orjson.loads(frame.data)
+                            try:
+                                envelope = parse_envelope(frame.data)
+                            except InvalidFrame as invalid:
+                                _skipped(url, str(invalid), frame.data.encode("utf-8", "replace"))
+                                continue
+                            yield frame.data, envelope
+                        elif frame.type == aiohttp.WSMsgType.BINARY:
+                            _skipped(url, "a binary frame", frame.data)
                         elif frame.type == aiohttp.WSMsgType.ERROR:
                             break
                     reason = f"closed by relay ({ws.close_code})"
@@ -58,6 +97,50 @@ async def envelopes(
             what = "connection to %s lost" if connected else "cannot connect to %s"
             log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
             await asyncio.sleep(delay)
+
+
+async def envelopes(
+    url: str = DEFAULT_RELAY_URL,
+    *,
+    reconnect: bool = True,
+    backoff: Backoff | None = None,
+    heartbeat_s: float = 20.0,
+) -> AsyncIterator[dict[str, Any]]:
+    """Yields every envelope the relay sends, parsed, in order.
+
+    A frame that is not an envelope (not JSON, not an object, no "type") is skipped
+    with a warning: whatever the other end sends, the iteration goes on.
+    When the connection drops (relay restart, network), it reconnects with capped
+    exponential backoff and carries on; with reconnect=False it returns instead.
+    Messages sent while disconnected are not replayed.
+    """
+    async for _, envelope in received_envelopes(
+        url, reconnect=reconnect, backoff=backoff, heartbeat_s=heartbeat_s
+    ):
+        yield envelope
+
+
+def _skipped(url: str, why: str, frame: bytes) -> None:
+    shown = excerpt(frame)
+    log.warning(
+        "skipped a frame from %s: %s; frame: %s",
+        url,
+        why,
+        shown,
+        extra={"event": "frame_skipped", "reason": why, "excerpt": shown},
+    )
+
+
+# Valid JSON has these only inside strings (where an escape means the same) and line
+# breaks only between tokens (where a space does): one line, nothing for a terminal.
+_JSON_LINE_BREAKS: Final = re.compile("[\r\n]+")
+_JSON_UNSAFE: Final = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def one_line_json(text: str) -> str:
+    """A frame's valid JSON text on one line and inert in a terminal, meaning the same."""
+    text = _JSON_LINE_BREAKS.sub(" ", text)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +191,27 @@ async def heartbeats(
 
 
 def describe(envelope: dict[str, Any]) -> str:
-    """One human line for an envelope, as the design's client examples print it."""
+    """One human line for an envelope, as the design's client examples print it.
+
+    Never raises, whatever the envelope holds, and the line is safe for a terminal.
+    """
     if envelope.get("type") != "bot:pingpong" or not isinstance(envelope.get("data"), dict):
-        return f"{envelope.get('type', '?')}: {orjson.dumps(envelope).decode()}"
+        try:
+            shown = orjson.dumps(envelope).decode()
+        except orjson.JSONEncodeError as exc:  # nested past what orjson writes, say
+            shown = f"(not shown: {exc})"
+        return f"{_text(envelope.get('type'))}: {one_line_json(shown)}"
     data = envelope["data"]
-    kind = str(data.get("type", "?")).upper()
+    kind = _text(data.get("type")).upper()
     latency = format_latency(_number(data.get("latency")))
     bot_time = format_bot_time(_number(data.get("timestamp")))
     relay_time = format_bot_time(_number(envelope.get("timestamp")))
     return f"{kind} latency {latency} bot time {bot_time} relay time {relay_time}"
+
+
+def _text(value: object) -> str:
+    # str() of a deeply nested list would recurse past the interpreter's limit.
+    return escape_controls(value) if isinstance(value, str) else "?"
 
 
 def _number(value: object) -> float | None:

@@ -11,6 +11,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .alerts import WINDOWS, parse_duration
+from .http_guard import csp_source_list
 from .hub import SLOW_CLIENT_POLICIES
 from .messages import MAX_PAYLOAD_BYTES
 from .origins import is_loopback
@@ -138,6 +139,13 @@ def ws_url_or_empty(text: str) -> str:
     if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
         raise argparse.ArgumentTypeError(f"{text!r} is not a ws:// or wss:// URL")
     return text
+
+
+def frame_ancestors(text: str) -> str:
+    try:
+        return csp_source_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def window(text: str) -> str:
@@ -337,7 +345,29 @@ class Settings:
     )
     jwt_audience: str = _option("", "required `aud` claim, if set")
     jwt_issuer: str = _option("", "required `iss` claim, if set")
-    metrics_token: str = _option("", "bearer token /metrics requires, if set (/healthz stays open)")
+    metrics_token: str = _option(
+        "",
+        "bearer token for /metrics and /healthz?detail=1 (with --auth jwt a token with the "
+        "metrics scope also does); without it and --auth none both are open",
+    )
+    frame_ancestors: str = _option(
+        "'none'",
+        "CSP frame-ancestors of the HTTP plane: which pages may frame the dashboard, e.g. "
+        "'self' or https://ops.example ('none': no page may)",
+        frame_ancestors,
+    )
+    http_request_timeout: float = _option(
+        5.0,
+        "seconds an HTTP-plane connection gets to send a whole request's headers (from "
+        "connecting, or from the first byte of the next request); then it is closed",
+        duration,
+    )
+    max_http_connections: int = _option(
+        100,
+        "most HTTP-plane connections at once (per worker), besides the WebSocket clients; "
+        "past it a connection is answered 503. Adds to the open-file headroom",
+        positive_int,
+    )
     public_ws_url: str = _option(
         "",
         "WebSocket URL the dashboard connects to, when clients reach the data plane some other "
@@ -361,7 +391,8 @@ class Settings:
     max_connections: int = _option(
         0,
         "most WebSocket clients at once (per worker with --workers); more are refused with "
-        "HTTP 503. 0: as many as the open-file limit leaves room for (the limit minus 200); "
+        "HTTP 503. 0: as many as the open-file limit leaves room for (the limit minus 200, "
+        "and minus --max-http-connections + 16 with the HTTP plane on); "
         "a larger number is capped there, past which the relay could not even answer",
         non_negative_int,
     )
@@ -534,6 +565,20 @@ def redact_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url  # urlunsplit would normalise what needs no change (unix:/// → unix:/)
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def url_origin(url: str) -> str:
+    """Only a URL's scheme, host and port, for log lines: chat webhooks (Slack, Discord, …)
+    carry their secret in the path or query, and a password may sit in the userinfo."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def current_environ() -> Mapping[str, str]:

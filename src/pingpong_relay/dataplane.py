@@ -145,7 +145,9 @@ class ClientPeer(WSListener):
             return
         if not self.is_open():
             return  # closing: frames still in flight from the client are not answered
-        if kind in (WSMsgType.TEXT, WSMsgType.BINARY) and not self._frames.allow(time.monotonic()):
+        # Every frame a client sends counts, control frames too: a flood of pings costs
+        # the relay as much as a flood of commands.
+        if not self._frames.allow(time.monotonic()):
             self._violations += 1
             self.hub.metrics.client_rate_limited.inc()
             if self._violations >= MAX_VIOLATIONS:
@@ -161,7 +163,9 @@ class ClientPeer(WSListener):
             else:
                 self.hub.send_to(self, RATE_LIMITED)
             return
-        if kind == WSMsgType.TEXT:
+        if kind == WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+        elif kind == WSMsgType.TEXT:
             try:
                 self._on_command(self, frame.get_payload_as_bytes())
             except Exception:
@@ -276,7 +280,9 @@ class DataPlane:
                 5,  # handshake timeout, s
                 True, self._ping_interval_s, self._ping_timeout_s,
                 WSAutoPingStrategy.PING_WHEN_IDLE,
-                True,  # auto pong
+                # Pings are answered by ClientPeer, after the frame-rate check: picows
+                # would answer every one, however many a client sends.
+                False,  # auto pong
                 MAX_CLIENT_FRAME_BYTES,
                 None,  # extra headers
                 # Clients rarely send anything; picows's 16 KiB default read buffer per

@@ -86,6 +86,10 @@ class Subscription:
                 self._bot_cache[bot] = cached
         return cached
 
+    def in_scope(self, bot: str) -> bool:
+        """Whether the client's token lets it see this bot at all (whatever its filters)."""
+        return self.scope_bots is None or any(fnmatch.fnmatchcase(bot, p) for p in self.scope_bots)
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "types": sorted(self.types) if self.types is not None else "all",

@@ -132,12 +132,14 @@ class Entry:
     raw: bytes
 
     def to_json(self) -> dict[str, Any]:
+        """For orjson.dumps: the stored bytes go out as they are, never parsed again, so an
+        entry any depth deep (recorded before the nesting limit) cannot fail the page."""
         return {
             "id": self.id,
             "bot": self.bot,
             "channel": self.channel,
             "relay_ms": self.relay_ms,
-            "data": orjson.loads(self.raw),
+            "data": orjson.Fragment(self.raw),
         }
 
 
@@ -390,10 +392,16 @@ class History:
         rows = await self._redis.xrange(stream_key(bot), start, end, count=limit)
         return [_entry(bot, entry_id, fields) for entry_id, fields in cast(_Rows, rows or [])]
 
-    async def read_all(self, start: str, end: str, limit: int) -> list[Entry]:
-        """Entries of every bot in recording order (a merge of each bot's first `limit`)."""
+    async def read_all(
+        self, start: str, end: str, limit: int, visible: Callable[[str], bool] | None = None
+    ) -> list[Entry]:
+        """Entries of every bot (or every bot `visible` accepts) in recording order: a
+        merge of each bot's first `limit`. Streams of bots not visible are never read, so
+        a scoped page is filled with the bots it may see."""
         merged: list[Entry] = []
         for bot in await self.bots():
+            if visible is not None and not visible(bot):
+                continue
             merged.extend(await self.read(bot, start, end, limit))
         merged.sort(key=lambda e: e.seq)
         return merged[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.handlers
 import queue
@@ -12,6 +13,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from .messages import escape_controls
+
 # Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
 _QUEUE_RECORDS = 100_000
 
@@ -19,6 +22,20 @@ _QUEUE_RECORDS = 100_000
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
+
+
+class TextFormatter(logging.Formatter):
+    """One human line per record. The message can quote what bots and clients sent, so
+    its control characters are escaped: a newline in it cannot start a forged line, nor
+    an escape sequence reach the terminal. A traceback (ours) keeps its lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        safe = copy.copy(record)  # other handlers may see the same record
+        safe.message = escape_controls(record.message)
+        return super().formatMessage(safe)
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,7 +99,7 @@ def setup_logging(
     if fmt == "json":
         writer.setFormatter(JsonFormatter())
     else:
-        writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        writer.setFormatter(TextFormatter())
     handler: logging.Handler = writer
     stop: Callable[[], None] = writer.flush
     if background:

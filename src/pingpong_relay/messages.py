@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +18,14 @@ ENVELOPE_TYPE: Final = "bot:pingpong"
 ENVELOPE_SOURCE: Final = "bot"
 MESSAGE_TYPES: Final = frozenset({"ping", "pong"})
 EXCERPT_CHARS: Final = 120
+# Bounds on what a bot may send, far inside what the parser, the encoder and the statistics
+# can take: every figure a client or an aggregate sees stays plausible.
+MAX_DEPTH: Final = 32  # nesting levels, the object itself being the first
+MAX_SOURCE_CHARS: Final = 128
+MAX_CHANNEL_CHARS: Final = 200
+MAX_LATENCY_MS: Final = 3_600_000  # an hour
+MAX_TIMESTAMP_MS: Final = 10**13  # the year 2286
+SOURCE_CHARACTERS: Final = "A-Z a-z 0-9 _ . : @ / + -"
 
 # Every reason a bot message can be refused; metrics label values come from here.
 REJECT_REASONS: Final = (
@@ -26,19 +36,26 @@ REJECT_REASONS: Final = (
     "bad_latency",
     "bad_timestamp",
     "bad_source",
+    "bad_channel",
+    "too_deep",
     "bot_not_accepted",  # not validation: a bot --accept-bots does not name (server.py)
 )
 
 # The bot → Redis contract as a JSON Schema: the relay validates every message with exactly
 # this object (compiled once, below), and the AsyncAPI document publishes this same object.
-# The byte limit and "finite" are checked around it: the first before parsing, the second by
-# the parser (orjson refuses NaN and Infinity), since JSON Schema can express neither.
+# The byte limit, "finite" and the nesting depth are checked around it: the first before
+# parsing, the second by the parser (orjson refuses NaN and Infinity), the third after it,
+# since JSON Schema can express none of them (depth only by a walk over the whole tree).
+# Patterns are ECMA-262 as JSON Schema requires: ASCII classes only, and the end of the
+# string as (?![\s\S]), not $, which Python's re (so jsonschema) also finds before a
+# final newline.
 BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
     "title": "BotMessage",
     "description": (
         "A heartbeat a bot publishes to Redis: a JSON object of at most "
-        f"{MAX_PAYLOAD_BYTES:,} bytes (--max-message-bytes). Fields other than these four "
-        "are kept and forwarded as sent; null in an optional field means absent."
+        f"{MAX_PAYLOAD_BYTES:,} bytes (--max-message-bytes), nested at most {MAX_DEPTH} "
+        "levels deep (the object itself is one). Fields other than these four are kept and "
+        "forwarded as sent; null in an optional field means absent."
     ),
     "type": "object",
     "required": ["type"],
@@ -49,17 +66,29 @@ BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
             "enum": sorted(MESSAGE_TYPES),
         },
         "latency": {
-            "description": "measured round trip to the exchange, in ms (finite, >= 0)",
+            "description": (
+                f"measured round trip to the exchange, in ms (0 to {MAX_LATENCY_MS:,}: an hour)"
+            ),
             "type": ["number", "null"],
             "minimum": 0,
+            "maximum": MAX_LATENCY_MS,
         },
         "timestamp": {
-            "description": "the bot's clock when it sent the message, ms since the epoch",
+            "description": (
+                "the bot's clock when it sent the message, ms since the epoch "
+                f"(0 to {MAX_TIMESTAMP_MS:,})"
+            ),
             "type": ["number", "null"],
+            "minimum": 0,
+            "maximum": MAX_TIMESTAMP_MS,
         },
         "source": {
-            "description": "which bot; the bot id is <channel>/<source>",
+            "description": (
+                f"which bot: 1-{MAX_SOURCE_CHARS} characters of {SOURCE_CHARACTERS}; "
+                "the bot id is <channel>/<source>"
+            ),
             "type": ["string", "null"],
+            "pattern": f"^[A-Za-z0-9_.:@/+-]{{1,{MAX_SOURCE_CHARS}}}(?![\\s\\S])",
         },
     },
     "additionalProperties": True,
@@ -77,6 +106,10 @@ _ENVELOPE_HEAD: Final = b'{"type":"bot:pingpong","data":'
 _ENVELOPE_TIMESTAMP: Final = b',"timestamp":'
 _ENVELOPE_TAIL: Final = b',"source":"bot"}'
 _JSON_WHITESPACE: Final = b" \t\r\n"
+# The nesting check, on bytes orjson has already accepted (so every string is well formed):
+# strings go, brackets become ( and ), everything else goes.
+_BRACKETS_ONLY: Final = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS: Final = bytes(set(range(256)) - set(b"[]{}"))
 
 
 class RejectedMessage(ValueError):
@@ -105,16 +138,51 @@ class BotMessage:
     fields: dict[str, Any]
 
 
+# What looks like a credential never reaches a log line: a JWT (its header is base64 of
+# '{"', so it starts "eyJ"), a Bearer value, and the value of a token-like JSON field.
+_SECRETS: Final = re.compile(
+    rb"eyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*){0,2}"
+    rb"|(?P<keep>(?:bearer[ .]|\"(?:token|access_token|password|secret|authorization)\"\s*:\s*\"))"
+    rb"[^\"\s,}]*",
+    re.IGNORECASE,
+)
+
+
+def redact_secrets(raw: bytes) -> bytes:
+    """`raw` with anything that looks like a token or password replaced by ***."""
+    return _SECRETS.sub(lambda m: (m.group("keep") or b"") + b"***", raw)
+
+
 def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     """A printable, ASCII-only view of untrusted bytes for log lines, at most `limit` chars.
 
-    Invalid UTF-8 shows as \\xNN escapes; the total length is appended when cut.
+    Invalid UTF-8 shows as \\xNN escapes; the total length is appended when cut. Tokens
+    are redacted (a refused `refresh` command carries one).
     """
-    text = raw[:limit].decode("utf-8", errors="backslashreplace")
+    text = redact_secrets(raw[:limit]).decode("utf-8", errors="backslashreplace")
     text = text.encode("unicode_escape").decode("ascii")
     if len(text) > limit or len(raw) > limit:
         return f"{text[:limit]}... ({len(raw)} bytes)"
     return text
+
+
+# C0, DEL, C1 and the two Unicode line separators: what can end a line or drive a terminal.
+_CONTROL_CHARACTERS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line and inert in a terminal: control characters as \\n, \\xNN, \\uNNNN.
+
+    Everything else, other scripts and emoji included, stays as it is.
+    """
+    return _CONTROL_CHARACTERS.sub(_escape_control, text)
 
 
 # Rejection details quote the offending value; a bounded repr keeps a 16 KiB string or a
@@ -129,12 +197,63 @@ def _show(value: object) -> str:
     return _short.repr(value)
 
 
+def check_channel(channel: str, raw: bytes) -> None:
+    """Refuse a message on a channel whose name is no fit for a bot id (RejectedMessage).
+
+    Named channels are the operator's; with --channel-pattern the publisher picks the
+    rest of the name, and it becomes part of the bot id, in logs, metrics and history keys.
+    """
+    if len(channel) > MAX_CHANNEL_CHARS:
+        raise RejectedMessage(
+            "bad_channel",
+            f"channel name is {len(channel)} characters; the limit is {MAX_CHANNEL_CHARS}",
+            raw,
+        )
+    # isprintable() is False for controls, format characters (bidi overrides) and every
+    # separator but the ASCII space, which goes too.
+    if not channel.isprintable() or " " in channel:
+        raise RejectedMessage(
+            "bad_channel",
+            f"channel name {excerpt(channel.encode('utf-8', 'surrogatepass'), 60)} "
+            "has control or whitespace characters",
+            raw,
+        )
+
+
+def nesting_depth_exceeds(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether valid JSON `raw` nests deeper than `limit` (a scalar is 0, {} or [] 1).
+
+    Free for the common message: it takes more than `limit` opening brackets to nest that
+    deep, so only then does it look further, in a few passes over the bytes at C speed.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    # A backslash only ever starts an escape inside a string; dropping escaped backslashes
+    # first (left to right, as JSON reads them) and then escaped quotes leaves only the
+    # quotes that delimit strings, so every other piece of the split is outside them.
+    outside = b"".join(raw.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+    return (
+        _nested_at_most(limit).fullmatch(outside.translate(_BRACKETS_ONLY, _NOT_BRACKETS)) is None
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _nested_at_most(limit: int) -> re.Pattern[bytes]:
+    """Balanced ( and ) nested at most `limit` deep: a regular language, so one regex
+    matches it, and possessive repeats make that one pass without backtracking."""
+    pattern = b""
+    for _ in range(limit):
+        pattern = rb"(?:\(" + pattern + rb"\))*+"
+    return re.compile(pattern)
+
+
 def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMessage:
     """Validate one payload from Redis; raise RejectedMessage saying why it is refused.
 
     The size is checked before any parsing, so a huge payload costs nothing more than
-    its length. orjson refuses NaN, Infinity, invalid UTF-8, lone surrogates and nesting
-    deeper than 1024 levels, so none of those can reach the clients.
+    its length. orjson refuses NaN, Infinity, invalid UTF-8 and lone surrogates, so none
+    of those can reach the clients; nesting is held to MAX_DEPTH, far below the 1,024
+    levels orjson reads and the 255 it writes.
     """
     if len(raw) > max_bytes:
         raise RejectedMessage("oversize", f"{len(raw)} bytes > limit {max_bytes}", raw)
@@ -142,6 +261,10 @@ def parse_bot_message(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> BotMess
         fields = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RejectedMessage("invalid_json", str(exc), raw) from None
+    if nesting_depth_exceeds(raw):
+        raise RejectedMessage(
+            "too_deep", f"nested deeper than {MAX_DEPTH} levels (the object itself is one)", raw
+        )
     try:
         _validate_bot_message(fields)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -171,10 +294,16 @@ def _rejection(
             )
         return RejectedMessage("bad_type", '"type" is required: "ping" or "pong"', raw)
     field = str(path[1])
-    expected = expectation(BOT_MESSAGE_SCHEMA["properties"][field])
-    return RejectedMessage(
-        _FIELD_REASONS[field], f'"{field}" must be {expected}, got {_show(body[field])}', raw
+    expected = (
+        f"a string of 1-{MAX_SOURCE_CHARS} characters of {SOURCE_CHARACTERS}"
+        if field == "source"
+        else expectation(BOT_MESSAGE_SCHEMA["properties"][field])
     )
+    value = body[field]
+    got = _show(value)
+    if field == "source" and isinstance(value, str):
+        got += f" ({len(value)} characters)"
+    return RejectedMessage(_FIELD_REASONS[field], f'"{field}" must be {expected}, got {got}', raw)
 
 
 def expectation(schema: dict[str, Any]) -> str:
@@ -186,6 +315,12 @@ def expectation(schema: dict[str, Any]) -> str:
     words = " or ".join("a " + k if k != "null" else "null" for k in kinds if k != "null")
     if "minimum" in schema:
         words += f" >= {schema['minimum']}"
+    if "maximum" in schema:
+        words += (
+            f" and <= {schema['maximum']:,}"
+            if "minimum" in schema
+            else f" <= {schema['maximum']:,}"
+        )
     return words or "valid"
 
 
@@ -223,8 +358,10 @@ def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
     """The bytes a bot publishes, as the design specifies them."""
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise ValueError(f'kind must be "ping" or "pong", not {kind!r}')
-    if not (math.isfinite(latency_ms) and latency_ms >= 0):
-        raise ValueError(f"latency_ms must be a finite number >= 0, not {latency_ms!r}")
+    if not (math.isfinite(latency_ms) and 0 <= latency_ms <= MAX_LATENCY_MS):
+        raise ValueError(
+            f"latency_ms must be a number from 0 to {MAX_LATENCY_MS}, not {latency_ms!r}"
+        )
     # A whole number goes out as 7, not 7.0, as a JavaScript bot would send it.
     latency: float = latency_ms
     if float(latency_ms).is_integer() and abs(latency_ms) < 2**53:

@@ -19,6 +19,7 @@ def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
 # shows a stalled event loop. Bots report exchange latency: 1 ms to 10 s.
 _LATENCY_BUCKETS_S = _one_two_five(0.0001, 13)
 _BOT_LATENCY_BUCKETS_S = _one_two_five(0.001, 13)
+HTTP_REFUSAL_REASONS = ("host", "capacity", "timeout")
 
 
 class RelayMetrics:
@@ -117,6 +118,15 @@ class RelayMetrics:
             "Upgrades refused before they happened (origin, capacity), by reason",
             ["reason"],
         )
+        self.http_refused = counter(
+            "pingpong_http_refused",
+            "HTTP-plane connections and requests refused: host (a Host that does not name the "
+            "relay), capacity (past --max-http-connections), timeout (headers not sent within "
+            "--http-request-timeout)",
+            ["reason"],
+        )
+        for reason in HTTP_REFUSAL_REASONS:
+            self.http_refused.labels(reason)
         self.client_rate_limited = counter(
             "pingpong_client_frames_rate_limited",
             "Client frames over --client-frame-rate, answered with an error",

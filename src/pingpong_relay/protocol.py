@@ -157,7 +157,8 @@ HTTP_STATUSES: Final = (
     Code(
         401,
         "Unauthorized",
-        "--auth jwt and no valid token (data endpoints), or not --metrics-token (/metrics)",
+        "--auth jwt and no valid token (data endpoints); /metrics and /healthz?detail=1 "
+        "without --metrics-token or (--auth jwt) a token with the metrics scope",
         "send `Authorization: Bearer <token>` (or `?token=`)",
     ),
     Code(
@@ -173,10 +174,18 @@ HTTP_STATUSES: Final = (
         "check the bot id; /history and /analytics need --history-retention > 0",
     ),
     Code(
+        421,
+        "Misdirected Request",
+        "the Host header names neither this relay's address nor an --allowed-host "
+        "(JSON: error unknown_host)",
+        "use the relay's address or a listed name; behind a proxy, add --allowed-host",
+    ),
+    Code(
         503,
         "Service Unavailable",
-        "/healthz: the Redis subscription is not verified (body says why)",
-        "take the instance out of rotation until it answers 200",
+        "/healthz: the Redis subscription is not verified (?detail=1 says why); or the HTTP "
+        "plane is at --max-http-connections (error capacity, Retry-After: 5)",
+        "take the instance out of rotation until /healthz answers 200; otherwise retry later",
     ),
 )
 
@@ -362,7 +371,12 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
             version={"type": "string"},
             pid={"type": "integer"},
             worker=_Optional({"type": "integer", "description": "with --workers: which one"}),
-            reason=_Optional({"type": "string"}),
+            reason=_Optional(
+                {
+                    "type": "string",
+                    "description": "why not ok, in general terms (the error itself is logged)",
+                }
+            ),
             redis_down_since_ms=_Optional(_MS),
         ),
         "RelayDeaf": _object(

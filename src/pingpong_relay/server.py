@@ -47,7 +47,8 @@ from .filters import (
     position_key,
 )
 from .history import Entry, History
-from .http_api import HttpPlane, build_app
+from .http_api import HttpPlane, Refusals, build_app
+from .http_guard import public_health
 from .hub import (
     CLOSE_GOING_AWAY,
     CLOSE_REASON_EXPIRED,
@@ -60,6 +61,7 @@ from .lease import SENT_KEY, WebhookLease, alert_key
 from .limits import BotAllowList, BotRateLimiter
 from .messages import (
     RejectedMessage,
+    check_channel,
     encode_envelope,
     encode_tagged_envelope,
     excerpt,
@@ -69,7 +71,7 @@ from .messages import (
 )
 from .metrics import RelayMetrics
 from .monitor import Monitor, rules_from_settings
-from .origins import HostPolicy
+from .origins import HostPolicy, is_loopback
 from .rollup_store import RollupStore
 from .source import RedisSource
 from .tasks import cancel_and_wait
@@ -195,7 +197,7 @@ class Relay:
         )
         self.dataplane = DataPlane(
             self.hub,
-            health=self.health,
+            health=self.public_health,  # anyone can ask the data port
             http_port=settings.http_port,
             ping_interval_s=settings.ping_interval,
             ping_timeout_s=settings.ping_timeout,
@@ -209,6 +211,7 @@ class Relay:
             connection_rate_per_ip=settings.connection_rate_per_ip,
         )
         self.http: HttpPlane | None = None
+        self._http_refusals: Refusals | None = None
         self.history: History | None = None
         self._replays: set[asyncio.Task[None]] = set()
         self.rollups: RollupStore | None = None
@@ -247,10 +250,13 @@ class Relay:
         metrics = self.metrics
         metrics.messages_received.inc()
         try:
+            check_channel(channel, raw)
             message = parse_bot_message(raw, self.settings.max_message_bytes)
         except RejectedMessage as rejected:
             metrics.messages_rejected.labels(rejected.reason).inc()
             shown = rejected.excerpt
+            if rejected.reason == "bad_channel":
+                channel = excerpt(channel.encode("utf-8", "surrogatepass"))
             log.warning(
                 "rejected message on %s: %s; payload: %s",
                 channel,
@@ -375,7 +381,8 @@ class Relay:
                 reply = {
                     "type": "subscriptions",
                     "subscription": peer.subscription.to_json(),
-                    "bots": self.known_bots(),
+                    # Every bot the token may see, not only those subscribed to now.
+                    "bots": [b for b in self.known_bots() if peer.subscription.in_scope(b)],
                 }
             else:
                 subscription = apply(before, command)
@@ -405,7 +412,7 @@ class Relay:
         if request_id is not None:
             reply["id"] = request_id
         self.hub.send_to(peer, orjson.dumps(reply))
-        if "status" in subscription.events and "status" not in before.events:
+        if subscription.wants("status") and not before.wants("status"):
             self.send_current_status(peer)
         if subscription.wants("relay") and not before.wants("relay"):
             self.hub.send_to(peer, self.relay_state())
@@ -558,12 +565,18 @@ class Relay:
             "auth": settings.auth,
             "history": self.history is not None,
             "stats_interval_s": settings.stats_interval,
-            "version": __version__,
+            # No version: this is open to anyone, like /healthz (relay:state has it).
         }
 
     def relay_state(self) -> bytes:
-        """This relay's own health as a message: what /healthz says, for `relay` watchers."""
-        _, health = self.health()
+        """This relay's own health as a message: what /healthz?detail=1 says, for `relay`
+        watchers, but with a generic reason (the error text names Redis's address; it is in
+        the log)."""
+        ok, health = self.health()
+        if not ok:
+            health["reason"] = (
+                "Redis subscription not verified" if self.source is not None else "relay starting"
+            )
         return orjson.dumps(
             {
                 "type": "relay:state",
@@ -623,7 +636,8 @@ class Relay:
         grant: Grant | None = getattr(peer, "grant", None)
         if grant is not None:
             self._schedule_expiry(peer, grant)
-        if "status" in peer.subscription.events:
+        # wants(), not the events asked for: the token's events scope applies here too.
+        if peer.subscription.wants("status"):
             self.send_current_status(peer)
         if peer.subscription.wants("relay"):
             self.hub.send_to(peer, self.relay_state())
@@ -743,8 +757,9 @@ class Relay:
         return await gather_health(self.worker, body)
 
     async def whole_metrics(self) -> bytes:
-        """/metrics: this relay's, or with --workers every worker's, merged."""
-        own = self.metrics.render()
+        """/metrics: this relay's, or with --workers every worker's, merged. Rendered off
+        the event loop: with many bots it is a large text, and clients must not wait."""
+        own = await asyncio.to_thread(self.metrics.render)
         if self.worker is None:
             return own
         return await gather_metrics(self.worker, own)
@@ -753,7 +768,7 @@ class Relay:
         """Where sibling workers ask for this one's own /metrics and /healthz."""
 
         async def metrics(_request: web.Request) -> web.Response:
-            return web.Response(body=self.metrics.render())
+            return web.Response(body=await asyncio.to_thread(self.metrics.render))
 
         async def healthz(_request: web.Request) -> web.Response:
             return web.Response(body=orjson.dumps(self.health()[1]))
@@ -767,7 +782,13 @@ class Relay:
         path.unlink(missing_ok=True)  # left by a crashed predecessor
         await web.UnixSite(self._private, str(path)).start()
 
+    def public_health(self) -> tuple[bool, dict[str, Any]]:
+        """What anyone may see of this relay's health (the data port's /healthz)."""
+        ok, body = self.health()
+        return ok, public_health(ok, body)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """The operator's view: /healthz?detail=1, and what sibling workers merge."""
         source = self.source
         alive = source is not None and source.is_alive()
         body: dict[str, Any] = {
@@ -794,6 +815,15 @@ class Relay:
     # --- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
+        if settings.auth == "none" and not is_loopback(settings.host):
+            log.warning(
+                "serving %s with no authentication (--allow-anonymous): anyone who can reach "
+                "ports %d and %d reads every bot's data",
+                settings.host,
+                settings.port,
+                settings.http_port,
+                extra={"event": "anonymous_exposed", "host": settings.host},
+            )
         redis_url, self.embedded = await resolve_redis_url(settings)
         self.source = RedisSource(
             redis_url,
@@ -821,6 +851,7 @@ class Relay:
         if self.worker is not None:
             await self._start_private_socket(self.worker)
         if settings.http_port:
+            self._http_refusals = Refusals(self.metrics.http_refused)
             self.http = HttpPlane(
                 build_app(
                     self.whole_health,
@@ -832,7 +863,13 @@ class Relay:
                     authenticate=self.authenticate if self.verifier is not None else None,
                     metrics_token=settings.metrics_token,
                     dashboard_config=lambda: self.dashboard_config(tls is not None),
-                )
+                    hosts=self.hosts,
+                    frame_ancestors=settings.frame_ancestors,
+                    refused=self._http_refusals,
+                ),
+                refused=self._http_refusals,
+                max_connections=settings.max_http_connections,
+                request_timeout_s=settings.http_request_timeout,
             )
             await self.http.start(settings.host, settings.http_port, tls, reuse_port=reuse_port)
         self._source_task = asyncio.create_task(self.source.run(), name="redis-source")
@@ -865,6 +902,7 @@ class Relay:
                 "ws_port": self.dataplane.port,
                 "tls": tls is not None,
                 "http_port": self.http.port if self.http else 0,
+                "host": settings.host,
                 "redis_url": redact_url(redis_url),
                 "channels": settings.channel,
                 "patterns": settings.channel_pattern,
@@ -896,6 +934,8 @@ class Relay:
         await self._wait_clients_gone(self.settings.shutdown_timeout)
         if self.http is not None:
             await self.http.stop()
+        if self._http_refusals is not None:
+            self._http_refusals.close()
         if self._private is not None:
             await self._private.cleanup()
         if self.rollups is not None:

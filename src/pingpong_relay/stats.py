@@ -152,7 +152,9 @@ class LogHistogram:
         return {
             "b": {str(key): count for key, count in self._buckets.items()},
             "n": self._count,
-            "s": self._sum,
+            # Infinite only past what the relay accepts (a sum of values near 1e308): JSON
+            # has no infinity, so it says "unknown" rather than let an encoder choose.
+            "s": self._sum if math.isfinite(self._sum) else None,
             "lo": self._min if self._count else None,
             "hi": self._max if self._count else None,
             "neg": self._negative_count,
@@ -163,7 +165,8 @@ class LogHistogram:
         histogram = cls()
         histogram._buckets = {int(key): int(count) for key, count in body["b"].items()}
         histogram._count = int(body["n"])
-        histogram._sum = float(body["s"])
+        total = body["s"]
+        histogram._sum = math.nan if total is None else float(total)
         if histogram._count:
             histogram._min = float(body["lo"])
             histogram._max = float(body["hi"])
@@ -182,8 +185,13 @@ class LogHistogram:
     def mean(self) -> float | None:
         if self._count == 0:
             return None
+        mean = self._sum / self._count
+        if math.isnan(mean):
+            # The sum is unknown: +inf and -inf met, or stored as such. Only the range is
+            # known, and its middle cannot overflow when the range holds both signs.
+            return self._min / 2 + self._max / 2
         # Clamped: a sum of huge values can round or overflow past what the values allow.
-        return min(max(self._sum / self._count, self._min), self._max)
+        return min(max(mean, self._min), self._max)
 
     @property
     def min(self) -> float | None:

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 
 from .backoff import Backoff
-from .config import redact_url
+from .config import url_origin
 from .metrics import RelayMetrics
 from .tasks import drain_then_cancel
 
@@ -98,12 +98,14 @@ class WebhookSender:
                     if 400 <= response.status < 500 and response.status not in (408, 429):
                         break  # the endpoint refuses this request; retrying will not help
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                # Some client errors quote the whole URL, secret path included.
+                error = f"{type(exc).__name__}: {exc}".replace(url, url_origin(url))
         self._metrics.webhook_failed.inc()
+        shown = url_origin(url)
         log.warning(
             "webhook %s failed after %d attempt(s): %s",
-            redact_url(url),
+            shown,
             attempt + 1,
             error,
-            extra={"event": "webhook_failed", "url": redact_url(url), "error": error},
+            extra={"event": "webhook_failed", "url": shown, "error": error},
         )

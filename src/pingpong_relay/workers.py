@@ -75,7 +75,9 @@ async def gather_metrics(worker: Worker, own: bytes) -> bytes:
     """Every worker's metrics merged (a worker that does not answer is left out)."""
     answers = await asyncio.gather(*(_ask(worker, i, "/metrics") for i in worker.siblings()))
     texts = [own.decode(), *(a.decode() for a in answers if a is not None)]
-    return merge_metrics(texts).encode()
+    # Parsing and merging every worker's text is the heaviest part: off the event loop.
+    merged = await asyncio.to_thread(merge_metrics, texts)
+    return merged.encode()
 
 
 async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict[str, Any]]:

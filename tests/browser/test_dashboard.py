@@ -141,6 +141,32 @@ async def test_page_loads_cleanly_and_the_data_port_redirects_to_it(
     assert_clean(dashboard)
 
 
+async def test_the_page_runs_under_its_content_security_policy(
+    redis_server: RedisServer, start_relay: RelayFactory, open_dashboard: OpenDashboard
+) -> None:
+    relay = await start_relay(redis_server.url)
+    await redis_server.publish(beat("gate-csp", latency=7))
+    dashboard = await open_dashboard(relay.http_url)
+    page = dashboard.page
+    await connected(dashboard, relay)
+    await expect(field(page, "bot:pingpong/gate-csp", "latency")).to_have_text("7.0 ms")
+    # Everything the page did so far (scripts, styles, chart, WebSocket) the policy allows.
+    assert_clean(dashboard)
+    # And the policy is in force: an injected inline script does not run.
+    violated = await page.evaluate(
+        """() => new Promise((resolve) => {
+            document.addEventListener('securitypolicyviolation',
+                (event) => resolve(event.effectiveDirective), { once: true });
+            const script = document.createElement('script');
+            script.textContent = 'window.injectedScriptRan = true';
+            document.head.append(script);
+            setTimeout(() => resolve('no violation'), 5000);
+        })"""
+    )
+    assert violated == "script-src-elem"
+    assert await page.evaluate("window.injectedScriptRan") is None
+
+
 async def test_the_pure_functions_in_the_page(
     redis_server: RedisServer, start_relay: RelayFactory, open_dashboard: OpenDashboard
 ) -> None:

@@ -86,7 +86,7 @@ async def test_clients_vanishing_mid_broadcast_do_not_disturb_the_rest(
         for client in staying:
             assert [m["data"]["seq"] for m in client.messages] == list(range(30))
         await relay.wait_for("client_disconnected", count=50)
-        status, body = await relay.get("/healthz")
+        status, body = await relay.get("/healthz?detail=1")
         assert status == 200
         assert orjson.loads(body)["clients"] == 50
         assert await relay.metric("pingpong_clients_connected") == 50
@@ -158,7 +158,7 @@ async def test_a_dead_peer_that_never_answers_pings_is_dropped(
         connected = await relay.wait_for("client_connected")
         gone = await relay.wait_for("client_disconnected")
         assert gone["client"] == connected["client"]
-        _, body = await relay.get("/healthz")
+        _, body = await relay.get("/healthz?detail=1")
         assert orjson.loads(body)["clients"] == 0
     finally:
         silent.close()

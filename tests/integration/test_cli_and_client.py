@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from aiohttp import web
 
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.client import Heartbeat, envelopes, heartbeats
@@ -220,3 +222,89 @@ async def test_watch_delays_prints_the_split(
     assert line.startswith("PONG latency 2 ms bot time N/A")
     assert "| bot→relay N/A, relay→client " in line
     assert line.endswith(" ms")
+
+
+# --- a relay that sends anything: the client skips what is no envelope and goes on -------
+
+HOSTILE_FRAMES: list[str | bytes] = [
+    "not json {",
+    "[1, 2]",
+    "42",
+    "null",
+    "{}",
+    '{"type":5}',
+    '{"type":"bot:pingpong"}',
+    '{"type":"bot:pingpong","data":[1]}',
+    # 1,023 levels in all: orjson reads it but could not write it again.
+    '{"type":"bot:pingpong","data":{"type":"ping","x":' + "[" * 1021 + "]" * 1021 + "}}",
+    '{"type":"bot:pingpong","data":' + "[" * 1100 + "]" * 1100 + "}",  # past what orjson reads
+    '{"type":\n"\x1b[2J FORGED',
+    b"\x00\x01binary",
+]
+VALID_ENVELOPE = (
+    '{"type":"bot:pingpong","data":{"type":"pong","latency":7.5,"timestamp":1234567890,'
+    '"source":"bot"},"timestamp":1234567891,"source":"bot"}'
+)
+
+
+@contextlib.asynccontextmanager
+async def _fake_relay(frames: list[str | bytes]) -> AsyncIterator[str]:
+    """A WebSocket server on loopback that sends `frames` to each client, then waits."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for frame in frames:
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_str(frame)
+        async for _ in ws:  # until the client goes
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"ws://127.0.0.1:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("mode", [(), ("--json",), ("--delays",)])
+async def test_watch_skips_what_is_no_envelope_and_prints_the_next_one(
+    mode: tuple[str, ...],
+) -> None:
+    async with _fake_relay([*HOSTILE_FRAMES, VALID_ENVELOPE]) as url:
+        code, out, err = await _run_cli("watch", url, "--count", "1", *mode)
+    assert code == 0, err
+    [line] = out.splitlines()
+    if mode == ("--json",):
+        assert orjson.loads(line) == orjson.loads(VALID_ENVELOPE)
+    else:
+        assert line.startswith("PONG latency 7.5 ms bot time 1970-01-15T06:56:07.890Z")
+    warnings = [w for w in err.splitlines() if "skipped a frame" in w]
+    assert len(warnings) == len(HOSTILE_FRAMES)
+    assert "not JSON" in warnings[0]
+    assert "nested deeper than 64 levels" in warnings[8]
+    assert "a binary frame" in warnings[-1]
+    for text in (out, err):
+        assert "\x1b" not in text
+        assert not any(line.startswith(("FORGED", '"')) for line in text.splitlines())
+
+
+async def test_client_iterator_goes_on_after_frames_that_are_no_envelope() -> None:
+    weird = '{"type":"bot:pingpong","data":{"type":[1],"latency":"fast"},"timestamp":{}}'
+    async with _fake_relay([*HOSTILE_FRAMES, weird, *HOSTILE_FRAMES, VALID_ENVELOPE]) as url:
+        received = []
+        async for envelope in envelopes(url, reconnect=False):
+            received.append(envelope)
+            if len(received) == 2:
+                break
+    assert received == [orjson.loads(weird), orjson.loads(VALID_ENVELOPE)]
+    beats = [Heartbeat(envelope, 0.0) for envelope in received]
+    assert beats[0].bot_to_relay_ms is None
+    assert beats[1].bot_to_relay_ms == 1

@@ -251,8 +251,11 @@ async def test_floods_from_one_address_are_contained_while_100_clients_get_every
 async def test_the_cap_stays_below_the_open_file_limit_so_the_relay_can_still_refuse(
     redis_server: RedisServer,
 ) -> None:
-    # 260 descriptors in all: room for 60 clients once the relay's own needs are kept.
-    relay = RelayProcess(redis_server.url, "--max-connections", "1000", nofile=260)
+    # 286 descriptors in all: room for 60 clients once the relay's own needs (200) and the
+    # HTTP plane's (10 connections, 16 lingering refusals) are kept.
+    relay = RelayProcess(
+        redis_server.url, "--max-connections", "1000", "--max-http-connections", "10", nofile=286
+    )
     try:
         await relay.start()
         capped = await relay.wait_for("max_connections_capped")

@@ -24,6 +24,9 @@ async def test_redis_sigkill_and_restart_then_next_message_is_delivered(
     assert outage["level"] == "WARNING"
     status, body = await relay.get("/healthz")
     assert status == 503
+    assert orjson.loads(body) == {"status": "unavailable", "redis": "unavailable"}
+    status, body = await relay.get("/healthz?detail=1")
+    assert status == 503
     health = orjson.loads(body)
     assert health["redis"] == "disconnected"
     assert "reason" in health

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from pingpong_relay.backoff import Backoff
+from pingpong_relay.config import url_origin
 from pingpong_relay.metrics import RelayMetrics
 from pingpong_relay.webhooks import WebhookSender
 from tests.support import http_server
@@ -264,10 +265,12 @@ async def test_503_and_refused_connections_are_retried_then_counted_as_failures(
     messages = sorted(record.getMessage() for record in failures.failed)
     assert all(f"after {attempts} attempt(s)" in message for message in messages)
     assert any("HTTP 503" in message for message in messages)
+    # Scheme and host only: chat webhooks keep their secret in the path and query.
     assert {getattr(record, "url", None) for record in failures.failed} == {
-        server.url("status/503"),
-        refused_url,
+        url_origin(server.url("status/503")),
+        url_origin(refused_url),
     }
+    assert not [m for m in messages if "status/503" in m]
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 422])

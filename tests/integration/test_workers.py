@@ -28,7 +28,7 @@ async def _start(start_relay: RelayFactory, redis_url: str, *args: str) -> Relay
 
 
 async def _health(relay: RelayProcess) -> tuple[int, dict[str, Any]]:
-    status, body = await relay.get("/healthz")
+    status, body = await relay.get("/healthz?detail=1")
     return status, orjson.loads(body)
 
 
@@ -53,6 +53,8 @@ async def test_two_workers_share_the_ports_and_count_like_one_relay(
     # SO_REUSEPORT spreads connections by a hash of their addresses: with 20 of them,
     # both workers get some (all on one would happen about once in half a million runs).
     assert all(count > 0 for count in per_worker)
+    status, body = await relay.get("/healthz")  # anyone's view of the merged health
+    assert (status, orjson.loads(body)) == (200, {"status": "ok", "redis": "subscribed"})
 
     redis = aioredis.from_url(redis_server.url)
     try:

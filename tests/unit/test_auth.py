@@ -212,3 +212,24 @@ def test_grant_without_scopes_allows_everything() -> None:
     grant = grant_from_claims({"sub": "x", "exp": 1})
     assert grant.bots is None
     assert grant.events is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "x", "exp": "99999999999"},  # a string: PyJWT takes it, and it never expires
+        {"sub": "x", "exp": 9e99, "nbf": "0"},
+        {"sub": "x", "exp": 9e99, "iat": [1]},
+        {"sub": "x", "exp": 9e99, "scope": ["metrics"]},
+    ],
+)
+def test_time_claims_must_be_numbers_and_scope_a_string(claims: dict[str, Any]) -> None:
+    with pytest.raises(AuthError) as refused:
+        grant_from_claims(claims)
+    assert refused.value.reason == "bad_claims"
+
+
+def test_the_metrics_scope() -> None:
+    assert grant_from_claims({"sub": "x", "exp": 1, "scope": "read metrics"}).metrics
+    assert not grant_from_claims({"sub": "x", "exp": 1, "scope": "metricsx"}).metrics
+    assert not grant_from_claims({"sub": "x", "exp": 1}).metrics

@@ -29,7 +29,9 @@ def serve_settings(*flags: str, env: Mapping[str, str] | None = None) -> Setting
 # One row per Settings option: (name, flag text, flag value, env text, env value).
 # The flag and env values differ from each other and from the default.
 PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
-    ("host", "127.0.0.1", "127.0.0.1", "::1", "::1"),
+    ("host", "::1", "::1", "localhost", "localhost"),
+    # A boolean has one value besides its default: both rows set it, in two spellings.
+    ("allow_anonymous", "on", True, "1", True),
     ("port", "1111", 1111, "2222", 2222),
     ("http_port", "0", 0, "3333", 3333),
     (
@@ -86,6 +88,9 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("jwks_refresh", "1m", 60.0, "10", 10.0),
     ("jwt_issuer", "ops", "ops", "iss", "iss"),
     ("metrics_token", "t1", "t1", "t2", "t2"),
+    ("frame_ancestors", "'self'", "'self'", "https://a.example", "https://a.example"),
+    ("http_request_timeout", "2", 2.0, "10s", 10.0),
+    ("max_http_connections", "5", 5, "50", 50),
     ("slow_client", "close", "close", "Close", "close"),
     ("workers", "3", 3, "2", 2),
     ("webhook_lease", "2s", 2.0, "30", 30.0),
@@ -102,6 +107,13 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
         ["https://a.example"],
         "https://b,https://c",
         ["https://b", "https://c"],
+    ),
+    (
+        "allowed_host",
+        "relay.example",
+        ["relay.example"],
+        "a.example,b.example",
+        ["a.example", "b.example"],
     ),
     ("max_connections", "10", 10, "20", 20),
     ("client_frame_rate", "1", 1.0, "2.5", 2.5),
@@ -137,7 +149,8 @@ def test_flag_beats_env_beats_default(
 def test_defaults() -> None:
     settings = serve_settings()
     assert settings == Settings()
-    assert settings.host == "0.0.0.0"
+    assert settings.host == "127.0.0.1"  # loopback: nothing is exposed by default
+    assert settings.allow_anonymous is False
     assert settings.port == 2808
     assert settings.http_port == 2809
     assert settings.redis_url == DEFAULT_REDIS_URL
@@ -146,6 +159,28 @@ def test_defaults() -> None:
     assert settings.log_format == "text"
     assert settings.max_message_bytes == MAX_PAYLOAD_BYTES
     assert settings.redis_url_explicit is False
+
+
+def test_allow_anonymous_is_a_bare_flag_and_a_false_flag_beats_the_env() -> None:
+    assert serve_settings("--allow-anonymous").allow_anonymous is True
+    env = {"PINGPONG_ALLOW_ANONYMOUS": "1"}
+    assert serve_settings("--allow-anonymous", "false", env=env).allow_anonymous is False
+    with pytest.raises(SystemExit):
+        serve_settings("--allow-anonymous", "maybe")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.11", "relay.example"])
+def test_an_open_relay_on_the_network_needs_allow_anonymous(host: str) -> None:
+    with pytest.raises(ValueError, match="--allow-anonymous") as refused:
+        serve_settings("--host", host)
+    assert "\n" not in str(refused.value)  # one line
+    assert serve_settings("--host", host, "--allow-anonymous").host == host
+    assert serve_settings("--host", host, env={"PINGPONG_AUTH": "jwt"}).auth == "jwt"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST"])
+def test_loopback_hosts_need_no_flag(host: str) -> None:
+    assert serve_settings("--host", host).host == host
 
 
 def test_unrelated_env_vars_are_ignored() -> None:

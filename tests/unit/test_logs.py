@@ -172,3 +172,79 @@ def test_background_logging_writes_every_record_by_the_time_it_is_stopped() -> N
         root.setLevel(saved_level)
     lines = stream.getvalue().splitlines()
     assert [orjson.loads(line)["n"] for line in lines] == list(range(500))
+
+
+# --- the text format: one line per record, whatever the message quotes ------------------
+
+
+def text_lines(*args: object, exc: BaseException | None = None) -> list[str]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "text", stream)
+        log = logging.getLogger("pingpong_relay.test_text")
+        if exc is None:
+            log.warning(*args)
+        else:
+            try:
+                raise exc
+            except type(exc):
+                log.exception(*args)
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return stream.getvalue().splitlines()
+
+
+FORGED = "2026-01-01 00:00:00,000 ERROR   pingpong_relay.server: FORGED"
+
+
+@pytest.mark.parametrize(
+    ("untrusted", "shown"),
+    [
+        (f"x\n{FORGED}", f"x\\n{FORGED}"),
+        (f"x\r\n{FORGED}", f"x\\r\\n{FORGED}"),
+        (f"x\r{FORGED}", f"x\\r{FORGED}"),
+        ("\x1b[2J\x1b]0;title\x07", "\\x1b[2J\\x1b]0;title\\x07"),
+        ("nul\x00 tab\t del\x7f", "nul\\x00 tab\\t del\\x7f"),
+        ("c1 \x85 \x9b31m", "c1 \\x85 \\x9b31m"),
+        ("ls \u2028 ps \u2029", "ls \\u2028 ps \\u2029"),
+        ("vt \x0b ff \x0c fs \x1c", "vt \\x0b ff \\x0c fs \\x1c"),
+        ("bøt 猫 🤖 \\n", "bøt 猫 🤖 \\n"),  # printable text, a literal backslash: as they are
+    ],
+)
+def test_text_format_escapes_control_characters_in_the_message(untrusted: str, shown: str) -> None:
+    (line,) = text_lines("rejected message on %s: %s", "bot:pingpong", untrusted)
+    assert line.endswith(f"pingpong_relay.test_text: rejected message on bot:pingpong: {shown}")
+    assert "WARNING" in line
+
+
+def test_text_format_escapes_a_message_without_arguments() -> None:
+    (line,) = text_lines(f"plain\n{FORGED}")
+    assert line.endswith(f"plain\\n{FORGED}")
+
+
+def test_text_format_keeps_a_traceback_on_its_own_lines() -> None:
+    lines = text_lines("failed on %s", f"a\n{FORGED}", exc=ValueError("boom"))
+    assert lines[0].endswith(f"failed on a\\n{FORGED}")
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"
+    assert not any(line.startswith(FORGED) for line in lines)
+
+
+def test_text_format_leaves_the_record_to_other_handlers_unchanged(
+    logger: logging.Logger, stream: io.StringIO
+) -> None:
+    from pingpong_relay.logs import TextFormatter
+
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    handler.setFormatter(TextFormatter())
+    logger.addHandler(handler)
+    try:
+        logger.warning("a\nb")
+    finally:
+        logger.removeHandler(handler)
+    assert text.getvalue().endswith("a\\nb\n")
+    assert [entry["message"] for entry in entries(stream)] == ["a\nb"]

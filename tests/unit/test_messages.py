@@ -15,15 +15,22 @@ from pingpong_relay.messages import (
     ENVELOPE_SOURCE,
     ENVELOPE_TYPE,
     EXCERPT_CHARS,
+    MAX_CHANNEL_CHARS,
+    MAX_DEPTH,
+    MAX_LATENCY_MS,
     MAX_PAYLOAD_BYTES,
+    MAX_SOURCE_CHARS,
+    MAX_TIMESTAMP_MS,
     REJECT_REASONS,
     BotMessage,
     RejectedMessage,
     build_bot_message,
+    check_channel,
     encode_envelope,
     excerpt,
     format_bot_time,
     format_latency,
+    nesting_depth_exceeds,
     parse_bot_message,
 )
 
@@ -42,6 +49,16 @@ def padded(total_bytes: int) -> bytes:
 
 def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
+
+
+def depth_of(value: Any) -> int:
+    """The nesting depth by definition: a scalar is 0, an array or object one more than
+    its deepest member."""
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    return 0
 
 
 def reason_of(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str:
@@ -79,14 +96,14 @@ ACCEPTED: list[tuple[str, bytes, dict[str, Any]]] = [
         {"type": "ping", "latency_ms": 0.0, "timestamp_ms": None, "source": None},
     ),
     (
-        "negative and huge timestamps are still finite",
-        b'{"type":"ping","timestamp":-1e308}',
-        {"type": "ping", "latency_ms": None, "timestamp_ms": -1e308, "source": None},
+        "the smallest timestamp and the largest latency",
+        b'{"type":"ping","latency":3600000,"timestamp":0}',
+        {"type": "ping", "latency_ms": 3_600_000.0, "timestamp_ms": 0.0, "source": None},
     ),
     (
-        "largest unsigned 64-bit integer",
-        b'{"type":"ping","latency":18446744073709551615}',
-        {"type": "ping", "latency_ms": float(2**64 - 1), "timestamp_ms": None, "source": None},
+        "the largest timestamp, as a float",
+        b'{"type":"ping","latency":3.6e6,"timestamp":1e13}',
+        {"type": "ping", "latency_ms": 3_600_000.0, "timestamp_ms": 1e13, "source": None},
     ),
     (
         "JSON whitespace around the object",
@@ -94,9 +111,24 @@ ACCEPTED: list[tuple[str, bytes, dict[str, Any]]] = [
         {"type": "ping", "latency_ms": None, "timestamp_ms": None, "source": None},
     ),
     (
-        "unicode source",
-        '{"type":"ping","source":"bøt 🤖"}'.encode(),
-        {"type": "ping", "latency_ms": None, "timestamp_ms": None, "source": "bøt 🤖"},
+        "unicode in other fields",
+        '{"type":"ping","source":"gate-1","name":"bøt 🤖"}'.encode(),
+        {"type": "ping", "latency_ms": None, "timestamp_ms": None, "source": "gate-1"},
+    ),
+    *(
+        (
+            f"source {source}",
+            orjson.dumps({"type": "ping", "source": source}),
+            {"type": "ping", "latency_ms": None, "timestamp_ms": None, "source": source},
+        )
+        for source in (
+            "bot",
+            "gate-1",
+            "freqtrade.binance",
+            "user@host",
+            "eu/fra:1+b_2",
+            "x" * MAX_SOURCE_CHARS,
+        )
     ),
 ]
 
@@ -133,9 +165,28 @@ def test_extra_fields_are_kept() -> None:
 
 
 def test_nesting_up_to_the_limit_is_accepted_in_an_extra_field() -> None:
-    # The object itself is one level, so 1023 more reach orjson's 1024 limit.
-    raw = b'{"type":"ping","x":' + nested(1023) + b"}"
+    # The object itself is one level, so MAX_DEPTH - 1 more reach the limit.
+    raw = b'{"type":"ping","x":' + nested(MAX_DEPTH - 1) + b"}"
     assert parse_bot_message(raw).type == "ping"
+    assert reason_of(b'{"type":"ping","x":' + nested(MAX_DEPTH) + b"}") == "too_deep"
+
+
+def test_brackets_in_strings_do_not_count_towards_the_depth() -> None:
+    quoted = orjson.dumps("[{" * 500 + '\\"[' * 100)
+    raw = b'{"type":"ping","a":' + quoted + b',"b":[' + quoted + b"]}"
+    assert parse_bot_message(raw).type == "ping"
+
+
+def test_many_shallow_brackets_are_not_deep() -> None:
+    raw = b'{"type":"ping","x":[' + b",".join([b'{"a":[]}'] * 1000) + b"]}"
+    assert parse_bot_message(raw).type == "ping"
+
+
+def test_depth_is_the_deepest_branch_not_the_first() -> None:
+    deep = b"[" + b"[]," * 50 + nested(MAX_DEPTH - 2) + b"]"  # 1 + MAX_DEPTH - 2 levels
+    assert parse_bot_message(b'{"type":"ping","x":' + deep + b"}").type == "ping"
+    deeper = b"[" + b"[]," * 50 + nested(MAX_DEPTH - 1) + b"]"
+    assert reason_of(b'{"type":"ping","x":' + deeper + b"}") == "too_deep"
 
 
 # --- parse_bot_message: rejected -------------------------------------------------------
@@ -203,21 +254,46 @@ REJECTED: list[tuple[str, bytes, str]] = [
     ("latency string", b'{"type":"ping","latency":"10"}', "bad_latency"),
     ("latency array", b'{"type":"ping","latency":[10]}', "bad_latency"),
     ("latency object", b'{"type":"ping","latency":{"ms":10}}', "bad_latency"),
-    ("latency deeply nested", b'{"type":"ping","latency":' + nested(1000) + b"}", "bad_latency"),
+    ("latency nested", b'{"type":"ping","latency":' + nested(5) + b"}", "bad_latency"),
+    ("latency just over an hour", b'{"type":"ping","latency":3600000.001}', "bad_latency"),
+    ("latency huge", b'{"type":"ping","latency":1e308}', "bad_latency"),
+    ("latency 2**64 - 1", b'{"type":"ping","latency":18446744073709551615}', "bad_latency"),
     # bad_timestamp
     ("timestamp true", b'{"type":"ping","timestamp":true}', "bad_timestamp"),
     ("timestamp string", b'{"type":"ping","timestamp":"2024-01-01T00:00:00Z"}', "bad_timestamp"),
     ("timestamp object", b'{"type":"ping","timestamp":{}}', "bad_timestamp"),
-    (
-        "timestamp deeply nested",
-        b'{"type":"ping","timestamp":' + nested(1000) + b"}",
-        "bad_timestamp",
-    ),
+    ("timestamp nested", b'{"type":"ping","timestamp":' + nested(5) + b"}", "bad_timestamp"),
+    ("timestamp negative", b'{"type":"ping","timestamp":-1}', "bad_timestamp"),
+    ("timestamp -1e308", b'{"type":"ping","timestamp":-1e308}', "bad_timestamp"),
+    ("timestamp just past 10**13", b'{"type":"ping","timestamp":10000000000001}', "bad_timestamp"),
+    ("timestamp in microseconds", b'{"type":"ping","timestamp":1700000000000000}', "bad_timestamp"),
     # bad_source
     ("source number", b'{"type":"ping","source":1}', "bad_source"),
     ("source bool", b'{"type":"ping","source":false}', "bad_source"),
     ("source array", b'{"type":"ping","source":["bot"]}', "bad_source"),
-    ("source deeply nested", b'{"type":"ping","source":' + nested(1000) + b"}", "bad_source"),
+    ("source nested", b'{"type":"ping","source":' + nested(5) + b"}", "bad_source"),
+    ("source empty", b'{"type":"ping","source":""}', "bad_source"),
+    ("source too long", orjson.dumps({"type": "ping", "source": "x" * 129}), "bad_source"),
+    ("source 10 KiB", orjson.dumps({"type": "ping", "source": "x" * 10_240}), "bad_source"),
+    ("source with a space", b'{"type":"ping","source":"gate 1"}', "bad_source"),
+    ("source with a newline", b'{"type":"ping","source":"a\\nb"}', "bad_source"),
+    ("source ending in a newline", b'{"type":"ping","source":"bot\\n"}', "bad_source"),
+    ("source with ESC", b'{"type":"ping","source":"\\u001b[31mbot"}', "bad_source"),
+    ("source with NUL", b'{"type":"ping","source":"bot\\u0000"}', "bad_source"),
+    ("source with U+2028", b'{"type":"ping","source":"bot\\u2028x"}', "bad_source"),
+    ("source unicode", '{"type":"ping","source":"bøt"}'.encode(), "bad_source"),
+    ("source a glob", b'{"type":"ping","source":"gate-*"}', "bad_source"),
+    ("source with a comma", b'{"type":"ping","source":"a,b"}', "bad_source"),
+    # too_deep
+    ("array nested past the limit", nested(MAX_DEPTH + 1), "too_deep"),
+    ("latency deeply nested", b'{"type":"ping","latency":' + nested(1000) + b"}", "too_deep"),
+    (
+        "source deeply nested",
+        b'{"type":"ping","source":' + b'{"a":' * 1000 + b"1" + b"}" * 1001,
+        "too_deep",
+    ),
+    ("just past the limit", b'{"type":"ping","x":' + nested(MAX_DEPTH) + b"}", "too_deep"),
+    ("orjson's own limit", b'{"type":"ping","x":' + nested(1023) + b"}", "too_deep"),
 ]
 
 
@@ -235,7 +311,72 @@ def test_rejects(raw: bytes, reason: str) -> None:
 
 
 def test_every_reject_reason_is_covered_by_the_table() -> None:
-    assert {reason for _, _, reason in REJECTED} == set(REJECT_REASONS) - {"bot_not_accepted"}
+    # bad_channel is about where a message came from, not about its bytes; bot_not_accepted
+    # is the relay's --accept-bots, not validation.
+    relay_level = {"bad_channel", "bot_not_accepted"}
+    assert {reason for _, _, reason in REJECTED} | relay_level == set(REJECT_REASONS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"type":"ping","latency":3600001}', "a number >= 0 and <= 3,600,000, got 3600001"),
+        (b'{"type":"ping","timestamp":-5}', ">= 0 and <= 10,000,000,000,000, got -5"),
+        (
+            orjson.dumps({"type": "ping", "source": "x" * 500}),
+            "1-128 characters of A-Z a-z 0-9 _ . : @ / + -, got 'xxx",
+        ),
+        (orjson.dumps({"type": "ping", "source": "x" * 500}), "(500 characters)"),
+        (b'{"type":"ping","source":"a\\nb"}', "got 'a\\nb'"),
+        (nested(40), "nested deeper than 32 levels"),
+    ],
+)
+def test_rejection_details_say_the_rule(raw: bytes, fragment: str) -> None:
+    with pytest.raises(RejectedMessage) as info:
+        parse_bot_message(raw)
+    assert fragment in info.value.detail
+
+
+# --- check_channel ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "channel",
+    ["bot:pingpong", "bot:binance:pingpong", "bøt:猫", "x" * MAX_CHANNEL_CHARS, "a/b@c"],
+)
+def test_fitting_channels_pass(channel: str) -> None:
+    check_channel(channel, b"")
+
+
+@pytest.mark.parametrize(
+    ("channel", "fragment"),
+    [
+        ("x" * (MAX_CHANNEL_CHARS + 1), "201 characters; the limit is 200"),
+        ("x" * 100_000, "100000 characters"),
+        ("bot:a\n2026-01-01 FORGED", "control or whitespace"),
+        ("bot:a b", "control or whitespace"),
+        ("bot:\tx", "control or whitespace"),
+        ("bot:\x1b[2J", "control or whitespace"),
+        ("bot:\x00", "control or whitespace"),
+        ("bot:\x7f", "control or whitespace"),
+        ("bot:\x85", "control or whitespace"),
+        ("bot:\u2028", "control or whitespace"),
+        ("bot:\u202e", "control or whitespace"),  # right-to-left override
+        ("bot:\u00a0", "control or whitespace"),
+        ("bot:\udcff", "control or whitespace"),  # an undecodable byte, surrogate-escaped
+        ("", None),
+    ],
+)
+def test_unfit_channels_are_bad_channel(channel: str, fragment: str | None) -> None:
+    if fragment is None:  # an empty name never comes from Redis; nothing to refuse
+        check_channel(channel, b"")
+        return
+    with pytest.raises(RejectedMessage) as info:
+        check_channel(channel, b"{}")
+    assert info.value.reason == "bad_channel"
+    assert fragment in info.value.detail
+    assert info.value.detail.isprintable()
+    assert len(info.value.detail) < 200
 
 
 def test_rejected_message_is_a_value_error() -> None:
@@ -304,7 +445,8 @@ def test_envelope_data_is_the_bot_object_with_every_field() -> None:
         "type": "pong",
         "latency": 0.25,
         "timestamp": 1234567890123,
-        "source": "bøt-✓",
+        "source": "gate-1",
+        "name": "bøt-✓",
         "extra": {"nested": [1, 2.5, None, True, "日本語 🤖"], "empty": {}},
         "emoji🤖": '\u0000\u001f"\\/',
         "big": 18446744073709551615,
@@ -440,7 +582,7 @@ def test_format_bot_time_keeps_every_millisecond(timestamp_ms: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ["ping", "pong"])
-@pytest.mark.parametrize("latency_ms", [0.0, 0.01, 10, 42.5, 1e9])
+@pytest.mark.parametrize("latency_ms", [0.0, 0.01, 10, 42.5, MAX_LATENCY_MS])
 def test_build_bot_message_round_trips(kind: str, latency_ms: float) -> None:
     raw = build_bot_message(kind, latency_ms, 1234567890123)
     message = parse_bot_message(raw)
@@ -457,7 +599,9 @@ def test_build_bot_message_rejects_bad_kind(kind: str) -> None:
         build_bot_message(kind, 1.0, 0)
 
 
-@pytest.mark.parametrize("latency_ms", [-1.0, -1e-9, math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "latency_ms", [-1.0, -1e-9, MAX_LATENCY_MS + 0.5, 1e9, math.nan, math.inf, -math.inf]
+)
 def test_build_bot_message_rejects_bad_latency(latency_ms: float) -> None:
     with pytest.raises(ValueError, match="latency_ms"):
         build_bot_message("ping", latency_ms, 0)
@@ -547,19 +691,24 @@ RESERVED = {"type", "latency", "timestamp", "source"}
 @st.composite
 def valid_bot_objects(draw: st.DrawFn) -> dict[str, Any]:
     bot: dict[str, Any] = {"type": draw(st.sampled_from(["ping", "pong"]))}
-    finite = st.floats(allow_nan=False, allow_infinity=False)
     optional = {
         "latency": st.none()
-        | st.integers(min_value=0, max_value=2**63 - 1)
-        | finite.filter(lambda value: value >= 0),
-        "timestamp": st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | finite,
-        "source": st.none() | json_text,
+        | st.integers(min_value=0, max_value=MAX_LATENCY_MS)
+        | st.floats(min_value=0, max_value=MAX_LATENCY_MS),
+        "timestamp": st.none()
+        | st.integers(min_value=0, max_value=MAX_TIMESTAMP_MS)
+        | st.floats(min_value=0, max_value=MAX_TIMESTAMP_MS),
+        "source": st.none() | st.from_regex(r"[A-Za-z0-9_.:@/+-]{1,128}", fullmatch=True),
     }
     for key, values in optional.items():
         if draw(st.booleans()):
             bot[key] = draw(values)
     extras = draw(
-        st.dictionaries(json_text.filter(lambda key: key not in RESERVED), json_values, max_size=6)
+        st.dictionaries(
+            json_text.filter(lambda key: key not in RESERVED),
+            json_values.filter(lambda value: depth_of(value) < MAX_DEPTH),
+            max_size=6,
+        )
     )
     bot.update(extras)
     # Key order is the bot's; shuffle it so "type" is not always first.
@@ -614,3 +763,35 @@ def test_rejected_excerpt_is_always_ascii_and_bounded(raw: bytes) -> None:
     if isinstance(outcome, RejectedMessage):
         assert outcome.excerpt.isascii()
         assert len(outcome.excerpt) <= excerpt_bound(raw)
+
+
+# Trees of any shape with strings full of brackets, quotes and backslashes, wrapped in a
+# chain of arrays and objects long enough to cross MAX_DEPTH either way.
+_bracket_text = st.text(st.sampled_from('[]{}"\\ax,:'), max_size=12)
+_trees = st.recursive(
+    st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | _bracket_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_bracket_text, children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@st.composite
+def nested_values(draw: st.DrawFn) -> Any:
+    value = draw(_trees)
+    for _ in range(draw(st.integers(min_value=0, max_value=MAX_DEPTH + 8))):
+        if draw(st.booleans()):
+            value = {draw(_bracket_text): value}
+        else:
+            value = [value, draw(_bracket_text)]
+    return value
+
+
+@given(nested_values(), st.booleans())
+def test_nesting_check_agrees_with_the_definition(value: Any, indent: bool) -> None:
+    raw = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0)
+    assert nesting_depth_exceeds(raw) == (depth_of(value) > MAX_DEPTH)
+    outcome = parse_or_reject(b'{"type":"ping","x":' + raw + b"}")
+    too_deep = isinstance(outcome, RejectedMessage) and outcome.reason == "too_deep"
+    assert too_deep == (1 + depth_of(value) > MAX_DEPTH)

@@ -108,14 +108,45 @@ _json = st.recursive(
     ),
     max_leaves=6,
 )
+# Values at and around the schema's bounds, and bot ids that look right but are not.
+_edges = st.sampled_from(
+    [
+        0,
+        -0.0,
+        -1e-9,
+        3_600_000,
+        3_600_000.0001,
+        10**13,
+        10**13 + 1,
+        1234567890,
+        "bot",
+        "gate-1",
+        "freqtrade.binance",
+        "user@host",
+        "bot\n",
+        "a b",
+        "b\u00f8t",
+        "x" * 128,
+        "x" * 129,
+        "",
+    ]
+)
 _bot_messages = (
     st.dictionaries(
         st.sampled_from(["type", "latency", "timestamp", "source", "other"]),
-        st.sampled_from(["ping", "pong", "pang", ""]) | _json,
+        st.sampled_from(["ping", "pong", "pang", ""]) | _edges | _json,
         max_size=5,
     )
     | _json
 )
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
 
 
 def _accepts(parse: Callable[[Any], object], refusal: type[Exception], value: Any) -> bool:
@@ -129,7 +160,10 @@ def _accepts(parse: Callable[[Any], object], refusal: type[Exception], value: An
 @settings(max_examples=400)
 @given(body=_bot_messages)
 def test_bot_messages_accepted_exactly_when_the_schema_says(body: Any) -> None:
-    reference = jsonschema.Draft7Validator(messages.BOT_MESSAGE_SCHEMA).is_valid(body)
+    # The nesting limit is checked around the schema, as the schema's description says.
+    reference = jsonschema.Draft7Validator(messages.BOT_MESSAGE_SCHEMA).is_valid(body) and (
+        _depth(body) <= messages.MAX_DEPTH
+    )
     assert _accepts(parse_bot_message, RejectedMessage, orjson.dumps(body)) == reference
 
 
@@ -189,10 +223,19 @@ def test_connect_queries_accepted_exactly_when_the_schema_says(params: dict[str,
         (b"[1]", "not_object", "got list"),
         (b"{}", "bad_type", '"type" is required'),
         (b'{"type":"pang"}', "bad_type", '"ping" or "pong", got \'pang\''),
-        (b'{"type":"ping","latency":-1}', "bad_latency", "a number >= 0, got -1"),
+        (b'{"type":"ping","latency":-1}', "bad_latency", "a number >= 0 and <= 3,600,000, got -1"),
         (b'{"type":"ping","latency":true}', "bad_latency", "got True"),
-        (b'{"type":"ping","timestamp":"x"}', "bad_timestamp", "a number, got 'x'"),
-        (b'{"type":"ping","source":5}', "bad_source", "a string, got 5"),
+        (
+            b'{"type":"ping","timestamp":"x"}',
+            "bad_timestamp",
+            "a number >= 0 and <= 10,000,000,000,000, got 'x'",
+        ),
+        (b'{"type":"ping","source":"bot\\n"}', "bad_source", "got 'bot\\n'"),
+        (
+            b'{"type":"ping","source":5}',
+            "bad_source",
+            "a string of 1-128 characters of A-Z a-z 0-9 _ . : @ / + -, got 5",
+        ),
     ],
 )
 def test_schema_failures_keep_their_reasons_and_say_what_was_expected(

@@ -167,6 +167,54 @@ def test_mean_of_huge_values_stays_within_min_and_max() -> None:
     assert hist.mean == 1.7e308
 
 
+def test_mean_of_huge_values_of_both_signs_is_finite_and_in_range() -> None:
+    # Each sum overflows, one to +inf and one to -inf; merged they make NaN, and the mean
+    # must still be a number in [min, max].
+    hist = histogram([1.7e308, 1.7e308])
+    hist.merge(histogram([-1.7e308, -1.7e308]))
+    assert hist.mean is not None
+    assert math.isfinite(hist.mean)
+    assert -1.7e308 <= hist.mean <= 1.7e308
+    assert math.isfinite(hist.describe()["mean"])
+
+
+def test_an_overflowed_sum_survives_a_json_round_trip() -> None:
+    # Stored rollups from before the latency bound may hold such a sum: JSON has no
+    # infinity (orjson writes null), and reading it back must not fail the analytics.
+    hist = histogram([1.7e308, 1.7e308])
+    body = orjson.loads(orjson.dumps(hist.to_json()))
+    assert body["s"] is None
+    restored = LogHistogram.from_json(body)
+    assert restored.count == 2
+    assert restored.mean == 1.7e308
+    assert restored.quantile(0.5) == 1.7e308
+
+
+def test_the_most_extreme_valid_message_values_keep_every_figure_finite() -> None:
+    # At the schema's bounds: latency 0 and an hour, timestamps 0, the design's
+    # 1234567890 (1970) and 10**13 (2286), for one bot and overall.
+    book = StatsBook()
+    now = T0
+    for latency_ms in (0.0, 3_600_000.0):
+        for timestamp_ms in (0.0, 1234567890.0, 1e13):
+            book.record("extreme", now, "ping", latency_ms, timestamp_ms)
+            book.record("normal", now, "pong", 12.0, now * 1000 - 5)
+            now += 0.5
+    summary = book.summary("1m", now)
+
+    def figures(node: Any) -> list[float]:
+        if isinstance(node, dict):
+            return [x for value in node.values() for x in figures(value)]
+        return [float(node)] if isinstance(node, int | float) else []
+
+    values = figures(summary)
+    assert values
+    assert all(math.isfinite(value) for value in values)
+    assert summary["bots"]["normal"]["transit_ms"]["max"] == 5
+    assert summary["bots"]["extreme"]["latency_ms"]["max"] == 3_600_000
+    assert orjson.loads(orjson.dumps(summary)) == summary
+
+
 def test_clear_empties_the_histogram() -> None:
     hist = histogram([1.0, -5.0])
     hist.clear()

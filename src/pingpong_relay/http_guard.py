@@ -1,0 +1,140 @@
+"""What the HTTP plane adds to every answer and how it refuses, as pure functions: browser
+security headers, a bearer comparison that cannot fail on odd bytes, the public health body,
+spreadsheet-safe CSV cells and the bookkeeping of rate-limited refusal logs."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+SERVER_NAME: Final = "pingpong-relay"  # no version: it only helps someone pick an exploit
+# What the dashboard needs and nothing more: its own scripts, styles and images (plus the
+# data: favicon), and WebSockets to the data port (another origin: ws:/wss: on any host,
+# since --public-ws-url may name a proxy).
+_CSP_BASE: Final = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "connect-src 'self' ws: wss:",
+    "img-src 'self' data:",
+    "style-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+)
+# Characters a CSP source list may not contain: they would end the directive (;), start
+# another policy (,) or the next header line.
+_CSP_FORBIDDEN: Final = frozenset(";,\r\n\0")
+
+
+def csp_source_list(text: str) -> str:
+    """A --frame-ancestors value (e.g. 'none', 'self', https://ops.example) as one normalised
+    CSP source list; ValueError when it could smuggle another directive or header."""
+    if not text.isascii() or any(c in _CSP_FORBIDDEN or not c.isprintable() for c in text):
+        raise ValueError(f"{text!r} is not a CSP source list (no ; , or control characters)")
+    sources = text.split()
+    if not sources:
+        raise ValueError("an empty source list; 'none' forbids every frame")
+    return " ".join(sources)
+
+
+def security_headers(frame_ancestors: str = "'none'") -> dict[str, str]:
+    """The headers every HTTP-plane response carries."""
+    policy = "; ".join((*_CSP_BASE, f"frame-ancestors {frame_ancestors}"))
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Server": SERVER_NAME,
+    }
+
+
+def raw_response(
+    status: int, reason: str, body: bytes, headers: Mapping[str, str], extra: Mapping[str, str]
+) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, for answers given outside
+    aiohttp (a connection past the cap)."""
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines += [f"{name}: {value}" for name, value in {**headers, **extra}.items()]
+    lines += [
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an Authorization header is `Bearer <token>`, in constant time.
+
+    Compared as bytes: hmac.compare_digest raises TypeError on a non-ASCII str, and a
+    header is whatever bytes the client sent (aiohttp keeps undecodable ones as surrogates).
+    """
+    presented = authorization.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(presented, f"Bearer {token}".encode())
+
+
+def wants_detail(query: Mapping[str, str]) -> bool:
+    """/healthz?detail=1 (or true/yes): the operator's view."""
+    return query.get("detail", "").strip().lower() in ("1", "true", "yes")
+
+
+def public_health(ok: bool, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """What anyone may read of the relay's health: up or not, and whether Redis is.
+
+    No addresses, error texts, process ids, versions or client counts: those are for the
+    log and the authenticated ?detail=1 view.
+    """
+    return {
+        "status": "ok" if ok else "unavailable",
+        "redis": "subscribed" if detail.get("redis") == "subscribed" else "unavailable",
+    }
+
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value fit for a CSV cell a spreadsheet may open: a string that would start a
+    formula gets a leading ' (shown, not evaluated); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+@dataclass(slots=True)
+class RefusalLog:
+    """At most one log line per `interval_s` for each kind of refusal, saying how many
+    there were since the last line (pure: the caller passes the clock)."""
+
+    interval_s: float = 10.0
+    _pending: dict[str, int] = field(default_factory=dict)
+    _logged_at: dict[str, float] = field(default_factory=dict)
+
+    def note(self, reason: str, now_s: float) -> int:
+        """Counts one refusal; returns how many to log now (0: not yet)."""
+        self._pending[reason] = self._pending.get(reason, 0) + 1
+        last = self._logged_at.get(reason)
+        if last is not None and now_s - last < self.interval_s:
+            return 0
+        return self._take(reason, now_s)
+
+    def due_at(self, reason: str) -> float | None:
+        """When the refusals held back for `reason` may be logged, or None if there are none."""
+        if not self._pending.get(reason):
+            return None
+        return self._logged_at.get(reason, 0.0) + self.interval_s
+
+    def flush(self, reason: str, now_s: float) -> int:
+        """The refusals held back, once their interval is over (0: none, or not yet)."""
+        due = self.due_at(reason)
+        if due is None or now_s < due:
+            return 0
+        return self._take(reason, now_s)
+
+    def _take(self, reason: str, now_s: float) -> int:
+        count = self._pending.pop(reason, 0)
+        self._logged_at[reason] = now_s
+        return count
