@@ -26,7 +26,6 @@ from .dataplane import Authenticator
 from .filters import CommandError, parse_position
 from .history import MAX_PAGE, Entry, History
 from .http_guard import (
-    RefusalLog,
     bearer_matches,
     csv_cell,
     public_health,
@@ -34,6 +33,7 @@ from .http_guard import (
     security_headers,
     wants_detail,
 )
+from .limits import LogThrottle
 from .messages import excerpt
 from .monitor import Monitor
 from .origins import HostPolicy
@@ -373,7 +373,7 @@ class Refusals:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._counter = counter
-        self._log = RefusalLog(interval_s)
+        self._log = LogThrottle(interval_s)
         self._clock = clock
         self._latest: dict[str, str] = {}
         self._flushes: dict[str, asyncio.TimerHandle] = {}

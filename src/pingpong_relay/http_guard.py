@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 SERVER_NAME: Final = "pingpong-relay"  # no version: it only helps someone pick an exploit
@@ -102,39 +101,3 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
-
-
-@dataclass(slots=True)
-class RefusalLog:
-    """At most one log line per `interval_s` for each kind of refusal, saying how many
-    there were since the last line (pure: the caller passes the clock)."""
-
-    interval_s: float = 10.0
-    _pending: dict[str, int] = field(default_factory=dict)
-    _logged_at: dict[str, float] = field(default_factory=dict)
-
-    def note(self, reason: str, now_s: float) -> int:
-        """Counts one refusal; returns how many to log now (0: not yet)."""
-        self._pending[reason] = self._pending.get(reason, 0) + 1
-        last = self._logged_at.get(reason)
-        if last is not None and now_s - last < self.interval_s:
-            return 0
-        return self._take(reason, now_s)
-
-    def due_at(self, reason: str) -> float | None:
-        """When the refusals held back for `reason` may be logged, or None if there are none."""
-        if not self._pending.get(reason):
-            return None
-        return self._logged_at.get(reason, 0.0) + self.interval_s
-
-    def flush(self, reason: str, now_s: float) -> int:
-        """The refusals held back, once their interval is over (0: none, or not yet)."""
-        due = self.due_at(reason)
-        if due is None or now_s < due:
-            return 0
-        return self._take(reason, now_s)
-
-    def _take(self, reason: str, now_s: float) -> int:
-        count = self._pending.pop(reason, 0)
-        self._logged_at[reason] = now_s
-        return count

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from .alerts import (
 )
 from .config import Settings
 from .hub import Hub
+from .limits import LogThrottle
 from .messages import BotMessage
 from .metrics import RelayMetrics
 from .stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS, StatsBook
@@ -131,10 +131,9 @@ class Monitor:
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
-        self._evicted_unlogged = 0
+        self._evictions_log = LogThrottle(EVICTION_LOG_INTERVAL_S)
         self._series: set[str] = set()  # bots with metric series: the established ones
         self._evicted_last: str | None = None
-        self._evicted_logged_at = -math.inf
         self._hearing = hearing
         self._deaf = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -154,8 +153,6 @@ class Monitor:
                     extra={"event": "max_bots_reached", "bot": bot},
                 )
             return
-        if self._evicted_unlogged:
-            self._log_evictions(now_s)
         # Per-bot metric series only for established bots: a flood of made-up ids would
         # otherwise churn through series in every scrape (and cost a series to make and
         # remove per message).
@@ -225,12 +222,10 @@ class Monitor:
                     metrics.alerts_firing.remove(rule.name, bot)
         self.engine.forget(bot)
 
-    def _log_evictions(self, now_s: float) -> None:
+    def _log_evictions(self, count: int) -> None:
         """Evictions are logged at most once per EVICTION_LOG_INTERVAL_S, with a count."""
-        if now_s - self._evicted_logged_at < EVICTION_LOG_INTERVAL_S:
+        if not count:
             return
-        count, self._evicted_unlogged = self._evicted_unlogged, 0
-        self._evicted_logged_at = now_s
         log.warning(
             "evicted %d bot(s) on probation (not yet heard %d times over %g s) to make room "
             "for new ones (--max-bots %d is full); last evicted: %s",
@@ -245,8 +240,8 @@ class Monitor:
     def _evicted(self, bot: str) -> None:
         self._drop_bot(bot)
         self.metrics.bots_evicted.inc()
-        self._evicted_unlogged += 1
         self._evicted_last = bot
+        self._log_evictions(self._evictions_log.note("evicted", self._clock()))
 
     def forget_silent(self, now_s: float) -> list[str]:
         """Forgets every bot silent for longer than forget_after_s (0: never): its status,
@@ -362,8 +357,7 @@ class Monitor:
             await asyncio.sleep(self._evaluation_interval_s)
             try:
                 now_s = self._clock()
-                if self._evicted_unlogged:
-                    self._log_evictions(now_s)
+                self._log_evictions(self._evictions_log.flush("evicted", now_s))
                 if not self._check_hearing():
                     continue
                 self.forget_silent(now_s)

@@ -58,7 +58,7 @@ from .hub import (
     Peer,
 )
 from .lease import SENT_KEY, WebhookLease, alert_key
-from .limits import BotAllowList, BotRateLimiter
+from .limits import BotAllowList, BotRateLimiter, LogThrottle
 from .messages import (
     RejectedMessage,
     check_channel,
@@ -222,8 +222,7 @@ class Relay:
         self._bot_limiter = BotRateLimiter(settings.max_bot_rate)
         self._drop_logged_at: dict[str, float] = {}
         self._accepted_bots = BotAllowList(settings.accept_bots)
-        self._not_accepted_unlogged = 0
-        self._not_accepted_logged_at = -BOT_DROP_LOG_INTERVAL_S
+        self._not_accepted_log = LogThrottle(BOT_DROP_LOG_INTERVAL_S)
         self._source_task: asyncio.Task[None] | None = None
         self._state_task: asyncio.Task[None] | None = None
         self._seed_task: asyncio.Task[None] | None = None
@@ -339,11 +338,9 @@ class Relay:
     def _not_accepted(self, bot: str, now_s: float) -> None:
         """A bot --accept-bots does not name: counted; logged at most once per 10 s."""
         self.metrics.messages_rejected.labels("bot_not_accepted").inc()
-        self._not_accepted_unlogged += 1
-        if now_s - self._not_accepted_logged_at < BOT_DROP_LOG_INTERVAL_S:
+        count = self._not_accepted_log.note("bot_not_accepted", now_s)
+        if not count:
             return
-        count, self._not_accepted_unlogged = self._not_accepted_unlogged, 0
-        self._not_accepted_logged_at = now_s
         log.warning(
             "%d message(s) from bots that --accept-bots does not name (e.g. %s) were not "
             "relayed, recorded or tracked",

@@ -13,7 +13,6 @@ from pingpong_relay.config import Settings, settings_from_args
 from pingpong_relay.history import Entry
 from pingpong_relay.http_api import REFUSAL_SLOTS, _csv
 from pingpong_relay.http_guard import (
-    RefusalLog,
     bearer_matches,
     csp_source_list,
     csv_cell,
@@ -22,6 +21,7 @@ from pingpong_relay.http_guard import (
     security_headers,
     wants_detail,
 )
+from pingpong_relay.limits import LogThrottle
 
 
 def test_security_headers_name_no_version_and_forbid_framing_by_default() -> None:
@@ -141,7 +141,7 @@ def test_a_csv_page_defuses_text_and_keeps_numbers() -> None:
 
 
 def test_refusals_are_logged_once_per_interval_with_how_many() -> None:
-    book = RefusalLog(interval_s=10.0)
+    book = LogThrottle(interval_s=10.0)
     assert book.note("host", 100.0) == 1  # the first is logged at once
     assert book.note("host", 101.0) == 0
     assert book.note("host", 102.0) == 0

@@ -790,7 +790,7 @@ def test_a_flood_of_one_message_bots_neither_alerts_nor_starves_a_real_bot(
     assert set(monitor.statuses()) == set(monitor.book.bots())
     # Logged at most once per 10 s with a count: once for the first, once for the rest.
     clock.now += 10.0
-    monitor._log_evictions(clock.now)
+    monitor._log_evictions(monitor._evictions_log.flush("evicted", clock.now))
     logged = [r for r in caplog.records if getattr(r, "event", None) == "bots_evicted"]
     assert [getattr(r, "bots", None) for r in logged] == [1, 995]
     # A real bot arriving after the flood is tracked, gets a status, and alerts once
