@@ -24,6 +24,8 @@ from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 
 ROOT = Path(__file__).resolve().parent.parent
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
+# Silence judged within about a second, so alert tests wait on events that come soon.
+FAST_SILENCE = ("--silence-timeout", "0.6", "--silence-for", "0.6", "--evaluation-interval", "0.1")
 
 
 def free_port() -> int:

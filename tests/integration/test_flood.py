@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
 from tests.support import (
+    FAST_SILENCE,
     Collector,
     RedisServer,
     RelayFactory,
@@ -21,16 +22,7 @@ from tests.support import (
 )
 
 REAL = "bot:pingpong/real"
-FAST = (
-    "--silence-timeout",
-    "0.6",
-    "--silence-for",
-    "0.6",
-    "--evaluation-interval",
-    "0.1",
-    "--webhook-lease",
-    "1",
-)
+FAST = (*FAST_SILENCE, "--webhook-lease", "1")
 
 
 _SEQ = itertools.count()

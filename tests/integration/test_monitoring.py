@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from tests.support import (
+    FAST_SILENCE,
     Collector,
     RedisServer,
     RelayFactory,
@@ -19,12 +20,7 @@ from tests.support import (
 )
 
 FAST = (
-    "--silence-timeout",
-    "0.6",
-    "--silence-for",
-    "0.6",
-    "--evaluation-interval",
-    "0.1",
+    *FAST_SILENCE,
     "--stats-interval",
     "0.2",
     "--latency-threshold",
