@@ -403,6 +403,35 @@ class StatusChange:
         }
 
 
+def _alert_event(
+    rule: Rule,
+    bot: str,
+    state: AlertState,
+    since_s: float,
+    now_s: float,
+    value: float | None,
+    threshold: float,
+    held_s: float,
+    *,
+    repeat: bool = False,
+    fired: bool = False,
+) -> AlertEvent:
+    """One transition of a rule's alert for a bot, with its human summary."""
+    return AlertEvent(
+        rule=rule.name,
+        kind=rule.kind,
+        bot=bot,
+        state=state,
+        since_s=since_s,
+        at_s=now_s,
+        value=value,
+        threshold=threshold,
+        repeat=repeat,
+        fired=fired,
+        summary=_summary(rule, bot, state, value, threshold, held_s),
+    )
+
+
 def _summary(
     rule: Rule, bot: str, state: AlertState, value: float | None, threshold: float, held_s: float
 ) -> str:
@@ -588,19 +617,16 @@ class AlertEngine:
         threshold = rule.timeout_for(None)
         # A firing alert's since is when it fired; it went pending `for` earlier.
         active_since_s = since_s if state == "pending" else since_s - rule.for_s
-        summary = _summary(rule, bot, state, value, threshold, now_s - active_since_s)
-        event = AlertEvent(
-            rule=rule.name,
-            kind=rule.kind,
-            bot=bot,
-            state=state,
-            since_s=since_s,
-            at_s=now_s,
-            value=value,
-            threshold=threshold,
-            repeat=False,
+        event = _alert_event(
+            rule,
+            bot,
+            state,
+            since_s,
+            now_s,
+            value,
+            threshold,
+            now_s - active_since_s,
             fired=state == "firing",
-            summary=summary,
         )
         bot_state.alerts[rule.name] = _Alert(state, active_since_s, now_s, event)
         bot_state.last_seen_s = last_seen_s
@@ -689,19 +715,17 @@ class AlertEngine:
             repeat: bool = False,
             fired: bool = False,
         ) -> AlertEvent:
-            summary = _summary(rule, bot, alert_state, value, threshold, held_s)
-            made = AlertEvent(
-                rule=rule.name,
-                kind=rule.kind,
-                bot=bot,
-                state=alert_state,
-                since_s=since_s,
-                at_s=now_s,
-                value=value,
-                threshold=threshold,
+            made = _alert_event(
+                rule,
+                bot,
+                alert_state,
+                since_s,
+                now_s,
+                value,
+                threshold,
+                held_s,
                 repeat=repeat,
                 fired=fired,
-                summary=summary,
             )
             events.append(made)
             return made
