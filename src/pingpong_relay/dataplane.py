@@ -25,6 +25,7 @@ from picows import (
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
 from .auth import AuthError, Grant
+from .codes import REASON_TOO_MANY_FRAMES, CloseCode
 from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
 from .hub import Hub
 from .limits import TokenBucket
@@ -41,7 +42,6 @@ RATE_LIMITED: Final = orjson.dumps(
     {"type": "error", "error": "rate_limited", "message": "too many frames; slow down"}
 )
 MAX_VIOLATIONS: Final = 5
-CLOSE_POLICY_VIOLATION: Final = 1008
 BINARY_REFUSED: Final = orjson.dumps(
     {"type": "error", "error": "bad_command", "message": "commands are JSON text frames"}
 )
@@ -158,7 +158,7 @@ class ClientPeer(WSListener):
                     extra={"event": "client_policy_closed", "client": self.client_id},
                 )
                 self.hub.metrics.client_policy_closes.inc()
-                self.close(CLOSE_POLICY_VIOLATION, b"too many frames")
+                self.close(CloseCode.POLICY_VIOLATION, REASON_TOO_MANY_FRAMES)
                 self.hub.remove(self, "policy violation: frame rate")
             else:
                 self.hub.send_to(self, RATE_LIMITED)

@@ -19,6 +19,7 @@ from typing import Final, Literal, Protocol
 
 import orjson
 
+from .codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
 from .filters import RECORDED, Subscription
 from .frames import text_frame
 from .metrics import RelayMetrics
@@ -26,12 +27,6 @@ from .metrics import RelayMetrics
 log = logging.getLogger("pingpong_relay.hub")
 
 # Close codes the relay sends; the README documents each and what a client should do.
-CLOSE_GOING_AWAY: Final = 1001
-CLOSE_SLOW_CLIENT: Final = 4001
-CLOSE_TOKEN_EXPIRED: Final = 4003
-CLOSE_REASON_EXPIRED: Final = b"token expired"
-CLOSE_REASON_SHUTDOWN: Final = b"relay shutting down"
-CLOSE_REASON_SLOW: Final = b"slow client: unsent data over the limit"
 SlowClientPolicy = Literal["close", "conflate"]
 SLOW_CLIENT_POLICIES: Final = ("close", "conflate")
 CONFLATED_TYPE: Final = "relay:conflated"
@@ -443,7 +438,7 @@ class Hub:
                 "buffered_bytes": peer.buffered_bytes(),
             },
         )
-        peer.close(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)
+        peer.close(CloseCode.SLOW_CLIENT, REASON_SLOW)
         self.remove(peer, "slow client")
 
     def _drop_failed(self, peer: Peer, exc: BaseException) -> None:
@@ -454,7 +449,7 @@ class Hub:
             extra={"event": "send_failed", "client": peer.client_id, "error": repr(exc)},
         )
         try:
-            peer.close(CLOSE_GOING_AWAY, b"send failed")
+            peer.close(CloseCode.GOING_AWAY, REASON_SEND_FAILED)
         except Exception as close_exc:
             log.debug("closing %s after a failed send also failed: %r", peer.client_id, close_exc)
         self.remove(peer, f"send failed: {exc!r}")

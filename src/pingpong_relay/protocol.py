@@ -16,6 +16,7 @@ import orjson
 from . import __version__
 from .alerts import ALERT_EVENT_TYPE, RULE_KINDS, STATUS_EVENT_TYPE, AlertState, Status
 from .auth import SUBPROTOCOL
+from .codes import CloseCode
 from .filters import (
     ACTIONS,
     COMMAND_SCHEMA,
@@ -23,7 +24,7 @@ from .filters import (
     EVENTS,
     MESSAGE_KINDS,
 )
-from .hub import CLOSE_GOING_AWAY, CLOSE_SLOW_CLIENT, CLOSE_TOKEN_EXPIRED, CONFLATED_TYPE
+from .hub import CONFLATED_TYPE
 from .messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
 
 STATUSES: Final = get_args(Status)
@@ -40,9 +41,9 @@ class Code:
 
 
 CLOSE_CODES: Final = (
-    Code(1000, "normal closure", "echoed when the client closes", "nothing"),
+    Code(CloseCode.NORMAL, "normal closure", "echoed when the client closes", "nothing"),
     Code(
-        CLOSE_GOING_AWAY,
+        CloseCode.GOING_AWAY,
         "going away",
         "the relay is shutting down, a write to the socket failed, or the client did not "
         "answer the relay's ping within --ping-timeout",
@@ -50,13 +51,13 @@ CLOSE_CODES: Final = (
         "to get what was published meanwhile",
     ),
     Code(
-        1002,
+        CloseCode.PROTOCOL_ERROR,
         "protocol error",
         "the client broke the WebSocket protocol (e.g. an unmasked frame)",
         "fix the client; reconnecting will not help",
     ),
     Code(
-        1006,
+        CloseCode.ABNORMAL,
         "abnormal closure",
         "never sent: a client sees it when the connection drops with no close frame (relay "
         "killed, network lost, no pong within --ping-timeout), or when the upgrade was "
@@ -65,32 +66,32 @@ CLOSE_CODES: Final = (
         "token and URL with an HTTP request to see the refusal",
     ),
     Code(
-        1008,
+        CloseCode.POLICY_VIOLATION,
         "policy violation",
         "the client kept sending frames over --client-frame-rate after five rate_limited errors",
         "send fewer commands; reconnect after a pause",
     ),
     Code(
-        1009,
+        CloseCode.MESSAGE_TOO_BIG,
         "message too big",
         "a client frame over 16 KiB",
         "send smaller commands (a command is at most 4,096 bytes)",
     ),
     Code(
-        1011,
+        CloseCode.INTERNAL_ERROR,
         "internal error",
         "the relay failed while handling this connection (a bug; it is logged)",
         "reconnect with backoff; report it",
     ),
     Code(
-        CLOSE_SLOW_CLIENT,
+        CloseCode.SLOW_CLIENT,
         "slow client",
         "with --slow-client close: the client read too slowly, and its unsent data passed "
         "--max-client-buffer",
         "read faster or subscribe to less; reconnect with `?since=<last id>` to catch up",
     ),
     Code(
-        CLOSE_TOKEN_EXPIRED,
+        CloseCode.TOKEN_EXPIRED,
         "token expired",
         "the connection's token expired (refresh it in-band before that)",
         'get a new token and reconnect; next time send `{"action":"refresh","token":…}` '

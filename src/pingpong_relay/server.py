@@ -32,6 +32,7 @@ from .auth import (
     redact_query,
 )
 from .backoff import Backoff
+from .codes import REASON_SHUTDOWN, REASON_TOKEN_EXPIRED, CloseCode
 from .config import DEFAULT_REDIS_URL, Settings, redact_url
 from .dataplane import DataPlane
 from .embedded import EmbeddedRedis, find_redis_server, redis_answers
@@ -50,10 +51,6 @@ from .history import Entry, History
 from .http_api import HttpPlane, Refusals, build_app
 from .http_guard import public_health
 from .hub import (
-    CLOSE_GOING_AWAY,
-    CLOSE_REASON_EXPIRED,
-    CLOSE_REASON_SHUTDOWN,
-    CLOSE_TOKEN_EXPIRED,
     Hub,
     Peer,
 )
@@ -625,7 +622,7 @@ class Relay:
 
         def expire() -> None:
             self._expiries.pop(peer.client_id, None)
-            peer.close(CLOSE_TOKEN_EXPIRED, CLOSE_REASON_EXPIRED)
+            peer.close(CloseCode.TOKEN_EXPIRED, REASON_TOKEN_EXPIRED)
 
         self._expiries[peer.client_id] = asyncio.get_running_loop().call_later(delay_s, expire)
 
@@ -919,7 +916,7 @@ class Relay:
             extra={"event": "shutdown", "clients": len(self.hub)},
         )
         self.dataplane.stop_accepting()
-        self.hub.close_all(CLOSE_GOING_AWAY, CLOSE_REASON_SHUTDOWN)
+        self.hub.close_all(CloseCode.GOING_AWAY, REASON_SHUTDOWN)
         if self.lease is not None:
             await self.lease.stop()  # notes what was sent, hands the lease over
         await self.monitor.stop()

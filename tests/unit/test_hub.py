@@ -10,15 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from pingpong_relay.codes import REASON_SLOW, CloseCode
 from pingpong_relay.filters import DEFAULT_SUBSCRIPTION, Subscription
 from pingpong_relay.frames import text_payloads
-from pingpong_relay.hub import (
-    CLOSE_GOING_AWAY,
-    CLOSE_REASON_SLOW,
-    CLOSE_SLOW_CLIENT,
-    BroadcastResult,
-    Hub,
-)
+from pingpong_relay.hub import BroadcastResult, Hub
 from pingpong_relay.metrics import RelayMetrics
 
 PAYLOAD = b'{"type":"bot:pingpong","data":{"type":"ping"},"timestamp":1,"source":"bot"}'
@@ -80,7 +75,7 @@ class RemovingPeer(FakePeer):
         super().write(data)
         assert self.hub is not None
         assert self.victim is not None
-        self.victim.close(CLOSE_GOING_AWAY, b"gone")
+        self.victim.close(CloseCode.GOING_AWAY, b"gone")
         self.hub.remove(self.victim, "disconnected during broadcast")
 
 
@@ -169,7 +164,7 @@ def test_failed_send_drops_only_that_peer(hub: Hub, metrics: RelayMetrics) -> No
     assert result == BroadcastResult(delivered=2, failed=1, slow_closed=0)
     assert before.sent == [PAYLOAD]
     assert after.sent == [PAYLOAD]
-    assert broken.closes == [(CLOSE_GOING_AWAY, b"send failed")]
+    assert broken.closes == [(CloseCode.GOING_AWAY, b"send failed")]
     assert broken not in hub.peers()
     assert len(hub) == 2
     assert sample(metrics, "pingpong_send_failures_total") == 1
@@ -186,7 +181,7 @@ def test_failed_send_and_failed_close(hub: Hub, metrics: RelayMetrics) -> None:
     populate(hub, before, broken, after)
     result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=2, failed=1, slow_closed=0)
-    assert broken.closes == [(CLOSE_GOING_AWAY, b"send failed")]
+    assert broken.closes == [(CloseCode.GOING_AWAY, b"send failed")]
     assert broken not in hub.peers()
     assert before.sent == after.sent == [PAYLOAD]
     assert sample(metrics, "pingpong_send_failures_total") == 1
@@ -206,8 +201,8 @@ def test_slow_peer_is_closed_removed_and_counted(hub: Hub, metrics: RelayMetrics
     result = send(hub, PAYLOAD)
     assert result == BroadcastResult(delivered=2, failed=0, slow_closed=1)
     assert slow.sent == []
-    assert slow.closes == [(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)]
-    assert CLOSE_SLOW_CLIENT == 4001
+    assert slow.closes == [(CloseCode.SLOW_CLIENT, REASON_SLOW)]
+    assert CloseCode.SLOW_CLIENT == 4001
     assert slow not in hub.peers()
     assert before.sent == after.sent == [PAYLOAD]
     assert sample(metrics, "pingpong_slow_client_closes_total") == 1
@@ -281,9 +276,9 @@ def test_close_all_closes_every_peer_even_if_one_fails(hub: Hub) -> None:
     first, last = healthy_peers(2)
     failing = BrokenPeerBrokenClose("CLIENT-failing-close")
     populate(hub, first, failing, last)
-    hub.close_all(CLOSE_GOING_AWAY, b"relay shutting down")
+    hub.close_all(CloseCode.GOING_AWAY, b"relay shutting down")
     for peer in (first, failing, last):
-        assert peer.closes == [(CLOSE_GOING_AWAY, b"relay shutting down")]
+        assert peer.closes == [(CloseCode.GOING_AWAY, b"relay shutting down")]
 
 
 # --- logging on the hot path -----------------------------------------------------------
@@ -692,7 +687,7 @@ def test_close_policy_ignores_back_pressure_and_closes_past_the_limit(hub: Hub) 
     assert slow.sent == [PAYLOAD]
     slow.buffered = LIMIT_BYTES + 1
     assert send(hub, PAYLOAD).slow_closed == 1
-    assert slow.closes == [(CLOSE_SLOW_CLIENT, CLOSE_REASON_SLOW)]
+    assert slow.closes == [(CloseCode.SLOW_CLIENT, REASON_SLOW)]
 
 
 def test_a_removed_backed_up_peer_leaves_no_backlog(conflating: Hub) -> None:
