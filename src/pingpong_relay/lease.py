@@ -51,8 +51,13 @@ return 0
 """
 
 
+def sent_field(rule: str, bot: str) -> str:
+    """An alert's field in SENT_KEY."""
+    return f"{rule}|{bot}"
+
+
 def alert_key(alert: dict[str, Any]) -> str:
-    return f"{alert['rule']}|{alert['bot']}"
+    return sent_field(alert["rule"], alert["bot"])
 
 
 def unsent(
@@ -72,6 +77,28 @@ def unsent(
         ):
             missing.append(alert)
     return missing
+
+
+async def open_alerts(
+    redis: Any, rules: Iterable[str], bots: Iterable[str]
+) -> dict[str, list[tuple[str, str, float]]]:
+    """Per bot, (rule, state, since_s) of each of its alerts under `rules` whose last
+    transition sent (SENT_KEY) left it pending or firing: what a restarted relay takes up
+    instead of notifying again. One round trip."""
+    pairs = [(rule, bot) for bot in bots for rule in rules]
+    if not pairs:
+        return {}
+    sent = await redis.hmget(SENT_KEY, [sent_field(rule, bot) for rule, bot in pairs])
+    found: dict[str, list[tuple[str, str, float]]] = {}
+    for (rule, bot), raw in zip(pairs, sent, strict=True):
+        if raw is None:
+            continue
+        last = orjson.loads(raw)
+        state = str(last.get("state"))
+        if state in ("pending", "firing"):
+            since_s = int(last.get("since_ms", 0)) / 1000.0
+            found.setdefault(bot, []).append((rule, state, since_s))
+    return found
 
 
 class WebhookLease:

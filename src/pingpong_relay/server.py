@@ -54,7 +54,7 @@ from .hub import (
     Hub,
     Peer,
 )
-from .lease import SENT_KEY, WebhookLease, alert_key
+from .lease import WebhookLease, open_alerts
 from .limits import BotAllowList, BotRateLimiter, LogThrottle
 from .messages import (
     RejectedMessage,
@@ -496,19 +496,9 @@ class Relay:
             known = await self.history.recent_established(
                 settings.max_bots, settings.forget_after or None
             )
-            notified: dict[str, list[tuple[str, str, float]]] = {}
-            fields = [(rule, bot) for bot, _ in known for rule in silence_rules]
-            if fields:
-                sent = await self.history.redis.hmget(
-                    SENT_KEY, [alert_key({"rule": rule, "bot": bot}) for rule, bot in fields]
-                )
-                for (rule, bot), raw in zip(fields, sent, strict=True):
-                    if raw is None:
-                        continue
-                    last = orjson.loads(raw)
-                    notified.setdefault(bot, []).append(
-                        (rule, str(last.get("state")), int(last.get("since_ms", 0)) / 1000.0)
-                    )
+            notified = await open_alerts(
+                self.history.redis, silence_rules, [bot for bot, _ in known]
+            )
         except (RedisError, OSError, orjson.JSONDecodeError) as exc:
             log.warning("could not read the known bots from the history: %s", exc)
             return
@@ -516,20 +506,15 @@ class Relay:
         for bot, last_seen_s in known:
             if self.monitor.seed(bot, last_seen_s, notified.get(bot, ())):
                 seeded += 1
-        restored = [
-            (rule, bot)
-            for bot, alerts in notified.items()
-            for rule, state, _ in alerts
-            if state in ("pending", "firing")
-        ]
+        restored = sum(len(alerts) for alerts in notified.values())
         log.info(
             "%d bot(s) known from the history%s",
             seeded,
-            f"; {len(restored)} silence alert(s) already notified go on" if restored else "",
+            f"; {restored} silence alert(s) already notified go on" if restored else "",
             extra={
                 "event": "bots_seeded",
                 "bots": seeded,
-                "alerts_restored": len(restored),
+                "alerts_restored": restored,
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
@@ -566,11 +551,7 @@ class Relay:
         """This relay's own health as a message: what /healthz?detail=1 says, for `relay`
         watchers, but with a generic reason (the error text names Redis's address; it is in
         the log)."""
-        ok, health = self.health()
-        if not ok:
-            health["reason"] = (
-                "Redis subscription not verified" if self.source is not None else "relay starting"
-            )
+        _, health = self.health(error_text=False)
         return orjson.dumps(
             {
                 "type": "relay:state",
@@ -781,8 +762,9 @@ class Relay:
         ok, body = self.health()
         return ok, public_health(ok, body)
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """The operator's view: /healthz?detail=1, and what sibling workers merge."""
+    def health(self, *, error_text: bool = True) -> tuple[bool, dict[str, Any]]:
+        """The operator's view: /healthz?detail=1, and what sibling workers merge. Without
+        `error_text` the reason leaves out the Redis error, which names Redis's address."""
         source = self.source
         alive = source is not None and source.is_alive()
         body: dict[str, Any] = {
@@ -797,10 +779,9 @@ class Relay:
         if self.worker is not None:
             body["worker"] = self.worker.index
         if not alive:
+            reason = "relay starting" if source is None else "Redis subscription not verified"
             body["reason"] = (
-                f"Redis subscription not verified: {source.last_error}"
-                if source is not None
-                else "relay starting"
+                f"{reason}: {source.last_error}" if source is not None and error_text else reason
             )
             if source is not None and source.down_since is not None:
                 body["redis_down_since_ms"] = int(source.down_since * 1000)

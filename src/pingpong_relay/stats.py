@@ -391,11 +391,6 @@ class WindowedStats:
     def last_seen_s(self) -> float | None:
         return self._last_seen_s
 
-    @property
-    def first_seen_s(self) -> float | None:
-        """When this process first heard the bot (None while it has only been seeded)."""
-        return self._first_seen_s
-
     def is_established(self) -> bool:
         """Heard ESTABLISHED_MESSAGES times over at least ESTABLISHED_SPAN_S."""
         return (
