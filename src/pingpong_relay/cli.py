@@ -61,7 +61,7 @@ def fd_headroom(settings: Settings) -> int:
     connections (--max-http-connections, plus the few past it that linger for their 503)."""
     if not settings.http_port:
         return FD_HEADROOM
-    from .http_api import REFUSAL_SLOTS
+    from .http_api import REFUSAL_SLOTS  # lazy: aiohttp is heavy for publish/watch/token
 
     return FD_HEADROOM + settings.max_http_connections + REFUSAL_SLOTS
 

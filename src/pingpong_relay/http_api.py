@@ -35,6 +35,7 @@ from .http_guard import (
 )
 from .limits import LogThrottle
 from .messages import excerpt
+from .metrics import HTTP_REFUSAL_REASONS
 from .monitor import Monitor
 from .origins import HostPolicy
 from .protocol import asyncapi
@@ -358,14 +359,6 @@ class Refusals:
     """Counts every refusal of the HTTP plane by reason and logs them at WARNING, at most
     one line per reason every REFUSAL_LOG_INTERVAL_S, saying how many there were."""
 
-    WHAT: Final = {
-        "host": "request(s) naming a Host that is not this relay",
-        "capacity": "connection(s) past --max-http-connections",
-        "timeout": "connection(s) that did not send a request's headers within "
-        "--http-request-timeout",
-        "bad_request": "request(s) that are not valid HTTP",
-    }
-
     def __init__(
         self,
         counter: Counter,
@@ -404,7 +397,7 @@ class Refusals:
         log.warning(
             "HTTP plane refused %d %s (latest: %s)",
             count,
-            self.WHAT.get(reason, reason),
+            HTTP_REFUSAL_REASONS.get(reason, reason),
             detail,
             extra={"event": "http_refused", "reason": reason, "count": count, "detail": detail},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -19,7 +20,14 @@ def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
 # shows a stalled event loop. Bots report exchange latency: 1 ms to 10 s.
 _LATENCY_BUCKETS_S = _one_two_five(0.0001, 13)
 _BOT_LATENCY_BUCKETS_S = _one_two_five(0.001, 13)
-HTTP_REFUSAL_REASONS = ("host", "capacity", "timeout")
+# Why the HTTP plane refuses a connection or request: the metric's label values, and the
+# words its throttled log line uses for each.
+HTTP_REFUSAL_REASONS: Final = {
+    "host": "request(s) naming a Host that is not this relay",
+    "capacity": "connection(s) past --max-http-connections",
+    "timeout": "connection(s) that did not send a request's headers within --http-request-timeout",
+    "bad_request": "request(s) that are not valid HTTP",
+}
 
 
 class RelayMetrics:
@@ -122,7 +130,7 @@ class RelayMetrics:
             "pingpong_http_refused",
             "HTTP-plane connections and requests refused: host (a Host that does not name the "
             "relay), capacity (past --max-http-connections), timeout (headers not sent within "
-            "--http-request-timeout)",
+            "--http-request-timeout), bad_request (not valid HTTP)",
             ["reason"],
         )
         for reason in HTTP_REFUSAL_REASONS:
