@@ -36,7 +36,7 @@ from pingpong_relay.history import (
     STREAM_PREFIX,
 )
 
-from .procs import BenchError, Children, RedisServer, RelayProcess, free_port, run_harness
+from .procs import BenchError, Children, RedisServer, RelayProcess, free_port, report_main
 
 CHANNEL: Final = "bot:pingpong"
 REAL_SOURCE: Final = "real"
@@ -444,16 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    code, report = run_harness(
-        "bench.flood",
-        lambda children, run_dir: run(args, children, run_dir),
-        keep_logs=args.keep_logs,
-        errors=(BenchError, TimeoutError, OSError),
-    )
-    if code == 0:
-        print(report)
-    return code
+    return report_main("bench.flood", build_parser().parse_args(argv), run)
 
 
 if __name__ == "__main__":

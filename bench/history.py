@@ -41,7 +41,7 @@ from pingpong_relay.rollups import (
     minute_of,
 )
 
-from .procs import BenchError, Children, RedisServer, RelayProcess, run_harness
+from .procs import Children, RedisServer, RelayProcess, report_main
 from .stats import median, percentile
 
 CHANNEL: Final = "bot:pingpong"
@@ -693,16 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    code, report = run_harness(
-        "bench.history",
-        lambda children, run_dir: run(args, children, run_dir),
-        keep_logs=args.keep_logs,
-        errors=(BenchError, TimeoutError, OSError),
-    )
-    if code == 0:
-        print(report)
-    return code
+    return report_main("bench.history", build_parser().parse_args(argv), run)
 
 
 if __name__ == "__main__":

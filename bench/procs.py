@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -786,3 +787,21 @@ def run_harness(
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
     return 0, result
+
+
+def report_main(
+    name: str,
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, Children, Path], Awaitable[str]],
+) -> int:
+    """A harness whose coroutine returns its Markdown report: runs it (see run_harness,
+    with timeouts and OS errors counted as failures), prints the report, returns the code."""
+    code, report = run_harness(
+        name,
+        lambda children, run_dir: run(args, children, run_dir),
+        keep_logs=args.keep_logs,
+        errors=(BenchError, TimeoutError, OSError),
+    )
+    if code == 0:
+        print(report)
+    return code
