@@ -27,14 +27,14 @@ import psutil
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from pingpong_relay.config import positive_float, positive_int
-from pingpong_relay.history import (
+from pingpong_relay.redis_io.history import (
     BOTS_KEY,
     ESTABLISHED_KEY,
     PRUNE_INTERVAL_S,
     SEEN_TTL_MS,
     STREAM_PREFIX,
 )
+from pingpong_relay.settings import positive_float, positive_int
 
 from .procs import BenchError, Children, RedisServer, RelayProcess, free_port, report_main
 

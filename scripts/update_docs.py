@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pingpong_relay.config import markdown_reference
-from pingpong_relay.protocol import (
+from pingpong_relay.asyncapi import (
     CLOSE_CODES,
     HTTP_STATUSES,
     UPGRADE_STATUSES,
     codes_table,
     markdown,
 )
+from pingpong_relay.settings import markdown_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

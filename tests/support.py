@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from pingpong_relay.embedded import EmbeddedRedis, find_redis_server
+from pingpong_relay.redis_io.embedded import EmbeddedRedis, find_redis_server
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from pingpong_relay.app.cli import main
 
 sys.exit(main())

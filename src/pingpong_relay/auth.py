@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 import jwt
 
-from .filters import EVENTS
+from pingpong_relay.subscriptions import EVENTS
 
 # Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol
 # "bearer.<jwt>" next to this one, which the relay echoes (never the token).

@@ -13,8 +13,8 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from .backoff import Backoff
-from .messages import (
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.messages import (
     MAX_DEPTH,
     escape_controls,
     excerpt,

@@ -19,10 +19,10 @@ from typing import Final, Literal, Protocol
 
 import orjson
 
-from .codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
-from .filters import RECORDED, Subscription
-from .frames import text_frame
-from .metrics import RelayMetrics
+from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
+from pingpong_relay.frames import text_frame
+from pingpong_relay.subscriptions import RECORDED, Subscription
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.hub")
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .messages import escape_controls
+from pingpong_relay.messages import escape_controls
 
 # Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
 _QUEUE_RECORDS = 100_000

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .alerts import (
+from pingpong_relay.alerts import (
     STATUS_VALUES,
     AlertEngine,
     AlertEvent,
@@ -21,14 +21,14 @@ from .alerts import (
     default_rules,
     load_rules,
 )
-from .config import Settings
-from .hub import Hub
-from .limits import LogThrottle
-from .messages import BotMessage
-from .metrics import RelayMetrics
-from .stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS, StatsBook
-from .tasks import cancel_and_wait
-from .webhooks import WebhookSender
+from pingpong_relay.hub import Hub
+from pingpong_relay.limits import LogThrottle
+from pingpong_relay.messages import BotMessage
+from pingpong_relay.notify.webhooks import WebhookSender
+from pingpong_relay.settings import Settings
+from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS, StatsBook
+from pingpong_relay.tasks import cancel_and_wait
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.monitor")
 

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from .config import DEFAULT_CHANNEL, DEFAULT_REDIS_URL, redact_url
-from .messages import build_bot_message, format_latency
-from .redis_urls import redis_client
+from pingpong_relay.messages import build_bot_message, format_latency
+from pingpong_relay.redis_io.urls import redis_client
+from pingpong_relay.settings import DEFAULT_CHANNEL, DEFAULT_REDIS_URL, redact_url
 
 log = logging.getLogger("pingpong_relay.publisher")
 

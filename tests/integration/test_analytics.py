@@ -8,7 +8,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
+from pingpong_relay.redis_io.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
 from tests.support import RedisServer, RelayFactory
 
 BOT = "bot:pingpong/gate"
@@ -124,7 +124,7 @@ async def test_analytics_reports_an_ongoing_outage_and_refuses_bad_queries(
 async def test_minute_rollups_older_than_two_days_are_pruned_and_hours_kept(
     redis_server: RedisServer,
 ) -> None:
-    from pingpong_relay.rollup_store import HOURS_PREFIX, MINUTES_PREFIX, RollupStore
+    from pingpong_relay.redis_io.rollup_store import HOURS_PREFIX, MINUTES_PREFIX, RollupStore
 
     client = aioredis.from_url(redis_server.url)
     seconds, _ = await client.time()

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pingpong_relay.history import stream_key
+from pingpong_relay.redis_io.history import stream_key
 from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory, RelayProcess
 
 BAD_PAYLOADS: list[tuple[str, bytes]] = [
@@ -238,7 +238,7 @@ async def test_history_serves_an_entry_deeper_than_orjson_writes(
 async def test_text_log_lines_cannot_be_forged(redis_server: RedisServer) -> None:
     # The last --log-format wins: text, as an operator reading a terminal would run it.
     relay = RelayProcess(redis_server.url, "--channel-pattern", "bot:x:*", "--log-format", "text")
-    forged = "1999-12-31 23:59:59,000 ERROR   pingpong_relay.server: FORGED"
+    forged = "1999-12-31 23:59:59,000 ERROR   pingpong_relay.app.relay: FORGED"
     try:
         await relay.start_process()
         await relay.wait_for(lambda r: "subscribed to" in r.get("message", ""))

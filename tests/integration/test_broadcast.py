@@ -10,8 +10,8 @@ import aiohttp
 import jsonschema
 import orjson
 
+from pingpong_relay.asyncapi import asyncapi
 from pingpong_relay.frames import read_text_frames
-from pingpong_relay.protocol import asyncapi
 from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
 
 

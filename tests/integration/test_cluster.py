@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from pingpong_relay.embedded import EmbeddedRedis
+from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from tests.support import Collector, RelayFactory, free_port
 
 # Sharded Pub/Sub needs Redis 7: Debian's redis-server (what `make test` makes sure of),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import orjson
 import redis.asyncio as aioredis
 
-from pingpong_relay.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
+from pingpong_relay.redis_io.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
 from tests.support import (
     FAST_SILENCE,
     Collector,
@@ -250,7 +250,7 @@ async def test_accept_bots_rejects_counts_and_logs_other_bots_once_per_interval(
 async def test_rollups_expire_and_the_state_of_bots_gone_is_dropped(
     redis_server: RedisServer,
 ) -> None:
-    from pingpong_relay.rollup_store import (
+    from pingpong_relay.redis_io.rollup_store import (
         CURSOR_KEY,
         HOURS_KEPT_MS,
         HOURS_PREFIX,

@@ -8,7 +8,7 @@ import io
 
 import orjson
 
-from pingpong_relay.history import stream_key
+from pingpong_relay.redis_io.history import stream_key
 from tests.support import Collector, RedisServer, RelayFactory
 
 

@@ -21,11 +21,11 @@ import redis.asyncio as aioredis
 import trustme
 from multidict import CIMultiDict
 
-from pingpong_relay import http_api
+from pingpong_relay.app.relay import Relay
 from pingpong_relay.auth import mint
-from pingpong_relay.config import Settings
-from pingpong_relay.history import stream_key
-from pingpong_relay.server import Relay
+from pingpong_relay.http import app as http_api
+from pingpong_relay.redis_io.history import stream_key
+from pingpong_relay.settings import Settings
 from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
 
 SECRET = "http-hardening-secret-" + "s" * 40

@@ -9,7 +9,7 @@ import signal
 import orjson
 import redis.asyncio as aioredis
 
-from pingpong_relay.lease import SENT_KEY
+from pingpong_relay.redis_io.lease import SENT_KEY
 from tests.support import (
     RedisServer,
     RelayFactory,

@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import orjson
 
-from pingpong_relay.protocol import asyncapi
+from pingpong_relay.asyncapi import asyncapi
 from tests.support import Collector, RedisServer, RelayFactory, publish_established
 
 SECRET = "s" * 40

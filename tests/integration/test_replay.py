@@ -8,8 +8,8 @@ import aiohttp
 import orjson
 import pytest
 
-from pingpong_relay.filters import position_key
-from pingpong_relay.history import BOTS_KEY, stream_key
+from pingpong_relay.redis_io.history import BOTS_KEY, stream_key
+from pingpong_relay.subscriptions import position_key
 from tests.support import Collector, RedisServer, RelayFactory
 
 

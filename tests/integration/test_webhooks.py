@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.config import url_origin
-from pingpong_relay.metrics import RelayMetrics
-from pingpong_relay.webhooks import WebhookSender
+from pingpong_relay.notify.webhooks import WebhookSender
+from pingpong_relay.settings import url_origin
+from pingpong_relay.telemetry.metrics import RelayMetrics
 from tests.support import http_server
 
 FAST_BACKOFF = Backoff(base_s=0.01, cap_s=0.02)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pingpong_relay.aggregate import merge_health, merge_metrics
-from pingpong_relay.metrics import RelayMetrics
+from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 
 def _worker(clients: int, received: int, deliveries: int, subscribed: bool) -> str:

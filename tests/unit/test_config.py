@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from pingpong_relay.cli import build_parser
-from pingpong_relay.config import (
+from pingpong_relay.app.cli import build_parser
+from pingpong_relay.messages import MAX_PAYLOAD_BYTES
+from pingpong_relay.settings import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
     Settings,
@@ -18,7 +19,6 @@ from pingpong_relay.config import (
     redact_url,
     settings_from_args,
 )
-from pingpong_relay.messages import MAX_PAYLOAD_BYTES
 
 
 def serve_settings(*flags: str, env: Mapping[str, str] | None = None) -> Settings:

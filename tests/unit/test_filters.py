@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong_relay.filters import (
+from pingpong_relay.subscriptions import (
     ACTIONS,
     DEFAULT_SUBSCRIPTION,
     EVENTS,

@@ -8,11 +8,9 @@ import io
 
 import pytest
 
-from pingpong_relay.cli import FD_HEADROOM, build_parser, fd_headroom
-from pingpong_relay.config import Settings, settings_from_args
-from pingpong_relay.history import Entry
-from pingpong_relay.http_api import REFUSAL_SLOTS, _csv
-from pingpong_relay.http_guard import (
+from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
+from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
+from pingpong_relay.http.guard import (
     bearer_matches,
     csp_source_list,
     csv_cell,
@@ -22,6 +20,8 @@ from pingpong_relay.http_guard import (
     wants_detail,
 )
 from pingpong_relay.limits import LogThrottle
+from pingpong_relay.redis_io.history import Entry
+from pingpong_relay.settings import Settings, settings_from_args
 
 
 def test_security_headers_name_no_version_and_forbid_framing_by_default() -> None:

@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from pingpong_relay.codes import REASON_SLOW, CloseCode
-from pingpong_relay.filters import DEFAULT_SUBSCRIPTION, Subscription
 from pingpong_relay.frames import text_payloads
 from pingpong_relay.hub import BroadcastResult, Hub
-from pingpong_relay.metrics import RelayMetrics
+from pingpong_relay.subscriptions import DEFAULT_SUBSCRIPTION, Subscription
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 PAYLOAD = b'{"type":"bot:pingpong","data":{"type":"ping"},"timestamp":1,"source":"bot"}'
 LIMIT_BYTES = 1024

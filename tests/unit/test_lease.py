@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pingpong_relay.lease import SAME_TRANSITION_MS, unsent
+from pingpong_relay.redis_io.lease import SAME_TRANSITION_MS, unsent
 
 
 def alert(rule: str, bot: str, state: str, since_ms: int) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def text_lines(*args: object, exc: BaseException | None = None) -> list[str]:
     return stream.getvalue().splitlines()
 
 
-FORGED = "2026-01-01 00:00:00,000 ERROR   pingpong_relay.server: FORGED"
+FORGED = "2026-01-01 00:00:00,000 ERROR   pingpong_relay.app.relay: FORGED"
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pingpong_relay import filters, messages
+from pingpong_relay import messages, subscriptions
+from pingpong_relay.asyncapi import CLOSE_CODES, SENT, asyncapi
 from pingpong_relay.codes import CloseCode
-from pingpong_relay.filters import CommandError, parse_command, parse_connect_query
 from pingpong_relay.messages import RejectedMessage, parse_bot_message
-from pingpong_relay.protocol import CLOSE_CODES, SENT, asyncapi
+from pingpong_relay.subscriptions import CommandError, parse_command, parse_connect_query
 from tests.support import ROOT
 
 SPEC = ROOT / "tests/asyncapi/node_modules/@asyncapi/specs/schemas/3.0.0-without-$id.json"
@@ -46,10 +46,10 @@ def test_the_published_schemas_are_the_objects_the_relay_validates_with() -> Non
     document = asyncapi()
     schemas = document["components"]["schemas"]
     assert schemas["BotMessage"] is messages.BOT_MESSAGE_SCHEMA
-    assert schemas["Command"] is filters.COMMAND_SCHEMA
-    assert schemas["ConnectQuery"] is filters.CONNECT_QUERY_SCHEMA
+    assert schemas["Command"] is subscriptions.COMMAND_SCHEMA
+    assert schemas["ConnectQuery"] is subscriptions.CONNECT_QUERY_SCHEMA
     assert document["channels"]["clients"]["bindings"]["ws"]["query"] is (
-        filters.CONNECT_QUERY_SCHEMA
+        subscriptions.CONNECT_QUERY_SCHEMA
     )
     assert schemas["Envelope"]["properties"]["data"] is messages.BOT_MESSAGE_SCHEMA
 
@@ -172,7 +172,10 @@ _names = st.sampled_from(["ping", "pong", " ping", "status", "relay", "", "x", "
 _commands = (
     st.dictionaries(
         st.sampled_from(["action", "types", "bots", "events", "id", "token", "other"]),
-        st.sampled_from([*filters.ACTIONS, "nope"]) | st.lists(_names, max_size=3) | _names | _json,
+        st.sampled_from([*subscriptions.ACTIONS, "nope"])
+        | st.lists(_names, max_size=3)
+        | _names
+        | _json,
         max_size=4,
     )
     | _json
@@ -182,7 +185,7 @@ _commands = (
 @settings(max_examples=600)
 @given(body=_commands)
 def test_commands_accepted_exactly_when_the_schema_says(body: Any) -> None:
-    reference = jsonschema.Draft7Validator(filters.COMMAND_SCHEMA).is_valid(body)
+    reference = jsonschema.Draft7Validator(subscriptions.COMMAND_SCHEMA).is_valid(body)
     assert _accepts(parse_command, CommandError, orjson.dumps(body)) == reference
 
 
@@ -213,7 +216,7 @@ _query_values = st.sampled_from(
     )
 )
 def test_connect_queries_accepted_exactly_when_the_schema_says(params: dict[str, str]) -> None:
-    reference = jsonschema.Draft7Validator(filters.CONNECT_QUERY_SCHEMA).is_valid(params)
+    reference = jsonschema.Draft7Validator(subscriptions.CONNECT_QUERY_SCHEMA).is_valid(params)
     accepted = _accepts(parse_connect_query, CommandError, urlencode(params))
     assert accepted == reference or not params  # an empty query is the default subscription
 

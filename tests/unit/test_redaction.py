@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pingpong_relay.auth import AuthError, TokenVerifier
-from pingpong_relay.config import url_origin
 from pingpong_relay.messages import excerpt, redact_secrets
+from pingpong_relay.settings import url_origin
 
 TOKEN = jwt.encode({"sub": "x", "exp": 2_000_000_000}, "k" * 40, algorithm="HS256")
 

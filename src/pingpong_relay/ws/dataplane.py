@@ -24,13 +24,18 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
-from .auth import AuthError, Grant
-from .codes import REASON_TOO_MANY_FRAMES, CloseCode
-from .filters import CommandError, ReplayRequest, Subscription, parse_connect_query
-from .hub import Hub
-from .limits import TokenBucket
-from .messages import excerpt
-from .origins import HostPolicy, normalise_ip, split_host
+from pingpong_relay.auth import AuthError, Grant
+from pingpong_relay.codes import REASON_TOO_MANY_FRAMES, CloseCode
+from pingpong_relay.hub import Hub
+from pingpong_relay.limits import TokenBucket
+from pingpong_relay.messages import excerpt
+from pingpong_relay.origins import HostPolicy, normalise_ip, split_host
+from pingpong_relay.subscriptions import (
+    CommandError,
+    ReplayRequest,
+    Subscription,
+    parse_connect_query,
+)
 
 log = logging.getLogger("pingpong_relay.dataplane")
 

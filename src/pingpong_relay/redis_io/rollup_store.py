@@ -10,8 +10,15 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, KEY_PREFIX, stream_key
-from .rollups import (
+from pingpong_relay.redis_io.history import (
+    BOTS_KEY,
+    ESTABLISHED_KEY,
+    FIRST_KEY,
+    KEY_PREFIX,
+    stream_key,
+)
+from pingpong_relay.redis_io.subscriber import as_text
+from pingpong_relay.rollups import (
     ANALYTICS_WINDOWS,
     HOUR_MS,
     MINUTE_MS,
@@ -22,8 +29,7 @@ from .rollups import (
     merge_rollups,
     minute_of,
 )
-from .source import as_text
-from .tasks import cancel_and_wait
+from pingpong_relay.tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.rollups")
 

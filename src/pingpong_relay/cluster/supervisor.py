@@ -29,9 +29,9 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from .aggregate import merge_health, merge_metrics
-from .backoff import Backoff
-from .config import Settings
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
+from pingpong_relay.settings import Settings
 
 log = logging.getLogger("pingpong_relay.workers")
 
@@ -113,8 +113,8 @@ def _die_with_parent() -> None:
 
 def worker_main(settings: Settings, index: int, run_dir: str) -> None:
     """The entry point of a worker process (spawned, so nothing is inherited but this)."""
-    from .cli import run_relay
-    from .logs import setup_logging
+    from pingpong_relay.app.cli import run_relay
+    from pingpong_relay.logs import setup_logging
 
     _die_with_parent()
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
@@ -264,7 +264,7 @@ def start_worker_process(settings: Settings, index: int, run_dir: str) -> BasePr
 
 async def supervise(settings: Settings) -> int:
     """`serve --workers N`: the shared Redis first (embedded if need be), then the workers."""
-    from .server import resolve_redis_url
+    from pingpong_relay.app.relay import resolve_redis_url
 
     redis_url, embedded = await resolve_redis_url(settings)
     # Every worker subscribes to the same Redis: the one resolved here.

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from .alerts import WINDOWS, parse_duration
-from .http_guard import csp_source_list
-from .hub import SLOW_CLIENT_POLICIES
-from .messages import MAX_PAYLOAD_BYTES
-from .origins import is_loopback
-from .redis_urls import check_redis_url
+from pingpong_relay.alerts import WINDOWS, parse_duration
+from pingpong_relay.http.guard import csp_source_list
+from pingpong_relay.hub import SLOW_CLIENT_POLICIES
+from pingpong_relay.messages import MAX_PAYLOAD_BYTES
+from pingpong_relay.origins import is_loopback
+from pingpong_relay.redis_io.urls import check_redis_url
 
 ENV_PREFIX: Final = "PINGPONG_"
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"

@@ -20,9 +20,9 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from . import __version__
-from .alerts import Rule
-from .auth import (
+from pingpong_relay import __version__
+from pingpong_relay.alerts import Rule
+from pingpong_relay.auth import (
     AuthError,
     Grant,
     JwksKeys,
@@ -31,12 +31,32 @@ from .auth import (
     offered_subprotocol,
     redact_query,
 )
-from .backoff import Backoff
-from .codes import REASON_SHUTDOWN, REASON_TOKEN_EXPIRED, CloseCode
-from .config import DEFAULT_REDIS_URL, Settings, redact_url
-from .dataplane import DataPlane
-from .embedded import EmbeddedRedis, find_redis_server, redis_answers
-from .filters import (
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.cluster.supervisor import Worker, gather_health, gather_metrics
+from pingpong_relay.codes import REASON_SHUTDOWN, REASON_TOKEN_EXPIRED, CloseCode
+from pingpong_relay.http.app import HttpPlane, Refusals, build_app
+from pingpong_relay.http.guard import public_health
+from pingpong_relay.hub import Hub, Peer
+from pingpong_relay.limits import BotAllowList, BotRateLimiter, LogThrottle
+from pingpong_relay.messages import (
+    RejectedMessage,
+    check_channel,
+    encode_envelope,
+    encode_tagged_envelope,
+    excerpt,
+    format_bot_time,
+    format_latency,
+    parse_bot_message,
+)
+from pingpong_relay.monitor import Monitor, rules_from_settings
+from pingpong_relay.origins import HostPolicy, is_loopback
+from pingpong_relay.redis_io.embedded import EmbeddedRedis, find_redis_server, redis_answers
+from pingpong_relay.redis_io.history import Entry, History
+from pingpong_relay.redis_io.lease import WebhookLease, open_alerts
+from pingpong_relay.redis_io.rollup_store import RollupStore
+from pingpong_relay.redis_io.subscriber import RedisSource
+from pingpong_relay.settings import DEFAULT_REDIS_URL, Settings, redact_url
+from pingpong_relay.subscriptions import (
     MAX_REPLAY,
     RECORDED,
     CommandError,
@@ -47,32 +67,9 @@ from .filters import (
     parse_command,
     position_key,
 )
-from .history import Entry, History
-from .http_api import HttpPlane, Refusals, build_app
-from .http_guard import public_health
-from .hub import (
-    Hub,
-    Peer,
-)
-from .lease import WebhookLease, open_alerts
-from .limits import BotAllowList, BotRateLimiter, LogThrottle
-from .messages import (
-    RejectedMessage,
-    check_channel,
-    encode_envelope,
-    encode_tagged_envelope,
-    excerpt,
-    format_bot_time,
-    format_latency,
-    parse_bot_message,
-)
-from .metrics import RelayMetrics
-from .monitor import Monitor, rules_from_settings
-from .origins import HostPolicy, is_loopback
-from .rollup_store import RollupStore
-from .source import RedisSource
-from .tasks import cancel_and_wait
-from .workers import Worker, gather_health, gather_metrics
+from pingpong_relay.tasks import cancel_and_wait
+from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.ws.dataplane import DataPlane
 
 log = logging.getLogger("pingpong_relay.server")
 

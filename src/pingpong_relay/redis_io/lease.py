@@ -24,10 +24,10 @@ from typing import Any, Final
 import orjson
 from redis.exceptions import RedisError
 
-from .history import KEY_PREFIX
-from .redis_urls import redis_client
-from .source import as_text
-from .tasks import cancel_and_wait
+from pingpong_relay.redis_io.history import KEY_PREFIX
+from pingpong_relay.redis_io.subscriber import as_text
+from pingpong_relay.redis_io.urls import redis_client
+from pingpong_relay.tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.lease")
 

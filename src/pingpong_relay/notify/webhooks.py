@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .backoff import Backoff
-from .config import url_origin
-from .metrics import RelayMetrics
-from .tasks import drain_then_cancel
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.settings import url_origin
+from pingpong_relay.tasks import drain_then_cancel
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.webhooks")
 

@@ -13,19 +13,25 @@ from typing import Any, Final, get_args
 
 import orjson
 
-from . import __version__
-from .alerts import ALERT_EVENT_TYPE, RULE_KINDS, STATUS_EVENT_TYPE, AlertState, Status
-from .auth import SUBPROTOCOL
-from .codes import CloseCode
-from .filters import (
+from pingpong_relay import __version__
+from pingpong_relay.alerts import (
+    ALERT_EVENT_TYPE,
+    RULE_KINDS,
+    STATUS_EVENT_TYPE,
+    AlertState,
+    Status,
+)
+from pingpong_relay.auth import SUBPROTOCOL
+from pingpong_relay.codes import CloseCode
+from pingpong_relay.hub import CONFLATED_TYPE
+from pingpong_relay.messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
+from pingpong_relay.subscriptions import (
     ACTIONS,
     COMMAND_SCHEMA,
     CONNECT_QUERY_SCHEMA,
     EVENTS,
     MESSAGE_KINDS,
 )
-from .hub import CONFLATED_TYPE
-from .messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
 
 STATUSES: Final = get_args(Status)
 
@@ -581,7 +587,7 @@ def asyncapi() -> dict[str, Any]:
 
 
 def main() -> None:
-    """`python -m pingpong_relay.protocol` prints the AsyncAPI document."""
+    """`python -m pingpong_relay.asyncapi` prints the AsyncAPI document."""
     sys.stdout.write(orjson.dumps(asyncapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
@@ -630,10 +636,10 @@ def markdown() -> str:
     parts = [
         "# pingpong-relay protocol",
         "",
-        "<!-- generated from pingpong_relay/protocol.py by `make docs`; do not edit -->",
+        "<!-- generated from pingpong_relay/asyncapi.py by `make docs`; do not edit -->",
         "",
         f"The machine-readable form is the AsyncAPI {document['asyncapi']} document the relay "
-        "serves at `GET /asyncapi.json` on its HTTP plane (`python -m pingpong_relay.protocol` "
+        "serves at `GET /asyncapi.json` on its HTTP plane (`python -m pingpong_relay.asyncapi` "
         "prints it). Its JSON Schemas for bot messages, commands and connect queries are the "
         "ones the relay validates with.",
         "",

@@ -14,10 +14,11 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .alerts import Rule
-from .auth import HMAC_ALGORITHMS, SCOPES
-from .config import (
+from pingpong_relay import __version__
+from pingpong_relay.alerts import Rule
+from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
+from pingpong_relay.logs import setup_logging
+from pingpong_relay.settings import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
     LOG_LEVELS,
@@ -29,11 +30,10 @@ from .config import (
     positive_float,
     settings_from_args,
 )
-from .filters import EVENTS
-from .logs import setup_logging
+from pingpong_relay.subscriptions import EVENTS
 
 if TYPE_CHECKING:
-    from .workers import Worker
+    from pingpong_relay.cluster.supervisor import Worker
 
 log = logging.getLogger("pingpong_relay.cli")
 
@@ -61,7 +61,7 @@ def fd_headroom(settings: Settings) -> int:
     connections (--max-http-connections, plus the few past it that linger for their 503)."""
     if not settings.http_port:
         return FD_HEADROOM
-    from .http_api import REFUSAL_SLOTS  # lazy: aiohttp is heavy for publish/watch/token
+    from pingpong_relay.http.app import REFUSAL_SLOTS
 
     return FD_HEADROOM + settings.max_http_connections + REFUSAL_SLOTS
 
@@ -102,7 +102,7 @@ def _client_capacity(settings: Settings) -> Settings:
 
 
 async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | None = None) -> int:
-    from .server import Relay
+    from pingpong_relay.app.relay import Relay
 
     settings = _client_capacity(settings)
     relay = Relay(settings, rules=rules, worker=worker)
@@ -128,8 +128,8 @@ async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | Non
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .monitor import rules_from_settings
-    from .server import tls_context, token_verifier
+    from pingpong_relay.app.relay import tls_context, token_verifier
+    from pingpong_relay.monitor import rules_from_settings
 
     try:
         settings = settings_from_args(args, current_environ())
@@ -142,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
     try:
         if settings.workers > 1:
-            from .workers import supervise
+            from pingpong_relay.cluster.supervisor import supervise
 
             return _run(supervise(settings))
         return _run(_serve(settings, rules))
@@ -152,14 +152,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def run_relay(settings: Settings, worker: Worker) -> int:
     """One worker of `serve --workers N` (its process was started by the supervisor)."""
-    from .monitor import rules_from_settings
+    from pingpong_relay.monitor import rules_from_settings
 
     return _run(_serve(settings, rules_from_settings(settings), worker))
 
 
 # --- publish -------------------------------------------------------------------------
 async def _publish(args: argparse.Namespace) -> int:
-    from .publisher import Publisher, PublishError
+    from pingpong_relay.publisher import Publisher, PublishError
 
     async with Publisher(args.redis_url, args.channel) as bot:
         try:
@@ -180,7 +180,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 # --- watch ---------------------------------------------------------------------------
 async def _watch(args: argparse.Namespace) -> int:
-    from .client import Heartbeat, describe, one_line_json, received_envelopes
+    from pingpong_relay.client import Heartbeat, describe, one_line_json, received_envelopes
 
     count = 0
     async for text, envelope in received_envelopes(args.url, reconnect=not args.once):
@@ -232,7 +232,7 @@ class LatencyWalk:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from .publisher import Publisher, PublishError
+    from pingpong_relay.publisher import Publisher, PublishError
 
     walk = LatencyWalk(args.latency, random.Random(args.seed))
     interval_s = 1.0 / args.rate
@@ -261,7 +261,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # --- token ---------------------------------------------------------------------------
 def cmd_token(args: argparse.Namespace) -> int:
-    from .auth import mint
+    from pingpong_relay.auth import mint
 
     secret = args.jwt_secret or current_environ().get("PINGPONG_JWT_SECRET", "")
     if len(secret) < 32:

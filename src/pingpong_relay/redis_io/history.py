@@ -15,12 +15,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from .backoff import Backoff
-from .metrics import RelayMetrics
-from .redis_urls import redis_client
-from .source import as_text
-from .stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
-from .tasks import cancel_and_wait, drain_then_cancel
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.redis_io.subscriber import as_text
+from pingpong_relay.redis_io.urls import redis_client
+from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
+from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.history")
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from .backoff import Backoff
-from .config import redact_url
-from .metrics import RelayMetrics
-from .redis_urls import is_cluster_url, redis_client
-from .tasks import cancel_and_wait
+from pingpong_relay.backoff import Backoff
+from pingpong_relay.redis_io.urls import is_cluster_url, redis_client
+from pingpong_relay.settings import redact_url
+from pingpong_relay.tasks import cancel_and_wait
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.source")
 

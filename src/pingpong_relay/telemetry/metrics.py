@@ -7,7 +7,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .messages import REJECT_REASONS
+from pingpong_relay.messages import REJECT_REASONS
 
 
 def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:

@@ -21,11 +21,9 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
-from .auth import AuthError, Grant
-from .dataplane import Authenticator
-from .filters import CommandError, parse_position
-from .history import MAX_PAGE, Entry, History
-from .http_guard import (
+from pingpong_relay.asyncapi import asyncapi
+from pingpong_relay.auth import AuthError, Grant
+from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
     public_health,
@@ -33,15 +31,17 @@ from .http_guard import (
     security_headers,
     wants_detail,
 )
-from .limits import LogThrottle
-from .messages import excerpt
-from .metrics import HTTP_REFUSAL_REASONS
-from .monitor import Monitor
-from .origins import HostPolicy
-from .protocol import asyncapi
-from .rollup_store import RollupStore
-from .rollups import ANALYTICS_WINDOWS
-from .stats import WINDOWS
+from pingpong_relay.limits import LogThrottle
+from pingpong_relay.messages import excerpt
+from pingpong_relay.monitor import Monitor
+from pingpong_relay.origins import HostPolicy
+from pingpong_relay.redis_io.history import MAX_PAGE, Entry, History
+from pingpong_relay.redis_io.rollup_store import RollupStore
+from pingpong_relay.rollups import ANALYTICS_WINDOWS
+from pingpong_relay.stats import WINDOWS
+from pingpong_relay.subscriptions import CommandError, parse_position
+from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS
+from pingpong_relay.ws.dataplane import Authenticator
 
 log = logging.getLogger("pingpong_relay.http")
 
