@@ -27,6 +27,7 @@ import psutil
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from pingpong_relay.parsing import positive_float, positive_int
 from pingpong_relay.redis_io.history import (
     BOTS_KEY,
     ESTABLISHED_KEY,
@@ -34,7 +35,6 @@ from pingpong_relay.redis_io.history import (
     SEEN_TTL_MS,
     STREAM_PREFIX,
 )
-from pingpong_relay.settings import positive_float, positive_int
 
 from .procs import BenchError, Children, RedisServer, RelayProcess, free_port, report_main
 

@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 
+from pingpong_relay.parsing import positive_int
 from pingpong_relay.redis_io.history import (
     BOTS_KEY,
     ESTABLISHED_KEY,
@@ -49,7 +50,6 @@ from pingpong_relay.rollups import (
     hour_of,
     minute_of,
 )
-from pingpong_relay.settings import positive_int
 from pingpong_relay.subscriptions import bot_id
 
 from .procs import Children, RedisServer, RelayProcess, report_main

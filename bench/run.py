@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from pingpong_relay.settings import positive_float, positive_int
+from pingpong_relay.parsing import positive_float, positive_int
 
 from .parts import client_procs, policies, run_burst, run_idle, run_slow
 from .procs import (

@@ -14,11 +14,13 @@ from itertools import islice
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, NoReturn, Protocol, TypeAlias
 
+from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.parsing import parse_duration
+
 RuleKind: TypeAlias = Literal["latency", "silence"]
 AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
 Status: TypeAlias = Literal["up", "degraded", "pending", "down"]
 
-WINDOWS: Final = ("1m", "5m", "15m", "1h")
 RULE_KINDS: Final = ("latency", "silence")
 # Values of the Prometheus `up` gauge; read-only because it is module-level.
 STATUS_VALUES: Final[Mapping[str, float]] = MappingProxyType(
@@ -39,28 +41,6 @@ class BotMetrics(Protocol):
     def typical_interval_s(self, bot: str, now_s: float) -> float | None: ...
 
     def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None: ...
-
-
-# --- durations -----------------------------------------------------------------------------
-
-_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_NUMBER: Final = r"(?:\d+(?:\.\d*)?|\.\d+)"
-# "ms" comes before "m" so that "250ms" is not read as 250 minutes and a stray "s".
-_DURATION_PART: Final = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
-_DURATION: Final = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+")
-_PLAIN_NUMBER: Final = re.compile(_NUMBER)
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in "30s", "5m", "1h30m", "250ms", "2d" or a plain number of seconds ("1.5")."""
-    stripped = text.strip()
-    if _PLAIN_NUMBER.fullmatch(stripped):
-        return float(stripped)
-    if not _DURATION.fullmatch(stripped):
-        raise ValueError(
-            f"{text!r} is not a duration; write e.g. 30s, 5m, 1h30m, 250ms or seconds as a number"
-        )
-    return sum(float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(stripped))
 
 
 def _format_s(seconds: float) -> str:
@@ -118,9 +98,9 @@ class LatencyRule:
         owner = f"latency rule {self.name!r}"
         object.__setattr__(self, "bots", tuple(self.bots))
         _check_common(owner, self.name, self.for_s, self.bots)
-        if self.window not in WINDOWS:
+        if self.window not in WINDOW_NAMES:
             raise ValueError(
-                f"{owner}: window must be one of {', '.join(WINDOWS)}, not {self.window!r}"
+                f"{owner}: window must be one of {', '.join(WINDOW_NAMES)}, not {self.window!r}"
             )
         if not 0 < self.percentile <= 1:
             raise ValueError(f"{owner}: percentile must be in (0, 1], not {self.percentile!r}")
@@ -228,9 +208,9 @@ def _toml_number(value: object) -> float:
 
 
 def _toml_window(value: object) -> str:
-    if isinstance(value, str) and value in WINDOWS:
+    if isinstance(value, str) and value in WINDOW_NAMES:
         return value
-    raise ValueError(f"must be one of {', '.join(map(repr, WINDOWS))}, not {value!r}")
+    raise ValueError(f"must be one of {', '.join(map(repr, WINDOW_NAMES))}, not {value!r}")
 
 
 _PERCENTILE_NAME: Final = re.compile(r"p(\d+(?:\.\d+)?)")

@@ -28,7 +28,6 @@ log = logging.getLogger("pingpong_relay.hub")
 
 # Close codes the relay sends; the README documents each and what a client should do.
 SlowClientPolicy = Literal["close", "conflate"]
-SLOW_CLIENT_POLICIES: Final = ("close", "conflate")
 CONFLATED_TYPE: Final = "relay:conflated"
 
 

@@ -21,12 +21,13 @@ from pingpong_relay.alerts import (
     default_rules,
     load_rules,
 )
+from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
 from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.settings import Settings
-from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, WINDOWS, StatsBook
+from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
 

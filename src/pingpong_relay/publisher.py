@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
+from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.messages import build_bot_message, format_latency
-from pingpong_relay.redis_io.urls import redis_client
-from pingpong_relay.settings import DEFAULT_CHANNEL, DEFAULT_REDIS_URL, redact_url
+from pingpong_relay.redis_io.clients import redis_client
+from pingpong_relay.urls import redact_url
 
 log = logging.getLogger("pingpong_relay.publisher")
 

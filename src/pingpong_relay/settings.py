@@ -5,160 +5,41 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
-from pingpong_relay.alerts import WINDOWS, parse_duration
-from pingpong_relay.http.guard import csp_source_list
-from pingpong_relay.hub import SLOW_CLIENT_POLICIES
+from pingpong_relay.defaults import (
+    DEFAULT_CHANNEL,
+    DEFAULT_REDIS_URL,
+    SLOW_CLIENT_POLICIES,
+)
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
 from pingpong_relay.origins import is_loopback
-from pingpong_relay.redis_io.urls import check_redis_url
+from pingpong_relay.parsing import (
+    boolean,
+    bot_pattern,
+    choice,
+    duration,
+    duration_or_zero,
+    frame_ancestors,
+    http_url,
+    non_negative_float,
+    non_negative_int,
+    percentile,
+    port_number,
+    positive_float,
+    positive_int,
+    redis_url,
+    window,
+    worker_count,
+    ws_url_or_empty,
+)
 
 ENV_PREFIX: Final = "PINGPONG_"
-DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
-DEFAULT_CHANNEL: Final = "bot:pingpong"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")
 AUTH_MODES: Final = ("none", "jwt")
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
-    return value
-
-
-def worker_count(text: str) -> int:
-    """A number of worker processes, or "auto": one per core."""
-    if text.strip().lower() == "auto":
-        return os.cpu_count() or 1
-    value = positive_int(text)
-    if value > 64:
-        raise argparse.ArgumentTypeError(f"{text} workers is more than 64")
-    return value
-
-
-def boolean(text: str) -> bool:
-    """true/false, yes/no, on/off, 1/0; a bare flag (--allow-anonymous) means true."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
-
-
-def _choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = normalise(text)
-        if value not in choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def duration_or_zero(text: str) -> float:
-    """Seconds from "30s", "5m", "1h", "250ms" or a plain number; 0 turns a feature off."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def duration(text: str) -> float:
-    """Like `duration_or_zero`, but the value must be > 0."""
-    value = duration_or_zero(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be longer than 0 s")
-    return value
-
-
-def percentile(text: str) -> float:
-    """0.95 or p95."""
-    raw = text.strip().lower()
-    try:
-        value = float(raw[1:]) / 100 if raw.startswith("p") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a percentile (e.g. p95 or 0.95)"
-        ) from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1], e.g. p95 or 0.95")
-    return value
-
-
-def http_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
-    return text
-
-
-def redis_url(text: str) -> str:
-    try:
-        return check_redis_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def ws_url_or_empty(text: str) -> str:
-    parts = urlsplit(text)
-    if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a ws:// or wss:// URL")
-    return text
-
-
-def frame_ancestors(text: str) -> str:
-    try:
-        return csp_source_list(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def window(text: str) -> str:
-    if text not in WINDOWS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOWS)}")
-    return text
-
-
-def bot_pattern(text: str) -> str:
-    """A shell-style pattern of bot ids (`<channel>/<source>`), e.g. bot:pingpong/gate-*."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("a bot pattern must not be empty")
-    return text.strip()
 
 
 def _option(default: Any, help: str, parse: Callable[[str], Any] = str, **extra: Any) -> Any:
@@ -185,10 +66,10 @@ class Settings:
         boolean,
     )
     port: int = _option(
-        2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", _port
+        2808, "WebSocket data-plane port (clients connect to ws://HOST:PORT/)", port_number
     )
     http_port: int = _option(
-        2809, "HTTP plane port (/healthz, /metrics); 0 turns the HTTP plane off", _port
+        2809, "HTTP plane port (/healthz, /metrics); 0 turns the HTTP plane off", port_number
     )
     redis_url: str = _option(
         DEFAULT_REDIS_URL,
@@ -209,19 +90,19 @@ class Settings:
         repeat=True,
     )
     log_level: str = _option(
-        "INFO", "log level: DEBUG, INFO, WARNING or ERROR", _choice(LOG_LEVELS, str.upper)
+        "INFO", "log level: DEBUG, INFO, WARNING or ERROR", choice(LOG_LEVELS, str.upper)
     )
     log_format: str = _option(
         "text",
         "log line format: text, or json (one object per line)",
-        _choice(LOG_FORMATS, str.lower),
+        choice(LOG_FORMATS, str.lower),
     )
     slow_client: str = _option(
         "conflate",
         "what happens to a client whose socket is backed up: conflate (it gets only the "
         "newest message per bot and type once it drains, and is told how many it skipped) "
         "or close (closed with 4001 past --max-client-buffer)",
-        _choice(SLOW_CLIENT_POLICIES, str.lower),
+        choice(SLOW_CLIENT_POLICIES, str.lower),
     )
     max_client_buffer: int = _option(
         1024 * 1024,
@@ -327,7 +208,7 @@ class Settings:
         "none",
         "client authentication: none, or jwt (every WebSocket client and data endpoint "
         "needs a valid token)",
-        _choice(AUTH_MODES, str.lower),
+        choice(AUTH_MODES, str.lower),
     )
     jwt_secret: str = _option(
         "",
@@ -543,42 +424,6 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
             values[name] = list(dict.fromkeys(values[name]))
     values["redis_url_explicit"] = "redis_url" in values
     return Settings(**values)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for a log line: any password is replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        # Keep the host exactly as written ([::1], case) and hide only the secret.
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}:***@{host}"
-    query = parts.query
-    if query:
-        # redis-py also takes the password as ?password=… in the query string.
-        pairs = [
-            f"{key}=***" if key.lower() == "password" else f"{key}{sep}{value}"
-            for key, sep, value in (pair.partition("=") for pair in query.split("&"))
-        ]
-        query = "&".join(pairs)
-    if netloc == parts.netloc and query == parts.query:
-        return url  # urlunsplit would normalise what needs no change (unix:/// → unix:/)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def url_origin(url: str) -> str:
-    """Only a URL's scheme, host and port, for log lines: chat webhooks (Slack, Discord, …)
-    carry their secret in the path or query, and a password may sit in the userinfo."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = parts.hostname or "?"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def current_environ() -> Mapping[str, str]:

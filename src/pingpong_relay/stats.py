@@ -7,7 +7,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-WINDOWS: Final[dict[str, float]] = {"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0}
+from pingpong_relay.defaults import WINDOWS
+
 SLOTS_PER_WINDOW: Final = 60
 
 BUCKETS_PER_DOUBLING: Final = 16

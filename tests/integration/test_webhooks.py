@@ -16,8 +16,8 @@ from aiohttp import web
 
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.notify.webhooks import WebhookSender
-from pingpong_relay.settings import url_origin
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.urls import url_origin
 from tests.support import http_server
 
 FAST_BACKOFF = Backoff(base_s=0.01, cap_s=0.02)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from pingpong_relay.alerts import (
     STATUS_VALUES,
-    WINDOWS,
     AlertEngine,
     AlertEvent,
     LatencyRule,
@@ -20,9 +19,10 @@ from pingpong_relay.alerts import (
     StatusChange,
     default_rules,
     load_rules,
-    parse_duration,
     percentile_label,
 )
+from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.parsing import parse_duration
 
 BOT = "bot:pingpong/gate-1"
 T0 = 1_700_000_000.0
@@ -723,4 +723,4 @@ def test_status_change_json_shape() -> None:
 
 
 def test_windows_are_the_metrics_windows() -> None:
-    assert WINDOWS == ("1m", "5m", "15m", "1h")
+    assert WINDOW_NAMES == ("1m", "5m", "15m", "1h")

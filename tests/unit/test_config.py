@@ -9,16 +9,10 @@ from typing import Any
 import pytest
 
 from pingpong_relay.app.cli import build_parser
+from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
-from pingpong_relay.settings import (
-    DEFAULT_CHANNEL,
-    DEFAULT_REDIS_URL,
-    Settings,
-    env_name,
-    flag_name,
-    redact_url,
-    settings_from_args,
-)
+from pingpong_relay.settings import Settings, env_name, flag_name, settings_from_args
+from pingpong_relay.urls import redact_url
 
 
 def serve_settings(*flags: str, env: Mapping[str, str] | None = None) -> Settings:

@@ -12,7 +12,6 @@ from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
 from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
 from pingpong_relay.http.guard import (
     bearer_matches,
-    csp_source_list,
     csv_cell,
     public_health,
     raw_response,
@@ -20,6 +19,7 @@ from pingpong_relay.http.guard import (
     wants_detail,
 )
 from pingpong_relay.limits import LogThrottle
+from pingpong_relay.parsing import csp_source_list
 from pingpong_relay.redis_io.history import Entry
 from pingpong_relay.settings import Settings, settings_from_args
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pingpong_relay.auth import AuthError, TokenVerifier
 from pingpong_relay.messages import excerpt, redact_secrets
-from pingpong_relay.settings import url_origin
+from pingpong_relay.urls import url_origin
 
 TOKEN = jwt.encode({"sub": "x", "exp": 2_000_000_000}, "k" * 40, algorithm="HS256")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pingpong_relay.redis_io.urls import SentinelTarget, check_redis_url, parse_sentinel_url
+from pingpong_relay.urls import SentinelTarget, check_redis_url, parse_sentinel_url
 
 
 def test_plain_urls_are_not_sentinel_urls() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.stats import (
     ESTABLISHED_MESSAGES,
     ESTABLISHED_SPAN_S,
@@ -17,7 +18,6 @@ from pingpong_relay.stats import (
     MIN_MAGNITUDE,
     RELATIVE_ERROR,
     SLOTS_PER_WINDOW,
-    WINDOWS,
     LogHistogram,
     StatsBook,
     WindowedStats,

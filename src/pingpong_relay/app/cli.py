@@ -17,17 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pingpong_relay import __version__
 from pingpong_relay.alerts import Rule
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
+from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.logs import setup_logging
+from pingpong_relay.parsing import duration, non_negative_float, positive_float
 from pingpong_relay.settings import (
-    DEFAULT_CHANNEL,
-    DEFAULT_REDIS_URL,
     LOG_LEVELS,
     Settings,
     add_settings_arguments,
     current_environ,
-    duration,
-    non_negative_float,
-    positive_float,
     settings_from_args,
 )
 from pingpong_relay.subscriptions import EVENTS

@@ -34,6 +34,7 @@ from pingpong_relay.auth import (
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.cluster.supervisor import Worker, gather_health, gather_metrics
 from pingpong_relay.codes import REASON_SHUTDOWN, REASON_TOKEN_EXPIRED, CloseCode
+from pingpong_relay.defaults import DEFAULT_REDIS_URL
 from pingpong_relay.http.app import HttpPlane, Refusals, build_app
 from pingpong_relay.http.guard import public_health
 from pingpong_relay.hub import Hub, Peer
@@ -55,7 +56,7 @@ from pingpong_relay.redis_io.history import Entry, History
 from pingpong_relay.redis_io.lease import WebhookLease, open_alerts
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
-from pingpong_relay.settings import DEFAULT_REDIS_URL, Settings, redact_url
+from pingpong_relay.settings import Settings
 from pingpong_relay.subscriptions import (
     MAX_REPLAY,
     RECORDED,
@@ -69,6 +70,7 @@ from pingpong_relay.subscriptions import (
 )
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.urls import redact_url
 from pingpong_relay.ws.dataplane import DataPlane
 
 log = logging.getLogger("pingpong_relay.server")

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
 from pingpong_relay.asyncapi import asyncapi
 from pingpong_relay.auth import AuthError, Grant
+from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
@@ -38,7 +39,6 @@ from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import MAX_PAGE, Entry, History
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
-from pingpong_relay.stats import WINDOWS
 from pingpong_relay.subscriptions import CommandError, parse_position
 from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS
 from pingpong_relay.ws.dataplane import Authenticator

@@ -24,18 +24,6 @@ _CSP_BASE: Final = (
 )
 # Characters a CSP source list may not contain: they would end the directive (;), start
 # another policy (,) or the next header line.
-_CSP_FORBIDDEN: Final = frozenset(";,\r\n\0")
-
-
-def csp_source_list(text: str) -> str:
-    """A --frame-ancestors value (e.g. 'none', 'self', https://ops.example) as one normalised
-    CSP source list; ValueError when it could smuggle another directive or header."""
-    if not text.isascii() or any(c in _CSP_FORBIDDEN or not c.isprintable() for c in text):
-        raise ValueError(f"{text!r} is not a CSP source list (no ; , or control characters)")
-    sources = text.split()
-    if not sources:
-        raise ValueError("an empty source list; 'none' forbids every frame")
-    return " ".join(sources)
 
 
 def security_headers(frame_ancestors: str = "'none'") -> dict[str, str]:

@@ -11,9 +11,9 @@ import aiohttp
 import orjson
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.settings import url_origin
 from pingpong_relay.tasks import drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.urls import url_origin
 
 log = logging.getLogger("pingpong_relay.webhooks")
 

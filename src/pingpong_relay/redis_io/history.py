@@ -16,8 +16,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from pingpong_relay.backoff import Backoff
+from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.redis_io.subscriber import as_text
-from pingpong_relay.redis_io.urls import redis_client
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics

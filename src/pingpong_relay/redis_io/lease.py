@@ -24,9 +24,9 @@ from typing import Any, Final
 import orjson
 from redis.exceptions import RedisError
 
+from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.redis_io.history import KEY_PREFIX
 from pingpong_relay.redis_io.subscriber import as_text
-from pingpong_relay.redis_io.urls import redis_client
 from pingpong_relay.tasks import cancel_and_wait
 
 log = logging.getLogger("pingpong_relay.lease")

@@ -13,10 +13,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.redis_io.urls import is_cluster_url, redis_client
-from pingpong_relay.settings import redact_url
+from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.urls import is_cluster_url, redact_url
 
 log = logging.getLogger("pingpong_relay.source")
 

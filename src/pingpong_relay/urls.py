@@ -1,4 +1,4 @@
-"""Redis clients from URLs, Sentinel and Cluster included: one place every connection is made.
+"""URLs: which Redis URLs the relay can connect with, and URLs made fit for a log line.
 
 Besides redis:// and rediss:// (as redis-py reads them), a Sentinel-managed master:
 
@@ -15,12 +15,8 @@ Cluster, from any of its nodes:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlsplit
-
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.sentinel import Sentinel
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
@@ -45,7 +41,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
         return None
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
-    sentinels = _addresses(hosts, DEFAULT_SENTINEL_PORT)
+    sentinels = addresses(hosts, DEFAULT_SENTINEL_PORT)
     path = [p for p in parts.path.split("/") if p]
     if not path:
         raise ValueError("a Sentinel URL names its master: redis+sentinel://host:26379/mymaster")
@@ -62,14 +58,15 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
     )
 
 
-def _addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
-    addresses = []
+def addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """(host, port) pairs from "host[:port],host[:port]…": a Sentinel or Cluster URL's hosts."""
+    found = []
     for host_port in hosts.split(","):
         address = urlsplit("//" + host_port.strip())
         if not address.hostname:
             raise ValueError(f"{host_port!r} in the URL names no host")
-        addresses.append((address.hostname, address.port or default_port))
-    return addresses
+        found.append((address.hostname, address.port or default_port))
+    return found
 
 
 def is_cluster_url(url: str) -> bool:
@@ -82,7 +79,7 @@ def check_redis_url(url: str) -> str:
     if parts.scheme in SENTINEL_SCHEMES:
         parse_sentinel_url(url)
     elif parts.scheme in CLUSTER_SCHEMES:
-        _addresses(parts.netloc.rpartition("@")[2], 6379)
+        addresses(parts.netloc.rpartition("@")[2], 6379)
     elif parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(
             f"{url.split('://')[0]!r} is not a Redis URL scheme: use redis://, rediss://, "
@@ -91,40 +88,37 @@ def check_redis_url(url: str) -> str:
     return url
 
 
-def redis_client(url: str, **options: Any) -> Any:
-    """A client for `url` (a redis.asyncio Redis, or RedisCluster for a cluster URL);
-    `options` are redis-py connection options (timeouts, retry)."""
+def redact_url(url: str) -> str:
+    """A URL fit for a log line: any password is replaced by ***."""
     parts = urlsplit(url)
-    if parts.scheme in CLUSTER_SCHEMES:
-        userinfo, _, hosts = parts.netloc.rpartition("@")
-        username, _, password = userinfo.partition(":")
-        options.pop("health_check_interval", None)  # not a cluster option
-        return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in _addresses(hosts, 6379)],
-            username=unquote(username) or None,
-            password=unquote(password) or None,
-            ssl=parts.scheme == "rediss+cluster",
-            **options,
-        )
-    target = parse_sentinel_url(url)
-    if target is None:
-        return aioredis.from_url(url, **options)
-    sentinel_options = {
-        key: value
-        for key, value in options.items()
-        if key in ("socket_timeout", "socket_connect_timeout", "socket_keepalive")
-    }
-    if target.sentinel_password:
-        sentinel_options["password"] = target.sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(target.sentinels), sentinel_kwargs=sentinel_options
-    )
-    master: aioredis.Redis = sentinel.master_for(
-        target.service,
-        db=target.db,
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
-        **options,
-    )
-    return master
+    netloc = parts.netloc
+    if parts.password is not None:
+        # Keep the host exactly as written ([::1], case) and hide only the secret.
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{host}"
+    query = parts.query
+    if query:
+        # redis-py also takes the password as ?password=… in the query string.
+        pairs = [
+            f"{key}=***" if key.lower() == "password" else f"{key}{sep}{value}"
+            for key, sep, value in (pair.partition("=") for pair in query.split("&"))
+        ]
+        query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url  # urlunsplit would normalise what needs no change (unix:/// → unix:/)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def url_origin(url: str) -> str:
+    """Only a URL's scheme, host and port, for log lines: chat webhooks (Slack, Discord, …)
+    carry their secret in the path or query, and a password may sit in the userinfo."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")

@@ -1,0 +1,22 @@
+"""Constants several modules need, defined once: statistics windows, default URLs, policies."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "DEFAULT_REDIS_URL",
+    "SLOW_CLIENT_POLICIES",
+    "WINDOWS",
+    "WINDOW_NAMES",
+]
+
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_CHANNEL: Final = "bot:pingpong"
+# The statistics windows, by name, in seconds: /stats, alert rules and the dashboard share them.
+WINDOWS: Final = MappingProxyType({"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0})
+WINDOW_NAMES: Final = tuple(WINDOWS)
+# What the hub does with a client whose socket stops draining (--slow-client).
+SLOW_CLIENT_POLICIES: Final = ("close", "conflate")

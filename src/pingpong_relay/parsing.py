@@ -1,0 +1,184 @@
+"""Parsers for setting values (flags, env vars, rule files): the value, or an error saying why."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+from urllib.parse import urlsplit
+
+from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.urls import check_redis_url
+
+# --- durations -----------------------------------------------------------------------------
+
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER: Final = r"(?:\d+(?:\.\d*)?|\.\d+)"
+# "ms" comes before "m" so that "250ms" is not read as 250 minutes and a stray "s".
+_DURATION_PART: Final = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
+_DURATION: Final = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+")
+_PLAIN_NUMBER: Final = re.compile(_NUMBER)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "30s", "5m", "1h30m", "250ms", "2d" or a plain number of seconds ("1.5")."""
+    stripped = text.strip()
+    if _PLAIN_NUMBER.fullmatch(stripped):
+        return float(stripped)
+    if not _DURATION.fullmatch(stripped):
+        raise ValueError(
+            f"{text!r} is not a duration; write e.g. 30s, 5m, 1h30m, 250ms or seconds as a number"
+        )
+    return sum(float(number) * _UNIT_S[unit] for number, unit in _DURATION_PART.findall(stripped))
+
+
+_CSP_FORBIDDEN: Final = frozenset(";,\r\n\0")
+
+
+def csp_source_list(text: str) -> str:
+    """A --frame-ancestors value (e.g. 'none', 'self', https://ops.example) as one normalised
+    CSP source list; ValueError when it could smuggle another directive or header."""
+    if not text.isascii() or any(c in _CSP_FORBIDDEN or not c.isprintable() for c in text):
+        raise ValueError(f"{text!r} is not a CSP source list (no ; , or control characters)")
+    sources = text.split()
+    if not sources:
+        raise ValueError("an empty source list; 'none' forbids every frame")
+    return " ".join(sources)
+
+
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """A number of worker processes, or "auto": one per core."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    value = positive_int(text)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"{text} workers is more than 64")
+    return value
+
+
+def boolean(text: str) -> bool:
+    """true/false, yes/no, on/off, 1/0; a bare flag (--allow-anonymous) means true."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = normalise(text)
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def duration_or_zero(text: str) -> float:
+    """Seconds from "30s", "5m", "1h", "250ms" or a plain number; 0 turns a feature off."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """Like `duration_or_zero`, but the value must be > 0."""
+    value = duration_or_zero(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be longer than 0 s")
+    return value
+
+
+def percentile(text: str) -> float:
+    """0.95 or p95."""
+    raw = text.strip().lower()
+    try:
+        value = float(raw[1:]) / 100 if raw.startswith("p") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a percentile (e.g. p95 or 0.95)"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1], e.g. p95 or 0.95")
+    return value
+
+
+def http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def redis_url(text: str) -> str:
+    try:
+        return check_redis_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def ws_url_or_empty(text: str) -> str:
+    parts = urlsplit(text)
+    if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ws:// or wss:// URL")
+    return text
+
+
+def frame_ancestors(text: str) -> str:
+    try:
+        return csp_source_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def window(text: str) -> str:
+    if text not in WINDOW_NAMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOW_NAMES)}")
+    return text
+
+
+def bot_pattern(text: str) -> str:
+    """A shell-style pattern of bot ids (`<channel>/<source>`), e.g. bot:pingpong/gate-*."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a bot pattern must not be empty")
+    return text.strip()
