@@ -8,7 +8,7 @@ NODE_EXAMPLE := examples/node
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
+.PHONY: run test unit lint imports typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
 
 setup: $(STAMP)
 
@@ -43,8 +43,16 @@ $(CHROMIUM):
 run: $(STAMP)
 	$(BIN)/pingpong-relay serve $(ARGS)
 
-## test: set up, then ruff + mypy --strict + the whole pytest suite
-test: lint typecheck pytest
+## test: set up, then ruff + import contracts + mypy --strict + the whole pytest suite
+test: lint imports typecheck pytest
+
+## unit: the fast lane: ruff, the import contracts and the pure unit tests (no Redis, no sockets)
+unit: lint imports
+	$(BIN)/pytest -q -n auto tests/unit $(PYTEST_ARGS)
+
+## imports: the architecture's import-linter contracts (pyproject.toml)
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -78,7 +86,7 @@ clean:
 
 ## vendor-uplot: replace the dashboard's vendored uPlot from the npm registry
 UPLOT_VERSION ?= 1.6.32
-UPLOT_DIR := src/pingpong_relay/dashboard/vendor/uplot
+UPLOT_DIR := src/pingpong_relay/http/dashboard/vendor/uplot
 vendor-uplot: $(STAMP)
 	rm -rf $(VENV)/uplot && mkdir -p $(VENV)/uplot
 	cd $(VENV)/uplot && PATH="$(CURDIR)/$(BIN):$$PATH" npm pack --silent uplot@$(UPLOT_VERSION) \

@@ -279,3 +279,8 @@ def mint(
             raise ValueError(f"unknown scope {unknown[0]!r} (known: {', '.join(SCOPES)})")
         claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+# How a plane asks whether a request may in: given its headers and path, what the client's
+# token grants (None with auth off) and the subprotocol to echo; raises AuthError to refuse.
+Authenticator = Callable[[Mapping[str, str], str], tuple[Grant | None, str | None]]

@@ -21,8 +21,8 @@ import orjson
 
 from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
 from pingpong_relay.frames import text_frame
+from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import RECORDED, Subscription
-from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.hub")
 
@@ -90,6 +90,25 @@ class Backlog:
         return replaced
 
 
+class HubMetrics(Protocol):
+    """What the hub counts (`telemetry.metrics.RelayMetrics` has these and more)."""
+
+    @property
+    def connections_total(self) -> Counter: ...
+    @property
+    def clients_connected(self) -> Gauge: ...
+    @property
+    def deliveries(self) -> Counter: ...
+    @property
+    def send_failures(self) -> Counter: ...
+    @property
+    def slow_client_closes(self) -> Counter: ...
+    @property
+    def conflated(self) -> Counter: ...
+    @property
+    def relay_latency(self) -> Histogram: ...
+
+
 class Hub:
     """Owns the set of connected peers and writes envelopes to them.
 
@@ -102,7 +121,7 @@ class Hub:
 
     def __init__(
         self,
-        metrics: RelayMetrics,
+        metrics: HubMetrics,
         max_client_buffer_bytes: int,
         slow_client: SlowClientPolicy = "conflate",
         worker: int | None = None,

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -22,14 +22,13 @@ from pingpong_relay.alerts import (
     load_rules,
 )
 from pingpong_relay.defaults import WINDOWS
-from pingpong_relay.hub import Hub
+from pingpong_relay.hub import Hub, HubMetrics
+from pingpong_relay.instruments import Counter, Gauge, Histogram, Labelled
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
-from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.settings import Settings
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait
-from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.monitor")
 
@@ -93,6 +92,23 @@ class StatsView:
         return stats.latency_quantile(window, q, now_s) if stats is not None else None
 
 
+class MonitorMetrics(HubMetrics, Protocol):
+    """What the monitor counts, besides what its hub does."""
+
+    @property
+    def bots_refused(self) -> Counter: ...
+    @property
+    def bots_evicted(self) -> Counter: ...
+    @property
+    def bot_up(self) -> Labelled[Gauge]: ...
+    @property
+    def bot_last_seen(self) -> Labelled[Gauge]: ...
+    @property
+    def bot_latency(self) -> Labelled[Histogram]: ...
+    @property
+    def alerts_firing(self) -> Labelled[Gauge]: ...
+
+
 class Monitor:
     """Owns the statistics and the alert engine, and the two timed loops around them.
 
@@ -104,10 +120,10 @@ class Monitor:
     def __init__(
         self,
         hub: Hub,
-        metrics: RelayMetrics,
+        metrics: MonitorMetrics,
         rules: Sequence[Rule],
         *,
-        webhook_urls: Sequence[str] = (),
+        alert_sink: Callable[[dict[str, Any]], None] = lambda _alert: None,
         alert_repeat_s: float = 3600.0,
         max_bots: int = 256,
         forget_after_s: float = 86400.0,
@@ -124,10 +140,9 @@ class Monitor:
         # (or a few at once) must not page anyone.
         self.engine = AlertEngine(rules, alert_repeat_s, alerting=self.book.is_established)
         self.forget_after_s = forget_after_s
-        self.webhooks = WebhookSender(webhook_urls, metrics)
-        # With several relays on one Redis, alert transitions for webhooks go through the
-        # lease that lets one of them send (server.py sets it); else straight to the sender.
-        self.webhook_gate: Callable[[dict[str, Any]], None] | None = None
+        # Where alert transitions go besides the clients: the webhook sender, or with several
+        # relays on one Redis the lease that lets one of them send. The wiring binds it.
+        self.alert_sink = alert_sink
         self._clock = clock
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
@@ -334,15 +349,11 @@ class Monitor:
             self.hub.broadcast(
                 orjson.dumps(body), "alerts", event.bot, key=("alert", event.rule, event.bot)
             )
-            if self.webhook_gate is not None:
-                self.webhook_gate(body)
-            else:
-                self.webhooks.submit(body)
+            self.alert_sink(body)
 
     # --- timed loops ------------------------------------------------------------------
     def start(self) -> None:
         self._started_s = self._clock()
-        self.webhooks.start()
         self._tasks = [
             asyncio.create_task(self._evaluate_loop(), name="alert-evaluation"),
             asyncio.create_task(self._stats_loop(), name="stats-broadcast"),
@@ -351,7 +362,6 @@ class Monitor:
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
-        await self.webhooks.stop()
 
     async def _evaluate_loop(self) -> None:
         while True:

@@ -18,7 +18,6 @@ from pingpong_relay.frames import text_payloads
 from pingpong_relay.hub import Hub
 from pingpong_relay.messages import BotMessage, parse_bot_message
 from pingpong_relay.monitor import OVERALL, Monitor, StatsView, rules_from_settings
-from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.settings import Settings
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.subscriptions import DEFAULT_SUBSCRIPTION, Subscription
@@ -80,11 +79,10 @@ class FakePeer:
         return await asyncio.wait_for(wait(), timeout_s)
 
 
-class RecordingSender(WebhookSender):
-    """The monitor's webhook sender, recording what it is handed instead of posting it."""
+class RecordingSender:
+    """Where the monitor sends alert transitions (the webhooks, in a relay), recording them."""
 
-    def __init__(self, metrics: RelayMetrics) -> None:
-        super().__init__([], metrics)
+    def __init__(self) -> None:
         self.submitted: list[dict[str, Any]] = []
 
     def submit(self, alert: dict[str, Any]) -> None:
@@ -260,7 +258,8 @@ def test_latency_over_the_threshold_pends_fires_and_degrades_at_once(
     hub: Hub, metrics: RelayMetrics, clock: Clock, make_monitor: MonitorFactory
 ) -> None:
     monitor = make_monitor()
-    recorder = monitor.webhooks = RecordingSender(metrics)
+    recorder = RecordingSender()
+    monitor.alert_sink = recorder.submit
     alerts = watcher(hub, "alerts", "alerts")
     status = watcher(hub, "status", "status")
     plain = FakePeer("CLIENT-plain")
@@ -774,7 +773,8 @@ def test_a_flood_of_one_message_bots_neither_alerts_nor_starves_a_real_bot(
 ) -> None:
     caplog.set_level(logging.INFO, logger="pingpong_relay.monitor")
     monitor = make_monitor(max_bots=5)
-    recorder = monitor.webhooks = RecordingSender(metrics)
+    recorder = RecordingSender()
+    monitor.alert_sink = recorder.submit
     alerts = watcher(hub, "alerts", "alerts")
     establish(monitor, ALPHA, clock)
     for i in range(1000):
@@ -837,7 +837,8 @@ def test_bots_silent_past_forget_after_are_forgotten_without_a_notification(
 ) -> None:
     caplog.set_level(logging.INFO, logger="pingpong_relay.monitor")
     monitor = make_monitor([SILENCE_NOW], forget_after_s=3600.0)
-    recorder = monitor.webhooks = RecordingSender(metrics)
+    recorder = RecordingSender()
+    monitor.alert_sink = recorder.submit
     establish(monitor, ALPHA, clock)
     monitor.observe(BETA, message(), clock.now)
     clock.now += 60.0
@@ -861,7 +862,8 @@ def test_a_seeded_bot_takes_up_an_alert_already_notified_instead_of_sending_it_a
 ) -> None:
     rule = SilenceRule(name="silent", timeout_s=30.0, for_s=30.0)
     monitor = make_monitor([rule])
-    recorder = monitor.webhooks = RecordingSender(metrics)
+    recorder = RecordingSender()
+    monitor.alert_sink = recorder.submit
     monitor._started_s = clock.now  # as start() sets it, without its loops
     last_seen = clock.now - 600.0
     fired_at = last_seen + 60.0

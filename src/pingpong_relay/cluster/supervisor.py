@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
@@ -31,9 +32,15 @@ import orjson
 
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
+from pingpong_relay.logs import setup_logging
+from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.settings import Settings
 
 log = logging.getLogger("pingpong_relay.workers")
+
+# Runs one relay in a worker process and returns its exit code: the CLI hands it in, so
+# that this module need not import the application that imports it.
+WorkerEntry = Callable[[Settings, "Worker"], int]
 
 GATHER_TIMEOUT_S: Final = 2.0
 # A worker that fails this soon after starting cannot start (a port in use, a bad
@@ -111,17 +118,15 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def worker_main(settings: Settings, index: int, run_dir: str) -> None:
-    """The entry point of a worker process (spawned, so nothing is inherited but this)."""
-    from pingpong_relay.app.cli import run_relay
-    from pingpong_relay.logs import setup_logging
-
+def worker_main(settings: Settings, index: int, run_dir: str, run_worker: WorkerEntry) -> None:
+    """The entry point of a worker process (spawned, so nothing is inherited but this);
+    `run_worker` runs one relay and returns its exit code (the CLI's, handed in)."""
     _die_with_parent()
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_WorkerField(index))
     try:
-        code = run_relay(settings, Worker(index, settings.workers, Path(run_dir)))
+        code = run_worker(settings, Worker(index, settings.workers, Path(run_dir)))
     finally:
         stop_logging()
     raise SystemExit(code)
@@ -252,25 +257,29 @@ class Supervisor:
         log.info("all workers stopped", extra={"event": "workers_stopped"})
 
 
-def start_worker_process(settings: Settings, index: int, run_dir: str) -> BaseProcess:
+def start_worker_process(
+    settings: Settings, index: int, run_dir: str, run_worker: WorkerEntry
+) -> BaseProcess:
+    """Spawns worker `index`; `run_worker` must be a module-level function (it is pickled)."""
     process = multiprocessing.get_context("spawn").Process(
         target=worker_main,
-        args=(settings, index, run_dir),
+        args=(settings, index, run_dir, run_worker),
         name=f"pingpong-relay-worker-{index}",
     )
     process.start()
     return process
 
 
-async def supervise(settings: Settings) -> int:
-    """`serve --workers N`: the shared Redis first (embedded if need be), then the workers."""
-    from pingpong_relay.app.relay import resolve_redis_url
-
+async def supervise(settings: Settings, run_worker: WorkerEntry) -> int:
+    """`serve --workers N`: the shared Redis first (embedded if need be), then the workers,
+    each running `run_worker` (the CLI's entry point for one relay)."""
     redis_url, embedded = await resolve_redis_url(settings)
     # Every worker subscribes to the same Redis: the one resolved here.
     settings = dataclasses.replace(settings, redis_url=redis_url, redis_url_explicit=True)
     try:
-        return await Supervisor(settings, start_worker_process).run()
+        return await Supervisor(
+            settings, partial(start_worker_process, run_worker=run_worker)
+        ).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -22,7 +22,7 @@ from aiohttp.web_server import Server
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
 from pingpong_relay.asyncapi import asyncapi
-from pingpong_relay.auth import AuthError, Grant
+from pingpong_relay.auth import Authenticator, AuthError, Grant
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.http.guard import (
     bearer_matches,
@@ -41,7 +41,6 @@ from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
 from pingpong_relay.subscriptions import CommandError, parse_position
 from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS
-from pingpong_relay.ws.dataplane import Authenticator
 
 log = logging.getLogger("pingpong_relay.http")
 

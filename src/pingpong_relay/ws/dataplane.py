@@ -24,7 +24,7 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
-from pingpong_relay.auth import AuthError, Grant
+from pingpong_relay.auth import Authenticator, AuthError, Grant
 from pingpong_relay.codes import REASON_TOO_MANY_FRAMES, CloseCode
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import TokenBucket
@@ -36,6 +36,7 @@ from pingpong_relay.subscriptions import (
     Subscription,
     parse_connect_query,
 )
+from pingpong_relay.telemetry.metrics import RelayMetrics
 
 log = logging.getLogger("pingpong_relay.dataplane")
 
@@ -57,9 +58,6 @@ HARD_CLOSE_AFTER_S: Final = 2.0
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 CommandHandler = Callable[["ClientPeer", bytes], None]
-# Returns what the client's token grants (None with auth off) and the subprotocol to
-# echo; raises AuthError to refuse the upgrade.
-Authenticator = Callable[[Mapping[str, str], str], tuple[Grant | None, str | None]]
 JoinHandler = Callable[["ClientPeer"], None]
 
 
@@ -69,6 +67,7 @@ class ClientPeer(WSListener):
     def __init__(
         self,
         hub: Hub,
+        metrics: RelayMetrics,
         client_id: str,
         subscription: Subscription,
         on_command: CommandHandler,
@@ -77,6 +76,7 @@ class ClientPeer(WSListener):
     ) -> None:
         super().__init__()
         self.hub = hub
+        self.metrics = metrics
         self.client_id = client_id
         self.subscription = subscription
         self._on_command = on_command
@@ -154,7 +154,7 @@ class ClientPeer(WSListener):
         # the relay as much as a flood of commands.
         if not self._frames.allow(time.monotonic()):
             self._violations += 1
-            self.hub.metrics.client_rate_limited.inc()
+            self.metrics.client_rate_limited.inc()
             if self._violations >= MAX_VIOLATIONS:
                 log.warning(
                     "client %s closed: %d frames over its rate limit",
@@ -162,7 +162,7 @@ class ClientPeer(WSListener):
                     self._violations,
                     extra={"event": "client_policy_closed", "client": self.client_id},
                 )
-                self.hub.metrics.client_policy_closes.inc()
+                self.metrics.client_policy_closes.inc()
                 self.close(CloseCode.POLICY_VIOLATION, REASON_TOO_MANY_FRAMES)
                 self.hub.remove(self, "policy violation: frame rate")
             else:
@@ -179,7 +179,7 @@ class ClientPeer(WSListener):
                 log.exception("internal error handling a command from %s", self.client_id)
                 self.hub.send_to(self, INTERNAL_ERROR)
         elif kind == WSMsgType.BINARY:
-            self.hub.metrics.client_frames_refused.inc()
+            self.metrics.client_frames_refused.inc()
             self.hub.send_to(self, BINARY_REFUSED)
 
     def pause_writing(self) -> None:
@@ -230,6 +230,7 @@ class DataPlane:
     def __init__(
         self,
         hub: Hub,
+        metrics: RelayMetrics,
         *,
         health: HealthProbe,
         http_port: int,
@@ -245,6 +246,7 @@ class DataPlane:
         connection_rate_per_ip: float = 0.0,
     ) -> None:
         self.hub = hub
+        self.metrics = metrics
         self._max_per_ip = max_per_ip
         self._ip_rate = connection_rate_per_ip
         self._per_ip: dict[str, int] = {}
@@ -308,7 +310,7 @@ class DataPlane:
     def _refuse_ip(self, ip: str) -> Any:
         """Per-address limits (0: off). Behind a proxy every client has the proxy's address."""
         if self._max_per_ip and self._per_ip.get(ip, 0) >= self._max_per_ip:
-            self.hub.metrics.connections_refused.labels("per_ip").inc()
+            self.metrics.connections_refused.labels("per_ip").inc()
             log.warning(
                 "refused a client from %s: %d connections is its limit",
                 ip,
@@ -326,7 +328,7 @@ class DataPlane:
                 self._ip_rates.clear()  # bounded: forget idle addresses
             bucket = self._ip_rates[ip] = TokenBucket(self._ip_rate, 2 * self._ip_rate)
         if not bucket.allow(time.monotonic()):
-            self.hub.metrics.connections_refused.labels("per_ip_rate").inc()
+            self.metrics.connections_refused.labels("per_ip_rate").inc()
             log.warning(
                 "refused a client from %s: connecting too often",
                 ip,
@@ -354,7 +356,7 @@ class DataPlane:
             # A page on another site must not read bot data with the visitor's network
             # position (cross-site WebSocket hijacking); bots and SDKs send no Origin.
             shown = excerpt(str(origin).encode(), 200)
-            self.hub.metrics.connections_refused.labels("origin").inc()
+            self.metrics.connections_refused.labels("origin").inc()
             log.warning(
                 "refused a client from origin %s",
                 shown,
@@ -362,7 +364,7 @@ class DataPlane:
             )
             return _json_error(403, "forbidden_origin", "this origin may not connect")
         if len(self.hub) >= self._max_connections:
-            self.hub.metrics.connections_refused.labels("capacity").inc()
+            self.metrics.connections_refused.labels("capacity").inc()
             log.warning(
                 "refused a client: %d connections is the limit",
                 self._max_connections,
@@ -420,6 +422,7 @@ class DataPlane:
                 )
             peer = ClientPeer(
                 self.hub,
+                self.metrics,
                 self.hub.new_client_id(),
                 subscription,
                 self._on_command,
