@@ -280,6 +280,10 @@ class Monitor:
         return gone
 
     # --- what clients and HTTP ask for ------------------------------------------------
+    def bots(self) -> list[str]:
+        """Every bot the relay knows (tracked in the statistics)."""
+        return self.book.bots()
+
     def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
         """The current status of every bot the client may see, for one that starts watching."""
         return [

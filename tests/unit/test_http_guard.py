@@ -9,18 +9,18 @@ import io
 import pytest
 
 from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
+from pingpong_relay.health import public_health
 from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
-    public_health,
     raw_response,
     security_headers,
     wants_detail,
 )
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.parsing import csp_source_list
-from pingpong_relay.redis_io.history import Entry
+from pingpong_relay.replay import Entry
 from pingpong_relay.settings import Settings, settings_from_args
 
 

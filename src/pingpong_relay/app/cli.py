@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from pingpong_relay import __version__
 from pingpong_relay.alerts import Rule
+from pingpong_relay.app.auth_setup import token_verifier
+from pingpong_relay.app.tls import tls_context
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.logs import setup_logging
+from pingpong_relay.monitor import rules_from_settings
 from pingpong_relay.parsing import duration, non_negative_float, positive_float
 from pingpong_relay.settings import (
     LOG_LEVELS,
@@ -30,7 +33,7 @@ from pingpong_relay.settings import (
 from pingpong_relay.subscriptions import EVENTS
 
 if TYPE_CHECKING:
-    from pingpong_relay.cluster.supervisor import Worker
+    from pingpong_relay.cluster.siblings import Worker
 
 log = logging.getLogger("pingpong_relay.cli")
 
@@ -125,9 +128,6 @@ async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | Non
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pingpong_relay.app.relay import tls_context, token_verifier
-    from pingpong_relay.monitor import rules_from_settings
-
     try:
         settings = settings_from_args(args, current_environ())
         rules = rules_from_settings(settings)
@@ -149,8 +149,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def run_relay(settings: Settings, worker: Worker) -> int:
     """One worker of `serve --workers N` (its process was started by the supervisor)."""
-    from pingpong_relay.monitor import rules_from_settings
-
     return _run(_serve(settings, rules_from_settings(settings), worker))
 
 

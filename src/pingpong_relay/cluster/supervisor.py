@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Final
-
-import aiohttp
-import orjson
+from typing import Final
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
+from pingpong_relay.cluster.siblings import Worker
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.settings import Settings
@@ -42,57 +39,10 @@ log = logging.getLogger("pingpong_relay.workers")
 # that this module need not import the application that imports it.
 WorkerEntry = Callable[[Settings, "Worker"], int]
 
-GATHER_TIMEOUT_S: Final = 2.0
 # A worker that fails this soon after starting cannot start (a port in use, a bad
 # certificate): restarting it would only loop, so the supervisor gives up instead.
 STARTUP_GRACE_S: Final = 3.0
 EXIT_FAILURE: Final = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Worker:
-    """Which worker this process is, and where its siblings answer."""
-
-    index: int
-    count: int
-    run_dir: Path
-
-    def socket_path(self, index: int | None = None) -> Path:
-        return self.run_dir / f"worker-{self.index if index is None else index}.sock"
-
-    def siblings(self) -> list[int]:
-        return [i for i in range(self.count) if i != self.index]
-
-
-async def _ask(worker: Worker, index: int, path: str) -> bytes | None:
-    """A sibling's answer on its private socket, or None (restarting, or too slow)."""
-    connector = aiohttp.UnixConnector(path=str(worker.socket_path(index)))
-    timeout = aiohttp.ClientTimeout(total=GATHER_TIMEOUT_S)
-    try:
-        async with (
-            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.get(f"http://worker{path}") as response,
-        ):
-            return await response.read()
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        return None
-
-
-async def gather_metrics(worker: Worker, own: bytes) -> bytes:
-    """Every worker's metrics merged (a worker that does not answer is left out)."""
-    answers = await asyncio.gather(*(_ask(worker, i, "/metrics") for i in worker.siblings()))
-    texts = [own.decode(), *(a.decode() for a in answers if a is not None)]
-    # Parsing and merging every worker's text is the heaviest part: off the event loop.
-    merged = await asyncio.to_thread(merge_metrics, texts)
-    return merged.encode()
-
-
-async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    answers = await asyncio.gather(*(_ask(worker, i, "/healthz") for i in worker.siblings()))
-    bodies: list[tuple[int, dict[str, Any] | None]] = [(worker.index, own)]
-    for index, answer in zip(worker.siblings(), answers, strict=True):
-        bodies.append((index, orjson.loads(answer) if answer is not None else None))
-    return merge_health(worker.count, bodies)
 
 
 # --- the worker process ---------------------------------------------------------------

@@ -24,10 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter
 from pingpong_relay.asyncapi import asyncapi
 from pingpong_relay.auth import Authenticator, AuthError, Grant
 from pingpong_relay.defaults import WINDOWS
+from pingpong_relay.health import public_health
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
-    public_health,
     raw_response,
     security_headers,
     wants_detail,
@@ -36,8 +36,9 @@ from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import excerpt
 from pingpong_relay.monitor import Monitor
 from pingpong_relay.origins import HostPolicy
-from pingpong_relay.redis_io.history import MAX_PAGE, Entry, History
+from pingpong_relay.redis_io.history import MAX_PAGE, History
 from pingpong_relay.redis_io.rollup_store import RollupStore
+from pingpong_relay.replay import Entry
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
 from pingpong_relay.subscriptions import CommandError, parse_position
 from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS

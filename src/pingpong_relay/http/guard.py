@@ -67,18 +67,6 @@ def wants_detail(query: Mapping[str, str]) -> bool:
     return query.get("detail", "").strip().lower() in ("1", "true", "yes")
 
 
-def public_health(ok: bool, detail: Mapping[str, Any]) -> dict[str, Any]:
-    """What anyone may read of the relay's health: up or not, and whether Redis is.
-
-    No addresses, error texts, process ids, versions or client counts: those are for the
-    log and the authenticated ?detail=1 view.
-    """
-    return {
-        "status": "ok" if ok else "unavailable",
-        "redis": "subscribed" if detail.get("redis") == "subscribed" else "unavailable",
-    }
-
-
 # Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 

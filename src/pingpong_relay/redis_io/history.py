@@ -6,10 +6,8 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -18,6 +16,7 @@ from redis.exceptions import RedisError
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.redis_io.subscriber import as_text
+from pingpong_relay.replay import Entry
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
@@ -120,27 +119,6 @@ def fingerprint(channel: str, raw: bytes) -> str:
     digest = hashlib.blake2b(raw, digest_size=16, person=b"pingpong-relay")
     digest.update(b"\0" + channel.encode())
     return SEEN_PREFIX + digest.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    id: str
-    bot: str
-    channel: str
-    relay_ms: int
-    seq: int
-    raw: bytes
-
-    def to_json(self) -> dict[str, Any]:
-        """For orjson.dumps: the stored bytes go out as they are, never parsed again, so an
-        entry any depth deep (recorded before the nesting limit) cannot fail the page."""
-        return {
-            "id": self.id,
-            "bot": self.bot,
-            "channel": self.channel,
-            "relay_ms": self.relay_ms,
-            "data": orjson.Fragment(self.raw),
-        }
 
 
 def _entry(bot: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:

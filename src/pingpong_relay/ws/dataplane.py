@@ -24,7 +24,7 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
-from pingpong_relay.auth import Authenticator, AuthError, Grant
+from pingpong_relay.auth import Authenticator, AuthError
 from pingpong_relay.codes import REASON_TOO_MANY_FRAMES, CloseCode
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import TokenBucket
@@ -32,11 +32,11 @@ from pingpong_relay.messages import excerpt
 from pingpong_relay.origins import HostPolicy, normalise_ip, split_host
 from pingpong_relay.subscriptions import (
     CommandError,
-    ReplayRequest,
     Subscription,
     parse_connect_query,
 )
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.ws.sessions import Session
 
 log = logging.getLogger("pingpong_relay.dataplane")
 
@@ -58,6 +58,7 @@ HARD_CLOSE_AFTER_S: Final = 2.0
 
 HealthProbe = Callable[[], tuple[bool, dict[str, Any]]]
 CommandHandler = Callable[["ClientPeer", bytes], None]
+# Called when a client has connected, and when it is gone.
 JoinHandler = Callable[["ClientPeer"], None]
 
 
@@ -70,8 +71,10 @@ class ClientPeer(WSListener):
         metrics: RelayMetrics,
         client_id: str,
         subscription: Subscription,
+        session: Session,
         on_command: CommandHandler,
         on_joined: JoinHandler,
+        on_left: JoinHandler,
         frame_rate_per_s: float = 5.0,
     ) -> None:
         super().__init__()
@@ -79,16 +82,17 @@ class ClientPeer(WSListener):
         self.metrics = metrics
         self.client_id = client_id
         self.subscription = subscription
+        self.session = session
         self._on_command = on_command
         self._on_joined = on_joined
+        self._on_left = on_left
+        self._joined = False
         self.remote = "?"
-        self.replay: ReplayRequest | None = None
         self.ip = "?"
         self.dataplane: DataPlane | None = None
         self._counted = False
         self._frames = TokenBucket(frame_rate_per_s, 4 * frame_rate_per_s)
         self._violations = 0
-        self.grant: Grant | None = None
         self.transport: WSTransport | None = None
         self._write: Callable[[bytes], None] | None = None
         self._buffer_size: Callable[[], int] | None = None
@@ -137,6 +141,7 @@ class ClientPeer(WSListener):
             self.dataplane.joined(self.ip)
             self._counted = True
         self.hub.add(self)
+        self._joined = True
         self._on_joined(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
@@ -193,6 +198,9 @@ class ClientPeer(WSListener):
             self._counted = False
             self.dataplane.left(self.ip)
         self.hub.remove(self, "connection closed")
+        if self._joined:
+            self._joined = False
+            self._on_left(self)
 
 
 def _json_error(
@@ -238,6 +246,7 @@ class DataPlane:
         ping_timeout_s: float,
         on_command: CommandHandler,
         on_joined: JoinHandler,
+        on_left: JoinHandler,
         authenticate: Authenticator,
         hosts: HostPolicy | None = None,
         max_connections: int = 20_000,  # the CLI sets it from the open-file limit
@@ -257,6 +266,7 @@ class DataPlane:
         self._authenticate = authenticate
         self._on_command = on_command
         self._on_joined = on_joined
+        self._on_left = on_left
         self._health = health
         self._http_port = http_port
         self._ping_interval_s = ping_interval_s
@@ -425,12 +435,12 @@ class DataPlane:
                 self.metrics,
                 self.hub.new_client_id(),
                 subscription,
+                Session(grant, replay),
                 self._on_command,
                 self._on_joined,
+                self._on_left,
                 self._frame_rate_per_s,
             )
-            peer.replay = replay
-            peer.grant = grant
             peer.ip = ip
             peer.dataplane = self
             if grant is not None:
