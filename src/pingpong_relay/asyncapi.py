@@ -14,17 +14,12 @@ from typing import Any, Final, get_args
 import orjson
 
 from pingpong_relay import __version__
-from pingpong_relay.alerts import (
-    ALERT_EVENT_TYPE,
-    RULE_KINDS,
-    STATUS_EVENT_TYPE,
-    AlertState,
-    Status,
-)
+from pingpong_relay.alert_events import ALERT_EVENT_TYPE, STATUS_EVENT_TYPE, AlertState, Status
 from pingpong_relay.auth import SUBPROTOCOL
 from pingpong_relay.codes import CloseCode
 from pingpong_relay.hub import CONFLATED_TYPE
 from pingpong_relay.messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
+from pingpong_relay.rules import RULE_KINDS
 from pingpong_relay.subscriptions import (
     ACTIONS,
     COMMAND_SCHEMA,

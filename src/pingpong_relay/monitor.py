@@ -12,20 +12,14 @@ from typing import Any, Protocol
 
 import orjson
 
-from pingpong_relay.alerts import (
-    STATUS_VALUES,
-    AlertEngine,
-    AlertEvent,
-    Rule,
-    StatusChange,
-    default_rules,
-    load_rules,
-)
+from pingpong_relay.alert_events import STATUS_VALUES, AlertEvent, StatusChange
+from pingpong_relay.alerts import AlertEngine
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.hub import Hub, HubMetrics
 from pingpong_relay.instruments import Counter, Gauge, Histogram, Labelled
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
+from pingpong_relay.rules import Rule, default_rules, load_rules
 from pingpong_relay.settings import Settings
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait

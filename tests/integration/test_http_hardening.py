@@ -26,6 +26,7 @@ from pingpong_relay.auth import mint
 from pingpong_relay.http import app as http_api
 from pingpong_relay.redis_io.history import stream_key
 from pingpong_relay.settings import Settings
+from pingpong_relay.telemetry.metrics import RelayMetrics
 from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
 
 SECRET = "http-hardening-secret-" + "s" * 40
@@ -327,7 +328,6 @@ async def test_metrics_and_large_json_are_rendered_off_the_event_loop(
         redis_url=redis_server.url,
         redis_url_explicit=True,
     )
-    relay = Relay(settings)
     loop_thread = threading.get_ident()
     threads: dict[str, set[int]] = {}
 
@@ -338,9 +338,12 @@ async def test_metrics_and_large_json_are_rendered_off_the_event_loop(
 
         return wrapper
 
+    # Patched on the class before the relay exists: whoever holds the bound method
+    # (the HTTP plane, the siblings' aggregation) renders through the recorder.
+    monkeypatch.setattr(RelayMetrics, "render", recording("metrics", RelayMetrics.render))
+    relay = Relay(settings)
     await relay.start()
     try:
-        relay.metrics.render = recording("metrics", relay.metrics.render)  # type: ignore[method-assign]
         monkeypatch.setattr(http_api, "_encode", recording("json", http_api._encode))
         await redis_server.publish(b'{"type":"ping","latency":1,"source":"bot"}')
         url = f"http://127.0.0.1:{settings.http_port}"

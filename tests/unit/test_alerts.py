@@ -10,19 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong_relay.alerts import (
-    STATUS_VALUES,
-    AlertEngine,
-    AlertEvent,
+from pingpong_relay.alert_events import STATUS_VALUES, AlertEvent, StatusChange
+from pingpong_relay.alerts import AlertEngine
+from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.parsing import parse_duration
+from pingpong_relay.rules import (
     LatencyRule,
     SilenceRule,
-    StatusChange,
     default_rules,
     load_rules,
     percentile_label,
 )
-from pingpong_relay.defaults import WINDOW_NAMES
-from pingpong_relay.parsing import parse_duration
 
 BOT = "bot:pingpong/gate-1"
 T0 = 1_700_000_000.0

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pingpong_relay.alerts import LatencyRule, Rule, SilenceRule
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.frames import text_payloads
 from pingpong_relay.hub import Hub
 from pingpong_relay.messages import BotMessage, parse_bot_message
 from pingpong_relay.monitor import OVERALL, Monitor, StatsView, rules_from_settings
+from pingpong_relay.rules import LatencyRule, Rule, SilenceRule
 from pingpong_relay.settings import Settings
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.subscriptions import DEFAULT_SUBSCRIPTION, Subscription

@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pingpong_relay import __version__
-from pingpong_relay.alerts import Rule
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
@@ -23,6 +22,7 @@ from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.monitor import rules_from_settings
 from pingpong_relay.parsing import duration, non_negative_float, positive_float
+from pingpong_relay.rules import Rule
 from pingpong_relay.settings import (
     LOG_LEVELS,
     Settings,

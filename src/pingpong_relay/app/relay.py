@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from pingpong_relay.alerts import Rule
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.backoff import Backoff
@@ -42,6 +41,7 @@ from pingpong_relay.redis_io.lease import WebhookLease, open_alerts
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
+from pingpong_relay.rules import Rule
 from pingpong_relay.settings import Settings
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics

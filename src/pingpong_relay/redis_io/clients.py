@@ -37,7 +37,7 @@ def redis_client(url: str, **options: Any) -> Any:
     }
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
         list(target.sentinels), sentinel_kwargs=sentinel_options
     )
     master: aioredis.Redis = sentinel.master_for(
