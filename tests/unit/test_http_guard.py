@@ -8,7 +8,8 @@ import io
 
 import pytest
 
-from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
+from pingpong_relay.app.cli import build_parser
+from pingpong_relay.app.serve import FD_HEADROOM, fd_headroom
 from pingpong_relay.health import public_health
 from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
 from pingpong_relay.http.guard import (

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from pingpong_relay.app.cli import LatencyWalk
+from pingpong_relay.app.tools import LatencyWalk
 
 STEPS = 10_000
 

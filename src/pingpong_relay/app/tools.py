@@ -1,0 +1,159 @@
+"""The helper subcommands: `publish` and `simulate` act as a bot, `watch` as a client,
+`token` mints a client's JWT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+
+from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
+from pingpong_relay.auth import mint
+from pingpong_relay.logs import setup_logging
+from pingpong_relay.settings import current_environ
+
+__all__ = ["LatencyWalk", "cmd_publish", "cmd_simulate", "cmd_token", "cmd_watch"]
+
+
+# --- publish -------------------------------------------------------------------------
+async def _publish(args: argparse.Namespace) -> int:
+    # Lazy: redis is loaded only by the subcommands that publish.
+    from pingpong_relay.publisher import Publisher, PublishError
+
+    async with Publisher(args.redis_url, args.channel) as bot:
+        try:
+            receivers = await bot.publish(args.kind, args.latency)
+        except PublishError:
+            return EXIT_FAILURE
+    print(
+        f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
+        f"{receivers} subscriber(s)"
+    )
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Runs `publish`: one heartbeat to Redis, and how many subscribers got it."""
+    setup_logging(args.log_level, "text")
+    return run_async(_publish(args))
+
+
+# --- watch ---------------------------------------------------------------------------
+async def _watch(args: argparse.Namespace) -> int:
+    # Lazy: aiohttp is loaded only by the subcommand that connects as a client.
+    from pingpong_relay.client import Heartbeat, describe, one_line_json, received_envelopes
+
+    count = 0
+    async for text, envelope in received_envelopes(args.url, reconnect=not args.once):
+        if args.json:
+            # As received, not encoded again: that could fail where reading did not.
+            print(one_line_json(text), flush=True)
+        elif args.delays and envelope.get("type") == "bot:pingpong":
+            beat = Heartbeat(envelope, time.time_ns() / 1e6)
+            print(
+                f"{describe(envelope)} | bot→relay {_ms(beat.bot_to_relay_ms)}, "
+                f"relay→client {_ms(beat.relay_to_client_ms)}",
+                flush=True,
+            )
+        else:
+            print(describe(envelope), flush=True)
+        count += 1
+        if args.count and count >= args.count:
+            break
+    return EXIT_OK
+
+
+def _ms(value: float | None) -> str:
+    return "N/A" if value is None else f"{value:.1f} ms"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Runs `watch`: prints what a relay broadcasts until --count or Ctrl-C."""
+    setup_logging(args.log_level, "text")
+    with contextlib.suppress(KeyboardInterrupt):
+        return run_async(_watch(args))
+    return EXIT_OK
+
+
+# --- simulate ------------------------------------------------------------------------
+class LatencyWalk:
+    """Realistic exchange latency: a mean-reverting random walk with occasional spikes."""
+
+    def __init__(self, mean_ms: float, rng: random.Random) -> None:
+        self.mean_ms = mean_ms
+        self.current_ms = mean_ms
+        self._rng = rng
+
+    def next(self) -> float:
+        """The next latency, in ms (at least 0.1, rounded to 0.01)."""
+        rng = self._rng
+        self.current_ms += 0.2 * (self.mean_ms - self.current_ms) + rng.gauss(0, self.mean_ms * 0.1)
+        value = max(0.1, self.current_ms)
+        if rng.random() < 0.02:  # a congested exchange now and then
+            value *= rng.uniform(3, 8)
+        return round(value, 2)
+
+
+async def _simulate(args: argparse.Namespace) -> int:
+    # Lazy: redis is loaded only by the subcommands that publish.
+    from pingpong_relay.publisher import Publisher, PublishError
+
+    walk = LatencyWalk(args.latency, random.Random(args.seed))
+    interval_s = 1.0 / args.rate
+    sent = 0
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Publisher(args.redis_url, args.channel) as bot:
+        next_at = loop.time()
+        while not stop.is_set() and (not args.count or sent < args.count):
+            kind = "ping" if sent % 2 == 0 else "pong"
+            with contextlib.suppress(PublishError):  # logged by the publisher; keep going
+                await bot.publish(kind, walk.next())
+            sent += 1
+            next_at += interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, next_at - loop.time()))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Runs `simulate`: a bot publishing at --rate until --count or a signal."""
+    setup_logging(args.log_level, "text")
+    return run_async(_simulate(args))
+
+
+# --- token ---------------------------------------------------------------------------
+def cmd_token(args: argparse.Namespace) -> int:
+    """Runs `token`: prints a JWT signed with the relay's HMAC secret."""
+    secret = args.jwt_secret or current_environ().get("PINGPONG_JWT_SECRET", "")
+    if len(secret) < 32:
+        print(
+            "pingpong-relay token: give the relay's HMAC secret (at least 32 characters) "
+            "with --jwt-secret or PINGPONG_JWT_SECRET",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        token = mint(
+            secret,
+            args.sub,
+            now_s=time.time(),
+            ttl_s=args.ttl,
+            bots=args.bots,
+            events=args.events,
+            audience=args.audience,
+            issuer=args.issuer,
+            algorithm=args.alg,
+            scopes=args.scope or (),
+        )
+    except ValueError as exc:
+        print(f"pingpong-relay token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(token)
+    return EXIT_OK
