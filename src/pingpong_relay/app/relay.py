@@ -18,10 +18,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
-import orjson
-from redis.exceptions import RedisError
-
+from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
+from pingpong_relay.app.seeding import seed_from_history
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.cluster.siblings import Siblings, Worker
@@ -33,11 +32,11 @@ from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.monitor import Monitor, rules_from_settings
 from pingpong_relay.notify.webhooks import WebhookSender
-from pingpong_relay.origins import HostPolicy, is_loopback
+from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
-from pingpong_relay.redis_io.lease import WebhookLease, open_alerts
+from pingpong_relay.redis_io.lease import WebhookLease
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
@@ -45,7 +44,6 @@ from pingpong_relay.rules import Rule
 from pingpong_relay.settings import Settings
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
-from pingpong_relay.urls import redact_url
 from pingpong_relay.ws.dataplane import DataPlane
 from pingpong_relay.ws.sessions import Sessions
 
@@ -89,6 +87,20 @@ class Relay:
             clock=lambda: wall_clock_ns() / 1e9,
             hearing=lambda: self.source is not None and self.source.is_alive(),
         )
+        self._build_planes(settings, worker, wall_clock_ns)
+        self.embedded: EmbeddedRedis | None = None
+        self.source: RedisSource | None = None
+        self.history: History | None = None
+        self.rollups: RollupStore | None = None
+        self.http: HttpPlane | None = None
+        self.lease: WebhookLease | None = None
+        self._stack = AsyncExitStack()
+
+    def _build_planes(
+        self, settings: Settings, worker: Worker | None, wall_clock_ns: Callable[[], int]
+    ) -> None:
+        """What stands between Redis and the sockets: health, the pipeline, the sessions
+        and the data plane; the Redis-backed parts are made when starting."""
         self.health = RelayHealth(
             self.hub,
             relay_id=self.relay_id,
@@ -140,13 +152,6 @@ class Relay:
             connection_rate_per_ip=settings.connection_rate_per_ip,
         )
         self.siblings = Siblings(worker, self.metrics.render, self.health.health)
-        self.embedded: EmbeddedRedis | None = None
-        self.source: RedisSource | None = None
-        self.history: History | None = None
-        self.rollups: RollupStore | None = None
-        self.http: HttpPlane | None = None
-        self.lease: WebhookLease | None = None
-        self._stack = AsyncExitStack()
 
     # --- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -170,7 +175,7 @@ class Relay:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         settings = self.settings
-        self._warn_if_exposed()
+        warn_if_exposed(settings)
         redis_url, self.embedded = await resolve_redis_url(settings)
         if self.embedded is not None:
             stack.callback(self.embedded.stop)
@@ -210,13 +215,26 @@ class Relay:
         self.monitor.start()
         stack.push_async_callback(self.monitor.stop)
         if self.history is not None:
-            self._task(stack, self._seed_from_history(self.history), "seed-bots")
+            seed = seed_from_history(
+                self.history,
+                self.monitor,
+                max_bots=settings.max_bots,
+                forget_after_s=settings.forget_after,
+            )
+            self._task(stack, seed, "seed-bots")
         if self.verifier is not None and self.verifier.jwks is not None:
             refresh = keep_jwks(self.verifier.jwks, settings.jwks_url, settings.jwks_refresh)
             self._task(stack, refresh, "jwks-refresh")
         stack.push_async_callback(self.sessions.close)
         stack.callback(self._close_clients)  # the first thing stopping does
-        self._log_listening(redis_url, tls is not None)
+        log_listening(
+            settings,
+            ws_port=self.dataplane.port,
+            http_port=self.http.port if self.http else 0,
+            tls=tls is not None,
+            source=self.source.describe(),
+            redis_url=redis_url,
+        )
 
     def _open_history(self, stack: AsyncExitStack, redis_url: str) -> None:
         settings = self.settings
@@ -302,81 +320,3 @@ class Relay:
             "stats_interval_s": settings.stats_interval,
             # No version: this is open to anyone, like /healthz (relay:state has it).
         }
-
-    async def _seed_from_history(self, history: History) -> None:
-        """Established bots the history heard within --forget-after, with their last
-        message: a relay that (re)starts while a bot is silent still judges it silent,
-        instead of not knowing it at all. At most --max-bots, the most recently heard first,
-        read in two round trips whatever the number of bots in the history; bots on
-        probation there (a flood of made-up ids) and bots gone for longer are left out.
-        A silence alert that was already notified (the webhook lease notes each one sent)
-        goes on from where it was instead of being notified again."""
-        settings = self.settings
-        started = time.perf_counter()
-        silence_rules = [rule.name for rule in self.monitor.engine.rules if rule.kind == "silence"]
-        try:
-            known = await history.recent_established(
-                settings.max_bots, settings.forget_after or None
-            )
-            notified = await open_alerts(history.redis, silence_rules, [bot for bot, _ in known])
-        except (RedisError, OSError, orjson.JSONDecodeError) as exc:
-            log.warning("could not read the known bots from the history: %s", exc)
-            return
-        seeded = sum(
-            1
-            for bot, last_seen_s in known
-            if self.monitor.seed(bot, last_seen_s, notified.get(bot, ()))
-        )
-        restored = sum(len(alerts) for alerts in notified.values())
-        log.info(
-            "%d bot(s) known from the history%s",
-            seeded,
-            f"; {restored} silence alert(s) already notified go on" if restored else "",
-            extra={
-                "event": "bots_seeded",
-                "bots": seeded,
-                "alerts_restored": restored,
-                "seconds": round(time.perf_counter() - started, 3),
-            },
-        )
-
-    # --- log lines ----------------------------------------------------------------------
-    def _warn_if_exposed(self) -> None:
-        settings = self.settings
-        if settings.auth == "none" and not is_loopback(settings.host):
-            log.warning(
-                "serving %s with no authentication (--allow-anonymous): anyone who can reach "
-                "ports %d and %d reads every bot's data",
-                settings.host,
-                settings.port,
-                settings.http_port,
-                extra={"event": "anonymous_exposed", "host": settings.host},
-            )
-
-    def _log_listening(self, redis_url: str, tls: bool) -> None:
-        settings = self.settings
-        assert self.source is not None
-        http = (
-            f"{'https' if tls else 'http'}://{settings.host}:{self.http.port}/ (HTTP)"
-            if self.http
-            else "HTTP plane off"
-        )
-        log.info(
-            "relay listening: %s://%s:%d/ (data), %s; relaying %s from %s",
-            "wss" if tls else "ws",
-            settings.host,
-            self.dataplane.port,
-            http,
-            self.source.describe(),
-            redact_url(redis_url),
-            extra={
-                "event": "listening",
-                "ws_port": self.dataplane.port,
-                "tls": tls,
-                "http_port": self.http.port if self.http else 0,
-                "host": settings.host,
-                "redis_url": redact_url(redis_url),
-                "channels": settings.channel,
-                "patterns": settings.channel_pattern,
-            },
-        )
