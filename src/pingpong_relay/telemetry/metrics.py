@@ -31,12 +31,20 @@ HTTP_REFUSAL_REASONS: Final = {
 
 
 class RelayMetrics:
+    """Every metric the relay exports, by the component that counts it; each component
+    sees only the protocol it needs (hub.HubMetrics, monitor.MonitorMetrics, ...)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._messages_and_clients()
+        self._bots()
+        self._refusals()
+        self._history_and_webhooks()
+
+    def _messages_and_clients(self) -> None:
         counter = partial(Counter, registry=self.registry)
         gauge = partial(Gauge, registry=self.registry)
         histogram = partial(Histogram, registry=self.registry)
-
         self.clients_connected = gauge(
             "pingpong_clients_connected", "WebSocket clients currently connected"
         )
@@ -89,6 +97,10 @@ class RelayMetrics:
             buckets=_LATENCY_BUCKETS_S,
         )
 
+    def _bots(self) -> None:
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
         # Per bot: only established bots have series (monitor.py), so cardinality is
         # bounded by --max-bots and a flood of made-up ids creates none; a forgotten bot's
         # series are removed.
@@ -118,6 +130,9 @@ class RelayMetrics:
             "pingpong_bots_evicted",
             "Bots on probation (not yet established) evicted to make room for a new bot",
         )
+
+    def _refusals(self) -> None:
+        counter = partial(Counter, registry=self.registry)
         self.auth_failures = counter(
             "pingpong_auth_failures", "Clients refused before the upgrade, by reason", ["reason"]
         )
@@ -146,6 +161,9 @@ class RelayMetrics:
             "pingpong_bot_messages_dropped",
             "Bot messages over --max-bot-rate, dropped before the broadcast",
         )
+
+    def _history_and_webhooks(self) -> None:
+        counter = partial(Counter, registry=self.registry)
         self.history_recorded = counter(
             "pingpong_history_recorded", "Messages this relay appended to the history"
         )
@@ -166,4 +184,5 @@ class RelayMetrics:
         )
 
     def render(self) -> bytes:
+        """The registry in Prometheus's text exposition format."""
         return generate_latest(self.registry)
