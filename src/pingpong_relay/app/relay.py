@@ -3,7 +3,7 @@
 Starting registers each component's stop on one `AsyncExitStack`, so stopping is the
 reverse of starting by construction and a new component is registered in one place.
 One message's path: `redis_io.subscriber` → `pipeline.Pipeline.on_message` → `hub.Hub`
-→ `ws.dataplane.ClientPeer` → the socket; then history, statistics and alerts.
+→ `ws.peer.ClientPeer` → the socket; then history, statistics and alerts.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Session:
 
 
 class SessionPeer(Peer, Protocol):
-    """A hub peer that carries its session (`ws.dataplane.ClientPeer`)."""
+    """A hub peer that carries its session (`ws.peer.ClientPeer`)."""
 
     session: Session
 
