@@ -1,4 +1,4 @@
-"""The relay's wire protocol as data: the AsyncAPI 3 document and its markdown summary.
+"""The relay's wire protocol as data: the AsyncAPI 3 document (protocol_docs renders it).
 
 The schemas of what the relay accepts are the very objects it validates with
 (messages.BOT_MESSAGE_SCHEMA, subscriptions.COMMAND_SCHEMA and CONNECT_QUERY_SCHEMA); the
@@ -15,7 +15,7 @@ import orjson
 
 from pingpong_relay import __version__
 from pingpong_relay.auth import SUBPROTOCOL
-from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES, Code
+from pingpong_relay.status_codes import CLOSE_CODES, UPGRADE_STATUSES, Code
 from pingpong_relay.subscriptions import CONNECT_QUERY_SCHEMA
 from pingpong_relay.wire_schemas import incoming_schemas, outgoing_schemas
 
@@ -191,104 +191,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-# --- the rendered summary (docs/protocol.md and the README's tables) --------------------
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def codes_table(codes: tuple[Code, ...], heading: str) -> str:
-    rows = [f"| {heading} | when | what a client should do |", "|---|---|---|"]
-    rows += [f"| {c.code} {c.name} | {_cell(c.when)} | {_cell(c.client_should)} |" for c in codes]
-    return "\n".join(rows)
-
-
-def _fields_table(schema: dict[str, Any]) -> str:
-    required = set(schema.get("required", ()))
-    rows = ["| field | required | what |", "|---|---|---|"]
-    for name, field in schema["properties"].items():
-        what = (
-            f"the {field['title']} object (see above)"
-            if "title" in field
-            else field.get("description") or _shape(field)
-        )
-        rows.append(f"| `{name}` | {'yes' if name in required else ''} | {_cell(what)} |")
-    return "\n".join(rows)
-
-
-def _shape(schema: dict[str, Any]) -> str:
-    if "const" in schema:
-        return f"`{orjson.dumps(schema['const']).decode()}`"
-    if "enum" in schema:
-        return "one of " + ", ".join(f"`{orjson.dumps(v).decode()}`" for v in schema["enum"])
-    kind = schema.get("type", "")
-    return kind if isinstance(kind, str) else " or ".join(kind)
-
-
-def markdown() -> str:
-    """A human summary of the AsyncAPI document (docs/protocol.md is this, generated)."""
-    document = asyncapi()
-    schemas = document["components"]["schemas"]
-    clients = document["channels"]["clients"]
-    parts = [
-        "# pingpong-relay protocol",
-        "",
-        "<!-- generated from pingpong_relay/asyncapi.py by `make docs`; do not edit -->",
-        "",
-        f"The machine-readable form is the AsyncAPI {document['asyncapi']} document the relay "
-        "serves at `GET /asyncapi.json` on its HTTP plane (`python -m pingpong_relay.asyncapi` "
-        "prints it). Its JSON Schemas for bot messages, commands and connect queries are the "
-        "ones the relay validates with.",
-        "",
-        "## Redis: what bots publish",
-        "",
-        document["channels"]["heartbeats"]["description"],
-        "",
-        schemas["BotMessage"]["description"],
-        "",
-        _fields_table(schemas["BotMessage"]),
-        "",
-        "## WebSocket: connecting",
-        "",
-        clients["description"],
-        "",
-        schemas["ConnectQuery"]["description"],
-        "",
-        _fields_table(schemas["ConnectQuery"]),
-        "",
-        "## WebSocket: commands a client sends",
-        "",
-        schemas["Command"]["description"],
-        "",
-        _fields_table(schemas["Command"]),
-        "",
-        "Example: `" + orjson.dumps(_EXAMPLES["Command"]).decode() + "`",
-        "",
-        "## WebSocket: messages the relay sends",
-        "",
-    ]
-    for name in SENT:
-        schema = schemas[name]
-        kind = schema["properties"]["type"]["const"]
-        parts += [f"### `{kind}` ({name})", "", schema["description"], ""]
-        parts += [_fields_table(schema), ""]
-        if name in _EXAMPLES:
-            parts += ["```json", orjson.dumps(_EXAMPLES[name]).decode(), "```", ""]
-    parts += [
-        "## Close codes",
-        "",
-        codes_table(CLOSE_CODES, "code"),
-        "",
-        "## HTTP statuses",
-        "",
-        "At the WebSocket upgrade (data port):",
-        "",
-        codes_table(UPGRADE_STATUSES, "status"),
-        "",
-        "On the HTTP plane:",
-        "",
-        codes_table(HTTP_STATUSES, "status"),
-        "",
-    ]
-    return "\n".join(parts)
