@@ -5,14 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pingpong_relay.asyncapi import (
-    CLOSE_CODES,
-    HTTP_STATUSES,
-    UPGRADE_STATUSES,
-    codes_table,
-    markdown,
-)
+from pingpong_relay.protocol_docs import codes_table, markdown
 from pingpong_relay.settings import markdown_reference
+from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

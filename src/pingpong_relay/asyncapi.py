@@ -1,415 +1,23 @@
-"""The relay's wire protocol as data: the AsyncAPI 3 document, close codes and HTTP statuses.
+"""The relay's wire protocol as data: the AsyncAPI 3 document it serves at /asyncapi.json.
 
-The schemas of what the relay accepts are the very objects it validates with
-(messages.BOT_MESSAGE_SCHEMA, filters.COMMAND_SCHEMA, filters.CONNECT_QUERY_SCHEMA); the
-schemas of what it sends are checked against real relay output by the tests.
+Its schemas come from wire_schemas: for what the relay accepts, the very objects it validates
+with; for what it sends, schemas the tests check against real relay output. Its close codes
+and HTTP statuses come from status_codes; protocol_docs renders the document for people.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Final, get_args
+from typing import Any, Final
 
 import orjson
 
 from pingpong_relay import __version__
-from pingpong_relay.alert_events import ALERT_EVENT_TYPE, STATUS_EVENT_TYPE, AlertState, Status
 from pingpong_relay.auth import SUBPROTOCOL
-from pingpong_relay.codes import CloseCode
-from pingpong_relay.hub import CONFLATED_TYPE
-from pingpong_relay.messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
-from pingpong_relay.rules import RULE_KINDS
-from pingpong_relay.subscriptions import (
-    ACTIONS,
-    COMMAND_SCHEMA,
-    CONNECT_QUERY_SCHEMA,
-    EVENTS,
-    MESSAGE_KINDS,
-)
+from pingpong_relay.status_codes import CLOSE_CODES, UPGRADE_STATUSES, Code
+from pingpong_relay.wire_schemas import incoming_schemas, outgoing_schemas
 
-STATUSES: Final = get_args(Status)
-
-
-@dataclass(frozen=True, slots=True)
-class Code:
-    """A close code or HTTP status the relay uses, and what a client should do about it."""
-
-    code: int
-    name: str
-    when: str
-    client_should: str
-
-
-CLOSE_CODES: Final = (
-    Code(CloseCode.NORMAL, "normal closure", "echoed when the client closes", "nothing"),
-    Code(
-        CloseCode.GOING_AWAY,
-        "going away",
-        "the relay is shutting down, a write to the socket failed, or the client did not "
-        "answer the relay's ping within --ping-timeout",
-        "reconnect with backoff (1 s doubling to 30 s, with jitter); add `?since=<last id>` "
-        "to get what was published meanwhile",
-    ),
-    Code(
-        CloseCode.PROTOCOL_ERROR,
-        "protocol error",
-        "the client broke the WebSocket protocol (e.g. an unmasked frame)",
-        "fix the client; reconnecting will not help",
-    ),
-    Code(
-        CloseCode.ABNORMAL,
-        "abnormal closure",
-        "never sent: a client sees it when the connection drops with no close frame (relay "
-        "killed, network lost, no pong within --ping-timeout), or when the upgrade was "
-        "refused (a browser hides the HTTP status)",
-        "reconnect with backoff, with `?since=<last id>`; if it repeats at once, check the "
-        "token and URL with an HTTP request to see the refusal",
-    ),
-    Code(
-        CloseCode.POLICY_VIOLATION,
-        "policy violation",
-        "the client kept sending frames over --client-frame-rate after five rate_limited errors",
-        "send fewer commands; reconnect after a pause",
-    ),
-    Code(
-        CloseCode.MESSAGE_TOO_BIG,
-        "message too big",
-        "a client frame over 16 KiB",
-        "send smaller commands (a command is at most 4,096 bytes)",
-    ),
-    Code(
-        CloseCode.INTERNAL_ERROR,
-        "internal error",
-        "the relay failed while handling this connection (a bug; it is logged)",
-        "reconnect with backoff; report it",
-    ),
-    Code(
-        CloseCode.SLOW_CLIENT,
-        "slow client",
-        "with --slow-client close: the client read too slowly, and its unsent data passed "
-        "--max-client-buffer",
-        "read faster or subscribe to less; reconnect with `?since=<last id>` to catch up",
-    ),
-    Code(
-        CloseCode.TOKEN_EXPIRED,
-        "token expired",
-        "the connection's token expired (refresh it in-band before that)",
-        'get a new token and reconnect; next time send `{"action":"refresh","token":…}` '
-        "before expiry",
-    ),
-)
-
-UPGRADE_STATUSES: Final = (
-    Code(101, "Switching Protocols", "the WebSocket is open", "read messages"),
-    Code(
-        302,
-        "Found",
-        "a plain HTTP request (a browser) on the data port",
-        "follow it to the dashboard on the HTTP plane",
-    ),
-    Code(
-        400,
-        "Bad Request",
-        "a query parameter is invalid (JSON body: error, message)",
-        "fix the URL; do not retry unchanged",
-    ),
-    Code(
-        401,
-        "Unauthorized",
-        "--auth jwt and the token is missing, malformed, expired or not valid "
-        "(JSON body: error, reason, message)",
-        "get a valid token; do not retry unchanged",
-    ),
-    Code(
-        403,
-        "Forbidden",
-        "the browser Origin is not among --allowed-origin",
-        "connect from an allowed page",
-    ),
-    Code(404, "Not Found", "a WebSocket path other than /", "connect to /"),
-    Code(
-        426,
-        "Upgrade Required",
-        "a plain HTTP request on the data port while the HTTP plane is off",
-        "connect with ws:// or wss://",
-    ),
-    Code(
-        429,
-        "Too Many Requests",
-        "this address connects more often than --connection-rate-per-ip",
-        "wait for Retry-After, then reconnect",
-    ),
-    Code(
-        503,
-        "Service Unavailable",
-        "the relay is at --max-connections or this address at --max-connections-per-ip",
-        "wait for Retry-After (or try another instance), then reconnect",
-    ),
-)
-
-HTTP_STATUSES: Final = (
-    Code(200, "OK", "the answer", "use it"),
-    Code(
-        400,
-        "Bad Request",
-        "a bad parameter: window, limit, position, missing bot (JSON: error, message)",
-        "fix the request",
-    ),
-    Code(
-        401,
-        "Unauthorized",
-        "--auth jwt and no valid token (data endpoints); /metrics and /healthz?detail=1 "
-        "without --metrics-token or (--auth jwt) a token with the metrics scope",
-        "send `Authorization: Bearer <token>` (or `?token=`)",
-    ),
-    Code(
-        403,
-        "Forbidden",
-        "the token's `events` claim does not grant this endpoint's event",
-        "use a token that grants it",
-    ),
-    Code(
-        404,
-        "Not Found",
-        "unknown bot (or outside the token's bots), history off, or no such path",
-        "check the bot id; /history and /analytics need --history-retention > 0",
-    ),
-    Code(
-        421,
-        "Misdirected Request",
-        "the Host header names neither this relay's address nor an --allowed-host "
-        "(JSON: error unknown_host)",
-        "use the relay's address or a listed name; behind a proxy, add --allowed-host",
-    ),
-    Code(
-        503,
-        "Service Unavailable",
-        "/healthz: the Redis subscription is not verified (?detail=1 says why); or the HTTP "
-        "plane is at --max-http-connections (error capacity, Retry-After: 5)",
-        "take the instance out of rotation until /healthz answers 200; otherwise retry later",
-    ),
-)
-
-# --- schemas of what the relay sends ---------------------------------------------------
-_MS = {"type": "integer", "description": "ms since the epoch"}
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_ID = {"type": "string", "pattern": r"^[0-9]+-[0-9]+$", "description": "a history id"}
-_REQUEST_ID = {
-    "description": "the command's id, echoed when it had one",
-    "type": ["string", "integer", "number"],
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Optional:
-    schema: dict[str, Any]
-
-
-def _object(title: str, description: str, **properties: Any) -> dict[str, Any]:
-    """A closed object schema whose properties are all required but the _Optional ones."""
-    return {
-        "title": title,
-        "description": description,
-        "type": "object",
-        "properties": {
-            name: p.schema if isinstance(p, _Optional) else p for name, p in properties.items()
-        },
-        "required": [name for name, p in properties.items() if not isinstance(p, _Optional)],
-        "additionalProperties": False,
-    }
-
-
-def _const(value: str) -> dict[str, Any]:
-    return {"type": "string", "const": value}
-
-
-def _quantiles(*names: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {name: _NULLABLE_NUMBER for name in names},
-        "required": list(names),
-    }
-
-
-_SUBSCRIPTION = {
-    "type": "object",
-    "properties": {
-        "types": {
-            "oneOf": [
-                {"type": "array", "items": {"enum": list(MESSAGE_KINDS)}},
-                {"const": "all"},
-            ]
-        },
-        "bots": {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"const": "all"}]},
-        "events": {"type": "array", "items": {"enum": list(EVENTS)}},
-        "ids": {"const": True},
-    },
-    "required": ["types", "bots", "events"],
-    "additionalProperties": False,
-}
-_WINDOW_STATS = {
-    "type": "object",
-    "properties": {
-        "window": {"type": "string"},
-        "count": {"type": "integer"},
-        "ping": {"type": "integer"},
-        "pong": {"type": "integer"},
-        "rate_per_s": {"type": "number"},
-        "latency_ms": _quantiles("min", "mean", "p50", "p95", "p99", "max"),
-        "interval_ms": _quantiles("min", "mean", "p50", "p95", "max"),
-        "transit_ms": {
-            **_quantiles("min", "mean", "p50", "p95", "p99", "max"),
-            "description": "bot timestamp to relay receipt; `negative` counts clock skew",
-        },
-        "clock_skew_suspected": {"type": "boolean"},
-    },
-    "required": ["window", "count", "ping", "pong", "rate_per_s", "latency_ms"],
-}
-
-
-def outgoing_schemas() -> dict[str, dict[str, Any]]:
-    """Every message the relay sends to WebSocket clients, by component name."""
-    return {
-        "Envelope": _object(
-            "Envelope",
-            "A heartbeat, as the design specifies it: exactly these four keys.",
-            type=_const(ENVELOPE_TYPE),
-            data=BOT_MESSAGE_SCHEMA,
-            timestamp={**_MS, "description": "the relay's clock when it received the message"},
-            source=_const(ENVELOPE_SOURCE),
-        ),
-        "TaggedEnvelope": _object(
-            "TaggedEnvelope",
-            "A heartbeat for clients that asked for ids (?ids=1, ?since=, ?last=): the "
-            "envelope plus its history id (absent when history is off) and its bot.",
-            type=_const(ENVELOPE_TYPE),
-            data=BOT_MESSAGE_SCHEMA,
-            timestamp=_MS,
-            source=_const(ENVELOPE_SOURCE),
-            id=_Optional(_ID),
-            bot={"type": "string", "description": "<channel>/<source>, or the channel"},
-        ),
-        "Ack": _object(
-            "Ack",
-            "The answer to subscribe, unsubscribe and refresh.",
-            type=_const("ack"),
-            action={"enum": [a for a in ACTIONS if a != "list"]},
-            subscription=_Optional(_SUBSCRIPTION),
-            expires_at_ms=_Optional({"type": ["integer", "null"]}),
-            id=_Optional(_REQUEST_ID),
-        ),
-        "Subscriptions": _object(
-            "Subscriptions",
-            "The answer to list: the subscription and every bot the relay has seen.",
-            type=_const("subscriptions"),
-            subscription=_SUBSCRIPTION,
-            bots={"type": "array", "items": {"type": "string"}},
-            id=_Optional(_REQUEST_ID),
-        ),
-        "Error": _object(
-            "Error",
-            "A command (or a replay) the relay could not follow; the connection stays open.",
-            type=_const("error"),
-            error={
-                "type": "string",
-                "description": "invalid_json, bad_command, unknown_action, bad_field, oversize, "
-                "rate_limited, history_off, replay_failed, auth_off, bad_token, a token "
-                "refusal reason (expired, …), internal_error",
-            },
-            message={"type": "string"},
-            id=_Optional(_REQUEST_ID),
-        ),
-        "BotStatus": _object(
-            "BotStatus",
-            "A bot's status (events=status): on every change, and every watched bot's "
-            "current one when the client starts watching.",
-            type=_const(STATUS_EVENT_TYPE),
-            bot={"type": "string"},
-            status={"enum": list(STATUSES)},
-            previous={"enum": [*STATUSES, None]},
-            since_ms=_MS,
-            at_ms=_MS,
-            last_seen_ms=_MS,
-            reason={"type": "string"},
-        ),
-        "BotAlert": _object(
-            "BotAlert",
-            "An alert transition (events=alerts): pending, firing, resolved.",
-            type=_const(ALERT_EVENT_TYPE),
-            rule={"type": "string"},
-            kind={"enum": list(RULE_KINDS)},
-            bot={"type": "string"},
-            state={"enum": list(get_args(AlertState))},
-            since_ms=_MS,
-            at_ms=_MS,
-            value=_NULLABLE_NUMBER,
-            threshold={"type": "number"},
-            repeat={"type": "boolean"},
-            fired={"type": "boolean"},
-            summary={"type": "string"},
-        ),
-        "BotStats": _object(
-            "BotStats",
-            "Statistics (events=stats) every --stats-interval for each watched bot, and "
-            'for all bots as bot "*".',
-            type=_const("bot:stats"),
-            bot={"type": "string"},
-            generated_at_ms=_MS,
-            windows={"type": "object", "additionalProperties": _WINDOW_STATS},
-        ),
-        "RelayState": _object(
-            "RelayState",
-            "The relay's own state (events=relay): when the client starts watching, when "
-            "the Redis subscription is lost or back, and every --stats-interval.",
-            type=_const("relay:state"),
-            relay={"type": "string", "description": "host:pid"},
-            at_ms=_MS,
-            status={"enum": ["ok", "unavailable"]},
-            redis={"type": "string", "description": "subscribed, or what is wrong"},
-            clients={"type": "integer"},
-            channels={"type": "array", "items": {"type": "string"}},
-            uptime_s={"type": "number"},
-            version={"type": "string"},
-            pid={"type": "integer"},
-            worker=_Optional({"type": "integer", "description": "with --workers: which one"}),
-            reason=_Optional(
-                {
-                    "type": "string",
-                    "description": "why not ok, in general terms (the error itself is logged)",
-                }
-            ),
-            redis_down_since_ms=_Optional(_MS),
-        ),
-        "RelayDeaf": _object(
-            "RelayDeaf",
-            "The relay lost its Redis subscription (to_ms null) or got it back (events=status).",
-            type=_const("relay:deaf"),
-            relay={"type": "string"},
-            from_ms=_MS,
-            to_ms={"type": ["integer", "null"]},
-            duration_s=_Optional({"type": "number"}),
-        ),
-        "Conflated": _object(
-            "Conflated",
-            "With --slow-client conflate: the client's socket was backed up, so it was "
-            "kept only the newest message per bot and type; this many were skipped. What "
-            "was kept follows at once.",
-            type=_const(CONFLATED_TYPE),
-            skipped={"type": "integer", "minimum": 1},
-        ),
-        "BotGap": _object(
-            "BotGap",
-            "Before a replay: history that cannot be sent, because it was trimmed or "
-            "because the relay was deaf then.",
-            type=_const("bot:gap"),
-            bot={"type": "string"},
-            reason={"enum": ["trimmed", "relay_deaf"]},
-            relay=_Optional({"type": "string"}),
-            **{"from": _ID, "to": _ID},
-        ),
-    }
-
+__all__ = ["SENT", "asyncapi", "main"]
 
 _EXAMPLES: Final[dict[str, dict[str, Any]]] = {
     "BotMessage": {"type": "ping", "latency": 10, "timestamp": 1234567890, "source": "bot"},
@@ -449,6 +57,140 @@ SENT: Final = (
 )
 
 
+def asyncapi() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the WebSocket API and the Redis channel contract."""
+    schemas: dict[str, Any] = {**incoming_schemas(), **outgoing_schemas()}
+    return {
+        "asyncapi": "3.0.0",
+        "info": _info(),
+        "defaultContentType": "application/json",
+        "servers": _servers(),
+        "channels": {
+            "clients": _clients_channel(schemas["ConnectQuery"]),
+            "heartbeats": _heartbeats_channel(),
+        },
+        "operations": _operations(),
+        "components": {"schemas": schemas, "messages": _messages(schemas)},
+    }
+
+
+def main() -> None:
+    """`python -m pingpong_relay.asyncapi` prints the AsyncAPI document."""
+    sys.stdout.write(orjson.dumps(asyncapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# --- the document's sections -----------------------------------------------------------------
+def _info() -> dict[str, Any]:
+    return {
+        "title": "pingpong-relay",
+        "version": __version__,
+        "description": (
+            "Trading bots publish ping/pong heartbeats to Redis Pub/Sub; the relay "
+            "validates each and broadcasts it, wrapped in an envelope, to every "
+            "WebSocket client. Clients may narrow what they receive (types, bots) and "
+            "widen it with events: pingpong (heartbeats, the default), status, alerts, "
+            "stats, relay. Close codes and HTTP statuses are under x-close-codes and "
+            "x-http-statuses."
+        ),
+        "license": {"name": "MIT"},
+    }
+
+
+def _servers() -> dict[str, Any]:
+    return {
+        "relay": {
+            "host": "localhost:2808",
+            "protocol": "ws",
+            "description": "the data plane (wss with --tls-cert/--tls-key)",
+        },
+        "redis": {
+            "host": "localhost:6379",
+            "protocol": "redis",
+            "description": "where bots publish (Pub/Sub)",
+        },
+    }
+
+
+def _clients_channel(connect_query: dict[str, Any]) -> dict[str, Any]:
+    """The WebSocket: what a client sends and receives there, how it connects, how it ends."""
+    return {
+        "address": "/",
+        "title": "WebSocket clients",
+        "description": (
+            f"Connect to ws://HOST:2808/ (subprotocol {SUBPROTOCOL} is echoed when "
+            "offered). With --auth jwt, the token goes in `Authorization: Bearer`, "
+            "a `bearer.<jwt>` subprotocol or `?token=`."
+        ),
+        "servers": [{"$ref": "#/servers/relay"}],
+        "messages": {
+            _channel_key(name): {"$ref": f"#/components/messages/{name}"}
+            for name in ("Command", *SENT)
+        },
+        "bindings": {
+            "ws": {"method": "GET", "query": connect_query, "bindingVersion": "0.1.0"},
+        },
+        "x-close-codes": _codes(CLOSE_CODES),
+        "x-http-statuses": _codes(UPGRADE_STATUSES),
+    }
+
+
+def _heartbeats_channel() -> dict[str, Any]:
+    """The Redis channel bots publish on."""
+    return {
+        "address": "bot:pingpong",
+        "title": "Redis channel bot:pingpong",
+        "description": (
+            "PUBLISH bot:pingpong '<BotMessage>'; more channels with --channel, or "
+            "patterns with --channel-pattern."
+        ),
+        "servers": [{"$ref": "#/servers/redis"}],
+        "messages": {"botMessage": {"$ref": "#/components/messages/BotMessage"}},
+    }
+
+
+def _operations() -> dict[str, Any]:
+    return {
+        "receiveHeartbeats": {
+            "action": "receive",
+            "summary": "The relay receives each heartbeat a bot publishes.",
+            "channel": {"$ref": "#/channels/heartbeats"},
+            "messages": [{"$ref": "#/channels/heartbeats/messages/botMessage"}],
+        },
+        "sendToClients": {
+            "action": "send",
+            "summary": "The relay sends heartbeats and the events a client watches.",
+            "channel": {"$ref": "#/channels/clients"},
+            "messages": [
+                {"$ref": f"#/channels/clients/messages/{_channel_key(name)}"}
+                for name in SENT
+                if name not in ("Ack", "Subscriptions")
+            ],
+        },
+        "receiveCommands": {
+            "action": "receive",
+            "summary": "A client changes its subscription, lists it, or refreshes its token.",
+            "channel": {"$ref": "#/channels/clients"},
+            "messages": [{"$ref": "#/channels/clients/messages/command"}],
+            "reply": {
+                "channel": {"$ref": "#/channels/clients"},
+                "messages": [
+                    {"$ref": "#/channels/clients/messages/ack"},
+                    {"$ref": "#/channels/clients/messages/subscriptions"},
+                    {"$ref": "#/channels/clients/messages/error"},
+                ],
+            },
+        },
+    }
+
+
+def _messages(schemas: dict[str, Any]) -> dict[str, Any]:
+    """Each message by name, summarised by the first sentence of its schema's description."""
+    return {
+        name: _message(name, schemas[name]["description"].split(".")[0])
+        for name in ("BotMessage", "Command", *SENT)
+    }
+
+
 def _message(name: str, summary: str) -> dict[str, Any]:
     message: dict[str, Any] = {
         "name": name,
@@ -462,6 +204,11 @@ def _message(name: str, summary: str) -> dict[str, Any]:
     return message
 
 
+def _channel_key(name: str) -> str:
+    """A message's key within a channel: its name, lower camel case."""
+    return name[0].lower() + name[1:]
+
+
 def _codes(codes: tuple[Code, ...]) -> list[dict[str, Any]]:
     return [
         {"code": c.code, "name": c.name, "when": c.when, "client_should": c.client_should}
@@ -469,223 +216,5 @@ def _codes(codes: tuple[Code, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def asyncapi() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the WebSocket API and the Redis channel contract."""
-    schemas: dict[str, Any] = {
-        "BotMessage": BOT_MESSAGE_SCHEMA,
-        "Command": COMMAND_SCHEMA,
-        "ConnectQuery": CONNECT_QUERY_SCHEMA,
-        **outgoing_schemas(),
-    }
-    messages = {
-        name: _message(name, schemas[name]["description"].split(".")[0])
-        for name in ("BotMessage", "Command", *SENT)
-    }
-    relay_messages = {
-        name[0].lower() + name[1:]: {"$ref": f"#/components/messages/{name}"}
-        for name in ("Command", *SENT)
-    }
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "pingpong-relay",
-            "version": __version__,
-            "description": (
-                "Trading bots publish ping/pong heartbeats to Redis Pub/Sub; the relay "
-                "validates each and broadcasts it, wrapped in an envelope, to every "
-                "WebSocket client. Clients may narrow what they receive (types, bots) and "
-                "widen it with events: pingpong (heartbeats, the default), status, alerts, "
-                "stats, relay. Close codes and HTTP statuses are under x-close-codes and "
-                "x-http-statuses."
-            ),
-            "license": {"name": "MIT"},
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "relay": {
-                "host": "localhost:2808",
-                "protocol": "ws",
-                "description": "the data plane (wss with --tls-cert/--tls-key)",
-            },
-            "redis": {
-                "host": "localhost:6379",
-                "protocol": "redis",
-                "description": "where bots publish (Pub/Sub)",
-            },
-        },
-        "channels": {
-            "clients": {
-                "address": "/",
-                "title": "WebSocket clients",
-                "description": (
-                    f"Connect to ws://HOST:2808/ (subprotocol {SUBPROTOCOL} is echoed when "
-                    "offered). With --auth jwt, the token goes in `Authorization: Bearer`, "
-                    "a `bearer.<jwt>` subprotocol or `?token=`."
-                ),
-                "servers": [{"$ref": "#/servers/relay"}],
-                "messages": relay_messages,
-                "bindings": {
-                    "ws": {
-                        "method": "GET",
-                        "query": CONNECT_QUERY_SCHEMA,
-                        "bindingVersion": "0.1.0",
-                    }
-                },
-                "x-close-codes": _codes(CLOSE_CODES),
-                "x-http-statuses": _codes(UPGRADE_STATUSES),
-            },
-            "heartbeats": {
-                "address": "bot:pingpong",
-                "title": "Redis channel bot:pingpong",
-                "description": (
-                    "PUBLISH bot:pingpong '<BotMessage>'; more channels with --channel, or "
-                    "patterns with --channel-pattern."
-                ),
-                "servers": [{"$ref": "#/servers/redis"}],
-                "messages": {"botMessage": {"$ref": "#/components/messages/BotMessage"}},
-            },
-        },
-        "operations": {
-            "receiveHeartbeats": {
-                "action": "receive",
-                "summary": "The relay receives each heartbeat a bot publishes.",
-                "channel": {"$ref": "#/channels/heartbeats"},
-                "messages": [{"$ref": "#/channels/heartbeats/messages/botMessage"}],
-            },
-            "sendToClients": {
-                "action": "send",
-                "summary": "The relay sends heartbeats and the events a client watches.",
-                "channel": {"$ref": "#/channels/clients"},
-                "messages": [
-                    {"$ref": f"#/channels/clients/messages/{name[0].lower() + name[1:]}"}
-                    for name in SENT
-                    if name not in ("Ack", "Subscriptions")
-                ],
-            },
-            "receiveCommands": {
-                "action": "receive",
-                "summary": "A client changes its subscription, lists it, or refreshes its token.",
-                "channel": {"$ref": "#/channels/clients"},
-                "messages": [{"$ref": "#/channels/clients/messages/command"}],
-                "reply": {
-                    "channel": {"$ref": "#/channels/clients"},
-                    "messages": [
-                        {"$ref": "#/channels/clients/messages/ack"},
-                        {"$ref": "#/channels/clients/messages/subscriptions"},
-                        {"$ref": "#/channels/clients/messages/error"},
-                    ],
-                },
-            },
-        },
-        "components": {"schemas": schemas, "messages": messages},
-    }
-
-
-def main() -> None:
-    """`python -m pingpong_relay.asyncapi` prints the AsyncAPI document."""
-    sys.stdout.write(orjson.dumps(asyncapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
 if __name__ == "__main__":
     main()
-
-
-# --- the rendered summary (docs/protocol.md and the README's tables) --------------------
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def codes_table(codes: tuple[Code, ...], heading: str) -> str:
-    rows = [f"| {heading} | when | what a client should do |", "|---|---|---|"]
-    rows += [f"| {c.code} {c.name} | {_cell(c.when)} | {_cell(c.client_should)} |" for c in codes]
-    return "\n".join(rows)
-
-
-def _fields_table(schema: dict[str, Any]) -> str:
-    required = set(schema.get("required", ()))
-    rows = ["| field | required | what |", "|---|---|---|"]
-    for name, field in schema["properties"].items():
-        what = (
-            f"the {field['title']} object (see above)"
-            if "title" in field
-            else field.get("description") or _shape(field)
-        )
-        rows.append(f"| `{name}` | {'yes' if name in required else ''} | {_cell(what)} |")
-    return "\n".join(rows)
-
-
-def _shape(schema: dict[str, Any]) -> str:
-    if "const" in schema:
-        return f"`{orjson.dumps(schema['const']).decode()}`"
-    if "enum" in schema:
-        return "one of " + ", ".join(f"`{orjson.dumps(v).decode()}`" for v in schema["enum"])
-    kind = schema.get("type", "")
-    return kind if isinstance(kind, str) else " or ".join(kind)
-
-
-def markdown() -> str:
-    """A human summary of the AsyncAPI document (docs/protocol.md is this, generated)."""
-    document = asyncapi()
-    schemas = document["components"]["schemas"]
-    clients = document["channels"]["clients"]
-    parts = [
-        "# pingpong-relay protocol",
-        "",
-        "<!-- generated from pingpong_relay/asyncapi.py by `make docs`; do not edit -->",
-        "",
-        f"The machine-readable form is the AsyncAPI {document['asyncapi']} document the relay "
-        "serves at `GET /asyncapi.json` on its HTTP plane (`python -m pingpong_relay.asyncapi` "
-        "prints it). Its JSON Schemas for bot messages, commands and connect queries are the "
-        "ones the relay validates with.",
-        "",
-        "## Redis: what bots publish",
-        "",
-        document["channels"]["heartbeats"]["description"],
-        "",
-        schemas["BotMessage"]["description"],
-        "",
-        _fields_table(schemas["BotMessage"]),
-        "",
-        "## WebSocket: connecting",
-        "",
-        clients["description"],
-        "",
-        schemas["ConnectQuery"]["description"],
-        "",
-        _fields_table(schemas["ConnectQuery"]),
-        "",
-        "## WebSocket: commands a client sends",
-        "",
-        schemas["Command"]["description"],
-        "",
-        _fields_table(schemas["Command"]),
-        "",
-        "Example: `" + orjson.dumps(_EXAMPLES["Command"]).decode() + "`",
-        "",
-        "## WebSocket: messages the relay sends",
-        "",
-    ]
-    for name in SENT:
-        schema = schemas[name]
-        kind = schema["properties"]["type"]["const"]
-        parts += [f"### `{kind}` ({name})", "", schema["description"], ""]
-        parts += [_fields_table(schema), ""]
-        if name in _EXAMPLES:
-            parts += ["```json", orjson.dumps(_EXAMPLES[name]).decode(), "```", ""]
-    parts += [
-        "## Close codes",
-        "",
-        codes_table(CLOSE_CODES, "code"),
-        "",
-        "## HTTP statuses",
-        "",
-        "At the WebSocket upgrade (data port):",
-        "",
-        codes_table(UPGRADE_STATUSES, "status"),
-        "",
-        "On the HTTP plane:",
-        "",
-        codes_table(HTTP_STATUSES, "status"),
-        "",
-    ]
-    return "\n".join(parts)

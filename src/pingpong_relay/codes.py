@@ -1,5 +1,5 @@
 """WebSocket close codes the relay uses and the reasons it sends with them: one home for
-both, imported by the hub, the data plane, the wiring and the AsyncAPI document (pure)."""
+both, imported by the hub, the data plane, the wiring and status_codes' guide (pure)."""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pingpong_relay import messages, subscriptions
-from pingpong_relay.asyncapi import CLOSE_CODES, SENT, asyncapi
+from pingpong_relay.asyncapi import SENT, asyncapi
 from pingpong_relay.codes import CloseCode
 from pingpong_relay.messages import RejectedMessage, parse_bot_message
+from pingpong_relay.status_codes import CLOSE_CODES
 from pingpong_relay.subscriptions import CommandError, parse_command, parse_connect_query
 from tests.support import ROOT
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scripts.update_docs import PROTOCOL, README, readme_sections, section
 
-from pingpong_relay.asyncapi import markdown
+from pingpong_relay.protocol_docs import markdown
 
 
 @pytest.mark.parametrize("name", list(readme_sections()))
