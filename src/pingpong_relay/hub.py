@@ -19,33 +19,17 @@ from typing import Final, Literal, Protocol
 
 import orjson
 
+from pingpong_relay.audience import Audience, Group, Peer
 from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
 from pingpong_relay.frames import text_frame
 from pingpong_relay.instruments import Counter, Gauge, Histogram
-from pingpong_relay.subscriptions import RECORDED, Subscription
+from pingpong_relay.subscriptions import Subscription
 
 log = logging.getLogger("pingpong_relay.hub")
 
 # Close codes the relay sends; the README documents each and what a client should do.
 SlowClientPolicy = Literal["close", "conflate"]
 CONFLATED_TYPE: Final = "relay:conflated"
-
-
-class Peer(Protocol):
-    """What the hub needs of a client connection; the WebSocket binding provides it."""
-
-    client_id: str
-    remote: str
-    subscription: Subscription
-
-    def write(self, data: bytes) -> None:
-        """Hands whole frames to the socket (never blocks)."""
-
-    def buffered_bytes(self) -> int: ...
-
-    def is_open(self) -> bool: ...
-
-    def close(self, code: int, reason: bytes) -> None: ...
 
 
 def _client_id_factory(worker: int | None = None) -> Callable[[], str]:
@@ -64,14 +48,6 @@ class BroadcastResult:
     delivered: int
     failed: int
     slow_closed: int
-
-
-@dataclass(slots=True, eq=False)
-class Group:
-    """Peers with equal subscriptions, and the frames queued for them this loop turn."""
-
-    members: dict[str, Peer] = field(default_factory=dict)
-    pending: list[tuple[bytes, Hashable]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -126,152 +102,71 @@ class Hub:
         slow_client: SlowClientPolicy = "conflate",
         worker: int | None = None,
     ) -> None:
-        self._peers: dict[str, Peer] = {}
-        # Peers grouped by equal subscription: a message is matched once per group.
-        self._groups: dict[Subscription, Group] = {}
-        # Peers replaying history, with what arrived for them meanwhile.
-        self._holding: dict[str, tuple[Peer, list[tuple[str, str, bytes]]]] = {}
+        self.audience = Audience(metrics, self._flush_queued)
         # Conflating peers whose sockets are backed up, and what waits for them.
         self._backlogs: dict[str, Backlog] = {}
         self._dirty: list[Group] = []
         self._received: list[float] = []
         self._written: list[Callable[[], None]] = []
         self._unique = itertools.count()
-        self._empty = asyncio.Event()
-        self._empty.set()
         self.metrics = metrics
         self.max_client_buffer_bytes = max_client_buffer_bytes
         self.slow_client = slow_client
         self.new_client_id = _client_id_factory(worker)
 
+    # --- who is connected (audience.py keeps the books) ---------------------------------
     def __len__(self) -> int:
-        return len(self._peers)
+        return len(self.audience)
 
     def peers(self) -> list[Peer]:
-        return list(self._peers.values())
+        """Every connected peer."""
+        return self.audience.peers()
 
     def add(self, peer: Peer) -> None:
-        self._peers[peer.client_id] = peer
-        self._join_group(peer)
-        self._empty.clear()
-        self.metrics.connections_total.inc()
-        self.metrics.clients_connected.set(len(self._peers))
-        log.info(
-            "client %s connected from %s (%d connected)",
-            peer.client_id,
-            peer.remote,
-            len(self._peers),
-            extra={
-                "event": "client_connected",
-                "client": peer.client_id,
-                "remote": peer.remote,
-                "clients": len(self._peers),
-            },
-        )
+        """A peer connected: it receives what its subscription wants from now on."""
+        self.audience.add(peer)
 
     def remove(self, peer: Peer, why: str) -> None:
-        if self._peers.pop(peer.client_id, None) is None:
-            return
-        self._leave_group(peer)
+        """A peer is gone (`why` is logged), with anything that waited for it."""
         self._backlogs.pop(peer.client_id, None)
-        if not self._peers:
-            self._empty.set()
-        self.metrics.clients_connected.set(len(self._peers))
-        log.info(
-            "client %s disconnected: %s (%d connected)",
-            peer.client_id,
-            why,
-            len(self._peers),
-            extra={
-                "event": "client_disconnected",
-                "client": peer.client_id,
-                "why": why,
-                "clients": len(self._peers),
-            },
-        )
+        self.audience.remove(peer, why)
 
     async def wait_empty(self, timeout_s: float) -> bool:
         """Waits until every peer is gone; False if some are still there at the timeout."""
-        try:
-            await asyncio.wait_for(self._empty.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await self.audience.wait_empty(timeout_s)
 
     def resubscribe(self, peer: Peer, subscription: Subscription) -> None:
         """Moves a connected peer to the group of its new subscription."""
-        if peer.client_id not in self._peers or peer.client_id in self._holding:
-            peer.subscription = subscription  # a held peer rejoins with it on release
-            return
-        self._leave_group(peer)
-        peer.subscription = subscription
-        self._join_group(peer)
+        self.audience.resubscribe(peer, subscription)
 
     def hold(self, peer: Peer) -> list[tuple[str, str, bytes]]:
-        """Takes a peer out of the fan-out while it replays history.
-
-        Recorded messages meant for it are kept, in order, in the returned list (bot,
-        history id, payload) until `release`; nothing else is sent to it meanwhile.
-        """
-        held: list[tuple[str, str, bytes]] = []
-        if peer.client_id in self._peers:
-            self._leave_group(peer)
-            self._holding[peer.client_id] = (peer, held)
-        return held
+        """Takes a peer out of the fan-out while it replays history (`Audience.hold`)."""
+        return self.audience.hold(peer)
 
     def release(self, peer: Peer) -> None:
         """Puts a held peer back into the fan-out (if it is still connected)."""
-        if self._holding.pop(peer.client_id, None) is not None:
-            self._join_group(peer)
+        self.audience.release(peer)
 
     def hold_recorded(self, payload: bytes, bot: str, kind: str, entry_id: str) -> None:
-        for peer, held in self._holding.values():
-            if peer.subscription.wants(RECORDED, bot, kind):
-                held.append((bot, entry_id, payload))
-
-    def _join_group(self, peer: Peer) -> None:
-        group = self._groups.get(peer.subscription)
-        if group is None:
-            group = self._groups[peer.subscription] = Group()
-        group.members[peer.client_id] = peer
-
-    def _leave_group(self, peer: Peer) -> None:
-        # What the peer's group queued before it moves must still reach it, in order.
-        if self._dirty:
-            self.flush()
-        if self._holding.pop(peer.client_id, None) is not None:
-            return
-        group = self._groups.get(peer.subscription)
-        if group is not None:
-            group.members.pop(peer.client_id, None)
-            if not group.members:
-                del self._groups[peer.subscription]
+        """Keeps a recorded message for each held peer that wants it."""
+        self.audience.hold_recorded(payload, bot, kind, entry_id)
 
     def recipients(self, event: str, bot: str | None = None, kind: str | None = None) -> int:
         """How many connected peers a message of this event, bot and kind would reach."""
-        return sum(
-            len(group.members)
-            for subscription, group in self._groups.items()
-            if subscription.wants(event, bot, kind)
-        ) + sum(
-            1 for peer, _ in self._holding.values() if peer.subscription.wants(event, bot, kind)
-        )
+        return self.audience.recipients(event, bot, kind)
 
     def targets(
         self, event: str = "pingpong", bot: str | None = None, kind: str | None = None
     ) -> list[Group]:
         """The groups a message of this event, bot and kind goes to."""
-        return [
-            group
-            for subscription, group in self._groups.items()
-            if subscription.wants(event, bot, kind)
-        ]
+        return self.audience.targets(event, bot, kind)
 
     @property
     def holding(self) -> bool:
         """Whether some peer is replaying history (and collecting recorded messages)."""
-        return bool(self._holding)
+        return self.audience.holding
 
+    # --- writing --------------------------------------------------------------------------
     def broadcast(
         self,
         payload: bytes,
@@ -384,8 +279,7 @@ class Hub:
 
     def send_to(self, peer: Peer, payload: bytes) -> None:
         """A reply to one client (errors, acks); a failure drops only that client."""
-        if self._dirty:
-            self.flush()  # what was queued before the reply goes before it
+        self._flush_queued()  # what was queued before the reply goes before it
         frame = text_frame(payload)
         backlog = self._backlogs.get(peer.client_id)
         if backlog is not None:
@@ -400,7 +294,7 @@ class Hub:
     # --- flow control: a peer's socket backed up, then drained ---------------------------
     def pause(self, peer: Peer) -> None:
         """The peer's socket buffer passed its high-water mark (the transport says so)."""
-        if self.slow_client != "conflate" or peer.client_id not in self._peers:
+        if self.slow_client != "conflate" or peer not in self.audience:
             return
         if peer.client_id not in self._backlogs:
             self._backlogs[peer.client_id] = Backlog()
@@ -436,13 +330,17 @@ class Hub:
             self._drop_failed(peer, exc)
 
     def close_all(self, code: int, reason: bytes) -> None:
-        if self._dirty:
-            self.flush()
-        for peer in tuple(self._peers.values()):
+        """Closes every peer with `code` (after writing what was queued)."""
+        self._flush_queued()
+        for peer in self.audience.peers():
             try:
                 peer.close(code, reason)
             except Exception as exc:
                 log.debug("closing %s failed: %r", peer.client_id, exc)
+
+    def _flush_queued(self) -> None:
+        if self._dirty:
+            self.flush()
 
     def _close_slow(self, peer: Peer) -> None:
         log.warning(

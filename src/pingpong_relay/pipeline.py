@@ -9,7 +9,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final, Protocol
 
-from pingpong_relay.hub import Group, Hub
+from pingpong_relay.audience import Group
+from pingpong_relay.hub import Hub
 from pingpong_relay.instruments import Counter, Labelled
 from pingpong_relay.limits import BotAllowList, BotRateLimiter, LogThrottle
 from pingpong_relay.messages import (

@@ -477,9 +477,10 @@ def test_equal_subscriptions_share_one_group(hub: Hub, grouped: Grouped) -> None
     warm = Subscription(types=frozenset({"ping"}))
     warm.wants_bot("bot:warm-the-cache")
     hub.add(FakePeer("CLIENT-pings-too", subscription=warm))
-    assert len(hub._groups) == 5
-    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-pings-too"}
-    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything", "CLIENT-everything-too"}
+    assert len(hub.audience.groups) == 5
+    assert set(hub.audience.groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-pings-too"}
+    everything = {"CLIENT-everything", "CLIENT-everything-too"}
+    assert set(hub.audience.groups[EVERYTHING].members) == everything
 
 
 def test_one_payload_object_reaches_every_group(hub: Hub, grouped: Grouped) -> None:
@@ -497,8 +498,8 @@ def test_resubscribe_moves_a_peer_between_groups(hub: Hub, grouped: Grouped) -> 
     hub.resubscribe(pings, STATUS_ONLY)
     assert pings.subscription == STATUS_ONLY
     # Its old group was emptied and is gone; its new group has both members.
-    assert PINGS_ONLY not in hub._groups
-    assert set(hub._groups[STATUS_ONLY].members) == {"CLIENT-status", "CLIENT-pings"}
+    assert PINGS_ONLY not in hub.audience.groups
+    assert set(hub.audience.groups[STATUS_ONLY].members) == {"CLIENT-status", "CLIENT-pings"}
     assert len(hub) == 6
     assert hub.recipients("pingpong", "bot:gamma", "ping") == 2
     assert hub.recipients("status", "bot:gamma") == 2
@@ -511,8 +512,8 @@ def test_resubscribe_moves_a_peer_between_groups(hub: Hub, grouped: Grouped) -> 
 
 def test_resubscribe_out_of_a_shared_group_keeps_the_group(hub: Hub, grouped: Grouped) -> None:
     hub.resubscribe(grouped.everything, PINGS_ONLY)
-    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything-too"}
-    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-everything"}
+    assert set(hub.audience.groups[EVERYTHING].members) == {"CLIENT-everything-too"}
+    assert set(hub.audience.groups[PINGS_ONLY].members) == {"CLIENT-pings", "CLIENT-everything"}
     assert hub.recipients("pingpong", "bot:gamma", "pong") == 1  # everything-too
     assert hub.recipients("pingpong", "bot:gamma", "ping") == 3  # + pings, everything
 
@@ -521,8 +522,8 @@ def test_resubscribe_to_an_equal_subscription_keeps_one_group(hub: Hub) -> None:
     peer = FakePeer("CLIENT-1", subscription=PINGS_ONLY)
     populate(hub, peer)
     hub.resubscribe(peer, Subscription(types=frozenset({"ping"})))
-    assert list(hub._groups) == [PINGS_ONLY]
-    assert set(hub._groups[PINGS_ONLY].members) == {"CLIENT-1"}
+    assert list(hub.audience.groups) == [PINGS_ONLY]
+    assert set(hub.audience.groups[PINGS_ONLY].members) == {"CLIENT-1"}
     assert send(hub, PAYLOAD, "pingpong", "bot:a", "ping").delivered == 1
 
 
@@ -530,7 +531,7 @@ def test_resubscribe_of_an_unknown_peer_only_sets_its_subscription(hub: Hub) -> 
     stranger = FakePeer("CLIENT-stranger")
     hub.resubscribe(stranger, STATUS_ONLY)
     assert stranger.subscription == STATUS_ONLY
-    assert hub._groups == {}
+    assert hub.audience.groups == {}
     assert hub.recipients("status") == 0
     assert send(hub, PAYLOAD, "status") == BroadcastResult(0, 0, 0)
     assert stranger.sent == []
@@ -538,10 +539,10 @@ def test_resubscribe_of_an_unknown_peer_only_sets_its_subscription(hub: Hub) -> 
 
 def test_removing_a_peer_removes_it_from_its_group(hub: Hub, grouped: Grouped) -> None:
     hub.remove(grouped.alpha, "bye")
-    assert ALPHA_BOTS not in hub._groups
+    assert ALPHA_BOTS not in hub.audience.groups
     assert hub.recipients("pingpong", "bot:alpha", "pong") == 2
     hub.remove(grouped.everything, "bye")
-    assert set(hub._groups[EVERYTHING].members) == {"CLIENT-everything-too"}
+    assert set(hub.audience.groups[EVERYTHING].members) == {"CLIENT-everything-too"}
     assert hub.recipients("pingpong", "bot:alpha", "pong") == 1
     send(hub, PAYLOAD, "pingpong", "bot:alpha", "pong")
     assert grouped.alpha.sent == []
@@ -552,7 +553,7 @@ def test_removing_a_peer_removes_it_from_its_group(hub: Hub, grouped: Grouped) -
 def test_removing_every_peer_leaves_no_groups(hub: Hub, grouped: Grouped) -> None:
     for peer in grouped.all():
         hub.remove(peer, "bye")
-    assert hub._groups == {}
+    assert hub.audience.groups == {}
     assert hub.recipients("pingpong") == 0
     assert hub.recipients("status") == 0
 
@@ -562,8 +563,8 @@ def test_a_resubscribed_peer_leaves_the_right_group_when_removed(
 ) -> None:
     hub.resubscribe(grouped.pings, ALPHA_BOTS)
     hub.remove(grouped.pings, "bye")
-    assert PINGS_ONLY not in hub._groups
-    assert set(hub._groups[ALPHA_BOTS].members) == {"CLIENT-alpha"}
+    assert PINGS_ONLY not in hub.audience.groups
+    assert set(hub.audience.groups[ALPHA_BOTS].members) == {"CLIENT-alpha"}
     assert hub.recipients("pingpong", "bot:alpha", "ping") == 3
 
 
@@ -574,7 +575,7 @@ def test_a_peer_dropped_by_broadcast_leaves_its_group(hub: Hub) -> None:
     populate(hub, keeper, broken, slow)
     result = send(hub, PAYLOAD, "pingpong", "bot:alpha", "ping")
     assert result == BroadcastResult(delivered=0, failed=1, slow_closed=1)
-    assert list(hub._groups) == [STATUS_ONLY]
+    assert list(hub.audience.groups) == [STATUS_ONLY]
     assert hub.recipients("pingpong", "bot:alpha", "ping") == 0
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from pingpong_relay.audience import Peer
 from pingpong_relay.auth import (
     AuthError,
     Grant,
@@ -21,7 +22,7 @@ from pingpong_relay.auth import (
     redact_query,
 )
 from pingpong_relay.codes import REASON_TOKEN_EXPIRED, CloseCode
-from pingpong_relay.hub import Hub, Peer
+from pingpong_relay.hub import Hub
 from pingpong_relay.instruments import Counter, Labelled
 from pingpong_relay.messages import encode_tagged_envelope, excerpt
 from pingpong_relay.replay import HistoryReader, plan_replay

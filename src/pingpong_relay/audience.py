@@ -1,0 +1,213 @@
+"""Who is connected and what each wants: peers, grouped by equal subscription so that a
+message is matched once per group, and the peers held out of the fan-out while they
+replay history. Pure: the hub writes, this only keeps the books."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from pingpong_relay.instruments import Counter, Gauge
+from pingpong_relay.subscriptions import RECORDED, Subscription
+
+__all__ = ["Audience", "AudienceMetrics", "Group", "Peer"]
+
+log = logging.getLogger("pingpong_relay.hub")
+
+
+class Peer(Protocol):
+    """What the hub needs of a client connection; the WebSocket binding provides it."""
+
+    client_id: str
+    remote: str
+    subscription: Subscription
+
+    def write(self, data: bytes) -> None:
+        """Hands whole frames to the socket (never blocks)."""
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+
+    def is_open(self) -> bool:
+        """True until the peer is closing or gone."""
+
+    def close(self, code: int, reason: bytes) -> None:
+        """Closes the connection with a WebSocket close code."""
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """Peers with equal subscriptions, and the frames queued for them this loop turn."""
+
+    members: dict[str, Peer] = field(default_factory=dict)
+    pending: list[tuple[bytes, Hashable]] = field(default_factory=list)
+
+
+class AudienceMetrics(Protocol):
+    """What the audience counts (`telemetry.metrics.RelayMetrics` has these and more)."""
+
+    @property
+    def connections_total(self) -> Counter: ...
+    @property
+    def clients_connected(self) -> Gauge: ...
+
+
+class Audience:
+    """The connected peers, their subscription groups, and the peers replaying history.
+
+    `before_leave` is called before a peer leaves its group, so that what the group
+    queued for it is written first (the hub flushes).
+    """
+
+    def __init__(self, metrics: AudienceMetrics, before_leave: Callable[[], None]) -> None:
+        self._peers: dict[str, Peer] = {}
+        # Peers grouped by equal subscription: a message is matched once per group.
+        self._groups: dict[Subscription, Group] = {}
+        # Peers replaying history, with what arrived for them meanwhile.
+        self._holding: dict[str, tuple[Peer, list[tuple[str, str, bytes]]]] = {}
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._before_leave = before_leave
+        self.metrics = metrics
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __contains__(self, peer: Peer) -> bool:
+        return peer.client_id in self._peers
+
+    @property
+    def groups(self) -> Mapping[Subscription, Group]:
+        """The subscription groups, read-only (for diagnostics and tests)."""
+        return MappingProxyType(self._groups)
+
+    def peers(self) -> list[Peer]:
+        """Every connected peer."""
+        return list(self._peers.values())
+
+    def add(self, peer: Peer) -> None:
+        """A peer connected: it joins the group of its subscription."""
+        self._peers[peer.client_id] = peer
+        self._join_group(peer)
+        self._empty.clear()
+        self.metrics.connections_total.inc()
+        self.metrics.clients_connected.set(len(self._peers))
+        log.info(
+            "client %s connected from %s (%d connected)",
+            peer.client_id,
+            peer.remote,
+            len(self._peers),
+            extra={
+                "event": "client_connected",
+                "client": peer.client_id,
+                "remote": peer.remote,
+                "clients": len(self._peers),
+            },
+        )
+
+    def remove(self, peer: Peer, why: str) -> None:
+        """A peer is gone (`why` is logged); removing it twice is harmless."""
+        if self._peers.pop(peer.client_id, None) is None:
+            return
+        self._leave_group(peer)
+        if not self._peers:
+            self._empty.set()
+        self.metrics.clients_connected.set(len(self._peers))
+        log.info(
+            "client %s disconnected: %s (%d connected)",
+            peer.client_id,
+            why,
+            len(self._peers),
+            extra={
+                "event": "client_disconnected",
+                "client": peer.client_id,
+                "why": why,
+                "clients": len(self._peers),
+            },
+        )
+
+    async def wait_empty(self, timeout_s: float) -> bool:
+        """Waits until every peer is gone; False if some are still there at the timeout."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def resubscribe(self, peer: Peer, subscription: Subscription) -> None:
+        """Moves a connected peer to the group of its new subscription."""
+        if peer.client_id not in self._peers or peer.client_id in self._holding:
+            peer.subscription = subscription  # a held peer rejoins with it on release
+            return
+        self._leave_group(peer)
+        peer.subscription = subscription
+        self._join_group(peer)
+
+    def hold(self, peer: Peer) -> list[tuple[str, str, bytes]]:
+        """Takes a peer out of the fan-out while it replays history.
+
+        Recorded messages meant for it are kept, in order, in the returned list (bot,
+        history id, payload) until `release`; nothing else is sent to it meanwhile.
+        """
+        held: list[tuple[str, str, bytes]] = []
+        if peer.client_id in self._peers:
+            self._leave_group(peer)
+            self._holding[peer.client_id] = (peer, held)
+        return held
+
+    def release(self, peer: Peer) -> None:
+        """Puts a held peer back into the fan-out (if it is still connected)."""
+        if self._holding.pop(peer.client_id, None) is not None:
+            self._join_group(peer)
+
+    def hold_recorded(self, payload: bytes, bot: str, kind: str, entry_id: str) -> None:
+        """Keeps a recorded message for each held peer that wants it (see `hold`)."""
+        for peer, held in self._holding.values():
+            if peer.subscription.wants(RECORDED, bot, kind):
+                held.append((bot, entry_id, payload))
+
+    def _join_group(self, peer: Peer) -> None:
+        group = self._groups.get(peer.subscription)
+        if group is None:
+            group = self._groups[peer.subscription] = Group()
+        group.members[peer.client_id] = peer
+
+    def _leave_group(self, peer: Peer) -> None:
+        # What the peer's group queued before it moves must still reach it, in order.
+        self._before_leave()
+        if self._holding.pop(peer.client_id, None) is not None:
+            return
+        group = self._groups.get(peer.subscription)
+        if group is not None:
+            group.members.pop(peer.client_id, None)
+            if not group.members:
+                del self._groups[peer.subscription]
+
+    def recipients(self, event: str, bot: str | None = None, kind: str | None = None) -> int:
+        """How many connected peers a message of this event, bot and kind would reach."""
+        return sum(
+            len(group.members)
+            for subscription, group in self._groups.items()
+            if subscription.wants(event, bot, kind)
+        ) + sum(
+            1 for peer, _ in self._holding.values() if peer.subscription.wants(event, bot, kind)
+        )
+
+    def targets(
+        self, event: str = "pingpong", bot: str | None = None, kind: str | None = None
+    ) -> list[Group]:
+        """The groups a message of this event, bot and kind goes to."""
+        return [
+            group
+            for subscription, group in self._groups.items()
+            if subscription.wants(event, bot, kind)
+        ]
+
+    @property
+    def holding(self) -> bool:
+        """Whether some peer is replaying history (and collecting recorded messages)."""
+        return bool(self._holding)
