@@ -139,7 +139,8 @@ def test_slow_peer_is_closed_removed_and_counted(hub: Hub, metrics: RelayMetrics
     assert result == BroadcastResult(delivered=2, failed=0, slow_closed=1)
     assert slow.sent == []
     assert slow.closes == [(CloseCode.SLOW_CLIENT, REASON_SLOW)]
-    assert CloseCode.SLOW_CLIENT == 4001
+    # An IntEnum member equals its int at run time; mypy's strict equality calls them disjoint.
+    assert CloseCode.SLOW_CLIENT == 4001  # type: ignore[comparison-overlap]
     assert slow not in hub.peers()
     assert before.sent == after.sent == [PAYLOAD]
     assert sample(metrics, "pingpong_slow_client_closes_total") == 1
