@@ -21,7 +21,7 @@ def metrics() -> RelayMetrics:
 
 
 class WritingHub(Hub):
-    """The hub, writing each message at once: its batching per loop turn is test_hub's."""
+    """The hub, writing each message at once: its batching per loop turn is test_hub_batching's."""
 
     def deliver(self, *args: Any, **kwargs: Any) -> int:
         peers = super().deliver(*args, **kwargs)
