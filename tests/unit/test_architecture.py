@@ -19,7 +19,7 @@ CONTRACTS = {
 
 
 def _layered() -> set[str]:
-    names = set()
+    names: set[str] = set()
     for layer in CONTRACTS["layers"]["layers"]:
         names.update(part.strip() for part in layer.split("|"))
     return names

@@ -1,64 +1,28 @@
-"""Bot message validation, envelope encoding and the human formatting of both (pure)."""
+"""parse_bot_message and check_channel (messages.py): what passes, what is refused and why."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from pingpong_relay.client import describe
 from pingpong_relay.messages import (
-    ENVELOPE_SOURCE,
-    ENVELOPE_TYPE,
-    EXCERPT_CHARS,
     MAX_CHANNEL_CHARS,
     MAX_DEPTH,
-    MAX_LATENCY_MS,
     MAX_PAYLOAD_BYTES,
     MAX_SOURCE_CHARS,
-    MAX_TIMESTAMP_MS,
     REJECT_REASONS,
     BotMessage,
     RejectedMessage,
-    build_bot_message,
     check_channel,
-    encode_envelope,
-    excerpt,
-    format_bot_time,
-    format_latency,
-    nesting_depth_exceeds,
     parse_bot_message,
 )
-
-DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
-ENVELOPE_KEYS = ["type", "data", "timestamp", "source"]
-RELAY_MS = 1_700_000_000_123
-
-
-def padded(total_bytes: int) -> bytes:
-    """A valid ping of exactly `total_bytes` bytes (an extra string field takes the slack)."""
-    head, tail = b'{"type":"ping","pad":"', b'"}'
-    payload = head + b"x" * (total_bytes - len(head) - len(tail)) + tail
-    assert len(payload) == total_bytes
-    return payload
+from tests.unit.messages_support import DESIGN_PING, padded
 
 
 def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
-
-
-def depth_of(value: Any) -> int:
-    """The nesting depth by definition: a scalar is 0, an array or object one more than
-    its deepest member."""
-    if isinstance(value, list):
-        return 1 + max(map(depth_of, value), default=0)
-    if isinstance(value, dict):
-        return 1 + max(map(depth_of, value.values()), default=0)
-    return 0
 
 
 def reason_of(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str:
@@ -68,6 +32,7 @@ def reason_of(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str:
 
 
 # --- parse_bot_message: accepted -------------------------------------------------------
+
 
 ACCEPTED: list[tuple[str, bytes, dict[str, Any]]] = [
     (
@@ -190,6 +155,7 @@ def test_depth_is_the_deepest_branch_not_the_first() -> None:
 
 
 # --- parse_bot_message: rejected -------------------------------------------------------
+
 
 REJECTED: list[tuple[str, bytes, str]] = [
     # oversize
@@ -420,378 +386,3 @@ def test_whitespace_counts_towards_the_limit() -> None:
     raw = b'{"type":"ping"}' + b" " * 10
     assert parse_bot_message(raw, max_bytes=len(raw)).raw == b'{"type":"ping"}'
     assert reason_of(raw, max_bytes=len(raw) - 1) == "oversize"
-
-
-# --- encode_envelope -------------------------------------------------------------------
-
-
-def envelope_of(raw: bytes, relay_ms: int = RELAY_MS) -> dict[str, Any]:
-    decoded = orjson.loads(encode_envelope(parse_bot_message(raw), relay_ms))
-    assert isinstance(decoded, dict)
-    return decoded
-
-
-def test_envelope_keys_in_order() -> None:
-    envelope = envelope_of(DESIGN_PING)
-    assert list(envelope) == ENVELOPE_KEYS
-    assert envelope["type"] == ENVELOPE_TYPE == "bot:pingpong"
-    assert envelope["source"] == ENVELOPE_SOURCE == "bot"
-    assert envelope["timestamp"] == RELAY_MS
-    assert isinstance(envelope["timestamp"], int)
-
-
-def test_envelope_data_is_the_bot_object_with_every_field() -> None:
-    bot = {
-        "type": "pong",
-        "latency": 0.25,
-        "timestamp": 1234567890123,
-        "source": "gate-1",
-        "name": "bøt-✓",
-        "extra": {"nested": [1, 2.5, None, True, "日本語 🤖"], "empty": {}},
-        "emoji🤖": '\u0000\u001f"\\/',
-        "big": 18446744073709551615,
-        "neg": -9223372036854775808,
-    }
-    envelope = envelope_of(orjson.dumps(bot))
-    assert envelope["data"] == bot
-    assert list(envelope["data"]) == list(bot)
-
-
-def test_envelope_of_pretty_printed_bot_json() -> None:
-    bot = {"type": "ping", "latency": 7, "nested": {"a": [1, 2]}}
-    raw = b"\n  " + orjson.dumps(bot, option=orjson.OPT_INDENT_2) + b"\r\n"
-    assert envelope_of(raw)["data"] == bot
-
-
-def test_envelope_keeps_the_bot_bytes_verbatim() -> None:
-    raw = b'{"type":"ping","latency":1.50,"x":"\\u00e9"}'
-    encoded = encode_envelope(parse_bot_message(raw), 5)
-    assert encoded == b'{"type":"bot:pingpong","data":' + raw + b',"timestamp":5,"source":"bot"}'
-
-
-@pytest.mark.parametrize("relay_ms", [0, 1, RELAY_MS, 2**53 + 1, 2**63 - 1])
-def test_envelope_timestamp_is_the_given_relay_ms(relay_ms: int) -> None:
-    assert envelope_of(DESIGN_PING, relay_ms)["timestamp"] == relay_ms
-
-
-def test_envelope_of_a_message_at_the_size_limit() -> None:
-    envelope = envelope_of(padded(MAX_PAYLOAD_BYTES))
-    assert list(envelope) == ENVELOPE_KEYS
-    assert len(envelope["data"]["pad"]) == MAX_PAYLOAD_BYTES - 24
-
-
-# --- excerpt ---------------------------------------------------------------------------
-
-
-def excerpt_bound(raw: bytes) -> int:
-    # The payload part is cut to EXCERPT_CHARS characters after escaping.
-    return EXCERPT_CHARS + len(f"... ({len(raw)} bytes)")
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        DESIGN_PING,
-        b"\xff" * 1000,
-        "日本語🤖\n\r\t\x00\x1b[31m".encode() * 50,
-        bytes(range(256)) * 100,
-        b"x" * (MAX_PAYLOAD_BYTES + 1),
-    ],
-    ids=["empty", "design", "invalid-utf8", "unicode-controls", "all-bytes", "oversize"],
-)
-def test_excerpt_is_printable_ascii_and_bounded(raw: bytes) -> None:
-    text = excerpt(raw)
-    assert text.isascii()
-    assert text.isprintable()
-    assert len(text) <= excerpt_bound(raw)
-
-
-def test_excerpt_of_short_input_is_complete() -> None:
-    assert excerpt(DESIGN_PING) == DESIGN_PING.decode()
-    assert excerpt(b"a\nb\x00") == "a\\nb\\x00"
-    assert excerpt("é".encode()) == "\\xe9"
-
-
-def test_excerpt_shows_truncation() -> None:
-    raw = b"a" * 500
-    assert excerpt(raw) == "a" * EXCERPT_CHARS + "... (500 bytes)"
-    assert excerpt(b"a" * EXCERPT_CHARS) == "a" * EXCERPT_CHARS
-    assert excerpt(b"abcdef", limit=3) == "abc... (6 bytes)"
-
-
-def test_rejected_message_excerpt() -> None:
-    raw = b"\xff" * (MAX_PAYLOAD_BYTES + 1)
-    with pytest.raises(RejectedMessage) as info:
-        parse_bot_message(raw)
-    assert info.value.excerpt == excerpt(raw)
-    assert info.value.excerpt.endswith(f"... ({MAX_PAYLOAD_BYTES + 1} bytes)")
-
-
-# --- format_latency / format_bot_time --------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("latency_ms", "text"),
-    [
-        (None, "N/A"),
-        (0.0, "0 ms"),
-        (10, "10 ms"),
-        (10.0, "10 ms"),
-        (12.5, "12.5 ms"),
-        (0.25, "0.25 ms"),
-        (1e20, "1e+20 ms"),
-    ],
-)
-def test_format_latency(latency_ms: float | None, text: str) -> None:
-    assert format_latency(latency_ms) == text
-
-
-@pytest.mark.parametrize(
-    ("timestamp_ms", "text"),
-    [
-        (None, "N/A"),
-        (0, "1970-01-01T00:00:00.000Z"),
-        (1234567890123, "2009-02-13T23:31:30.123Z"),
-        (1234567890, "1970-01-15T06:56:07.890Z"),
-        (1234567890123.9, "2009-02-13T23:31:30.123Z"),
-        (-1000, "1969-12-31T23:59:59.000Z"),
-        (253402300799000, "9999-12-31T23:59:59.000Z"),
-        # Out of range for a datetime: never an exception.
-        (253402300800000, "N/A"),
-        (1e20, "N/A"),
-        (-1e20, "N/A"),
-        (1e308, "N/A"),
-        (float("inf"), "N/A"),
-        (float("-inf"), "N/A"),
-        (float("nan"), "N/A"),
-    ],
-)
-def test_format_bot_time(timestamp_ms: float | None, text: str) -> None:
-    assert format_bot_time(timestamp_ms) == text
-
-
-@given(st.integers(min_value=0, max_value=4_102_444_800_000))  # up to 2100-01-01
-def test_format_bot_time_keeps_every_millisecond(timestamp_ms: int) -> None:
-    text = format_bot_time(timestamp_ms)
-    assert text.endswith(f".{timestamp_ms % 1000:03d}Z")
-    assert len(text) == len("2009-02-13T23:31:30.123Z")
-
-
-# --- build_bot_message -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["ping", "pong"])
-@pytest.mark.parametrize("latency_ms", [0.0, 0.01, 10, 42.5, MAX_LATENCY_MS])
-def test_build_bot_message_round_trips(kind: str, latency_ms: float) -> None:
-    raw = build_bot_message(kind, latency_ms, 1234567890123)
-    message = parse_bot_message(raw)
-    assert message.type == kind
-    assert message.latency_ms == latency_ms
-    assert message.timestamp_ms == 1234567890123
-    assert message.source == "bot"
-    assert list(orjson.loads(raw)) == ["type", "latency", "timestamp", "source"]
-
-
-@pytest.mark.parametrize("kind", ["", "PING", "Ping", "bot:pingpong", "ping ", "pingpong"])
-def test_build_bot_message_rejects_bad_kind(kind: str) -> None:
-    with pytest.raises(ValueError, match="kind"):
-        build_bot_message(kind, 1.0, 0)
-
-
-@pytest.mark.parametrize(
-    "latency_ms", [-1.0, -1e-9, MAX_LATENCY_MS + 0.5, 1e9, math.nan, math.inf, -math.inf]
-)
-def test_build_bot_message_rejects_bad_latency(latency_ms: float) -> None:
-    with pytest.raises(ValueError, match="latency_ms"):
-        build_bot_message("ping", latency_ms, 0)
-
-
-# --- describe (the `watch` command's line) ---------------------------------------------
-
-
-def test_describe_a_relay_envelope() -> None:
-    envelope = envelope_of(
-        b'{"type":"pong","latency":12.5,"timestamp":1234567890123}', 1234567890456
-    )
-    assert describe(envelope) == (
-        "PONG latency 12.5 ms bot time 2009-02-13T23:31:30.123Z relay time 2009-02-13T23:31:30.456Z"
-    )
-
-
-def test_describe_missing_fields_as_na() -> None:
-    envelope = {"type": "bot:pingpong", "data": {"type": "ping", "latency": "fast"}, "timestamp": 0}
-    assert describe(envelope) == (
-        "PING latency N/A bot time N/A relay time 1970-01-01T00:00:00.000Z"
-    )
-
-
-def test_describe_other_messages_as_json() -> None:
-    assert describe({"type": "error", "message": "nope"}) == (
-        'error: {"type":"error","message":"nope"}'
-    )
-    assert describe({"type": "bot:pingpong", "data": [1]}).startswith("bot:pingpong: ")
-    assert describe({}) == "?: {}"
-
-
-@pytest.mark.parametrize("relay_timestamp", ["soon", None, [1], {"ms": 1}])
-def test_describe_never_raises_on_a_malformed_relay_timestamp(relay_timestamp: object) -> None:
-    envelope = {"type": "bot:pingpong", "data": {"type": "ping"}, "timestamp": relay_timestamp}
-    assert describe(envelope).endswith("relay time N/A")
-
-
-# --- properties ------------------------------------------------------------------------
-
-
-def parse_or_reject(raw: bytes) -> BotMessage | RejectedMessage:
-    """Anything other than a BotMessage or a RejectedMessage escapes and fails the test."""
-    try:
-        return parse_bot_message(raw)
-    except RejectedMessage as rejected:
-        return rejected
-
-
-@given(st.binary(max_size=MAX_PAYLOAD_BYTES + 64))
-def test_arbitrary_bytes_are_parsed_or_rejected(raw: bytes) -> None:
-    outcome = parse_or_reject(raw)
-    if isinstance(outcome, RejectedMessage):
-        assert outcome.reason in REJECT_REASONS
-    else:
-        assert outcome.type in {"ping", "pong"}
-
-
-@given(st.text().map(lambda text: text.encode("utf-8", "surrogatepass")))
-def test_arbitrary_text_is_parsed_or_rejected(raw: bytes) -> None:
-    outcome = parse_or_reject(raw)
-    assert isinstance(outcome, BotMessage | RejectedMessage)
-    if isinstance(outcome, RejectedMessage):
-        assert outcome.reason in REJECT_REASONS
-
-
-# Only what orjson can both write and read back unchanged: finite floats, 64-bit ints,
-# strings without lone surrogates.
-json_text = st.text(st.characters(codec="utf-8"), max_size=20)
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | json_text
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(json_text, children, max_size=5)
-    ),
-    max_leaves=25,
-)
-RESERVED = {"type", "latency", "timestamp", "source"}
-
-
-@st.composite
-def valid_bot_objects(draw: st.DrawFn) -> dict[str, Any]:
-    bot: dict[str, Any] = {"type": draw(st.sampled_from(["ping", "pong"]))}
-    optional = {
-        "latency": st.none()
-        | st.integers(min_value=0, max_value=MAX_LATENCY_MS)
-        | st.floats(min_value=0, max_value=MAX_LATENCY_MS),
-        "timestamp": st.none()
-        | st.integers(min_value=0, max_value=MAX_TIMESTAMP_MS)
-        | st.floats(min_value=0, max_value=MAX_TIMESTAMP_MS),
-        "source": st.none() | st.from_regex(r"[A-Za-z0-9_.:@/+-]{1,128}", fullmatch=True),
-    }
-    for key, values in optional.items():
-        if draw(st.booleans()):
-            bot[key] = draw(values)
-    extras = draw(
-        st.dictionaries(
-            json_text.filter(lambda key: key not in RESERVED),
-            json_values.filter(lambda value: depth_of(value) < MAX_DEPTH),
-            max_size=6,
-        )
-    )
-    bot.update(extras)
-    # Key order is the bot's; shuffle it so "type" is not always first.
-    items = draw(st.permutations(list(bot.items())))
-    return dict(items)
-
-
-@given(valid_bot_objects(), st.booleans(), st.integers(min_value=0, max_value=2**63 - 1))
-def test_valid_messages_reach_the_envelope_unchanged(
-    bot: dict[str, Any], indent: bool, relay_ms: int
-) -> None:
-    raw = orjson.dumps(bot, option=orjson.OPT_INDENT_2 if indent else 0)
-    message = parse_bot_message(raw, max_bytes=len(raw))
-    assert message.fields == bot
-    envelope = orjson.loads(encode_envelope(message, relay_ms))
-    assert list(envelope) == ENVELOPE_KEYS
-    assert envelope["data"] == bot
-    assert list(envelope["data"]) == list(bot)
-    assert envelope["timestamp"] == relay_ms
-    assert (envelope["type"], envelope["source"]) == ("bot:pingpong", "bot")
-
-
-@given(
-    st.dictionaries(st.sampled_from(sorted(RESERVED)) | json_text, json_values, max_size=6).map(
-        orjson.dumps
-    )
-)
-def test_any_json_object_is_parsed_or_rejected(raw: bytes) -> None:
-    # Fields of any JSON type in any of the schema's slots: validation must refuse them
-    # with a reason, never crash (a crash would end the relay's Redis subscription).
-    outcome = parse_or_reject(raw)
-    assert isinstance(outcome, BotMessage | RejectedMessage)
-
-
-@given(st.binary(max_size=4096), st.integers(min_value=0, max_value=512))
-def test_excerpt_is_always_ascii_and_bounded(raw: bytes, limit: int) -> None:
-    text = excerpt(raw, limit)
-    assert text.isascii()
-    marker = f"... ({len(raw)} bytes)"
-    # At most `limit` characters of the payload itself, escapes included.
-    assert len(text) <= limit + len(marker)
-    if len(raw) > limit:
-        assert text.endswith(marker)
-    if not text.endswith(marker):
-        escaped = raw.decode("utf-8", "backslashreplace").encode("unicode_escape")
-        assert text == escaped.decode("ascii")
-
-
-@given(st.binary(max_size=MAX_PAYLOAD_BYTES + 64))
-def test_rejected_excerpt_is_always_ascii_and_bounded(raw: bytes) -> None:
-    outcome = parse_or_reject(raw)
-    if isinstance(outcome, RejectedMessage):
-        assert outcome.excerpt.isascii()
-        assert len(outcome.excerpt) <= excerpt_bound(raw)
-
-
-# Trees of any shape with strings full of brackets, quotes and backslashes, wrapped in a
-# chain of arrays and objects long enough to cross MAX_DEPTH either way.
-_bracket_text = st.text(st.sampled_from('[]{}"\\ax,:'), max_size=12)
-_trees = st.recursive(
-    st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | _bracket_text,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(_bracket_text, children, max_size=4)
-    ),
-    max_leaves=30,
-)
-
-
-@st.composite
-def nested_values(draw: st.DrawFn) -> Any:
-    value = draw(_trees)
-    for _ in range(draw(st.integers(min_value=0, max_value=MAX_DEPTH + 8))):
-        if draw(st.booleans()):
-            value = {draw(_bracket_text): value}
-        else:
-            value = [value, draw(_bracket_text)]
-    return value
-
-
-@given(nested_values(), st.booleans())
-def test_nesting_check_agrees_with_the_definition(value: Any, indent: bool) -> None:
-    raw = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0)
-    assert nesting_depth_exceeds(raw) == (depth_of(value) > MAX_DEPTH)
-    outcome = parse_or_reject(b'{"type":"ping","x":' + raw + b"}")
-    too_deep = isinstance(outcome, RejectedMessage) and outcome.reason == "too_deep"
-    assert too_deep == (1 + depth_of(value) > MAX_DEPTH)
