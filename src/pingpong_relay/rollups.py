@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pingpong_relay.stats import LogHistogram
+from pingpong_relay.histogram import LogHistogram
 
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000

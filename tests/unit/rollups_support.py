@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
+from pingpong_relay.histogram import LogHistogram
 from pingpong_relay.rollups import HOUR_MS, MINUTE_MS, Rollup, build_rollup, minute_of
-from pingpong_relay.stats import LogHistogram
 
 Message = tuple[int, str | None, float | None]
 

@@ -6,7 +6,7 @@ import math
 
 from hypothesis import strategies as st
 
-from pingpong_relay.stats import MIN_MAGNITUDE, RELATIVE_ERROR
+from pingpong_relay.histogram import MIN_MAGNITUDE, RELATIVE_ERROR
 
 T0 = 1_700_000_040.0  # a multiple of 60 s: the first slot of every window starts here
 

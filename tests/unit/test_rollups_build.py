@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pingpong_relay.histogram import MIN_MAGNITUDE, LogHistogram
 from pingpong_relay.rollups import (
     GAP_FLOOR_MS,
     HOUR_MS,
@@ -19,7 +20,6 @@ from pingpong_relay.rollups import (
     merge_rollups,
     minute_of,
 )
-from pingpong_relay.stats import MIN_MAGNITUDE, LogHistogram
 from tests.unit.rollups_support import (
     T0,
     Message,

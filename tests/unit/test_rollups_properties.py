@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pingpong_relay.histogram import MIN_MAGNITUDE, RELATIVE_ERROR
 from pingpong_relay.rollups import (
     ANALYTICS_WINDOWS,
     GAP_FLOOR_MS,
@@ -26,7 +27,6 @@ from pingpong_relay.rollups import (
     minute_of,
     outages,
 )
-from pingpong_relay.stats import MIN_MAGNITUDE, RELATIVE_ERROR
 from tests.unit.rollups_support import T0, Message, minute_rollups, rollup_state, through_json
 
 

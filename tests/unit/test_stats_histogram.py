@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong_relay.stats import (
+from pingpong_relay.histogram import (
     MAX_BUCKETS,
     MIN_MAGNITUDE,
     RELATIVE_ERROR,
     LogHistogram,
-    StatsBook,
     bucket_key,
 )
+from pingpong_relay.stats import StatsBook
 from tests.unit.stats_support import T0, assert_close, nearest_rank, positive, signed
 
 
