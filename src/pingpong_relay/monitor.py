@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -12,11 +11,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from pingpong_relay.alert_events import STATUS_VALUES, AlertEvent, StatusChange
+from pingpong_relay.alert_events import AlertEvent, StatusChange
 from pingpong_relay.alerts import AlertEngine
+from pingpong_relay.bot_series import BotMetrics, BotSeries
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.hub import Hub, HubMetrics
-from pingpong_relay.instruments import Counter, Gauge, Histogram, Labelled
+from pingpong_relay.instruments import Counter
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
 from pingpong_relay.rules import Rule, default_rules, load_rules
@@ -86,21 +86,13 @@ class StatsView:
         return stats.latency_quantile(window, q, now_s) if stats is not None else None
 
 
-class MonitorMetrics(HubMetrics, Protocol):
-    """What the monitor counts, besides what its hub does."""
+class MonitorMetrics(HubMetrics, BotMetrics, Protocol):
+    """What the monitor counts, besides what its hub does and the per-bot series."""
 
     @property
     def bots_refused(self) -> Counter: ...
     @property
     def bots_evicted(self) -> Counter: ...
-    @property
-    def bot_up(self) -> Labelled[Gauge]: ...
-    @property
-    def bot_last_seen(self) -> Labelled[Gauge]: ...
-    @property
-    def bot_latency(self) -> Labelled[Histogram]: ...
-    @property
-    def alerts_firing(self) -> Labelled[Gauge]: ...
 
 
 class Monitor:
@@ -142,7 +134,7 @@ class Monitor:
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
         self._evictions_log = LogThrottle(EVICTION_LOG_INTERVAL_S)
-        self._series: set[str] = set()  # bots with metric series: the established ones
+        self.series = BotSeries(metrics)  # the established bots' metric series
         self._evicted_last: str | None = None
         self._hearing = hearing
         self._deaf = False
@@ -163,19 +155,14 @@ class Monitor:
                     extra={"event": "max_bots_reached", "bot": bot},
                 )
             return
-        # Per-bot metric series only for established bots: a flood of made-up ids would
-        # otherwise churn through series in every scrape (and cost a series to make and
-        # remove per message).
         established = self.book.is_established(bot)
         if established:
-            self.metrics.bot_last_seen.labels(bot).set(now_s)
-            if message.latency_ms is not None:
-                self.metrics.bot_latency.labels(bot).observe(message.latency_ms / 1000.0)
+            self.series.heard(bot, now_s, message.latency_ms)
         events, changes = self.engine.evaluate_bot(self.view, bot, now_s)
         if events or changes:
             self._publish(events, changes)
-        if established and bot not in self._series:
-            self._add_series(bot)
+        if established and bot not in self.series:
+            self.series.add(bot, self.engine.status(bot))
 
     def seed(
         self,
@@ -207,29 +194,14 @@ class Monitor:
         for rule, state, since_s in restored:
             restored_here = self.engine.restore(bot, rule, state, since_s, now_s, last_seen_s)
             if restored_here and state == "firing":
-                self.metrics.alerts_firing.labels(rule, bot).set(1)
-        self._add_series(bot)
+                self.series.firing(rule, bot)
+        self.series.add(bot, self.engine.status(bot))
         return True
-
-    def _add_series(self, bot: str) -> None:
-        """A bot just established (or seeded): from now on it has its metric series."""
-        self._series.add(bot)
-        status = self.engine.status(bot)
-        if status is not None:
-            self.metrics.bot_up.labels(bot).set(STATUS_VALUES[status])
 
     # --- bots leaving the book ----------------------------------------------------------
     def _drop_bot(self, bot: str) -> None:
         """A bot evicted or forgotten: its status, alerts and metric series go, unannounced."""
-        if bot in self._series:
-            self._series.discard(bot)
-            metrics = self.metrics
-            for labelled in (metrics.bot_up, metrics.bot_last_seen, metrics.bot_latency):
-                with contextlib.suppress(KeyError):
-                    labelled.remove(bot)
-            for rule in self.engine.rules:
-                with contextlib.suppress(KeyError):
-                    metrics.alerts_firing.remove(rule.name, bot)
+        self.series.drop(bot, (rule.name for rule in self.engine.rules))
         self.engine.forget(bot)
 
     def _log_evictions(self, count: int) -> None:
@@ -301,48 +273,14 @@ class Monitor:
     # --- fan-out ----------------------------------------------------------------------
     def _publish(self, events: list[AlertEvent], changes: list[StatusChange]) -> None:
         for change in changes:
-            log.info(
-                "bot %s is %s (was %s): %s",
-                change.bot,
-                change.status,
-                change.previous or "unknown",
-                change.reason,
-                extra={
-                    "event": "bot_status",
-                    "bot": change.bot,
-                    "status": change.status,
-                    "previous": change.previous,
-                },
-            )
-            if change.bot in self._series:
-                self.metrics.bot_up.labels(change.bot).set(STATUS_VALUES[change.status])
+            _log_status_change(change)
+            self.series.status(change.bot, change.status)
             self.hub.broadcast(
                 orjson.dumps(change.to_json()), "status", change.bot, key=("status", change.bot)
             )
         for event in events:
-            level = logging.INFO if event.state == "pending" else logging.WARNING
-            log.log(
-                level,
-                "alert %s %s for %s%s: %s",
-                event.rule,
-                event.state,
-                event.bot,
-                " (repeat)" if event.repeat else "",
-                event.summary,
-                extra={
-                    "event": "alert",
-                    "rule": event.rule,
-                    "bot": event.bot,
-                    "state": event.state,
-                    "repeat": event.repeat,
-                    "value": event.value,
-                },
-            )
-            if event.state == "firing":
-                self.metrics.alerts_firing.labels(event.rule, event.bot).set(1)
-            elif event.state == "resolved" and event.fired:
-                with contextlib.suppress(KeyError):
-                    self.metrics.alerts_firing.remove(event.rule, event.bot)
+            _log_alert(event)
+            self.series.alert(event)
             body = event.to_json()
             self.hub.broadcast(
                 orjson.dumps(body), "alerts", event.bot, key=("alert", event.rule, event.bot)
@@ -423,3 +361,40 @@ class Monitor:
             # No await since the targets were taken: they are still the groups to write to.
             self.hub.deliver(orjson.dumps(body), targets, ("stats", bot))
             await asyncio.sleep(0)
+
+
+def _log_status_change(change: StatusChange) -> None:
+    log.info(
+        "bot %s is %s (was %s): %s",
+        change.bot,
+        change.status,
+        change.previous or "unknown",
+        change.reason,
+        extra={
+            "event": "bot_status",
+            "bot": change.bot,
+            "status": change.status,
+            "previous": change.previous,
+        },
+    )
+
+
+def _log_alert(event: AlertEvent) -> None:
+    level = logging.INFO if event.state == "pending" else logging.WARNING
+    log.log(
+        level,
+        "alert %s %s for %s%s: %s",
+        event.rule,
+        event.state,
+        event.bot,
+        " (repeat)" if event.repeat else "",
+        event.summary,
+        extra={
+            "event": "alert",
+            "rule": event.rule,
+            "bot": event.bot,
+            "state": event.state,
+            "repeat": event.repeat,
+            "value": event.value,
+        },
+    )
