@@ -10,7 +10,7 @@ import pytest
 
 from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
 from pingpong_relay.health import public_health
-from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
+from pingpong_relay.http.app import _csv
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
@@ -18,6 +18,7 @@ from pingpong_relay.http.guard import (
     security_headers,
     wants_detail,
 )
+from pingpong_relay.http.server import REFUSAL_SLOTS
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.parsing import csp_source_list
 from pingpong_relay.replay import Entry

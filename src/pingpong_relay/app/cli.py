@@ -61,7 +61,7 @@ def fd_headroom(settings: Settings) -> int:
     connections (--max-http-connections, plus the few past it that linger for their 503)."""
     if not settings.http_port:
         return FD_HEADROOM
-    from pingpong_relay.http.app import REFUSAL_SLOTS
+    from pingpong_relay.http.server import REFUSAL_SLOTS
 
     return FD_HEADROOM + settings.max_http_connections + REFUSAL_SLOTS
 
