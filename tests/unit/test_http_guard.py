@@ -10,7 +10,6 @@ import pytest
 
 from pingpong_relay.app.cli import FD_HEADROOM, build_parser, fd_headroom
 from pingpong_relay.health import public_health
-from pingpong_relay.http.app import _csv
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
@@ -18,6 +17,7 @@ from pingpong_relay.http.guard import (
     security_headers,
     wants_detail,
 )
+from pingpong_relay.http.history import csv_page
 from pingpong_relay.http.server import REFUSAL_SLOTS
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.parsing import csp_source_list
@@ -135,7 +135,7 @@ def test_csv_cells_that_would_be_formulas_are_defused(value: object, expected: o
 def test_a_csv_page_defuses_text_and_keeps_numbers() -> None:
     raw = b'{"type":"ping","latency":-1.5,"timestamp":1700000000000,"source":"@x"}'
     entry = Entry("1-0", "=cmd()/@x", "=cmd()", 1700000000001, 1, raw)
-    [header, row] = list(csv.reader(io.StringIO(_csv([entry]))))
+    [header, row] = list(csv.reader(io.StringIO(csv_page([entry]))))
     assert header[0] == "id"
     assert row[:4] == ["1-0", "'=cmd()/@x", "'=cmd()", "1700000000001"]
     assert row[4:] == ["ping", "-1.5", "1700000000000", "'@x"]

@@ -15,8 +15,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from pingpong_relay.http.app import HEADERS_KEY
 from pingpong_relay.http.guard import raw_response, security_headers
+from pingpong_relay.http.state import STATE
 from pingpong_relay.messages import excerpt
 
 __all__ = ["KEEPALIVE_TIMEOUT_S", "REFUSAL_LINGER_S", "REFUSAL_SLOTS", "HttpPlane"]
@@ -275,7 +275,8 @@ class HttpPlane:
             app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=keepalive_timeout_s
         )
         self._site: web.TCPSite | None = None
-        headers = app.get(HEADERS_KEY) or security_headers()
+        state = app.get(STATE)
+        headers = state.headers if state is not None else security_headers()
         self.connections = _Connections(max_connections, request_timeout_s, refused, headers)
 
     @property
