@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from pingpong_relay.app.relay import Relay
 from pingpong_relay.auth import mint
-from pingpong_relay.http import app as http_api
+from pingpong_relay.http import responses
 from pingpong_relay.redis_io.history import stream_key
 from pingpong_relay.settings import Settings
 from pingpong_relay.telemetry.metrics import RelayMetrics
@@ -344,7 +344,8 @@ async def test_metrics_and_large_json_are_rendered_off_the_event_loop(
     relay = Relay(settings)
     await relay.start()
     try:
-        monkeypatch.setattr(http_api, "_encode", recording("json", http_api._encode))
+        # Every JSON answer of the plane is encoded by responses.encode.
+        monkeypatch.setattr(responses, "encode", recording("json", responses.encode))
         await redis_server.publish(b'{"type":"ping","latency":1,"source":"bot"}')
         url = f"http://127.0.0.1:{settings.http_port}"
         async with aiohttp.ClientSession() as session:

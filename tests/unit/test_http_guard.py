@@ -11,7 +11,6 @@ import pytest
 from pingpong_relay.app.cli import build_parser
 from pingpong_relay.app.serve import FD_HEADROOM, fd_headroom
 from pingpong_relay.health import public_health
-from pingpong_relay.http.app import REFUSAL_SLOTS, _csv
 from pingpong_relay.http.guard import (
     bearer_matches,
     csv_cell,
@@ -19,6 +18,8 @@ from pingpong_relay.http.guard import (
     security_headers,
     wants_detail,
 )
+from pingpong_relay.http.history import csv_page
+from pingpong_relay.http.server import REFUSAL_SLOTS
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.parsing import csp_source_list
 from pingpong_relay.replay import Entry
@@ -135,7 +136,7 @@ def test_csv_cells_that_would_be_formulas_are_defused(value: object, expected: o
 def test_a_csv_page_defuses_text_and_keeps_numbers() -> None:
     raw = b'{"type":"ping","latency":-1.5,"timestamp":1700000000000,"source":"@x"}'
     entry = Entry("1-0", "=cmd()/@x", "=cmd()", 1700000000001, 1, raw)
-    [header, row] = list(csv.reader(io.StringIO(_csv([entry]))))
+    [header, row] = list(csv.reader(io.StringIO(csv_page([entry]))))
     assert header[0] == "id"
     assert row[:4] == ["1-0", "'=cmd()/@x", "'=cmd()", "1700000000001"]
     assert row[4:] == ["ping", "-1.5", "1700000000000", "'@x"]

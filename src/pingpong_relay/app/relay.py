@@ -26,8 +26,10 @@ from pingpong_relay.backoff import Backoff
 from pingpong_relay.cluster.siblings import Siblings, Worker
 from pingpong_relay.codes import REASON_SHUTDOWN, CloseCode
 from pingpong_relay.health import RelayHealth
-from pingpong_relay.http.app import HttpPlane, Refusals, build_app
+from pingpong_relay.http.app import build_app
 from pingpong_relay.http.jwks import keep_jwks
+from pingpong_relay.http.refusals import Refusals
+from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.monitor import Monitor, rules_from_settings

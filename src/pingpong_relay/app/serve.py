@@ -39,7 +39,7 @@ def fd_headroom(settings: Settings) -> int:
     if not settings.http_port:
         return FD_HEADROOM
     # Lazy: the HTTP plane pulls in aiohttp, which a relay without one never needs.
-    from pingpong_relay.http.app import REFUSAL_SLOTS
+    from pingpong_relay.http.server import REFUSAL_SLOTS
 
     return FD_HEADROOM + settings.max_http_connections + REFUSAL_SLOTS
 

@@ -1,6 +1,6 @@
 """What the HTTP plane adds to every answer and how it refuses, as pure functions: browser
-security headers, a bearer comparison that cannot fail on odd bytes, the public health body,
-spreadsheet-safe CSV cells and the bookkeeping of rate-limited refusal logs."""
+security headers, a raw refusal outside aiohttp, a bearer comparison that cannot fail on odd
+bytes, the operator's ?detail=1 and spreadsheet-safe CSV cells."""
 
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ _CSP_BASE: Final = (
     "base-uri 'none'",
     "form-action 'self'",
 )
-# Characters a CSP source list may not contain: they would end the directive (;), start
-# another policy (,) or the next header line.
 
 
 def security_headers(frame_ancestors: str = "'none'") -> dict[str, str]:

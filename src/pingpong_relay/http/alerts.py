@@ -1,0 +1,19 @@
+"""/alerts: active and recently resolved alerts, limited to the bots a token covers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pingpong_relay.http.responses import large_json
+from pingpong_relay.http.state import STATE, visible
+
+__all__ = ["alerts"]
+
+
+async def alerts(request: web.Request) -> web.Response:
+    """The monitor's active and recently resolved alerts, each list filtered to the bots
+    the request may see."""
+    body = request.app[STATE].monitor.alerts()
+    return await large_json(
+        {k: [a for a in v if visible(request, a["bot"])] for k, v in body.items()}
+    )

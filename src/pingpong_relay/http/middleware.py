@@ -1,0 +1,109 @@
+"""The access guard (Host check, tokens, the operator's credential) and security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import hdrs, web
+
+from pingpong_relay.auth import AuthError
+from pingpong_relay.http.guard import bearer_matches, wants_detail
+from pingpong_relay.http.responses import error, unauthorized
+from pingpong_relay.http.state import STATE, Access, remember_grant
+from pingpong_relay.messages import excerpt
+
+__all__ = ["ENDPOINT_EVENTS", "OPEN_PATHS", "access_guard", "add_security_headers"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Which event scope of a token each data endpoint belongs to.
+ENDPOINT_EVENTS: Final = {
+    "/stats": "stats",
+    "/alerts": "alerts",
+    "/bots": "status",
+    "/history": "pingpong",
+    "/analytics": "pingpong",
+}
+# Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
+OPEN_PATHS: Final = frozenset({"/", "/healthz", "/dashboard/config.json", "/asyncapi.json"})
+
+
+def host_refusal(access: Access, request: web.Request) -> web.Response | None:
+    """421 for a Host that does not name the relay: a page on a rebound DNS name must
+    not read the relay with the visitor's network position (DNS rebinding)."""
+    hosts = access.hosts
+    if hosts is None:
+        return None
+    values = request.headers.getall(hdrs.HOST, [])
+    if not values:
+        return None  # HTTP/1.0 probes; no browser leaves it out, so no rebinding either
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    local_ip = str(sockname[0]) if sockname else ""
+    if len(values) == 1 and hosts.host_allowed(values[0], local_ip):
+        return None
+    access.refused("host", f"Host {excerpt(', '.join(values).encode(), 100)}")
+    return error(
+        421,
+        "unknown_host",
+        "the Host header does not name this relay (an operator can add it with --allowed-host)",
+    )
+
+
+def operator_refusal(access: Access, request: web.Request) -> web.Response | None:
+    """/metrics and /healthz?detail=1: open on an anonymous relay without
+    --metrics-token; otherwise that token, or (--auth jwt) a token with the metrics scope."""
+    metrics_token, authenticate = access.metrics_token, access.authenticate
+    if not metrics_token and authenticate is None:
+        return None
+    authorization = request.headers.get(hdrs.AUTHORIZATION, "")
+    if metrics_token and bearer_matches(authorization, metrics_token):
+        return None
+    if authenticate is not None and authorization.isascii():
+        try:
+            grant, _ = authenticate(request.headers, request.query_string)
+        except AuthError:
+            grant = None
+        if grant is not None and grant.metrics:
+            return None
+    return unauthorized(
+        "unauthorized",
+        "needs the --metrics-token bearer token"
+        + (" or a token with the metrics scope" if authenticate is not None else ""),
+    )
+
+
+@web.middleware
+async def access_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Host first; then data endpoints need a token when auth is on, /metrics and the
+    detailed health the operator's credential, the rest (no bot data) nothing."""
+    access = request.app[STATE].access
+    refusal = host_refusal(access, request)
+    if refusal is not None:
+        return refusal
+    path = request.path
+    if path == "/metrics" or (path == "/healthz" and wants_detail(request.query)):
+        return operator_refusal(access, request) or await handler(request)
+    if path in OPEN_PATHS or path.startswith("/dashboard/"):
+        return await handler(request)
+    authenticate = access.authenticate
+    if authenticate is not None:
+        if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
+            # A token is ASCII; anything else is refused here, not deep in a decoder.
+            return unauthorized("malformed", "Authorization must be 'Bearer <token>'")
+        try:
+            grant, _ = authenticate(request.headers, request.query_string)
+        except AuthError as refused_token:
+            return unauthorized(refused_token.reason, refused_token.message)
+        event = ENDPOINT_EVENTS.get(request.path)
+        if grant is not None and grant.events is not None and event not in grant.events:
+            return error(403, "forbidden", f"the token does not grant {event!r}")
+        remember_grant(request, grant)
+    return await handler(request)
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response the app prepares gets the security headers: pages, static files,
+    API answers, errors."""
+    response.headers.update(request.app[STATE].headers)

@@ -1,0 +1,31 @@
+"""The dashboard (page, settings, static assets) and the AsyncAPI document: no bot data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from pingpong_relay.http.responses import json_response
+from pingpong_relay.http.state import STATE
+
+__all__ = ["DASHBOARD_DIR", "asyncapi_document", "dashboard", "dashboard_settings"]
+
+# The dashboard: static files, no build step, nothing fetched from outside the relay.
+DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
+
+
+async def dashboard(_request: web.Request) -> web.FileResponse:
+    """/: the dashboard page, revalidated on every load so an upgrade shows at once."""
+    return web.FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def dashboard_settings(request: web.Request) -> web.Response:
+    """/dashboard/config.json: where the data plane is and what the page may ask."""
+    return json_response(request.app[STATE].dashboard_config())
+
+
+async def asyncapi_document(request: web.Request) -> web.Response:
+    """/asyncapi.json: the data plane's protocol as an AsyncAPI document."""
+    return web.Response(body=request.app[STATE].asyncapi_document, content_type="application/json")

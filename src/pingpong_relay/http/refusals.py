@@ -1,0 +1,76 @@
+"""Refusals of the HTTP plane: counted by reason, logged at most once per interval each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from prometheus_client import Counter
+
+from pingpong_relay.limits import LogThrottle
+from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS
+
+__all__ = ["REFUSAL_LOG_INTERVAL_S", "Refusals"]
+
+log = logging.getLogger("pingpong_relay.http")
+
+# Refusals of one kind are logged at most this often, with how many there were.
+REFUSAL_LOG_INTERVAL_S: Final = 10.0
+
+
+class Refusals:
+    """Counts every refusal of the HTTP plane by reason and logs them at WARNING, at most
+    one line per reason every REFUSAL_LOG_INTERVAL_S, saying how many there were."""
+
+    def __init__(
+        self,
+        counter: Counter,
+        interval_s: float = REFUSAL_LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._counter = counter
+        self._log = LogThrottle(interval_s)
+        self._clock = clock
+        self._latest: dict[str, str] = {}
+        self._flushes: dict[str, asyncio.TimerHandle] = {}
+
+    def __call__(self, reason: str, detail: str) -> None:
+        """Counts one refusal; logs it now, or with the others held back at the interval's end."""
+        self._counter.labels(reason).inc()
+        self._latest[reason] = detail
+        now = self._clock()
+        count = self._log.note(reason, now)
+        if count:
+            self._write(reason, count)
+            return
+        due = self._log.due_at(reason)
+        if due is not None and reason not in self._flushes:
+            # Those held back are logged when their interval ends, even if none follow.
+            self._flushes[reason] = asyncio.get_running_loop().call_later(
+                max(0.0, due - now), self._flush, reason
+            )
+
+    def _flush(self, reason: str) -> None:
+        self._flushes.pop(reason, None)
+        count = self._log.flush(reason, self._clock())
+        if count:
+            self._write(reason, count)
+
+    def _write(self, reason: str, count: int) -> None:
+        detail = self._latest.get(reason, "")
+        log.warning(
+            "HTTP plane refused %d %s (latest: %s)",
+            count,
+            HTTP_REFUSAL_REASONS.get(reason, reason),
+            detail,
+            extra={"event": "http_refused", "reason": reason, "count": count, "detail": detail},
+        )
+
+    def close(self) -> None:
+        """Cancels the pending flushes (the plane is stopping)."""
+        for handle in self._flushes.values():
+            handle.cancel()
+        self._flushes.clear()
