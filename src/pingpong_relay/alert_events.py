@@ -9,10 +9,9 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
 from pingpong_relay.rules import LatencyRule, Rule, RuleKind, format_s, percentile_label
+from pingpong_relay.wire_types import ALERT_EVENT_TYPE, STATUS_EVENT_TYPE
 
 __all__ = [
-    "ALERT_EVENT_TYPE",
-    "STATUS_EVENT_TYPE",
     "STATUS_VALUES",
     "AlertEvent",
     "AlertState",
@@ -28,8 +27,6 @@ Status: TypeAlias = Literal["up", "degraded", "pending", "down"]
 STATUS_VALUES: Final[Mapping[str, float]] = MappingProxyType(
     {"up": 1.0, "degraded": 0.5, "pending": 0.5, "down": 0.0}
 )
-ALERT_EVENT_TYPE: Final = "bot:alert"
-STATUS_EVENT_TYPE: Final = "bot:status"
 
 
 # --- events --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pingpong_relay.messages import (
     format_latency,
     nesting_depth_exceeds,
 )
+from pingpong_relay.wire_types import ENVELOPE_TYPE
 
 log = logging.getLogger("pingpong_relay.client")
 
@@ -52,7 +53,7 @@ def parse_envelope(text: str | bytes) -> dict[str, Any]:
         raise InvalidFrame(f"nested deeper than {MAX_ENVELOPE_DEPTH} levels")
     if not isinstance(envelope.get("type"), str):
         raise InvalidFrame('no "type" string')
-    if envelope["type"] == "bot:pingpong" and not isinstance(envelope.get("data"), dict):
+    if envelope["type"] == ENVELOPE_TYPE and not isinstance(envelope.get("data"), dict):
         raise InvalidFrame('a bot:pingpong envelope without a "data" object')
     return envelope
 
@@ -186,7 +187,7 @@ async def heartbeats(
 ) -> AsyncIterator[Heartbeat]:
     """Like `envelopes`, but only bot:pingpong messages, each stamped on receipt."""
     async for envelope in envelopes(url, reconnect=reconnect, backoff=backoff):
-        if envelope.get("type") == "bot:pingpong":
+        if envelope.get("type") == ENVELOPE_TYPE:
             yield Heartbeat(envelope, clock_ms())
 
 
@@ -195,7 +196,7 @@ def describe(envelope: dict[str, Any]) -> str:
 
     Never raises, whatever the envelope holds, and the line is safe for a terminal.
     """
-    if envelope.get("type") != "bot:pingpong" or not isinstance(envelope.get("data"), dict):
+    if envelope.get("type") != ENVELOPE_TYPE or not isinstance(envelope.get("data"), dict):
         try:
             shown = orjson.dumps(envelope).decode()
         except orjson.JSONEncodeError as exc:  # nested past what orjson writes, say

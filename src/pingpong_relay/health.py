@@ -14,6 +14,7 @@ import orjson
 
 from pingpong_relay import __version__
 from pingpong_relay.hub import Hub
+from pingpong_relay.wire_types import RELAY_DEAF_TYPE, RELAY_STATE_TYPE
 
 __all__ = ["RelayHealth", "SourceState", "public_health"]
 
@@ -106,7 +107,7 @@ class RelayHealth:
         _, health = self.health(error_text=False)
         return orjson.dumps(
             {
-                "type": "relay:state",
+                "type": RELAY_STATE_TYPE,
                 "relay": self.relay_id,
                 "at_ms": self._wall_clock_ns() // 1_000_000,
                 **health,
@@ -116,7 +117,7 @@ class RelayHealth:
     def deaf(self, since_s: float, until_s: float | None) -> None:
         """Tells status watchers (and the history) when this relay could not hear Redis."""
         body: dict[str, Any] = {
-            "type": "relay:deaf",
+            "type": RELAY_DEAF_TYPE,
             "relay": self.relay_id,
             "from_ms": int(since_s * 1000),
             "to_ms": int(until_s * 1000) if until_s is not None else None,
@@ -125,8 +126,8 @@ class RelayHealth:
             body["duration_s"] = round(until_s - since_s, 3)
             if self.record_deaf is not None:
                 self.record_deaf(body["from_ms"], body["to_ms"], self.relay_id)
-        self.hub.broadcast(orjson.dumps(body), "status", key=("relay:deaf",))
-        self.hub.broadcast(self.state_message(), "relay", key=("relay:state",))
+        self.hub.broadcast(orjson.dumps(body), "status", key=(RELAY_DEAF_TYPE,))
+        self.hub.broadcast(self.state_message(), "relay", key=(RELAY_STATE_TYPE,))
 
     async def keep_telling(self, interval_s: float) -> None:
         """Every `interval_s`, the relay's state to whoever watches it (clients come and go)."""
@@ -134,4 +135,4 @@ class RelayHealth:
             await asyncio.sleep(interval_s)
             targets = self.hub.targets("relay")
             if targets:
-                self.hub.deliver(self.state_message(), targets, ("relay:state",))
+                self.hub.deliver(self.state_message(), targets, (RELAY_STATE_TYPE,))

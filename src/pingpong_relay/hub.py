@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Literal, Protocol
 
 import orjson
 
@@ -24,12 +24,12 @@ from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
 from pingpong_relay.frames import text_frame
 from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import Subscription
+from pingpong_relay.wire_types import CONFLATED_TYPE
 
 log = logging.getLogger("pingpong_relay.hub")
 
 # Close codes the relay sends; the README documents each and what a client should do.
 SlowClientPolicy = Literal["close", "conflate"]
-CONFLATED_TYPE: Final = "relay:conflated"
 
 
 def _client_id_factory(worker: int | None = None) -> Callable[[], str]:

@@ -14,7 +14,6 @@ import fastjsonschema
 import orjson
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
-ENVELOPE_TYPE: Final = "bot:pingpong"
 ENVELOPE_SOURCE: Final = "bot"
 MESSAGE_TYPES: Final = frozenset({"ping", "pong"})
 EXCERPT_CHARS: Final = 120

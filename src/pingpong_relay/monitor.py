@@ -23,6 +23,7 @@ from pingpong_relay.rules import Rule, default_rules, load_rules
 from pingpong_relay.settings import Settings
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait
+from pingpong_relay.wire_types import STATS_TYPE
 
 log = logging.getLogger("pingpong_relay.monitor")
 
@@ -353,7 +354,7 @@ class Monitor:
             if stats is None:
                 continue
             body = {
-                "type": "bot:stats",
+                "type": STATS_TYPE,
                 "bot": bot,
                 "generated_at_ms": int(now_s * 1000),
                 "windows": {window: stats.summary(window, now_s) for window in WINDOWS},

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import orjson
 
 from pingpong_relay.subscriptions import MAX_REPLAY, ReplayRequest, Subscription, position_key
+from pingpong_relay.wire_types import GAP_TYPE
 
 __all__ = ["Entry", "HistoryReader", "plan_replay"]
 
@@ -85,7 +86,7 @@ async def _deaf_gaps(history: HistoryReader, bot: str, since: str) -> list[dict[
     # With several relays another may have heard it; each gap says who did not.
     return [
         {
-            "type": "bot:gap",
+            "type": GAP_TYPE,
             "bot": bot,
             "reason": "relay_deaf",
             "relay": relay,
@@ -107,7 +108,7 @@ async def _trimmed_gap(history: HistoryReader, bot: str, since: str) -> dict[str
     ):
         return None
     return {
-        "type": "bot:gap",
+        "type": GAP_TYPE,
         "bot": bot,
         "reason": "trimmed",
         "from": max(since, first_ever, key=position_key),

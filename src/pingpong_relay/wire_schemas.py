@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from pingpong_relay.alert_events import ALERT_EVENT_TYPE, STATUS_EVENT_TYPE, AlertState, Status
-from pingpong_relay.hub import CONFLATED_TYPE
-from pingpong_relay.messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE, ENVELOPE_TYPE
+from pingpong_relay.alert_events import AlertState, Status
+from pingpong_relay.messages import BOT_MESSAGE_SCHEMA, ENVELOPE_SOURCE
 from pingpong_relay.rules import RULE_KINDS
 from pingpong_relay.subscriptions import (
     ACTIONS,
@@ -16,6 +15,16 @@ from pingpong_relay.subscriptions import (
     CONNECT_QUERY_SCHEMA,
     EVENTS,
     MESSAGE_KINDS,
+)
+from pingpong_relay.wire_types import (
+    ALERT_EVENT_TYPE,
+    CONFLATED_TYPE,
+    ENVELOPE_TYPE,
+    GAP_TYPE,
+    RELAY_DEAF_TYPE,
+    RELAY_STATE_TYPE,
+    STATS_TYPE,
+    STATUS_EVENT_TYPE,
 )
 
 __all__ = ["incoming_schemas", "outgoing_schemas"]
@@ -232,7 +241,7 @@ def _bot_stats() -> dict[str, Any]:
         "BotStats",
         "Statistics (events=stats) every --stats-interval for each watched bot, and "
         'for all bots as bot "*".',
-        type=_const("bot:stats"),
+        type=_const(STATS_TYPE),
         bot={"type": "string"},
         generated_at_ms=_MS,
         windows={"type": "object", "additionalProperties": _WINDOW_STATS},
@@ -244,7 +253,7 @@ def _relay_state() -> dict[str, Any]:
         "RelayState",
         "The relay's own state (events=relay): when the client starts watching, when "
         "the Redis subscription is lost or back, and every --stats-interval.",
-        type=_const("relay:state"),
+        type=_const(RELAY_STATE_TYPE),
         relay={"type": "string", "description": "host:pid"},
         at_ms=_MS,
         status={"enum": ["ok", "unavailable"]},
@@ -269,7 +278,7 @@ def _relay_deaf() -> dict[str, Any]:
     return _object(
         "RelayDeaf",
         "The relay lost its Redis subscription (to_ms null) or got it back (events=status).",
-        type=_const("relay:deaf"),
+        type=_const(RELAY_DEAF_TYPE),
         relay={"type": "string"},
         from_ms=_MS,
         to_ms={"type": ["integer", "null"]},
@@ -293,7 +302,7 @@ def _bot_gap() -> dict[str, Any]:
         "BotGap",
         "Before a replay: history that cannot be sent, because it was trimmed or "
         "because the relay was deaf then.",
-        type=_const("bot:gap"),
+        type=_const(GAP_TYPE),
         bot={"type": "string"},
         reason={"enum": ["trimmed", "relay_deaf"]},
         relay=_Optional({"type": "string"}),

@@ -7,7 +7,6 @@ import pytest
 
 from pingpong_relay.messages import (
     ENVELOPE_SOURCE,
-    ENVELOPE_TYPE,
     EXCERPT_CHARS,
     MAX_PAYLOAD_BYTES,
     RejectedMessage,
@@ -15,6 +14,7 @@ from pingpong_relay.messages import (
     excerpt,
     parse_bot_message,
 )
+from pingpong_relay.wire_types import ENVELOPE_TYPE
 from tests.unit.messages_support import (
     DESIGN_PING,
     ENVELOPE_KEYS,

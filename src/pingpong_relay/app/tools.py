@@ -15,6 +15,7 @@ from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_a
 from pingpong_relay.auth import mint
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.settings import current_environ
+from pingpong_relay.wire_types import ENVELOPE_TYPE
 
 __all__ = ["LatencyWalk", "cmd_publish", "cmd_simulate", "cmd_token", "cmd_watch"]
 
@@ -52,7 +53,7 @@ async def _watch(args: argparse.Namespace) -> int:
         if args.json:
             # As received, not encoded again: that could fail where reading did not.
             print(one_line_json(text), flush=True)
-        elif args.delays and envelope.get("type") == "bot:pingpong":
+        elif args.delays and envelope.get("type") == ENVELOPE_TYPE:
             beat = Heartbeat(envelope, time.time_ns() / 1e6)
             print(
                 f"{describe(envelope)} | bot→relay {_ms(beat.bot_to_relay_ms)}, "
