@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pingpong_relay.protocol_docs import codes_table, markdown
+from scripts.code_map import code_map
 from pingpong_relay.settings import markdown_reference
 from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES
 
@@ -21,6 +22,7 @@ def readme_sections() -> dict[str, str]:
         "close-codes": codes_table(CLOSE_CODES, "code"),
         "upgrade-statuses": codes_table(UPGRADE_STATUSES, "status"),
         "http-statuses": codes_table(HTTP_STATUSES, "status"),
+        "code-map": code_map(),
     }
 
 
@@ -32,6 +34,7 @@ def section(text: str, name: str) -> tuple[int, int]:
 
 
 def rendered_readme(text: str) -> str:
+    """The README with every generated section rendered afresh."""
     for name, body in readme_sections().items():
         start, end = section(text, name)
         text = text[:start] + body + "\n" + text[end:]
@@ -39,6 +42,7 @@ def rendered_readme(text: str) -> str:
 
 
 def main() -> None:
+    """Writes the README's generated sections and docs/protocol.md."""
     README.write_text(rendered_readme(README.read_text()))
     PROTOCOL.parent.mkdir(exist_ok=True)
     PROTOCOL.write_text(markdown())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 from scripts.update_docs import PROTOCOL, README, readme_sections, section
 
@@ -19,3 +22,27 @@ def test_readme_generated_sections_match_the_code(name: str) -> None:
 
 def test_protocol_summary_matches_the_asyncapi_document() -> None:
     assert PROTOCOL.read_text() == markdown(), "docs/protocol.md is stale; run `make docs`"
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted name under pingpong_relay names (module, then attributes)."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(["pingpong_relay", *parts[:split]]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute)
+        return target
+    raise ModuleNotFoundError(dotted)
+
+
+def test_the_message_path_in_the_code_map_names_real_code() -> None:
+    text = README.read_text()
+    start = text.index("One message's path:")
+    paragraph = text[start : text.index("\n\n", start)]
+    names = re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", paragraph)
+    assert len(names) >= 8, names
+    for name in names:
+        assert _resolve(name) is not None, name
