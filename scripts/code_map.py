@@ -12,10 +12,10 @@ PACKAGE = ROOT / "src" / "pingpong_relay"
 PACKAGE_NAME = "pingpong_relay"
 LAYER_TITLES = (
     "Entry point",
-    "Wiring (`app/`): settings to a running relay",
-    "Edges that use the ones below",
-    "I/O edges: sockets, Redis, outgoing HTTP",
-    "Telemetry",
+    "Wiring (`app/`): the command line and one relay's lifecycle",
+    "Outer edges: the HTTP plane, workers, the bot-side and client APIs",
+    "Inner edges: the WebSocket data plane, Redis, outgoing webhooks",
+    "Telemetry: the Prometheus registry",
 )
 
 
@@ -36,9 +36,8 @@ def _files(dotted: str) -> list[tuple[str, Path]]:
     relative = dotted.removeprefix(PACKAGE_NAME).lstrip(".").replace(".", "/")
     package = PACKAGE / relative
     if package.is_dir():
-        files = [package / "__init__.py"] + sorted(
-            path for path in package.glob("*.py") if path.name != "__init__.py"
-        )
+        modules = sorted(path for path in package.glob("*.py") if path.name != "__init__.py")
+        files = [package / "__init__.py", *modules]
         return [
             (f"{relative}/" if path.name == "__init__.py" else f"{relative}/{path.name}", path)
             for path in files
@@ -60,7 +59,8 @@ def code_map() -> str:
     contracts = _contracts()
     layers = contracts["layers"]["layers"]
     core = contracts["pure-core"]["source_modules"]
-    assert isinstance(layers, list) and isinstance(core, list)
+    assert isinstance(layers, list)
+    assert isinstance(core, list)
     lines: list[str] = []
     for title, layer in zip(LAYER_TITLES, layers, strict=True):
         lines += [f"**{title}**", "", *_table([part.strip() for part in layer.split("|")]), ""]

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from pingpong_relay.protocol_docs import codes_table, markdown
-from scripts.code_map import code_map
 from pingpong_relay.settings import markdown_reference
 from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES
+from scripts.code_map import code_map
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
