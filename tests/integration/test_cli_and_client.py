@@ -175,7 +175,7 @@ async def test_client_iterator_reconnects_after_the_relay_restarts(
             await asyncio.wait_for(got_one.wait(), 20)
         finally:
             await again.stop()
-        assert [e["data"] for e in received] == [  # type: ignore[index]
+        assert [e["data"] for e in received] == [
             {"type": "ping", "latency": 1},
             {"type": "pong", "latency": 2},
         ]

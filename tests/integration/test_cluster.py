@@ -91,7 +91,10 @@ async def _cluster_ok(ports: list[int]) -> None:
         client = aioredis.Redis(host="127.0.0.1", port=port)
         try:
             while True:
-                info = (await client.execute_command("CLUSTER", "INFO")).decode()
+                reply = await client.execute_command(  # type: ignore[no-untyped-call, unused-ignore]
+                    "CLUSTER", "INFO"
+                )
+                info = reply.decode()
                 if "cluster_state:ok" in info:
                     break
                 await asyncio.sleep(0.1)  # a node's own state: polled, bounded by the caller

@@ -268,8 +268,11 @@ async def test_rollups_expire_and_the_state_of_bots_gone_is_dropped(
         pipe = client.pipeline(transaction=False)
         for n, at in enumerate(times):
             raw = orjson.dumps({"type": "ping", "latency": 10})
-            fields = {"channel": "bot:pingpong", "relay_ms": at, "seq": n, "raw": raw}
-            pipe.xadd(stream_key(REAL), fields, id=f"{at}-0")
+            pipe.xadd(
+                stream_key(REAL),
+                {"channel": "bot:pingpong", "relay_ms": at, "seq": n, "raw": raw},
+                id=f"{at}-0",
+            )
         for key in (BOTS_KEY, ESTABLISHED_KEY):
             pipe.zadd(key, {REAL: times[-1]})
         pipe.hset(FIRST_KEY, REAL, f"{times[0]}-0")

@@ -193,13 +193,13 @@ async def test_metrics_and_health_detail_need_a_credential_when_auth_is_on(
     for headers in (_bearer("scrape-me"), _bearer(scraper)):
         assert (await _get(both, "/metrics", headers)).status == 200
     # Bytes that are no text: refused, not a 500 from comparing them.
-    for path in (b"/metrics", b"/healthz?detail=1", b"/bots"):
+    for raw_path in (b"/metrics", b"/healthz?detail=1", b"/bots"):
         answer = await _raw(
             both.http_port,
-            b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe"
+            b"GET " + raw_path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe"
             b"\r\nConnection: close\r\n\r\n",
         )
-        assert _status(answer) == 401, path
+        assert _status(answer) == 401, raw_path
 
 
 async def test_metrics_and_health_detail_on_an_anonymous_relay(

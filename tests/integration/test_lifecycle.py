@@ -259,7 +259,11 @@ async def test_a_port_in_use_ends_serve_with_exit_1_and_says_which(
 ) -> None:
     port = free_port()
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
-    relay = RelayProcess(redis_server.url, **{"port" if taken == "data" else "http_port": port})
+    relay = (
+        RelayProcess(redis_server.url, port=port)
+        if taken == "data"
+        else RelayProcess(redis_server.url, http_port=port)
+    )
     try:
         await relay.start_process()
         # Stopping what had already started (history, rollups) must not hang the exit.

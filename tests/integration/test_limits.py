@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import jwt
@@ -120,12 +122,14 @@ async def test_a_runaway_bot_is_held_to_its_rate_and_others_are_not(
     await client.close()
 
 
-async def _until(client: Collector, match: object, count: int) -> list[dict[str, object]]:
+async def _until(
+    client: Collector, match: Callable[[dict[str, Any]], bool], count: int
+) -> list[dict[str, Any]]:
     index = 0
     seen = 0
     while True:
         message = (await client.wait_count(index + 1))[index]
-        if match(message):  # type: ignore[operator]
+        if match(message):
             seen += 1
             if seen == count:
                 return client.messages[: index + 1]

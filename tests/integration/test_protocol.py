@@ -77,6 +77,7 @@ async def test_every_kind_of_message_a_relay_sends_matches_its_schema(
         "bot:pingpong",
         "bot:pingpong",
     ]
+    assert replaying.ws is not None
     for command in (
         {"action": "subscribe", "types": ["ping"], "id": 7},
         {"action": "list", "id": "x"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import orjson
@@ -146,6 +147,7 @@ async def test_a_redis_outage_is_announced_and_shows_as_a_gap_in_replays(
     client = aioredis.from_url(redis_server.url)
     dump = await client.dump(stream_key("bot:pingpong/bot"))
     await client.aclose()
+    assert dump is not None
     redis_server.kill()
     started = await _next_of(watcher, "relay:deaf")
     assert started["to_ms"] is None
@@ -176,8 +178,8 @@ async def test_a_redis_outage_is_announced_and_shows_as_a_gap_in_replays(
 
 
 async def _next_of(
-    client: Collector, kind: str, after: dict[str, object] | None = None
-) -> dict[str, object]:
+    client: Collector, kind: str, after: dict[str, Any] | None = None
+) -> dict[str, Any]:
     index = 0 if after is None else client.messages.index(after) + 1
     while True:
         message = (await client.wait_count(index + 1))[index]

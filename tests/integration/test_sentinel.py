@@ -26,7 +26,7 @@ class Replicated:
     async def current_master_port(self) -> int:
         client = aioredis.Redis(host="127.0.0.1", port=self.sentinel.port)
         try:
-            _, port = await client.execute_command(
+            _, port = await client.execute_command(  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8
                 "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.sentinel.service
             )
             return int(port)
@@ -57,7 +57,9 @@ async def _ready(sentinel: SentinelServer, replica: RedisServer) -> None:
     replica_client = aioredis.Redis(host="127.0.0.1", port=replica.port)
     try:
         while True:
-            known = await watcher.execute_command("SENTINEL", "REPLICAS", sentinel.service)
+            known = await watcher.execute_command(  # type: ignore[no-untyped-call, unused-ignore]
+                "SENTINEL", "REPLICAS", sentinel.service
+            )
             info = await replica_client.info("replication")
             if known and info.get("master_link_status") == "up":
                 return
