@@ -124,6 +124,9 @@ class Hub:
 
     def add(self, peer: Peer) -> None:
         """A peer connected: it receives what its subscription wants from now on."""
+        # What its group queued before it connected is not for it: a client replaying
+        # history would otherwise get a live message ahead of the replay (and again in it).
+        self._flush_queued()
         self.audience.add(peer)
 
     def remove(self, peer: Peer, why: str) -> None:

@@ -48,6 +48,20 @@ async def test_the_running_loop_flushes_on_its_next_turn(hub: Hub) -> None:
     assert peer.sent == [PAYLOAD, PAYLOAD]
 
 
+def test_a_peer_that_joins_gets_nothing_queued_before_it_joined(hub: Hub) -> None:
+    first = FakePeer("CLIENT-1")
+    populate(hub, first)
+    hub.broadcast(b"before")
+    late = FakePeer("CLIENT-2")
+    hub.add(late)  # same subscription, so the same group as the queued message
+    held = hub.hold(late)  # a replaying client is held at once (its replay covers "before")
+    hub.broadcast(b"after")
+    hub.flush()
+    assert first.sent == [b"before", b"after"]
+    assert late.sent == []
+    assert held == []  # and nothing recorded arrived meanwhile
+
+
 def test_a_reply_comes_after_what_was_queued_before_it(hub: Hub) -> None:
     peer = FakePeer("CLIENT-1")
     populate(hub, peer)
