@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 NODE_EXAMPLE := examples/node
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
+# Branch coverage of the whole suite (relay subprocesses included) may not fall below this.
+COVERAGE_FLOOR ?= 0
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test unit lint imports typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
@@ -62,7 +64,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts
 
 pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
-	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
+	rm -f .coverage .coverage.*
+	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report $(if $(PYTEST_ARGS),,--fail-under=$(COVERAGE_FLOOR))
 
 ## docs: regenerate the README's generated tables and docs/protocol.md from the code
 docs: $(STAMP)
