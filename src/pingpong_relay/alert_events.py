@@ -1,5 +1,8 @@
-"""What the alert engine reports: alert transitions and bot status changes, as the
-messages clients, webhooks and metrics receive. Pure."""
+"""Alert transitions and bot status changes: what the alert engine reports (pure).
+
+Each event is also the message clients, webhooks and metrics receive: `to_json` is its
+wire form, the `bot:alert` and `bot:status` messages of the protocol.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Who is connected and what each wants: peers, grouped by equal subscription so that a
-message is matched once per group, and the peers held out of the fan-out while they
-replay history. Pure: the hub writes, this only keeps the books."""
+"""Who is connected and what each wants: the hub's books of peers and subscriptions (pure).
+
+Peers are grouped by equal subscription so that a message is matched once per group, and
+the peers replaying history are held out of the fan-out meanwhile. The hub writes; this
+only keeps the books.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Per-bot metric series (status, last seen, latency, firing alerts), kept for established
-bots only: a flood of made-up ids creates none, and a bot that leaves takes its series."""
+"""Per-bot metric series (status, last seen, latency, firing alerts), for established bots only.
+
+A flood of made-up ids creates no series, and a bot that leaves takes its series with it.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""A log-bucketed histogram of latencies: quantiles within a fixed relative error, in
-bounded memory whatever values arrive, mergeable across time slots. Pure."""
+"""A log-bucketed histogram of latencies: quantiles within a fixed relative error (pure).
+
+Its memory is bounded whatever values arrive, and histograms merge across time slots (the
+statistics windows) and into rollups (their JSON form).
+"""
 
 from __future__ import annotations
 

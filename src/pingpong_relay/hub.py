@@ -28,7 +28,7 @@ from pingpong_relay.wire_types import CONFLATED_TYPE
 
 log = logging.getLogger("pingpong_relay.hub")
 
-# Close codes the relay sends; the README documents each and what a client should do.
+# What the hub does with a client whose socket is backed up (--slow-client).
 SlowClientPolicy = Literal["close", "conflate"]
 
 

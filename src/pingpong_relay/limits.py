@@ -1,5 +1,7 @@
-"""Rate limits: token buckets for client frames and bot messages, the bot allow-list, and a
-throttle for repeated log lines (pure, clock passed in)."""
+"""Rate limits: token buckets for client frames and bot messages, and the bot allow-list (pure).
+
+Also a throttle for repeated log lines. Each takes the time from its caller.
+"""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ REJECT_REASONS: Final = (
     "bad_source",
     "bad_channel",
     "too_deep",
-    "bot_not_accepted",  # not validation: a bot --accept-bots does not name (server.py)
+    "bot_not_accepted",  # not validation: a bot --accept-bots does not name (pipeline.py)
 )
 
 # The bot → Redis contract as a JSON Schema: the relay validates every message with exactly

@@ -1,5 +1,7 @@
-"""Which Host and Origin headers the relay answers to: its own addresses and the names it
-was told, never whatever the request claims (pure)."""
+"""Which Host and Origin headers the relay answers to: its addresses and the names it was told.
+
+Never whatever the request claims. Pure.
+"""
 
 from __future__ import annotations
 

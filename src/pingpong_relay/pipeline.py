@@ -1,5 +1,8 @@
-"""The message pipeline: one bot message in — validate, gate, envelope out to the hub's
-clients — then recorded and observed. The hot path; pure (the wiring hands in the I/O)."""
+"""The message pipeline, the hot path: a bot message validated, gated, and its envelope written.
+
+Only after the writes is the message recorded in the history and observed for statistics
+and alerts. Pure: the wiring hands in the I/O.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Alert rules: latency over a window's percentile, and silence; built from flags or loaded
-from a TOML file, each checked with an error that names the rule and the field. Pure."""
+"""Alert rules: a latency percentile over a window, and silence; from flags or a TOML file (pure).
+
+Each rule is checked as it is built, with an error that names the rule and the field.
+"""
 
 from __future__ import annotations
 

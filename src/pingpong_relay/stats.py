@@ -16,7 +16,7 @@ SLOTS_PER_WINDOW: Final = 60
 # ESTABLISHED_SPAN_S (first to latest message). One message, or a burst of them, is not
 # enough: a real bot publishes again and again over time, a flood of made-up ids does not.
 # Until then a bot may be evicted to make room for a newcomer and raises no alert; the
-# history applies the same test to each bot's stream (history.py), so a restarted relay
+# history applies the same test to each bot's stream (redis_io/history.py), so a restarted relay
 # brings back established bots only.
 ESTABLISHED_MESSAGES: Final = 3
 ESTABLISHED_SPAN_S: Final = 1.0

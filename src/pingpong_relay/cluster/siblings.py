@@ -1,5 +1,8 @@
-"""Workers as siblings: which worker a process is, its private socket where siblings ask
-for its own /metrics and /healthz, and the whole relay's view merged from every worker's."""
+"""Workers as siblings: which worker a process is, and the relay's view merged from every worker.
+
+Each worker answers for its own /metrics and /healthz on a private Unix socket where its
+siblings ask; the worker a request reached merges every worker's answer with its own.
+"""
 
 from __future__ import annotations
 

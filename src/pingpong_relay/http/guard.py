@@ -1,6 +1,8 @@
-"""What the HTTP plane adds to every answer and how it refuses, as pure functions: browser
-security headers, a raw refusal outside aiohttp, a bearer comparison that cannot fail on odd
-bytes, the operator's ?detail=1 and spreadsheet-safe CSV cells."""
+"""What the HTTP plane adds to every answer and how it refuses, as pure functions.
+
+Browser security headers, a raw refusal outside aiohttp, a bearer comparison that cannot
+fail on odd bytes, the operator's ?detail=1 and spreadsheet-safe CSV cells.
+"""
 
 from __future__ import annotations
 

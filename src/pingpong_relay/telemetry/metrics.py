@@ -101,7 +101,7 @@ class RelayMetrics:
         counter = partial(Counter, registry=self.registry)
         gauge = partial(Gauge, registry=self.registry)
         histogram = partial(Histogram, registry=self.registry)
-        # Per bot: only established bots have series (monitor.py), so cardinality is
+        # Per bot: only established bots have series (bot_series.py), so cardinality is
         # bounded by --max-bots and a flood of made-up ids creates none; a forgotten bot's
         # series are removed.
         self.bot_up = gauge(

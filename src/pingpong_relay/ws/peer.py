@@ -1,5 +1,7 @@
-"""One connected WebSocket client: the hub's peer on a picows transport, with its
-frame-rate limit and the closing handshake."""
+"""One connected WebSocket client: the hub's peer on a picows transport.
+
+The peer also holds the client's frame-rate limit and does the closing handshake.
+"""
 
 from __future__ import annotations
 
