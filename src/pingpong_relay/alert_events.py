@@ -56,6 +56,7 @@ class AlertEvent:
     summary: str
 
     def to_json(self) -> dict[str, Any]:
+        """The `bot:alert` message clients and webhooks receive; times in ms since the epoch."""
         return {
             "type": ALERT_EVENT_TYPE,
             "rule": self.rule,
@@ -85,6 +86,7 @@ class StatusChange:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
+        """The `bot:status` message clients receive; times in ms since the epoch."""
         return {
             "type": STATUS_EVENT_TYPE,
             "bot": self.bot,

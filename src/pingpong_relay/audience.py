@@ -54,9 +54,12 @@ class AudienceMetrics(Protocol):
     """What the audience counts (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def connections_total(self) -> Counter: ...
+    def connections_total(self) -> Counter:
+        """Counts each client that connects (joins the audience)."""
+
     @property
-    def clients_connected(self) -> Gauge: ...
+    def clients_connected(self) -> Gauge:
+        """Set to the number of clients connected after each join and leave."""
 
 
 class Audience:

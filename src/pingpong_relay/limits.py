@@ -21,6 +21,8 @@ class TokenBucket:
     updated_s: float = 0.0
 
     def allow(self, now_s: float) -> bool:
+        """Takes a token at `now_s` (the caller's clock, seconds); False, taking none, when the
+        bucket is empty: the event is over the rate."""
         if self.tokens < 0:  # first use: a full bucket
             self.tokens = self.burst
             self.updated_s = now_s
@@ -43,6 +45,8 @@ class BotRateLimiter:
         self.dropped: dict[str, int] = {}
 
     def allow(self, bot: str, now_s: float) -> bool:
+        """Whether a message from `bot` at `now_s` is within `rate_per_s` (with ten seconds'
+        burst); a refused one is counted in `dropped`."""
         bucket = self._buckets.get(bot)
         if bucket is None:
             if len(self._buckets) >= self._max_bots:
@@ -77,6 +81,7 @@ class BotAllowList:
         )
 
     def accepts(self, bot: str) -> bool:
+        """Whether `bot` matches one of the patterns (any bot does when there are none)."""
         return self._match is None or self._match(bot) is not None
 
 

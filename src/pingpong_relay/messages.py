@@ -122,6 +122,7 @@ class RejectedMessage(ValueError):
 
     @property
     def excerpt(self) -> str:
+        """The refused bytes as a short, printable, redacted view for the log line."""
         return excerpt(self.raw)
 
 
@@ -371,6 +372,7 @@ def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
 
 
 def format_latency(latency_ms: float | None) -> str:
+    """A reported latency for a human line, as "7 ms" or "12.5 ms"; N/A when absent."""
     if latency_ms is None:
         return "N/A"
     return f"{latency_ms:g} ms"

@@ -87,6 +87,9 @@ class HostPolicy:
         public_ws_url: str = "",
         http_port: int = 0,
     ) -> HostPolicy:
+        """The policy the operator's flags describe: --allowed-host names ("*" lets any Host
+        in), --allowed-origin origins, --public-ws-url's host and page origin, and the HTTP
+        plane's port (0: no HTTP plane, so no page of the relay's own)."""
         names = {split_host(h)[0] or h.lower() for h in allowed_hosts}
         origins = {o.rstrip("/").lower() for o in allowed_origins}
         public = page_origin(public_ws_url)

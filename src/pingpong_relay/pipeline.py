@@ -45,15 +45,24 @@ class PipelineMetrics(Protocol):
     """What the pipeline counts (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def messages_received(self) -> Counter: ...
+    def messages_received(self) -> Counter:
+        """Counts every message read from Redis, valid or not."""
+
     @property
-    def messages_rejected(self) -> Labelled[Counter]: ...
+    def messages_rejected(self) -> Labelled[Counter]:
+        """Counts refused messages by reason (`messages.REJECT_REASONS`)."""
+
     @property
-    def messages_forwarded(self) -> Counter: ...
+    def messages_forwarded(self) -> Counter:
+        """Counts valid messages written to the clients that want them."""
+
     @property
-    def message_errors(self) -> Counter: ...
+    def message_errors(self) -> Counter:
+        """Counts messages whose handling failed with an internal error (a bug)."""
+
     @property
-    def bot_messages_dropped(self) -> Counter: ...
+    def bot_messages_dropped(self) -> Counter:
+        """Counts messages dropped because their bot went over --max-bot-rate."""
 
 
 class Pipeline:

@@ -20,7 +20,7 @@ log = logging.getLogger("pingpong_relay.publisher")
 
 
 class PublishError(RuntimeError):
-    pass
+    """A heartbeat Redis did not take (unreachable, refused); the Redis error is its cause."""
 
 
 class Publisher:
@@ -83,6 +83,7 @@ class Publisher:
         return receivers
 
     async def aclose(self) -> None:
+        """Closes the connection to Redis (`async with` does it on the way out)."""
         await self._redis.aclose()
 
     async def __aenter__(self) -> Publisher:

@@ -101,6 +101,7 @@ class LatencyRule:
             )
 
     def applies_to(self, bot: str) -> bool:
+        """Whether the rule judges `bot`: it matches one of `bots` (every bot, with none)."""
         return _matches(self.bots, bot)
 
 
@@ -128,6 +129,7 @@ class SilenceRule:
             )
 
     def applies_to(self, bot: str) -> bool:
+        """Whether the rule judges `bot`: it matches one of `bots` (every bot, with none)."""
         return _matches(self.bots, bot)
 
     def timeout_for(self, typical_interval_s: float | None) -> float:

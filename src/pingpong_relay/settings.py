@@ -341,17 +341,21 @@ class Settings:
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
+        """The fields that are settings (each a flag and an env var), in declaration order."""
         return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
 
     def with_changes(self, **changes: Any) -> Settings:
+        """A copy with these fields changed, checked again as any new Settings is."""
         return dataclasses.replace(self, **changes)
 
 
 def env_name(name: str) -> str:
+    """A setting's env var: max_bots → PINGPONG_MAX_BOTS."""
     return ENV_PREFIX + name.upper()
 
 
 def flag_name(name: str) -> str:
+    """A setting's flag: max_bots → --max-bots."""
     return "--" + name.replace("_", "-")
 
 

@@ -170,6 +170,8 @@ class Supervisor:
             self._spawn(slot)
 
     async def run(self) -> int:
+        """Keeps the workers running until SIGTERM or SIGINT, or until one cannot start; then
+        stops them all. The exit code: 0, or 1 when a worker could not start."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)

@@ -76,14 +76,18 @@ class RollupStore:
         self._housekept_ms = 0
 
     async def now_ms(self) -> int:
+        """Redis's clock in ms since the epoch: the clock stream ids and rollups are made of."""
         seconds, micros = await self._redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     # --- building ---------------------------------------------------------------------
     def start(self) -> None:
+        """Starts rolling up every `interval_s` seconds on the running loop."""
         self._task = asyncio.create_task(self._run(), name="rollups")
 
     async def stop(self) -> None:
+        """Stops rolling up; what a pass cut short did not finish, the next pass (of any relay)
+        redoes."""
         await cancel_and_wait(self._task)
         self._task = None
 

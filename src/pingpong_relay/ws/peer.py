@@ -47,9 +47,11 @@ JoinHandler = Callable[["ClientPeer"], None]
 class AddressCount(Protocol):
     """Counts connections per address, for the per-address limit (`ws.admission`)."""
 
-    def joined(self, ip: str) -> None: ...
+    def joined(self, ip: str) -> None:
+        """Counts one more connection from `ip` (once its upgrade is done)."""
 
-    def left(self, ip: str) -> None: ...
+    def left(self, ip: str) -> None:
+        """Counts one connection from `ip` fewer (once, when it is gone)."""
 
 
 class ClientPeer(WSListener):
