@@ -22,6 +22,8 @@ from pingpong_relay.rules import (
     SilenceRule,
 )
 
+__all__ = ["AlertEngine", "BotMetrics"]
+
 RESOLVED_HISTORY: Final = 256
 
 

@@ -12,6 +12,23 @@ import jwt
 
 from pingpong_relay.subscriptions import EVENTS
 
+__all__ = [
+    "HMAC_ALGORITHMS",
+    "SCOPES",
+    "SUBPROTOCOL",
+    "AuthError",
+    "Authenticator",
+    "Grant",
+    "JwksKeys",
+    "Presented",
+    "TokenVerifier",
+    "extract_token",
+    "grant_from_claims",
+    "mint",
+    "offered_subprotocol",
+    "redact_query",
+]
+
 # Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol
 # "bearer.<jwt>" next to this one, which the relay echoes (never the token).
 SUBPROTOCOL: Final = "pingpong.v1"

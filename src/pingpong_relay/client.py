@@ -24,6 +24,19 @@ from pingpong_relay.messages import (
 )
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
+__all__ = [
+    "DEFAULT_RELAY_URL",
+    "MAX_ENVELOPE_DEPTH",
+    "Heartbeat",
+    "InvalidFrame",
+    "describe",
+    "envelopes",
+    "heartbeats",
+    "one_line_json",
+    "parse_envelope",
+    "received_envelopes",
+]
+
 log = logging.getLogger("pingpong_relay.client")
 
 DEFAULT_RELAY_URL = "ws://localhost:2808/"

@@ -26,6 +26,8 @@ from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import Subscription
 from pingpong_relay.wire_types import CONFLATED_TYPE
 
+__all__ = ["BroadcastResult", "Hub", "HubMetrics", "SlowClientPolicy"]
+
 log = logging.getLogger("pingpong_relay.hub")
 
 # What the hub does with a client whose socket is backed up (--slow-client).

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
 
+__all__ = ["BotAllowList", "BotRateLimiter", "LogThrottle", "TokenBucket"]
+
 
 @dataclass(slots=True)
 class TokenBucket:

@@ -15,6 +15,8 @@ import orjson
 
 from pingpong_relay.messages import escape_controls
 
+__all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
+
 # Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
 _QUEUE_RECORDS = 100_000
 

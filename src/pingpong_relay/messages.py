@@ -13,6 +13,32 @@ from typing import Any, Final
 import fastjsonschema
 import orjson
 
+__all__ = [
+    "BOT_MESSAGE_SCHEMA",
+    "ENVELOPE_SOURCE",
+    "EXCERPT_CHARS",
+    "MAX_CHANNEL_CHARS",
+    "MAX_DEPTH",
+    "MAX_LATENCY_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_SOURCE_CHARS",
+    "MAX_TIMESTAMP_MS",
+    "REJECT_REASONS",
+    "BotMessage",
+    "RejectedMessage",
+    "build_bot_message",
+    "check_channel",
+    "encode_envelope",
+    "encode_tagged_envelope",
+    "escape_controls",
+    "excerpt",
+    "format_bot_time",
+    "format_latency",
+    "nesting_depth_exceeds",
+    "parse_bot_message",
+    "redact_secrets",
+]
+
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 ENVELOPE_SOURCE: Final = "bot"
 MESSAGE_TYPES: Final = frozenset({"ping", "pong"})

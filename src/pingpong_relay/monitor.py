@@ -25,6 +25,8 @@ from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, Stats
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.wire_types import STATS_TYPE
 
+__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView", "rules_from_settings"]
+
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+__all__ = ["HostPolicy", "is_loopback", "normalise_ip", "page_origin", "split_host"]
+
 # Names a browser uses for this machine; trusted only on a connection that arrived on a
 # loopback address (a page elsewhere cannot be served from "localhost" of this machine).
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})

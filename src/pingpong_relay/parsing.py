@@ -12,6 +12,28 @@ from urllib.parse import urlsplit
 from pingpong_relay.defaults import WINDOW_NAMES
 from pingpong_relay.urls import check_redis_url
 
+__all__ = [
+    "boolean",
+    "bot_pattern",
+    "choice",
+    "csp_source_list",
+    "duration",
+    "duration_or_zero",
+    "frame_ancestors",
+    "http_url",
+    "non_negative_float",
+    "non_negative_int",
+    "parse_duration",
+    "percentile",
+    "port_number",
+    "positive_float",
+    "positive_int",
+    "redis_url",
+    "window",
+    "worker_count",
+    "ws_url_or_empty",
+]
+
 # --- durations -----------------------------------------------------------------------------
 
 _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -16,6 +16,8 @@ from pingpong_relay.messages import build_bot_message, format_latency
 from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.urls import redact_url
 
+__all__ = ["PublishError", "Publisher"]
+
 log = logging.getLogger("pingpong_relay.publisher")
 
 

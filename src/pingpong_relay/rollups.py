@@ -8,6 +8,21 @@ from typing import Any, Final
 
 from pingpong_relay.histogram import LogHistogram
 
+__all__ = [
+    "ANALYTICS_WINDOWS",
+    "GAP_FLOOR_MS",
+    "HOUR_MS",
+    "MINUTE_MS",
+    "Outage",
+    "Rollup",
+    "analytics",
+    "build_rollup",
+    "hour_of",
+    "merge_rollups",
+    "minute_of",
+    "outages",
+]
+
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
 # Gaps between messages shorter than this are never an outage under any sensible silence

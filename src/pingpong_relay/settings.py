@@ -36,6 +36,17 @@ from pingpong_relay.parsing import (
     ws_url_or_empty,
 )
 
+__all__ = [
+    "LOG_LEVELS",
+    "Settings",
+    "add_settings_arguments",
+    "current_environ",
+    "env_name",
+    "flag_name",
+    "markdown_reference",
+    "settings_from_args",
+]
+
 ENV_PREFIX: Final = "PINGPONG_"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")

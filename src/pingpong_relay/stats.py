@@ -10,6 +10,14 @@ from typing import Any, Final
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.histogram import LogHistogram, bucket_key
 
+__all__ = [
+    "ESTABLISHED_MESSAGES",
+    "ESTABLISHED_SPAN_S",
+    "SLOTS_PER_WINDOW",
+    "StatsBook",
+    "WindowedStats",
+]
+
 SLOTS_PER_WINDOW: Final = 60
 
 # A bot is *established* once it has been heard ESTABLISHED_MESSAGES times over at least

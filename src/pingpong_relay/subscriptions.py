@@ -11,6 +11,31 @@ from urllib.parse import parse_qs
 import fastjsonschema
 import orjson
 
+__all__ = [
+    "ACTIONS",
+    "COMMAND_SCHEMA",
+    "CONNECT_QUERY_SCHEMA",
+    "DEFAULT_SUBSCRIPTION",
+    "EVENTS",
+    "MAX_BOT_PATTERNS",
+    "MAX_COMMAND_BYTES",
+    "MAX_PATTERN_CHARS",
+    "MAX_REPLAY",
+    "MESSAGE_KINDS",
+    "RECORDED",
+    "Command",
+    "CommandError",
+    "ReplayRequest",
+    "Subscription",
+    "apply",
+    "bot_id",
+    "from_query",
+    "parse_command",
+    "parse_connect_query",
+    "parse_position",
+    "position_key",
+]
+
 MESSAGE_KINDS: Final = ("ping", "pong")
 EVENTS: Final = ("pingpong", "status", "alerts", "stats", "relay")
 ACTIONS: Final = ("subscribe", "unsubscribe", "list", "refresh")

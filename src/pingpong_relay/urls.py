@@ -18,6 +18,17 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SentinelTarget",
+    "addresses",
+    "check_redis_url",
+    "is_cluster_url",
+    "parse_sentinel_url",
+    "redact_url",
+    "url_origin",
+]
+
 SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT: Final = 26379

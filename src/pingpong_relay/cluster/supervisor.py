@@ -33,6 +33,8 @@ from pingpong_relay.logs import setup_logging
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.settings import Settings
 
+__all__ = ["WorkerEntry", "supervise"]
+
 log = logging.getLogger("pingpong_relay.workers")
 
 # Runs one relay in a worker process and returns its exit code: the CLI hands it in, so

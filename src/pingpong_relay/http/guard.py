@@ -10,6 +10,8 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Final
 
+__all__ = ["bearer_matches", "csv_cell", "raw_response", "security_headers", "wants_detail"]
+
 SERVER_NAME: Final = "pingpong-relay"  # no version: it only helps someone pick an exploit
 # What the dashboard needs and nothing more: its own scripts, styles and images (plus the
 # data: favicon), and WebSockets to the data port (another origin: ws:/wss: on any host,

@@ -15,6 +15,8 @@ from pingpong_relay.tasks import drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.urls import url_origin
 
+__all__ = ["WebhookSender"]
+
 log = logging.getLogger("pingpong_relay.webhooks")
 
 

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import IO, Final
 
+__all__ = ["EmbeddedRedis", "find_redis_server", "redis_answers"]
+
 log = logging.getLogger("pingpong_relay.embedded")
 
 _PR_SET_PDEATHSIG: Final = 1

@@ -21,6 +21,20 @@ from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
 
+__all__ = [
+    "BOTS_KEY",
+    "ESTABLISHED_KEY",
+    "FIRST_KEY",
+    "KEY_PREFIX",
+    "MAX_PAGE",
+    "PRUNE_INTERVAL_S",
+    "SEEN_TTL_MS",
+    "SEQ_KEY",
+    "STREAM_PREFIX",
+    "History",
+    "stream_key",
+]
+
 log = logging.getLogger("pingpong_relay.history")
 
 # One hash tag for every key the relay keeps: all of them land in one Redis Cluster slot,

@@ -29,6 +29,8 @@ from pingpong_relay.redis_io.history import KEY_PREFIX
 from pingpong_relay.redis_io.subscriber import as_text
 from pingpong_relay.tasks import cancel_and_wait
 
+__all__ = ["SAME_TRANSITION_MS", "SENT_KEY", "WebhookLease", "open_alerts", "unsent"]
+
 log = logging.getLogger("pingpong_relay.lease")
 
 LEASE_KEY: Final = KEY_PREFIX + "lease:webhooks"

@@ -31,6 +31,16 @@ from pingpong_relay.rollups import (
 )
 from pingpong_relay.tasks import cancel_and_wait
 
+__all__ = [
+    "CURSOR_KEY",
+    "HOURS_KEPT_MS",
+    "HOURS_PREFIX",
+    "MINUTES_PREFIX",
+    "MINUTES_TTL_MS",
+    "PRUNED_KEY",
+    "RollupStore",
+]
+
 log = logging.getLogger("pingpong_relay.rollups")
 
 MINUTES_PREFIX: Final = KEY_PREFIX + "rollup:m:"

@@ -18,6 +18,8 @@ from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.urls import is_cluster_url, redact_url
 
+__all__ = ["DeafHandler", "MessageHandler", "RedisSource", "SubscriptionLost", "as_text"]
+
 log = logging.getLogger("pingpong_relay.source")
 
 MessageHandler = Callable[[str, bytes], None]

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from pingpong_relay.messages import REJECT_REASONS
 
+__all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics"]
+
 
 def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
     """Histogram buckets 1, 2.5, 5 × 10^k from `low_s`: even steps on a log scale."""
