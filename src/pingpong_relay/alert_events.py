@@ -1,5 +1,8 @@
-"""What the alert engine reports: alert transitions and bot status changes, as the
-messages clients, webhooks and metrics receive. Pure."""
+"""Alert transitions and bot status changes: what the alert engine reports (pure).
+
+Each event is also the message clients, webhooks and metrics receive: `to_json` is its
+wire form, the `bot:alert` and `bot:status` messages of the protocol.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ class AlertEvent:
     summary: str
 
     def to_json(self) -> dict[str, Any]:
+        """The `bot:alert` message clients and webhooks receive; times in ms since the epoch."""
         return {
             "type": ALERT_EVENT_TYPE,
             "rule": self.rule,
@@ -82,6 +86,7 @@ class StatusChange:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
+        """The `bot:status` message clients receive; times in ms since the epoch."""
         return {
             "type": STATUS_EVENT_TYPE,
             "bot": self.bot,

@@ -22,19 +22,27 @@ from pingpong_relay.rules import (
     SilenceRule,
 )
 
+__all__ = ["AlertEngine", "BotMetrics"]
+
 RESOLVED_HISTORY: Final = 256
 
 
 class BotMetrics(Protocol):
     """What the engine reads from the windowed latency statistics."""
 
-    def bots(self) -> list[str]: ...
+    def bots(self) -> list[str]:
+        """Every bot with statistics: the bots the engine evaluates."""
 
-    def last_seen_s(self, bot: str) -> float | None: ...
+    def last_seen_s(self, bot: str) -> float | None:
+        """When the relay last got a message from the bot (clock seconds); None if never."""
 
-    def typical_interval_s(self, bot: str, now_s: float) -> float | None: ...
+    def typical_interval_s(self, bot: str, now_s: float) -> float | None:
+        """The bot's usual seconds between messages, which adaptive silence timeouts scale
+        with; None while too few recent messages tell."""
 
-    def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None: ...
+    def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
+        """The bot's latency quantile `q` (0 to 1) in ms over the named window; None when
+        the window holds no samples."""
 
 
 # --- the engine ----------------------------------------------------------------------------
@@ -96,6 +104,7 @@ class AlertEngine:
 
     @property
     def rules(self) -> tuple[Rule, ...]:
+        """The rules the engine evaluates, sorted by name (the order events come in)."""
         return self._rules
 
     def evaluate(

@@ -1,6 +1,9 @@
-"""Who is connected and what each wants: peers, grouped by equal subscription so that a
-message is matched once per group, and the peers held out of the fan-out while they
-replay history. Pure: the hub writes, this only keeps the books."""
+"""Who is connected and what each wants: the hub's books of peers and subscriptions (pure).
+
+Peers are grouped by equal subscription so that a message is matched once per group, and
+the peers replaying history are held out of the fan-out meanwhile. The hub writes; this
+only keeps the books.
+"""
 
 from __future__ import annotations
 
@@ -51,9 +54,12 @@ class AudienceMetrics(Protocol):
     """What the audience counts (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def connections_total(self) -> Counter: ...
+    def connections_total(self) -> Counter:
+        """Counts each client that connects (joins the audience)."""
+
     @property
-    def clients_connected(self) -> Gauge: ...
+    def clients_connected(self) -> Gauge:
+        """Set to the number of clients connected after each join and leave."""
 
 
 class Audience:

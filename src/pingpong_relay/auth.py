@@ -12,6 +12,23 @@ import jwt
 
 from pingpong_relay.subscriptions import EVENTS
 
+__all__ = [
+    "HMAC_ALGORITHMS",
+    "SCOPES",
+    "SUBPROTOCOL",
+    "AuthError",
+    "Authenticator",
+    "Grant",
+    "JwksKeys",
+    "Presented",
+    "TokenVerifier",
+    "extract_token",
+    "grant_from_claims",
+    "mint",
+    "offered_subprotocol",
+    "redact_query",
+]
+
 # Browsers cannot set headers on a WebSocket: they offer the token as a subprotocol
 # "bearer.<jwt>" next to this one, which the relay echoes (never the token).
 SUBPROTOCOL: Final = "pingpong.v1"
@@ -48,6 +65,8 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class Presented:
+    """The token a client presented, where it was found, and the subprotocol to echo."""
+
     token: str | None
     source: str  # "header", "subprotocol", "query" or "none"
     echo_subprotocol: str | None
@@ -121,6 +140,8 @@ class JwksKeys:
         return len(keys)
 
     def key_for(self, kid: object) -> Any:
+        """The public key for a token's `kid` header (the only key, if the token names none);
+        AuthError `unknown_key`, after asking for a refresh, when the relay lacks it."""
         key = self._keys.get(kid if isinstance(kid, str) else None)
         if key is None and len(self._keys) == 1 and kid is None:
             key = next(iter(self._keys.values()))  # one key, and the token names none
@@ -159,6 +180,8 @@ class TokenVerifier:
         self._leeway_s = leeway_s
 
     def verify(self, token: str | None, now_s: float) -> Grant:
+        """What a valid token grants; AuthError with a short reason for any other token
+        (missing, too long, malformed, wrongly signed, expired, wrong audience or issuer)."""
         del now_s  # PyJWT checks exp/nbf against the clock itself
         if not token:
             raise AuthError("missing", "no token: send Authorization: Bearer <token>")
@@ -219,6 +242,8 @@ class TokenVerifier:
 
 
 def grant_from_claims(claims: Mapping[str, Any]) -> Grant:
+    """What verified claims grant (`sub`, `bots`, `events`, the `metrics` scope, `exp`);
+    AuthError `bad_claims` when one has the wrong shape (time claims must be numbers)."""
     bots = claims.get("bots")
     events = claims.get("events")
     if bots is not None and not (

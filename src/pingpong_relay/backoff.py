@@ -6,9 +6,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+__all__ = ["Backoff"]
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
+    """Delays that double from `base_s` to at most `cap_s` seconds, each jittered down to
+    no less than half its ceiling."""
+
     base_s: float = 0.1
     cap_s: float = 5.0
 

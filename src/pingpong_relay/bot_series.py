@@ -1,5 +1,7 @@
-"""Per-bot metric series (status, last seen, latency, firing alerts), kept for established
-bots only: a flood of made-up ids creates none, and a bot that leaves takes its series."""
+"""Per-bot metric series (status, last seen, latency, firing alerts), for established bots only.
+
+A flood of made-up ids creates no series, and a bot that leaves takes its series with it.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +19,20 @@ class BotMetrics(Protocol):
     """The per-bot series (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def bot_up(self) -> Labelled[Gauge]: ...
+    def bot_up(self) -> Labelled[Gauge]:
+        """Each bot's status by bot: 1 up, 0.5 degraded or pending, 0 down."""
+
     @property
-    def bot_last_seen(self) -> Labelled[Gauge]: ...
+    def bot_last_seen(self) -> Labelled[Gauge]:
+        """When the relay last got a message from each bot, by bot (Unix seconds)."""
+
     @property
-    def bot_latency(self) -> Labelled[Histogram]: ...
+    def bot_latency(self) -> Labelled[Histogram]:
+        """The exchange latency each bot reports, by bot, observed in seconds."""
+
     @property
-    def alerts_firing(self) -> Labelled[Gauge]: ...
+    def alerts_firing(self) -> Labelled[Gauge]:
+        """1 by (rule, bot) while that alert is firing; the series is removed when it resolves."""
 
 
 class BotSeries:

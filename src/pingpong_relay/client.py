@@ -24,6 +24,19 @@ from pingpong_relay.messages import (
 )
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
+__all__ = [
+    "DEFAULT_RELAY_URL",
+    "MAX_ENVELOPE_DEPTH",
+    "Heartbeat",
+    "InvalidFrame",
+    "describe",
+    "envelopes",
+    "heartbeats",
+    "one_line_json",
+    "parse_envelope",
+    "received_envelopes",
+]
+
 log = logging.getLogger("pingpong_relay.client")
 
 DEFAULT_RELAY_URL = "ws://localhost:2808/"
@@ -159,21 +172,28 @@ class Heartbeat:
 
     @property
     def data(self) -> dict[str, Any]:
+        """The bot's message inside the envelope (empty if the envelope has none)."""
         data = self.envelope.get("data")
         return data if isinstance(data, dict) else {}
 
     @property
     def bot_to_relay_ms(self) -> float | None:
+        """Milliseconds from the bot's timestamp to the relay's (Redis included); None when
+        either timestamp is missing."""
         bot, relay = _number(self.data.get("timestamp")), _number(self.envelope.get("timestamp"))
         return None if bot is None or relay is None else relay - bot
 
     @property
     def relay_to_client_ms(self) -> float | None:
+        """Milliseconds from the relay's timestamp to this client's receipt; None without the
+        relay's timestamp."""
         relay = _number(self.envelope.get("timestamp"))
         return None if relay is None else self.received_ms - relay
 
     @property
     def total_ms(self) -> float | None:
+        """Milliseconds from the bot's timestamp to this client's receipt; None without the
+        bot's timestamp."""
         bot = _number(self.data.get("timestamp"))
         return None if bot is None else self.received_ms - bot
 

@@ -1,5 +1,8 @@
-"""WebSocket close codes the relay uses and the reasons it sends with them: one home for
-both, imported by the hub, the data plane, the wiring and status_codes' guide (pure)."""
+"""WebSocket close codes the relay uses and the reasons it sends with them, defined once (pure).
+
+One home for both, imported by the hub, the data plane, the wiring and status_codes'
+guide.
+"""
 
 from __future__ import annotations
 

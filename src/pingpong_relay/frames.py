@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+__all__ = ["read_text_frames", "text_frame", "text_payloads"]
+
 _FIN_TEXT: Final = 0x81
 
 

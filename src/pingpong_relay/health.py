@@ -1,6 +1,8 @@
-"""The relay's own health: the operator's detailed view, the public one, and the
-`relay:state` and `relay:deaf` messages that tell watching clients. Pure; the wiring
-hands in the subscriber once it exists."""
+"""The relay's own health: the operator's detailed view, the public one, and what clients hear.
+
+Watching clients are told by `relay:state` and `relay:deaf` messages. Pure; the wiring
+hands in the subscriber once it exists.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""A log-bucketed histogram of latencies: quantiles within a fixed relative error, in
-bounded memory whatever values arrive, mergeable across time slots. Pure."""
+"""A log-bucketed histogram of latencies: quantiles within a fixed relative error (pure).
+
+Its memory is bounded whatever values arrive, and histograms merge across time slots (the
+statistics windows) and into rollups (their JSON form).
+"""
 
 from __future__ import annotations
 
@@ -81,6 +84,7 @@ class LogHistogram:
         self._max = -math.inf
 
     def add(self, value: float) -> None:
+        """Counts one value; a non-finite one (NaN, ±inf) is ignored."""
         if math.isfinite(value):
             self.insert_keyed(value, bucket_key(value))
 
@@ -98,6 +102,7 @@ class LogHistogram:
             self._negative_count += 1
 
     def merge(self, other: LogHistogram) -> None:
+        """Adds every value `other` counted, as if each had been added here (exactly)."""
         buckets = self._buckets
         for key, count in other._buckets.items():
             buckets[key] = buckets.get(key, 0) + count
@@ -108,6 +113,7 @@ class LogHistogram:
         self._max = max(self._max, other._max)
 
     def clear(self) -> None:
+        """Forgets every value, keeping the object for reuse (a recycled time slot)."""
         self._buckets.clear()
         self._count = 0
         self._negative_count = 0
@@ -132,6 +138,7 @@ class LogHistogram:
         raise AssertionError("bucket counts do not add up to count")  # pragma: no cover
 
     def bucket_count(self) -> int:
+        """Buckets in use, a measure of memory (at most MAX_BUCKETS)."""
         return len(self._buckets)
 
     def describe(
@@ -160,6 +167,7 @@ class LogHistogram:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> LogHistogram:
+        """The histogram `to_json` stored; KeyError or ValueError when `body` is not one."""
         histogram = cls()
         histogram._buckets = {int(key): int(count) for key, count in body["b"].items()}
         histogram._count = int(body["n"])
@@ -173,14 +181,17 @@ class LogHistogram:
 
     @property
     def count(self) -> int:
+        """How many values were counted."""
         return self._count
 
     @property
     def negative_count(self) -> int:
+        """How many of the values were below zero (a transit time under clock skew)."""
         return self._negative_count
 
     @property
     def mean(self) -> float | None:
+        """The mean of the values, kept within [min, max]; None when empty."""
         if self._count == 0:
             return None
         mean = self._sum / self._count
@@ -193,8 +204,10 @@ class LogHistogram:
 
     @property
     def min(self) -> float | None:
+        """The smallest value counted, exactly; None when empty."""
         return self._min if self._count else None
 
     @property
     def max(self) -> float | None:
+        """The largest value counted, exactly; None when empty."""
         return self._max if self._count else None

@@ -26,9 +26,11 @@ from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import Subscription
 from pingpong_relay.wire_types import CONFLATED_TYPE
 
+__all__ = ["BroadcastResult", "Hub", "HubMetrics", "SlowClientPolicy"]
+
 log = logging.getLogger("pingpong_relay.hub")
 
-# Close codes the relay sends; the README documents each and what a client should do.
+# What the hub does with a client whose socket is backed up (--slow-client).
 SlowClientPolicy = Literal["close", "conflate"]
 
 
@@ -70,19 +72,32 @@ class HubMetrics(Protocol):
     """What the hub counts (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def connections_total(self) -> Counter: ...
+    def connections_total(self) -> Counter:
+        """Counts each client that connects."""
+
     @property
-    def clients_connected(self) -> Gauge: ...
+    def clients_connected(self) -> Gauge:
+        """Set to the number of clients connected whenever one joins or leaves."""
+
     @property
-    def deliveries(self) -> Counter: ...
+    def deliveries(self) -> Counter:
+        """Counts messages written to client sockets (each message once per client)."""
+
     @property
-    def send_failures(self) -> Counter: ...
+    def send_failures(self) -> Counter:
+        """Counts writes to a client socket that failed (the client is dropped)."""
+
     @property
-    def slow_client_closes(self) -> Counter: ...
+    def slow_client_closes(self) -> Counter:
+        """Counts clients closed because their unsent data passed the buffer limit."""
+
     @property
-    def conflated(self) -> Counter: ...
+    def conflated(self) -> Counter:
+        """Counts messages a backed-up client skipped for a newer one of the same key."""
+
     @property
-    def relay_latency(self) -> Histogram: ...
+    def relay_latency(self) -> Histogram:
+        """Observes each message's seconds from its receipt from Redis to its client writes."""
 
 
 class Hub:

@@ -1,5 +1,7 @@
-"""Rate limits: token buckets for client frames and bot messages, the bot allow-list, and a
-throttle for repeated log lines (pure, clock passed in)."""
+"""Rate limits: token buckets for client frames and bot messages, and the bot allow-list (pure).
+
+Also a throttle for repeated log lines. Each takes the time from its caller.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
+
+__all__ = ["BotAllowList", "BotRateLimiter", "LogThrottle", "TokenBucket"]
 
 
 @dataclass(slots=True)
@@ -19,6 +23,8 @@ class TokenBucket:
     updated_s: float = 0.0
 
     def allow(self, now_s: float) -> bool:
+        """Takes a token at `now_s` (the caller's clock, seconds); False, taking none, when the
+        bucket is empty: the event is over the rate."""
         if self.tokens < 0:  # first use: a full bucket
             self.tokens = self.burst
             self.updated_s = now_s
@@ -41,6 +47,8 @@ class BotRateLimiter:
         self.dropped: dict[str, int] = {}
 
     def allow(self, bot: str, now_s: float) -> bool:
+        """Whether a message from `bot` at `now_s` is within `rate_per_s` (with ten seconds'
+        burst); a refused one is counted in `dropped`."""
         bucket = self._buckets.get(bot)
         if bucket is None:
             if len(self._buckets) >= self._max_bots:
@@ -75,6 +83,7 @@ class BotAllowList:
         )
 
     def accepts(self, bot: str) -> bool:
+        """Whether `bot` matches one of the patterns (any bot does when there are none)."""
         return self._match is None or self._match(bot) is not None
 
 

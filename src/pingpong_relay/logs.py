@@ -15,6 +15,8 @@ import orjson
 
 from pingpong_relay.messages import escape_controls
 
+__all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
+
 # Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
 _QUEUE_RECORDS = 100_000
 
@@ -33,13 +35,18 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        """The line for `record`, its message's control characters escaped."""
         safe = copy.copy(record)  # other handlers may see the same record
         safe.message = escape_controls(record.message)
         return super().formatMessage(safe)
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ms), level, logger, message, then each field
+    passed with `extra=` and any traceback. JSON escapes control characters itself."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON; a field JSON cannot hold is written as its repr."""
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, tz=UTC)
             .isoformat(timespec="milliseconds")

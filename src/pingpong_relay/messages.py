@@ -13,6 +13,32 @@ from typing import Any, Final
 import fastjsonschema
 import orjson
 
+__all__ = [
+    "BOT_MESSAGE_SCHEMA",
+    "ENVELOPE_SOURCE",
+    "EXCERPT_CHARS",
+    "MAX_CHANNEL_CHARS",
+    "MAX_DEPTH",
+    "MAX_LATENCY_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_SOURCE_CHARS",
+    "MAX_TIMESTAMP_MS",
+    "REJECT_REASONS",
+    "BotMessage",
+    "RejectedMessage",
+    "build_bot_message",
+    "check_channel",
+    "encode_envelope",
+    "encode_tagged_envelope",
+    "escape_controls",
+    "excerpt",
+    "format_bot_time",
+    "format_latency",
+    "nesting_depth_exceeds",
+    "parse_bot_message",
+    "redact_secrets",
+]
+
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 ENVELOPE_SOURCE: Final = "bot"
 MESSAGE_TYPES: Final = frozenset({"ping", "pong"})
@@ -37,7 +63,7 @@ REJECT_REASONS: Final = (
     "bad_source",
     "bad_channel",
     "too_deep",
-    "bot_not_accepted",  # not validation: a bot --accept-bots does not name (server.py)
+    "bot_not_accepted",  # not validation: a bot --accept-bots does not name (pipeline.py)
 )
 
 # The bot → Redis contract as a JSON Schema: the relay validates every message with exactly
@@ -122,6 +148,7 @@ class RejectedMessage(ValueError):
 
     @property
     def excerpt(self) -> str:
+        """The refused bytes as a short, printable, redacted view for the log line."""
         return excerpt(self.raw)
 
 
@@ -371,6 +398,7 @@ def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
 
 
 def format_latency(latency_ms: float | None) -> str:
+    """A reported latency for a human line, as "7 ms" or "12.5 ms"; N/A when absent."""
     if latency_ms is None:
         return "N/A"
     return f"{latency_ms:g} ms"

@@ -25,6 +25,8 @@ from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, Stats
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.wire_types import STATS_TYPE
 
+__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView", "rules_from_settings"]
+
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
@@ -69,9 +71,12 @@ class StatsView:
         self.hearing_since_s: float | None = None
 
     def bots(self) -> list[str]:
+        """Every bot the statistics track."""
         return self.book.bots()
 
     def last_seen_s(self, bot: str) -> float | None:
+        """When the bot was last heard, but no earlier than when the relay could hear Redis
+        again: silence while the relay was deaf is not the bot's."""
         stats = self.book.get(bot)
         seen = stats.last_seen_s if stats is not None else None
         if seen is None or self.hearing_since_s is None:
@@ -79,10 +84,14 @@ class StatsView:
         return max(seen, self.hearing_since_s)
 
     def typical_interval_s(self, bot: str, now_s: float) -> float | None:
+        """The bot's median seconds between messages over "5m"; None if it is not tracked
+        or sent fewer than two messages in that window."""
         stats = self.book.get(bot)
         return stats.typical_interval_s(now_s) if stats is not None else None
 
     def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
+        """The bot's latency quantile `q` (0 to 1) over `window`, in ms; None if it is not
+        tracked or reported no latency in the window."""
         stats = self.book.get(bot)
         return stats.latency_quantile(window, q, now_s) if stats is not None else None
 
@@ -91,9 +100,12 @@ class MonitorMetrics(HubMetrics, BotMetrics, Protocol):
     """What the monitor counts, besides what its hub does and the per-bot series."""
 
     @property
-    def bots_refused(self) -> Counter: ...
+    def bots_refused(self) -> Counter:
+        """Counts messages relayed but not tracked: --max-bots established bots fill the book."""
+
     @property
-    def bots_evicted(self) -> Counter: ...
+    def bots_evicted(self) -> Counter:
+        """Counts bots on probation evicted to make room for a new bot."""
 
 
 class Monitor:
@@ -144,6 +156,8 @@ class Monitor:
 
     # --- the hot path ---------------------------------------------------------------
     def observe(self, bot: str, message: BotMessage, now_s: float) -> None:
+        """Records a valid message from `bot` received at `now_s` (clock seconds) and sends
+        out the status changes and alert events it causes; past --max-bots, only counts it."""
         if not self.book.record(bot, now_s, message.type, message.latency_ms, message.timestamp_ms):
             self.metrics.bots_refused.inc()
             if not self._untracked_logged:
@@ -260,15 +274,19 @@ class Monitor:
         ]
 
     def stats(self, window: str, bot: str | None = None) -> dict[str, Any]:
+        """The statistics over `window`, overall and per bot (only `bot`'s when given;
+        KeyError if it is not tracked), as /stats serves them."""
         return self.book.summary(window, self._clock(), bot)
 
     def alerts(self) -> dict[str, Any]:
+        """The active alerts and the recently resolved ones, as /alerts serves them."""
         return {
             "active": [event.to_json() for event in self.engine.active()],
             "recently_resolved": [event.to_json() for event in self.engine.recent_resolved()],
         }
 
     def statuses(self) -> dict[str, Any]:
+        """Every bot's current `bot:status` message by bot, as /bots serves them."""
         return {bot: change.to_json() for bot, change in sorted(self.engine.statuses().items())}
 
     # --- fan-out ----------------------------------------------------------------------
@@ -290,6 +308,8 @@ class Monitor:
 
     # --- timed loops ------------------------------------------------------------------
     def start(self) -> None:
+        """Starts the alert-evaluation and stats-broadcast loops on the running event loop;
+        seeded bots are judged silent from now at the earliest."""
         self._started_s = self._clock()
         self._tasks = [
             asyncio.create_task(self._evaluate_loop(), name="alert-evaluation"),
@@ -297,6 +317,7 @@ class Monitor:
         ]
 
     async def stop(self) -> None:
+        """Cancels both loops and waits until they have ended."""
         await cancel_and_wait(*self._tasks)
         self._tasks = []
 

@@ -1,5 +1,7 @@
-"""Which Host and Origin headers the relay answers to: its own addresses and the names it
-was told, never whatever the request claims (pure)."""
+"""Which Host and Origin headers the relay answers to: its addresses and the names it was told.
+
+Never whatever the request claims. Pure.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
+
+__all__ = ["HostPolicy", "is_loopback", "normalise_ip", "page_origin", "split_host"]
 
 # Names a browser uses for this machine; trusted only on a connection that arrived on a
 # loopback address (a page elsewhere cannot be served from "localhost" of this machine).
@@ -85,6 +89,9 @@ class HostPolicy:
         public_ws_url: str = "",
         http_port: int = 0,
     ) -> HostPolicy:
+        """The policy the operator's flags describe: --allowed-host names ("*" lets any Host
+        in), --allowed-origin origins, --public-ws-url's host and page origin, and the HTTP
+        plane's port (0: no HTTP plane, so no page of the relay's own)."""
         names = {split_host(h)[0] or h.lower() for h in allowed_hosts}
         origins = {o.rstrip("/").lower() for o in allowed_origins}
         public = page_origin(public_ws_url)

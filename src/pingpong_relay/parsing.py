@@ -12,6 +12,28 @@ from urllib.parse import urlsplit
 from pingpong_relay.defaults import WINDOW_NAMES
 from pingpong_relay.urls import check_redis_url
 
+__all__ = [
+    "boolean",
+    "bot_pattern",
+    "choice",
+    "csp_source_list",
+    "duration",
+    "duration_or_zero",
+    "frame_ancestors",
+    "http_url",
+    "non_negative_float",
+    "non_negative_int",
+    "parse_duration",
+    "percentile",
+    "port_number",
+    "positive_float",
+    "positive_int",
+    "redis_url",
+    "window",
+    "worker_count",
+    "ws_url_or_empty",
+]
+
 # --- durations -----------------------------------------------------------------------------
 
 _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -49,6 +71,7 @@ def csp_source_list(text: str) -> str:
 
 
 def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: the system picks a free one)."""
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
@@ -56,6 +79,7 @@ def port_number(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """A number greater than 0; argparse reports anything else as the flag's error."""
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
@@ -63,6 +87,7 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
+    """A number of 0 or more."""
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
@@ -70,6 +95,7 @@ def non_negative_float(text: str) -> float:
 
 
 def non_negative_int(text: str) -> int:
+    """A whole number of 0 or more."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
@@ -77,6 +103,7 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
+    """A whole number of 1 or more."""
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
@@ -104,6 +131,8 @@ def boolean(text: str) -> bool:
 
 
 def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
+    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower)."""
+
     def parse(text: str) -> str:
         value = normalise(text)
         if value not in choices:
@@ -144,6 +173,7 @@ def percentile(text: str) -> float:
 
 
 def http_url(text: str) -> str:
+    """An http:// or https:// URL with a host (a webhook, a JWKS document), as given."""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
@@ -151,6 +181,7 @@ def http_url(text: str) -> str:
 
 
 def redis_url(text: str) -> str:
+    """A Redis URL of a scheme the relay connects with (see `urls.check_redis_url`)."""
     try:
         return check_redis_url(text)
     except ValueError as exc:
@@ -158,6 +189,7 @@ def redis_url(text: str) -> str:
 
 
 def ws_url_or_empty(text: str) -> str:
+    """A ws:// or wss:// URL with a host, as given; empty for none."""
     parts = urlsplit(text)
     if text and (parts.scheme not in ("ws", "wss") or not parts.hostname):
         raise argparse.ArgumentTypeError(f"{text!r} is not a ws:// or wss:// URL")
@@ -165,6 +197,7 @@ def ws_url_or_empty(text: str) -> str:
 
 
 def frame_ancestors(text: str) -> str:
+    """--frame-ancestors: the CSP source list of `csp_source_list`, as a flag's error."""
     try:
         return csp_source_list(text)
     except ValueError as exc:
@@ -172,6 +205,7 @@ def frame_ancestors(text: str) -> str:
 
 
 def window(text: str) -> str:
+    """The name of a statistics window (one of defaults.WINDOW_NAMES, e.g. "5m")."""
     if text not in WINDOW_NAMES:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOW_NAMES)}")
     return text

@@ -1,5 +1,8 @@
-"""The message pipeline: one bot message in — validate, gate, envelope out to the hub's
-clients — then recorded and observed. The hot path; pure (the wiring hands in the I/O)."""
+"""The message pipeline, the hot path: a bot message validated, gated, and its envelope written.
+
+Only after the writes is the message recorded in the history and observed for statistics
+and alerts. Pure: the wiring hands in the I/O.
+"""
 
 from __future__ import annotations
 
@@ -42,15 +45,24 @@ class PipelineMetrics(Protocol):
     """What the pipeline counts (`telemetry.metrics.RelayMetrics` has these and more)."""
 
     @property
-    def messages_received(self) -> Counter: ...
+    def messages_received(self) -> Counter:
+        """Counts every message read from Redis, valid or not."""
+
     @property
-    def messages_rejected(self) -> Labelled[Counter]: ...
+    def messages_rejected(self) -> Labelled[Counter]:
+        """Counts refused messages by reason (`messages.REJECT_REASONS`)."""
+
     @property
-    def messages_forwarded(self) -> Counter: ...
+    def messages_forwarded(self) -> Counter:
+        """Counts valid messages written to the clients that want them."""
+
     @property
-    def message_errors(self) -> Counter: ...
+    def message_errors(self) -> Counter:
+        """Counts messages whose handling failed with an internal error (a bug)."""
+
     @property
-    def bot_messages_dropped(self) -> Counter: ...
+    def bot_messages_dropped(self) -> Counter:
+        """Counts messages dropped because their bot went over --max-bot-rate."""
 
 
 class Pipeline:

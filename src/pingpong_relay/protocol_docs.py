@@ -1,5 +1,8 @@
-"""The protocol for people: docs/protocol.md and the README's code tables, rendered from the
-AsyncAPI document and the status codes (pure; `make docs` writes them, tests catch drift)."""
+"""The protocol for people: docs/protocol.md and the README's code tables, as text (pure).
+
+Both are rendered from the AsyncAPI document and the status codes; `make docs` writes
+them, and tests catch drift.
+"""
 
 from __future__ import annotations
 

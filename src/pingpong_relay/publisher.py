@@ -16,11 +16,13 @@ from pingpong_relay.messages import build_bot_message, format_latency
 from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.urls import redact_url
 
+__all__ = ["PublishError", "Publisher"]
+
 log = logging.getLogger("pingpong_relay.publisher")
 
 
 class PublishError(RuntimeError):
-    pass
+    """A heartbeat Redis did not take (unreachable, refused); the Redis error is its cause."""
 
 
 class Publisher:
@@ -83,6 +85,7 @@ class Publisher:
         return receivers
 
     async def aclose(self) -> None:
+        """Closes the connection to Redis (`async with` does it on the way out)."""
         await self._redis.aclose()
 
     async def __aenter__(self) -> Publisher:

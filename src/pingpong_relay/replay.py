@@ -1,5 +1,7 @@
-"""Replay planning: which recorded entries, and which gaps, answer a client's request for
-history. Pure: it reads through the `HistoryReader` shape, which `redis_io.history` fills."""
+"""Replay planning: which recorded entries, and which gaps, answer a client's history request.
+
+Pure: it reads through the `HistoryReader` shape, which `redis_io.history` fills.
+"""
 
 from __future__ import annotations
 

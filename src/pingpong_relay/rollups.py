@@ -8,6 +8,21 @@ from typing import Any, Final
 
 from pingpong_relay.histogram import LogHistogram
 
+__all__ = [
+    "ANALYTICS_WINDOWS",
+    "GAP_FLOOR_MS",
+    "HOUR_MS",
+    "MINUTE_MS",
+    "Outage",
+    "Rollup",
+    "analytics",
+    "build_rollup",
+    "hour_of",
+    "merge_rollups",
+    "minute_of",
+    "outages",
+]
+
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
 # Gaps between messages shorter than this are never an outage under any sensible silence
@@ -42,6 +57,7 @@ class Rollup:
     latency: LogHistogram = field(default_factory=LogHistogram)
 
     def to_json(self) -> dict[str, Any]:
+        """The compact, exact form the rollup store keeps; `from_json` reads it back."""
         return {
             "start": self.start_ms,
             "span": self.span_ms,
@@ -57,6 +73,7 @@ class Rollup:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Rollup:
+        """The rollup `to_json` stored; KeyError or ValueError when `body` is not one."""
         return cls(
             start_ms=int(body["start"]),
             span_ms=int(body["span"]),
@@ -72,10 +89,12 @@ class Rollup:
 
 
 def minute_of(ms: int) -> int:
+    """The start of the minute (UTC) that `ms`, milliseconds since the epoch, lies in."""
     return ms - ms % MINUTE_MS
 
 
 def hour_of(ms: int) -> int:
+    """The start of the hour (UTC) that `ms`, milliseconds since the epoch, lies in."""
     return ms - ms % HOUR_MS
 
 
@@ -130,10 +149,14 @@ def merge_rollups(start_ms: int, span_ms: int, parts: Sequence[Rollup]) -> Rollu
 
 @dataclass(frozen=True, slots=True)
 class Outage:
+    """A period a bot was silent, in ms since the epoch (a silence timeout after its last
+    message until its next one)."""
+
     start_ms: int
     end_ms: int | None  # None: still silent now
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
+        """The outage as /analytics reports it; an ongoing one lasts until `now_ms`."""
         end = self.end_ms if self.end_ms is not None else now_ms
         return {
             "start_ms": self.start_ms,

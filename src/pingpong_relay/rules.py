@@ -1,5 +1,7 @@
-"""Alert rules: latency over a window's percentile, and silence; built from flags or loaded
-from a TOML file, each checked with an error that names the rule and the field. Pure."""
+"""Alert rules: a latency percentile over a window, and silence; from flags or a TOML file (pure).
+
+Each rule is checked as it is built, with an error that names the rule and the field.
+"""
 
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ class LatencyRule:
             )
 
     def applies_to(self, bot: str) -> bool:
+        """Whether the rule judges `bot`: it matches one of `bots` (every bot, with none)."""
         return _matches(self.bots, bot)
 
 
@@ -126,6 +129,7 @@ class SilenceRule:
             )
 
     def applies_to(self, bot: str) -> bool:
+        """Whether the rule judges `bot`: it matches one of `bots` (every bot, with none)."""
         return _matches(self.bots, bot)
 
     def timeout_for(self, typical_interval_s: float | None) -> float:

@@ -36,6 +36,17 @@ from pingpong_relay.parsing import (
     ws_url_or_empty,
 )
 
+__all__ = [
+    "LOG_LEVELS",
+    "Settings",
+    "add_settings_arguments",
+    "current_environ",
+    "env_name",
+    "flag_name",
+    "markdown_reference",
+    "settings_from_args",
+]
+
 ENV_PREFIX: Final = "PINGPONG_"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")
@@ -341,17 +352,21 @@ class Settings:
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
+        """The fields that are settings (each a flag and an env var), in declaration order."""
         return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
 
     def with_changes(self, **changes: Any) -> Settings:
+        """A copy with these fields changed, checked again as any new Settings is."""
         return dataclasses.replace(self, **changes)
 
 
 def env_name(name: str) -> str:
+    """A setting's env var: max_bots → PINGPONG_MAX_BOTS."""
     return ENV_PREFIX + name.upper()
 
 
 def flag_name(name: str) -> str:
+    """A setting's flag: max_bots → --max-bots."""
     return "--" + name.replace("_", "-")
 
 

@@ -10,13 +10,21 @@ from typing import Any, Final
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.histogram import LogHistogram, bucket_key
 
+__all__ = [
+    "ESTABLISHED_MESSAGES",
+    "ESTABLISHED_SPAN_S",
+    "SLOTS_PER_WINDOW",
+    "StatsBook",
+    "WindowedStats",
+]
+
 SLOTS_PER_WINDOW: Final = 60
 
 # A bot is *established* once it has been heard ESTABLISHED_MESSAGES times over at least
 # ESTABLISHED_SPAN_S (first to latest message). One message, or a burst of them, is not
 # enough: a real bot publishes again and again over time, a flood of made-up ids does not.
 # Until then a bot may be evicted to make room for a newcomer and raises no alert; the
-# history applies the same test to each bot's stream (history.py), so a restarted relay
+# history applies the same test to each bot's stream (redis_io/history.py), so a restarted relay
 # brings back established bots only.
 ESTABLISHED_MESSAGES: Final = 3
 ESTABLISHED_SPAN_S: Final = 1.0
@@ -179,6 +187,7 @@ class WindowedStats:
         }
 
     def latency_quantile(self, window: str, q: float, now_s: float) -> float | None:
+        """The latency quantile `q` (0 to 1) over `window`, in ms; None with no latency in it."""
         latency = LogHistogram()
         for slot in self._live(window, now_s):
             latency.merge(slot.latency)
@@ -210,6 +219,7 @@ class WindowedStats:
 
     @property
     def last_seen_s(self) -> float | None:
+        """When the last message was received (or the seeded time), in clock seconds."""
         return self._last_seen_s
 
     def is_established(self) -> bool:
@@ -228,6 +238,7 @@ class WindowedStats:
 
     @property
     def total(self) -> int:
+        """Every message recorded since this process began tracking the stream, windows aside."""
         return self._total
 
 
@@ -327,20 +338,25 @@ class StatsBook:
 
     @property
     def on_probation(self) -> int:
+        """How many tracked bots are not established yet (the ones a newcomer may evict)."""
         return len(self._probation)
 
     def bots(self) -> list[str]:
+        """Every tracked bot, sorted."""
         return sorted(self._bots)
 
     def get(self, bot_id: str) -> WindowedStats | None:
+        """A tracked bot's statistics; None when the book does not track it."""
         return self._bots.get(bot_id)
 
     @property
     def overall(self) -> WindowedStats:
+        """The statistics of every message together, bots beyond the cap included."""
         return self._overall
 
     @property
     def max_bots(self) -> int:
+        """How many bots the book tracks at most."""
         return self._max_bots
 
     def summary(self, window: str, now_s: float, bot: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""Every close code and HTTP status a client of the relay can meet: when it happens and what
-the client should do (pure data, rendered into the AsyncAPI document and the docs)."""
+"""Every close code and HTTP status a client can meet: when it happens, what to do (pure data).
+
+Rendered into the AsyncAPI document and the docs.
+"""
 
 from __future__ import annotations
 

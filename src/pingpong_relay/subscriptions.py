@@ -11,6 +11,31 @@ from urllib.parse import parse_qs
 import fastjsonschema
 import orjson
 
+__all__ = [
+    "ACTIONS",
+    "COMMAND_SCHEMA",
+    "CONNECT_QUERY_SCHEMA",
+    "DEFAULT_SUBSCRIPTION",
+    "EVENTS",
+    "MAX_BOT_PATTERNS",
+    "MAX_COMMAND_BYTES",
+    "MAX_PATTERN_CHARS",
+    "MAX_REPLAY",
+    "MESSAGE_KINDS",
+    "RECORDED",
+    "Command",
+    "CommandError",
+    "ReplayRequest",
+    "Subscription",
+    "apply",
+    "bot_id",
+    "from_query",
+    "parse_command",
+    "parse_connect_query",
+    "parse_position",
+    "position_key",
+]
+
 MESSAGE_KINDS: Final = ("ping", "pong")
 EVENTS: Final = ("pingpong", "status", "alerts", "stats", "relay")
 ACTIONS: Final = ("subscribe", "unsubscribe", "list", "refresh")
@@ -57,6 +82,9 @@ class Subscription:
     _bot_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def wants(self, event: str, bot: str | None = None, kind: str | None = None) -> bool:
+        """Whether the client gets a message of `event` (about `bot`, of `kind` ping or pong,
+        when given): its events, types, bots and token scope must all allow it. A client
+        with ids gets the RECORDED envelope instead of the plain "pingpong" one."""
         if event == "pingpong":
             if self.with_ids:
                 return False
@@ -73,6 +101,8 @@ class Subscription:
         return bot is None or self.wants_bot(bot)
 
     def wants_bot(self, bot: str) -> bool:
+        """Whether `bot` matches both the client's bot patterns and its token's (each
+        answer remembered, for a bounded number of bot ids)."""
         if self.bots is None and self.scope_bots is None:
             return True
         cached = self._bot_cache.get(bot)
@@ -91,6 +121,7 @@ class Subscription:
         return self.scope_bots is None or any(fnmatch.fnmatchcase(bot, p) for p in self.scope_bots)
 
     def to_json(self) -> dict[str, Any]:
+        """The subscription as the `ack` and `subscriptions` replies show it ("all": no limit)."""
         body: dict[str, Any] = {
             "types": sorted(self.types) if self.types is not None else "all",
             "bots": list(self.bots) if self.bots is not None else "all",
@@ -106,6 +137,9 @@ DEFAULT_SUBSCRIPTION: Final = Subscription()
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """A client's command, parsed: the action, the fields it names (None: not named), the
+    id to echo in the reply, and for `refresh` the new token."""
+
     action: str
     types: frozenset[str] | None = None
     bots: tuple[str, ...] | None = None

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from typing import Any
 
+__all__ = ["cancel_and_wait", "drain_then_cancel"]
+
 log = logging.getLogger("pingpong_relay.tasks")
 
 

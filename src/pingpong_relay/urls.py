@@ -18,6 +18,17 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SentinelTarget",
+    "addresses",
+    "check_redis_url",
+    "is_cluster_url",
+    "parse_sentinel_url",
+    "redact_url",
+    "url_origin",
+]
+
 SENTINEL_SCHEMES: Final = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
 DEFAULT_SENTINEL_PORT: Final = 26379
@@ -25,6 +36,9 @@ DEFAULT_SENTINEL_PORT: Final = 26379
 
 @dataclass(frozen=True, slots=True)
 class SentinelTarget:
+    """What a redis+sentinel:// URL names: the Sentinels' (host, port), the master's service
+    name and db, the master's and the Sentinels' credentials, and whether to use TLS."""
+
     sentinels: tuple[tuple[str, int], ...]
     service: str
     db: int
@@ -70,6 +84,7 @@ def addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
 
 
 def is_cluster_url(url: str) -> bool:
+    """Whether the URL names a Redis Cluster (redis+cluster:// or rediss+cluster://)."""
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 

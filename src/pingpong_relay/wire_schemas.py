@@ -1,5 +1,8 @@
-"""The JSON Schemas of what crosses the wire: the validators' own for what the relay accepts,
-and one per message the relay sends (pure; the AsyncAPI document publishes these objects)."""
+"""The JSON Schemas of what crosses the wire: what the relay accepts and what it sends (pure).
+
+For what it accepts, the validators' own objects; one schema per message it sends. The
+AsyncAPI document publishes these objects.
+"""
 
 from __future__ import annotations
 

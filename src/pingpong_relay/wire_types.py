@@ -1,5 +1,8 @@
-"""The `type` of every message the relay sends to clients, named once: the modules that
-build each message, the AsyncAPI document and the client import them from here."""
+"""The `type` of every message the relay sends to clients, named once.
+
+The modules that build each message, the AsyncAPI document and the client import them
+from here.
+"""
 
 from __future__ import annotations
 

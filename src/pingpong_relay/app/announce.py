@@ -1,5 +1,8 @@
-"""The relay's start-up log lines an operator reads first: where it listens, what it
-relays from where, and a warning when it serves anonymous clients beyond loopback."""
+"""The relay's start-up log lines an operator reads first: where it listens, what it relays.
+
+They say where it relays from too, and warn when it serves anonymous clients beyond
+loopback.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Seeding the monitor from the history at start: a relay that (re)starts while a bot is
-silent still judges it silent, and an alert already notified is not notified again."""
+"""Seeding the monitor from the history at start, so that a restart forgets no silent bot.
+
+A relay that (re)starts while a bot is silent still judges it silent, and an alert
+already notified is not notified again.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""`pingpong-relay serve`: checks the settings, sizes the client capacity to the open-file
-limit, and runs the relay (or the workers' supervisor) until SIGTERM or SIGINT."""
+"""`pingpong-relay serve`: checks the settings and runs the relay (or the workers' supervisor).
+
+It sizes the client capacity to the open-file limit first, and runs until SIGTERM or
+SIGINT.
+"""
 
 from __future__ import annotations
 

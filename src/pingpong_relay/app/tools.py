@@ -1,5 +1,8 @@
-"""The helper subcommands: `publish` and `simulate` act as a bot, `watch` as a client,
-`token` mints a client's JWT."""
+"""The helper subcommands: a bot (`publish`, `simulate`), a client (`watch`), a JWT (`token`).
+
+`publish` and `simulate` act as a bot, `watch` as a client, and `token` mints a client's
+JWT.
+"""
 
 from __future__ import annotations
 

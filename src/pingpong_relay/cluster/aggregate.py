@@ -17,6 +17,8 @@ from typing import Any, Final
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+__all__ = ["merge_health", "merge_metrics"]
+
 # Families (names without _total/_bucket suffixes) that every worker sees alike.
 SEEN_BY_EVERY_WORKER: Final = frozenset(
     {

@@ -1,5 +1,8 @@
-"""Workers as siblings: which worker a process is, its private socket where siblings ask
-for its own /metrics and /healthz, and the whole relay's view merged from every worker's."""
+"""Workers as siblings: which worker a process is, and the relay's view merged from every worker.
+
+Each worker answers for its own /metrics and /healthz on a private Unix socket where its
+siblings ask; the worker a request reached merges every worker's answer with its own.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ class Worker:
     run_dir: Path
 
     def socket_path(self, index: int | None = None) -> Path:
+        """The private Unix socket of worker `index` (this worker's by default)."""
         return self.run_dir / f"worker-{self.index if index is None else index}.sock"
 
     def siblings(self) -> list[int]:
+        """The indexes of every other worker."""
         return [i for i in range(self.count) if i != self.index]
 
 
@@ -59,6 +64,8 @@ async def gather_metrics(worker: Worker, own: bytes) -> bytes:
 
 
 async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Every worker's /healthz merged with `own`: ok only when every worker answered ok (one
+    that does not answer is listed as unavailable)."""
     answers = await asyncio.gather(*(_ask(worker, i, "/healthz") for i in worker.siblings()))
     bodies: list[tuple[int, dict[str, Any] | None]] = [(worker.index, own)]
     for index, answer in zip(worker.siblings(), answers, strict=True):

@@ -33,6 +33,8 @@ from pingpong_relay.logs import setup_logging
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.settings import Settings
 
+__all__ = ["WorkerEntry", "supervise"]
+
 log = logging.getLogger("pingpong_relay.workers")
 
 # Runs one relay in a worker process and returns its exit code: the CLI hands it in, so
@@ -170,6 +172,8 @@ class Supervisor:
             self._spawn(slot)
 
     async def run(self) -> int:
+        """Keeps the workers running until SIGTERM or SIGINT, or until one cannot start; then
+        stops them all. The exit code: 0, or 1 when a worker could not start."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)

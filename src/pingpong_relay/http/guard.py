@@ -1,12 +1,16 @@
-"""What the HTTP plane adds to every answer and how it refuses, as pure functions: browser
-security headers, a raw refusal outside aiohttp, a bearer comparison that cannot fail on odd
-bytes, the operator's ?detail=1 and spreadsheet-safe CSV cells."""
+"""What the HTTP plane adds to every answer and how it refuses, as pure functions.
+
+Browser security headers, a raw refusal outside aiohttp, a bearer comparison that cannot
+fail on odd bytes, the operator's ?detail=1 and spreadsheet-safe CSV cells.
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
 from typing import Any, Final
+
+__all__ = ["bearer_matches", "csv_cell", "raw_response", "security_headers", "wants_detail"]
 
 SERVER_NAME: Final = "pingpong-relay"  # no version: it only helps someone pick an exploit
 # What the dashboard needs and nothing more: its own scripts, styles and images (plus the

@@ -1,5 +1,7 @@
-"""The HTTP plane's server: a connection cap, a deadline for request headers, and a 503
-given outside aiohttp to connections past the cap."""
+"""The HTTP plane's server: a connection cap and a deadline for request headers.
+
+Connections past the cap are given a 503 outside aiohttp.
+"""
 
 from __future__ import annotations
 

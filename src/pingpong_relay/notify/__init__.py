@@ -1,1 +1,9 @@
-"""notify"""
+"""Ways out to people: alert notifications, sent off the hot path (today: webhooks).
+
+Layer: an edge, beside `ws` and `redis_io`, none of which imports another; `app`, `http`
+and `cluster` sit above. `webhooks` POSTs each alert as JSON to every --webhook-url
+through a bounded queue with retries. Which relay sends, when several share one Redis, is
+decided by the lease in `redis_io.lease`, which the wiring puts in front of the sender.
+
+May import `telemetry` and the pure core only.
+"""

@@ -15,6 +15,8 @@ from pingpong_relay.tasks import drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.urls import url_origin
 
+__all__ = ["WebhookSender"]
+
 log = logging.getLogger("pingpong_relay.webhooks")
 
 
@@ -46,10 +48,13 @@ class WebhookSender:
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
+        """Starts the sending task on the running loop (none without URLs; once only)."""
         if self.urls and self._task is None:
             self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
     def submit(self, alert: dict[str, Any]) -> None:
+        """Queues an alert (its `bot:alert` JSON) for every URL, without waiting; with the
+        queue full, the oldest queued alert is dropped to make room."""
         if not self.urls:
             return
         body = orjson.dumps(alert)

@@ -11,6 +11,8 @@ from redis.asyncio.sentinel import Sentinel
 
 from pingpong_relay.urls import CLUSTER_SCHEMES, addresses, parse_sentinel_url
 
+__all__ = ["redis_client"]
+
 
 def redis_client(url: str, **options: Any) -> Any:
     """A client for `url` (a redis.asyncio Redis, or RedisCluster for a cluster URL);

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import IO, Final
 
+__all__ = ["EmbeddedRedis", "find_redis_server", "redis_answers"]
+
 log = logging.getLogger("pingpong_relay.embedded")
 
 _PR_SET_PDEATHSIG: Final = 1
@@ -35,6 +37,7 @@ def find_redis_server() -> str | None:
 
 
 def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (another process may take it before use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -65,6 +68,9 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedRedis:
+    """A child redis-server on 127.0.0.1 (a free port unless one is given), saving nothing
+    to disk; on Linux the kernel kills it when the relay dies, however it dies."""
+
     def __init__(
         self, executable: str, port: int | None = None, extra_args: Sequence[str] = ()
     ) -> None:
@@ -77,9 +83,12 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
+        """The URL to connect with, database 0: redis://127.0.0.1:<port>/0."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self, ready_timeout_s: float = 10.0) -> None:
+        """Starts redis-server and waits until it answers PING; RuntimeError (with its
+        output) when it exits first or stays silent for `ready_timeout_s` seconds."""
         args = [
             self.executable,
             *self.leading_args,
@@ -133,6 +142,7 @@ class EmbeddedRedis:
         raise RuntimeError(f"embedded redis-server did not answer within {ready_timeout_s} s")
 
     def stop(self) -> None:
+        """Stops the server (SIGTERM, SIGKILL after 2 s); harmless when it is not running."""
         process = self.process
         if process is None or process.poll() is not None:
             return

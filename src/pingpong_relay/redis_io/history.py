@@ -21,6 +21,20 @@ from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
 
+__all__ = [
+    "BOTS_KEY",
+    "ESTABLISHED_KEY",
+    "FIRST_KEY",
+    "KEY_PREFIX",
+    "MAX_PAGE",
+    "PRUNE_INTERVAL_S",
+    "SEEN_TTL_MS",
+    "SEQ_KEY",
+    "STREAM_PREFIX",
+    "History",
+    "stream_key",
+]
+
 log = logging.getLogger("pingpong_relay.history")
 
 # One hash tag for every key the relay keeps: all of them land in one Redis Cluster slot,
@@ -107,6 +121,7 @@ return #gone
 
 
 def stream_key(bot: str) -> str:
+    """The key of the Redis Stream that holds one bot's recorded messages."""
     return STREAM_PREFIX + bot
 
 
@@ -182,12 +197,15 @@ class History:
 
     @property
     def redis(self) -> aioredis.Redis:
+        """The history's Redis client (the rollup store and the seeding read through it)."""
         return self._redis
 
     # --- writing ----------------------------------------------------------------------
     def record(
         self, bot: str, channel: str, raw: bytes, relay_ms: int, on_recorded: Recorded | None
     ) -> None:
+        """Queues a message for appending, without waiting; `on_recorded` then gets its
+        entry id (the first relay's, if another relay recorded it first)."""
         if self._queue.full():
             self._queue.get_nowait()
             self._queue.task_done()
@@ -196,10 +214,13 @@ class History:
         self._queue.put_nowait((bot, channel, raw, relay_ms, on_recorded))
 
     def start(self) -> None:
+        """Starts the recording and pruning tasks on the running loop."""
         self._task = asyncio.create_task(self._run(), name="history-recorder")
         self._prune_task = asyncio.create_task(self._keep_pruning(), name="history-prune")
 
     async def stop(self, drain_timeout_s: float = 2.0) -> None:
+        """Gives queued messages up to `drain_timeout_s` seconds to be recorded, stops the
+        tasks and closes the connection."""
         await cancel_and_wait(self._prune_task)
         self._prune_task = None
         await drain_then_cancel(self._queue, self._task, drain_timeout_s)
@@ -385,6 +406,7 @@ class History:
         return merged[:limit]
 
     async def read_last(self, bot: str, count: int) -> list[Entry]:
+        """The last `count` entries of one bot, oldest first."""
         rows = await self._redis.xrevrange(stream_key(bot), "+", "-", count=count)
         entries = [_entry(bot, i, f) for i, f in cast(_Rows, rows or [])]
         entries.reverse()

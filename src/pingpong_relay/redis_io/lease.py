@@ -29,6 +29,8 @@ from pingpong_relay.redis_io.history import KEY_PREFIX
 from pingpong_relay.redis_io.subscriber import as_text
 from pingpong_relay.tasks import cancel_and_wait
 
+__all__ = ["SAME_TRANSITION_MS", "SENT_KEY", "WebhookLease", "open_alerts", "unsent"]
+
 log = logging.getLogger("pingpong_relay.lease")
 
 LEASE_KEY: Final = KEY_PREFIX + "lease:webhooks"
@@ -57,6 +59,7 @@ def sent_field(rule: str, bot: str) -> str:
 
 
 def alert_key(alert: dict[str, Any]) -> str:
+    """The SENT_KEY field of an alert transition (its `bot:alert` JSON): rule and bot."""
     return sent_field(alert["rule"], alert["bot"])
 
 
@@ -126,6 +129,7 @@ class WebhookLease:
 
     @property
     def held(self) -> bool:
+        """Whether this relay holds the lease now, by its own clock: renewed within the TTL."""
         # Not renewed within the TTL (Redis unreachable): another relay may hold it now.
         return self._clock() < self._held_until
 
@@ -142,9 +146,12 @@ class WebhookLease:
         self._wake.set()
 
     def start(self) -> None:
+        """Starts competing for the lease (and renewing it, once held) on the running loop."""
         self._task = asyncio.create_task(self._run(), name="webhook-lease")
 
     async def stop(self) -> None:
+        """Stops, noting what was sent and releasing a held lease, so that another relay
+        takes it over at once rather than after the TTL."""
         await cancel_and_wait(self._task)
         self._task = None
         with contextlib.suppress(RedisError, OSError):

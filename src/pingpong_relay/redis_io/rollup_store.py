@@ -31,6 +31,16 @@ from pingpong_relay.rollups import (
 )
 from pingpong_relay.tasks import cancel_and_wait
 
+__all__ = [
+    "CURSOR_KEY",
+    "HOURS_KEPT_MS",
+    "HOURS_PREFIX",
+    "MINUTES_PREFIX",
+    "MINUTES_TTL_MS",
+    "PRUNED_KEY",
+    "RollupStore",
+]
+
 log = logging.getLogger("pingpong_relay.rollups")
 
 MINUTES_PREFIX: Final = KEY_PREFIX + "rollup:m:"
@@ -76,14 +86,18 @@ class RollupStore:
         self._housekept_ms = 0
 
     async def now_ms(self) -> int:
+        """Redis's clock in ms since the epoch: the clock stream ids and rollups are made of."""
         seconds, micros = await self._redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     # --- building ---------------------------------------------------------------------
     def start(self) -> None:
+        """Starts rolling up every `interval_s` seconds on the running loop."""
         self._task = asyncio.create_task(self._run(), name="rollups")
 
     async def stop(self) -> None:
+        """Stops rolling up; what a pass cut short did not finish, the next pass (of any relay)
+        redoes."""
         await cancel_and_wait(self._task)
         self._task = None
 

@@ -18,6 +18,8 @@ from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.urls import is_cluster_url, redact_url
 
+__all__ = ["DeafHandler", "MessageHandler", "RedisSource", "SubscriptionLost", "as_text"]
+
 log = logging.getLogger("pingpong_relay.source")
 
 MessageHandler = Callable[[str, bytes], None]
@@ -26,7 +28,9 @@ DeafHandler = Callable[[float, float | None], None]
 
 
 class SubscriptionLost(Exception):
-    pass
+    """The subscription stopped working without a connection error (Redis did not confirm
+    it, dropped it or left a PING unanswered, or the sharded listener ended); the loop
+    reconnects."""
 
 
 async def _sharded_pubsub(client: Any) -> bool:
@@ -84,14 +88,18 @@ class RedisSource:
         return time.monotonic() - self._verified_at <= 2 * self._health_interval_s + 1.0
 
     def status(self) -> str:
+        """The subscription's state as /healthz reports it: "subscribed" or "disconnected"."""
         return "subscribed" if self.is_alive() else "disconnected"
 
     @property
     def last_error(self) -> str:
+        """Why the subscription last failed or is not up yet, for /healthz and the logs."""
         return self._last_error
 
     # --- the loop -----------------------------------------------------------------
     async def run(self) -> None:
+        """Subscribes and hands every message to `on_message` until cancelled; reconnects
+        with backoff after any failure, reporting each deaf period to `on_deaf`."""
         attempt = 0
         ever_subscribed = False
         while True:
@@ -296,6 +304,7 @@ class RedisSource:
         return first == pattern
 
     def describe(self) -> str:
+        """The channels and patterns subscribed to, for a log line: `a, b, c* (pattern)`."""
         return ", ".join([*self.channels, *(f"{p} (pattern)" for p in self.patterns)])
 
     def stopping(self) -> None:

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from pingpong_relay.messages import REJECT_REASONS
 
+__all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics"]
+
 
 def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
     """Histogram buckets 1, 2.5, 5 × 10^k from `low_s`: even steps on a log scale."""
@@ -101,7 +103,7 @@ class RelayMetrics:
         counter = partial(Counter, registry=self.registry)
         gauge = partial(Gauge, registry=self.registry)
         histogram = partial(Histogram, registry=self.registry)
-        # Per bot: only established bots have series (monitor.py), so cardinality is
+        # Per bot: only established bots have series (bot_series.py), so cardinality is
         # bounded by --max-bots and a flood of made-up ids creates none; a forgotten bot's
         # series are removed.
         self.bot_up = gauge(

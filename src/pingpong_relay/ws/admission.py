@@ -1,5 +1,8 @@
-"""Who may upgrade: the origin and Host policy, the connection cap, and the per-address
-count and rate limits, each refusal counted and answered with a JSON error."""
+"""Who may upgrade: the origin and Host policy, the connection cap, and per-address limits.
+
+The per-address limits are a count and a rate; each refusal is counted and answered with
+a JSON error.
+"""
 
 from __future__ import annotations
 

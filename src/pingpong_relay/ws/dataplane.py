@@ -1,5 +1,8 @@
-"""The WebSocket data plane on picows: the upgrade at `/` (admission, authentication,
-the client's peer), a plain /healthz, and a redirect to the HTTP plane for the rest."""
+"""The WebSocket data plane on picows: the upgrade at `/`, a plain /healthz, and redirects.
+
+The upgrade is admission, authentication and the client's peer; any other path is
+redirected to the HTTP plane.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""One connected WebSocket client: the hub's peer on a picows transport, with its
-frame-rate limit and the closing handshake."""
+"""One connected WebSocket client: the hub's peer on a picows transport.
+
+The peer also holds the client's frame-rate limit and does the closing handshake.
+"""
 
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ JoinHandler = Callable[["ClientPeer"], None]
 class AddressCount(Protocol):
     """Counts connections per address, for the per-address limit (`ws.admission`)."""
 
-    def joined(self, ip: str) -> None: ...
+    def joined(self, ip: str) -> None:
+        """Counts one more connection from `ip` (once its upgrade is done)."""
 
-    def left(self, ip: str) -> None: ...
+    def left(self, ip: str) -> None:
+        """Counts one connection from `ip` fewer (once, when it is gone)."""
 
 
 class ClientPeer(WSListener):

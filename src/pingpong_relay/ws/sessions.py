@@ -1,5 +1,8 @@
-"""A client's life after the upgrade: its token's grant, refresh and expiry, its commands,
-what it is told on joining, and the history replay it asked for."""
+"""A client's life after the upgrade: its token, its commands, its welcome and its replay.
+
+Its token's grant, refresh and expiry; its commands; what it is told on joining; and the
+history replay it asked for.
+"""
 
 from __future__ import annotations
 
