@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pingpong_relay.protocol_docs import codes_table, markdown
-from pingpong_relay.settings import markdown_reference
+from pingpong_relay.settings_flags import markdown_reference
 from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES
 from scripts.code_map import code_map
 

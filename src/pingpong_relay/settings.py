@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,18 +34,8 @@ from pingpong_relay.parsing import (
     ws_url_or_empty,
 )
 
-__all__ = [
-    "LOG_LEVELS",
-    "Settings",
-    "add_settings_arguments",
-    "current_environ",
-    "env_name",
-    "flag_name",
-    "markdown_reference",
-    "settings_from_args",
-]
+__all__ = ["LOG_LEVELS", "Settings"]
 
-ENV_PREFIX: Final = "PINGPONG_"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")
 AUTH_MODES: Final = ("none", "jwt")
@@ -358,103 +346,3 @@ class Settings:
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with these fields changed, checked again as any new Settings is."""
         return dataclasses.replace(self, **changes)
-
-
-def env_name(name: str) -> str:
-    """A setting's env var: max_bots → PINGPONG_MAX_BOTS."""
-    return ENV_PREFIX + name.upper()
-
-
-def flag_name(name: str) -> str:
-    """A setting's flag: max_bots → --max-bots."""
-    return "--" + name.replace("_", "-")
-
-
-def _default(spec: dataclasses.Field[Any]) -> Any:
-    if spec.default is dataclasses.MISSING:
-        return spec.default_factory()  # type: ignore[operator]
-    return spec.default
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds one flag per Settings field; defaults are resolved later so env vars can apply."""
-    for spec in Settings.options():
-        default = _default(spec)
-        shown = ",".join(default) if isinstance(default, list) else default
-        help_text = f"{spec.metadata['help']} (default: {shown}; env {env_name(spec.name)})"
-        if spec.metadata["parse"] is boolean:
-            parser.add_argument(
-                flag_name(spec.name),
-                dest=spec.name,
-                nargs="?",
-                const=True,
-                type=boolean,
-                default=None,
-                help=help_text,
-                metavar="BOOL",
-            )
-        elif spec.metadata.get("repeat"):
-            parser.add_argument(
-                flag_name(spec.name),
-                dest=spec.name,
-                action="append",
-                type=spec.metadata["parse"],
-                default=None,
-                help=help_text,
-                metavar=spec.name.upper(),
-            )
-        else:
-            parser.add_argument(
-                flag_name(spec.name),
-                dest=spec.name,
-                type=spec.metadata["parse"],
-                default=None,
-                help=help_text,
-                metavar=spec.name.upper(),
-            )
-
-
-def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    """Flags win over env vars, env vars over defaults. Raises ValueError on a bad env value."""
-    values: dict[str, Any] = {}
-    for spec in Settings.options():
-        given = getattr(namespace, spec.name, None)
-        if given is None and env_name(spec.name) in environ:
-            raw = environ[env_name(spec.name)]
-            parse = spec.metadata["parse"]
-            try:
-                if spec.metadata.get("repeat"):
-                    given = [parse(part.strip()) for part in raw.split(",") if part.strip()]
-                    if not given:
-                        raise ValueError("names no value")
-                else:
-                    given = parse(raw)
-            except (ValueError, argparse.ArgumentTypeError) as exc:
-                raise ValueError(f"{env_name(spec.name)}={raw!r}: {exc}") from None
-        if given is not None:
-            values[spec.name] = given
-    for name in ("channel", "channel_pattern"):
-        if name in values:
-            # Keep order, drop repeats: subscribing twice would deliver twice.
-            values[name] = list(dict.fromkeys(values[name]))
-    values["redis_url_explicit"] = "redis_url" in values
-    return Settings(**values)
-
-
-def current_environ() -> Mapping[str, str]:
-    """The process environment; read here once, by the CLI, and passed down."""
-    return os.environ
-
-
-def markdown_reference() -> str:
-    """The README's configuration table, generated from Settings so the two cannot drift."""
-    rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
-    for spec in Settings.options():
-        default = _default(spec)
-        shown = ", ".join(default) if isinstance(default, list) else str(default)
-        repeat = " (repeatable)" if spec.metadata.get("repeat") else ""
-        rows.append(
-            f"| `{flag_name(spec.name)}`{repeat} | `{env_name(spec.name)}` | `{shown}` "
-            f"| {spec.metadata['help']} |"
-        )
-    return "\n".join(rows)

@@ -11,7 +11,8 @@ import pytest
 from pingpong_relay.app.cli import build_parser
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
-from pingpong_relay.settings import Settings, env_name, flag_name, settings_from_args
+from pingpong_relay.settings import Settings
+from pingpong_relay.settings_flags import env_name, flag_name, settings_from_args
 from pingpong_relay.urls import redact_url
 
 

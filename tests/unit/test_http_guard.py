@@ -23,7 +23,8 @@ from pingpong_relay.http.server import REFUSAL_SLOTS
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.parsing import csp_source_list
 from pingpong_relay.replay import Entry
-from pingpong_relay.settings import Settings, settings_from_args
+from pingpong_relay.settings import Settings
+from pingpong_relay.settings_flags import settings_from_args
 
 
 def test_security_headers_name_no_version_and_forbid_framing_by_default() -> None:

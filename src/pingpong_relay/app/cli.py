@@ -12,7 +12,8 @@ from pingpong_relay.app.tools import cmd_publish, cmd_simulate, cmd_token, cmd_w
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.parsing import duration, non_negative_float, positive_float
-from pingpong_relay.settings import LOG_LEVELS, add_settings_arguments
+from pingpong_relay.settings import LOG_LEVELS
+from pingpong_relay.settings_flags import add_settings_arguments
 from pingpong_relay.subscriptions import EVENTS
 
 __all__ = ["build_parser", "main"]

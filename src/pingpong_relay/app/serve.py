@@ -22,7 +22,8 @@ from pingpong_relay.app.tls import tls_context
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.monitor import rules_from_settings
 from pingpong_relay.rules import Rule
-from pingpong_relay.settings import Settings, current_environ, settings_from_args
+from pingpong_relay.settings import Settings
+from pingpong_relay.settings_flags import current_environ, settings_from_args
 
 if TYPE_CHECKING:
     from pingpong_relay.cluster.siblings import Worker

@@ -17,7 +17,7 @@ import time
 from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
 from pingpong_relay.auth import mint
 from pingpong_relay.logs import setup_logging
-from pingpong_relay.settings import current_environ
+from pingpong_relay.settings_flags import current_environ
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
 __all__ = ["LatencyWalk", "cmd_publish", "cmd_simulate", "cmd_token", "cmd_watch"]
