@@ -37,24 +37,17 @@ async def test_the_served_document_is_the_protocol_module_and_needs_no_token(
     assert status == 401  # the data endpoints still need one
 
 
+# Silence noticed within a second, stats often, and a history so short a replay has a gap.
+FAST_AND_SHORT = (
+    *("--silence-timeout", "0.5", "--silence-for", "0", "--evaluation-interval", "0.1"),
+    *("--stats-interval", "0.2", "--history-max-entries", "2", "--log-level", "DEBUG"),
+)
+
+
 async def test_every_kind_of_message_a_relay_sends_matches_its_schema(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(
-        redis_server.url,
-        "--silence-timeout",
-        "0.5",
-        "--silence-for",
-        "0",
-        "--evaluation-interval",
-        "0.1",
-        "--stats-interval",
-        "0.2",
-        "--history-max-entries",
-        "2",
-        "--log-level",
-        "DEBUG",
-    )
+    relay = await start_relay(redis_server.url, *FAST_AND_SHORT)
     _, body = await relay.get("/asyncapi.json")
     validators = _by_type(orjson.loads(body))
 
