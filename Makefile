@@ -57,11 +57,11 @@ imports: $(STAMP)
 	$(BIN)/lint-imports --no-logo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench harness scripts
+	$(BIN)/ruff format --check src tests bench harness scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tests scripts
+	$(BIN)/mypy --strict src tests scripts harness
 
 pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
 	rm -f .coverage .coverage.*

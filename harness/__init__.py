@@ -1,0 +1,1 @@
+"""One harness for tests and benchmarks: redis-server, relay and load processes on loopback."""
