@@ -52,6 +52,7 @@ class LogFollower:
         self.records: list[Record] = []
         self.raw_lines: list[str] = []  # kept for a pipe only: a file has them already
         self.ended = False  # the pipe reached EOF
+        self._closed = False
         self._file: IO[bytes] | None = None
         self._partial = b""
         self._changed = asyncio.Event()
@@ -73,14 +74,15 @@ class LogFollower:
 
     async def pump(self, stream: asyncio.StreamReader) -> None:
         """Feeds every line of a pipe until EOF."""
+        self.ended = False
         async for line in stream:
             self.feed(line.decode(errors="replace").rstrip("\n"))
         self.ended = True
         self._notify()
 
     def poll(self) -> None:
-        """Reads what the file gained since last time (nothing for a pipe)."""
-        if self.path is None:
+        """Reads what the file gained since last time (nothing for a pipe, or once closed)."""
+        if self.path is None or self._closed:
             return
         if self._file is None:
             if not self.path.exists():
@@ -143,7 +145,8 @@ class LogFollower:
         return "\n".join(text.splitlines()[-lines:])
 
     def close(self) -> None:
-        """Closes the file, if one was opened."""
+        """Closes the file, if one was opened; the records stay."""
+        self._closed = True
         if self._file is not None:
             self._file.close()
             self._file = None

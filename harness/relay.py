@@ -29,7 +29,8 @@ class RelayProcess:
     nothing in this process has to drain it while the relay is under load (what benchmarks
     measure under). `children` registers the process with a benchmark's Children (its own
     session, stopped with the rest); `cores` pins it (and the workers it starts) to those
-    CPUs; `nofile` sets its open-file limit (soft and hard).
+    CPUs; `nofile` sets its open-file limit (soft and hard); `log_keep` picks the log
+    records kept (see LogFollower).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class RelayProcess:
         log_path: Path | None = None,
         children: Children | None = None,
         cores: Iterable[int] | None = None,
+        log_keep: Callable[[Record], bool] | None = None,
     ) -> None:
         self.nofile = nofile
         self.log_path = log_path
@@ -62,7 +64,7 @@ class RelayProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: asyncio.subprocess.Process | None = None
         self.http_headers: dict[str, str] = {}  # e.g. a bearer token for /metrics
-        self.log = LogFollower(log_path, running=self._running)
+        self.log = LogFollower(log_path, keep=log_keep, running=self._running)
         self._log_file: IO[bytes] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tree: ProcessTree | None = None
@@ -165,16 +167,16 @@ class RelayProcess:
             await asyncio.wait_for(self._reader, timeout)
         return code
 
-    async def stop(self) -> None:
-        """SIGTERM (SIGKILL if it lingers), then closes its log and HTTP session."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM (SIGKILL after `grace_s`), then closes its log and HTTP session."""
         if self._http is not None:
             await self._http.close()
             self._http = None
         if self.process is not None:
             if self.children is not None:
-                await self.children.stop(self.process, STOP_GRACE_S)
+                await self.children.stop(self.process, grace_s)
             else:
-                await stop_process(self.process, STOP_GRACE_S)
+                await stop_process(self.process, grace_s)
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 5)
