@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench harness scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tests scripts harness
+	$(BIN)/mypy --strict src tests scripts bench harness
 
 pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
 	rm -f .coverage .coverage.*

@@ -32,8 +32,9 @@ import orjson
 import uvloop
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
+from harness.processes import raise_nofile
+
 from .stats import ClientLog, analyse_round
-from .system import raise_nofile
 
 _now_ns = time.time_ns
 _TEXT = WSMsgType.TEXT
@@ -57,6 +58,7 @@ class RecordingClient(WSListener):
         self.disconnected = False
 
     def arm(self, capacity: int) -> None:
+        """Fresh buffers for `capacity` frames of the next round."""
         # Preallocated so the receive path never grows a list mid-round.
         self.times_ns = [0] * capacity
         self.payloads = [b""] * capacity
@@ -85,15 +87,18 @@ class RecordingClient(WSListener):
         self.disconnected = True
 
     def log(self) -> ClientLog:
+        """What it recorded this round, for the analysis."""
         return ClientLog(
             self.times_ns, self.payloads, self.count, self.overflow, self.disconnected, self.group
         )
 
     def last_payload(self) -> bytes | None:
+        """The last frame it recorded, if any."""
         return self.payloads[self.count - 1] if self.count else None
 
 
 def emit(event: str, **fields: Any) -> None:
+    """One event line to the harness."""
     # A harness that is gone cannot read it; the parent-death signal ends us anyway.
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.buffer.write(orjson.dumps({"event": event, **fields}) + b"\n")
@@ -115,6 +120,7 @@ def interleave(groups: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
 async def connect_all(
     groups: Sequence[tuple[str, int]], concurrency: int, timeout_s: float
 ) -> tuple[list[RecordingClient], list[str]]:
+    """Connects every group's clients; those that connected, and why the rest did not."""
     # Bounded concurrency: a burst of thousands of SYNs overflows the relay's accept
     # backlog, and the kernel's retry after 1 s would then dominate the connect time.
     gate = asyncio.Semaphore(concurrency)
@@ -193,6 +199,7 @@ async def wait_for_round(
 
 
 async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> None:
+    """Closes every client, waiting up to `timeout_s` for them to go."""
     waits = []
     for client in clients:
         transport = client.transport
@@ -208,6 +215,7 @@ async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> Non
 
 
 async def serve_commands(args: argparse.Namespace) -> int:
+    """Connects, says "ready", then obeys the harness's commands until "quit" or EOF."""
     total = sum(count for _, count in args.groups)
     nofile = raise_nofile(total + FD_MARGIN)
     if nofile < total + FD_MARGIN:
@@ -283,6 +291,7 @@ async def serve_commands(args: argparse.Namespace) -> int:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    """`serve_commands`, within the process's lifetime."""
     try:
         async with asyncio.timeout(args.max_lifetime_s):
             return await serve_commands(args)
@@ -292,6 +301,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The client process's entry point (`python -m bench.clients`, started by the fleet)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--url", help="one group: every client connects here")
     parser.add_argument("--clients", type=int, help="size of the --url group")

@@ -1,140 +1,29 @@
-"""What every part of `bench.run` shares: publishing, one measured round, connecting clients."""
+"""One measured round of `bench.run`: clients armed, messages published, deliveries analysed."""
 
 from __future__ import annotations
 
-import asyncio
-import fnmatch
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import orjson
 import redis.asyncio as aioredis
 
-from .procs import BenchError, ClientFleet, RelayProcess, RssSampler
+from harness.processes import HarnessError
+from harness.relay import RelayProcess
+from harness.tree import RssSampler
 
-CHANNEL = "bot:pingpong"
-SOURCE = "bot"
-CONNECT_TIMEOUT_S = 120.0
-ANALYSIS_TIMEOUT_S = 120.0
+from .clientcount import settle_clients
+from .fleet import ClientFleet
+from .publishing import CHANNEL, ClientFilter, Published, publish, publish_burst
+
+CONNECT_TIMEOUT_S: Final = 120.0
+ANALYSIS_TIMEOUT_S: Final = 120.0
 # How long the relay may take to count the clients that connected.
-SETTLE_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class ClientFilter:
-    """A connect-time query and, written out independently of the relay, what it lets through.
-
-    The expectation is not computed with the relay's own filter code, so a bug there shows
-    up as lost or unexpected deliveries rather than being mirrored here.
-    """
-
-    label: str
-    query: str
-    kinds: frozenset[str] | None = None  # None: every type
-    bot_pattern: str | None = None  # shell-style pattern on "<channel>/<source>"; None: all
-
-    def wants(self, channel: str, kind: str) -> bool:
-        if self.kinds is not None and kind not in self.kinds:
-            return False
-        return self.bot_pattern is None or fnmatch.fnmatchcase(
-            f"{channel}/{SOURCE}", self.bot_pattern
-        )
-
-
-@dataclass(slots=True)
-class Published:
-    count: int
-    unheard: int
-    first_sent_ns: int
-    elapsed_s: float
-    messages: list[tuple[str, str]] = field(default_factory=list)  # (channel, type) by seq
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.elapsed_s if self.elapsed_s > 0 else math.nan
-
-
-def message_of(seq: int, channels: Sequence[str]) -> tuple[str, str]:
-    """(channel, type) of message `seq`: ping/pong alternate, and each bot gets a ping and
-    then a pong in turn, so that no type filter selects the same messages as a bot filter."""
-    return channels[(seq // 2) % len(channels)], "ping" if seq % 2 == 0 else "pong"
-
-
-def _payload(seq: int, round_id: int, kind: str, sent_ns: int) -> bytes:
-    return orjson.dumps(
-        {
-            "type": kind,
-            "latency": 12.3,
-            "timestamp": sent_ns // 1_000_000,
-            "source": SOURCE,
-            "seq": seq,
-            "round": round_id,
-            "sent_ns": sent_ns,
-        }
-    )
-
-
-async def publish(
-    bot: aioredis.Redis,
-    round_id: int,
-    rate: float,
-    count: int,
-    time_limit_s: float,
-    channels: Sequence[str] = (CHANNEL,),
-) -> Published:
-    """Publish `count` valid bot messages at `rate`, never skipping one to catch up."""
-    loop = asyncio.get_running_loop()
-    interval_s = 1.0 / rate
-    start = loop.time()
-    first_sent_ns = 0
-    unheard = 0
-    published = 0
-    messages: list[tuple[str, str]] = []
-    last_start = start
-    for seq in range(count):
-        now = loop.time()
-        if now - start > time_limit_s:
-            break
-        target = start + seq * interval_s
-        if target > now:
-            await asyncio.sleep(target - now)
-        last_start = loop.time()
-        sent_ns = time.time_ns()
-        first_sent_ns = first_sent_ns or sent_ns
-        channel, kind = message_of(seq, channels)
-        receivers = int(await bot.publish(channel, _payload(seq, round_id, kind, sent_ns)))
-        unheard += receivers == 0
-        published += 1
-        messages.append((channel, kind))
-    # `published` slots of one interval each: exactly count/rate when on schedule.
-    elapsed_s = last_start - start + interval_s
-    return Published(published, unheard, first_sent_ns, elapsed_s, messages)
-
-
-async def publish_burst(
-    bot: aioredis.Redis, round_id: int, count: int, channel: str = CHANNEL
-) -> Published:
-    """`count` messages in one pipeline (one write of every PUBLISH, then the replies).
-
-    Every message carries the same `sent_ns`, taken before the payloads are built (about
-    1 ms for 1,000), so a delivery's latency is its time since the burst began.
-    """
-    sent_ns = time.time_ns()
-    started = time.perf_counter()
-    messages = [(channel, message_of(seq, (channel,))[1]) for seq in range(count)]
-    async with bot.pipeline(transaction=False) as pipe:
-        for seq, (_, kind) in enumerate(messages):
-            pipe.publish(channel, _payload(seq, round_id, kind, sent_ns))
-        replies = await pipe.execute()
-    elapsed_s = time.perf_counter() - started
-    unheard = sum(int(receivers) == 0 for receivers in replies)
-    return Published(count, unheard, sent_ns, elapsed_s, messages)
+SETTLE_TIMEOUT_S: Final = 30.0
 
 
 def histogram_quantile_ms(
@@ -198,94 +87,137 @@ def metric_deltas(
     }
 
 
+class PeakWatch:
+    """The relay's peak RSS over a round, measured twice: VmHWM reset at the start and read
+    at the end, and RSS sampled every 10 ms in between."""
+
+    def __init__(self, relay: RelayProcess) -> None:
+        self.relay = relay
+        self.reset = relay.tree.reset_peak_rss()
+        self.rss_start = relay.tree.rss_bytes()
+        self.sampler = RssSampler([process.pid for process in relay.tree.processes()])
+        self.sampler.start()
+
+    def finish(self) -> dict[str, Any]:
+        """Stops sampling; the round's figures, in KB."""
+        sampled = self.sampler.stop()
+        hwm = self.relay.tree.peak_rss_bytes() if self.reset else 0
+        return {
+            "rss_start_kb": self.rss_start / 1024,
+            "rss_end_kb": self.relay.tree.rss_bytes() / 1024,
+            "peak_rss_sampled_kb": sampled / 1024,
+            "rss_samples": self.sampler.samples,
+            "peak_rss_hwm_kb": hwm / 1024 if self.reset else math.nan,
+            "peak_rss_kb": max(sampled, hwm) / 1024,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoundPlan:
+    """What one round publishes: at `rate` for `duration_s`, or `burst` messages at once;
+    then the clients wait up to `drain_s` for the last one."""
+
+    round_id: int
+    rate: float
+    duration_s: float
+    drain_s: float
+    channels: Sequence[str] = (CHANNEL,)
+    filters: Sequence[ClientFilter] | None = None
+    burst: int = 0
+    watch_peak: bool = False
+
+    @property
+    def planned(self) -> int:
+        return self.burst or max(1, round(self.rate * self.duration_s))
+
+
+async def _publish(bot: aioredis.Redis, plan: RoundPlan) -> Published:
+    if plan.burst:
+        return await publish_burst(bot, plan.round_id, plan.burst, plan.channels[0])
+    time_limit_s = plan.duration_s * 1.5 + 2.0
+    return await publish(bot, plan.round_id, plan.rate, plan.planned, time_limit_s, plan.channels)
+
+
+def _collect_command(plan: RoundPlan, published: Published) -> dict[str, Any]:
+    """The clients' "collect": how many to wait for, and with filters which each group wants."""
+    collect: dict[str, Any] = {
+        "cmd": "collect",
+        "round": plan.round_id,
+        "count": published.count,
+        "timeout_s": plan.drain_s,
+    }
+    if plan.filters is not None:
+        collect["wanted"] = [
+            [int(f.wants(channel, kind)) for channel, kind in published.messages]
+            for f in plan.filters
+        ]
+    return collect
+
+
 async def run_round(
     relay: RelayProcess,
     fleet: ClientFleet,
     bot: aioredis.Redis,
     run_dir: Path,
-    *,
-    round_id: int,
-    rate: float,
-    duration_s: float,
-    drain_s: float,
-    channels: Sequence[str] = (CHANNEL,),
-    filters: Sequence[ClientFilter] | None = None,
-    burst: int = 0,
-    watch_peak: bool = False,
+    plan: RoundPlan,
 ) -> dict[str, Any]:
     """One publishing phase against connected clients; latency, loss and relay CPU of it.
 
-    With `filters` (one per client group, in the fleet's group order) each group is
+    With filters (one per client group, in the fleet's group order) each group is
     checked against the subset of what was published that its filter lets through.
-    With `burst` > 0 that many messages go out in one pipeline instead of at `rate`.
-    With `watch_peak` the relay's peak RSS over the round is measured twice: VmHWM reset
-    before the first publish and read once the clients have everything, and RSS sampled
-    every 10 ms in between.
+    With a burst that many messages go out in one pipeline instead of at the rate.
+    With `watch_peak` the relay's peak RSS over the round is measured (PeakWatch).
     """
-    planned = burst or max(1, round(rate * duration_s))
     # A conflating relay may add a notice frame now and then: room for a few.
-    await fleet.arm(round_id, planned + 16)
+    await fleet.arm(plan.round_id, plan.planned + 16)
     metrics_before = await relay.metrics()
-    sampler: RssSampler | None = None
-    peak_reset = False
-    rss_start = 0
-    if watch_peak:
-        peak_reset = relay.reset_peak_rss()
-        rss_start = relay.rss_bytes()
-        sampler = RssSampler([process.pid for process in relay.tree()])
-        sampler.start()
-    cpu_before = relay.cpu_times()
-    if burst:
-        published = await publish_burst(bot, round_id, burst, channels[0])
-    else:
-        published = await publish(bot, round_id, rate, planned, duration_s * 1.5 + 2.0, channels)
+    peak = PeakWatch(relay) if plan.watch_peak else None
+    cpu_before = relay.tree.cpu_times()
+    published = await _publish(bot, plan)
     out = run_dir / f"round-{os.getpid()}-{time.monotonic_ns()}.json"
-    collect: dict[str, Any] = {
-        "cmd": "collect",
-        "round": round_id,
-        "count": published.count,
-        "timeout_s": drain_s,
-    }
-    if filters is not None:
-        collect["wanted"] = [
-            [int(f.wants(channel, kind)) for channel, kind in published.messages] for f in filters
-        ]
     # Relay CPU is read as soon as the clients hold everything (or gave up waiting), so the
     # client's parsing that follows does not stretch the window.
-    all_received = await fleet.collect(collect, out, drain_s + 30.0)
-    cpu_after = relay.cpu_times()
-    peaks: dict[str, Any] = {}
-    if sampler is not None:
-        sampled = sampler.stop()
-        hwm = relay.peak_rss_bytes() if peak_reset else 0
-        peaks = {
-            "rss_start_kb": rss_start / 1024,
-            "rss_end_kb": relay.rss_bytes() / 1024,
-            "peak_rss_sampled_kb": sampled / 1024,
-            "rss_samples": sampler.samples,
-            "peak_rss_hwm_kb": hwm / 1024 if peak_reset else math.nan,
-            "peak_rss_kb": max(sampled, hwm) / 1024,
-        }
-    cpu_user_s = cpu_after[0] - cpu_before[0]
-    cpu_system_s = cpu_after[1] - cpu_before[1]
-    cpu_s = cpu_user_s + cpu_system_s
+    collect = _collect_command(plan, published)
+    all_received = await fleet.collect(collect, out, plan.drain_s + 30.0)
+    cpu_after = relay.tree.cpu_times()
+    peaks = peak.finish() if peak is not None else {}
     analysis = await fleet.analysis(out, ANALYSIS_TIMEOUT_S)
     metrics_after = await relay.metrics()
+    cpu_user_s = cpu_after[0] - cpu_before[0]
+    cpu_system_s = cpu_after[1] - cpu_before[1]
+    return {
+        **_round_figures(plan, published, analysis, cpu_user_s, cpu_system_s),
+        "all_received": all_received,
+        "relay_metrics": metric_deltas(metrics_before, metrics_after),
+        **peaks,
+        **{k: v for k, v in analysis.items() if k != "latency_ms"},
+        "latency_ms": analysis["latency_ms"],
+    }
+
+
+def _round_figures(
+    plan: RoundPlan,
+    published: Published,
+    analysis: dict[str, Any],
+    cpu_user_s: float,
+    cpu_system_s: float,
+) -> dict[str, Any]:
+    """The round's own columns: what was published, latency, CPU, delivery rate."""
     delivered = int(analysis["delivered"])
     span_s = (analysis["last_received_ns"] - published.first_sent_ns) / 1e9
     latency = analysis["latency_ms"]
+    cpu_s = cpu_user_s + cpu_system_s
     return {
-        "round": round_id,
-        "rate": published.rate if burst else rate,
-        "duration_s": published.elapsed_s if burst else duration_s,
-        "drain_s": drain_s,
-        "burst": burst,
+        "round": plan.round_id,
+        "rate": published.rate if plan.burst else plan.rate,
+        "duration_s": published.elapsed_s if plan.burst else plan.duration_s,
+        "drain_s": plan.drain_s,
+        "burst": plan.burst,
         "published": published.count,
-        "planned": planned,
+        "planned": plan.planned,
         "publish_rate": published.rate,
         "publish_s": published.elapsed_s,
         "unheard_publishes": published.unheard,
-        "all_received": all_received,
         "p50_ms": latency["p50"],
         "p99_ms": latency["p99"],
         "max_ms": latency["max"],
@@ -295,10 +227,6 @@ async def run_round(
         "relay_cpu_system_s": cpu_system_s,
         "cpu_us_per_delivery": cpu_s / delivered * 1e6 if delivered else math.nan,
         "deliveries_per_s": delivered / span_s if delivered and span_s > 0 else math.nan,
-        "relay_metrics": metric_deltas(metrics_before, metrics_after),
-        **peaks,
-        **{k: v for k, v in analysis.items() if k != "latency_ms"},
-        "latency_ms": latency,
     }
 
 
@@ -319,8 +247,8 @@ async def connect_clients(
     await fleet.start(groups, life_s, concurrency, CONNECT_TIMEOUT_S)
     connected = int(fleet.ready["connected"])
     if connected == 0:
-        raise BenchError(f"no client could connect: {fleet.ready.get('errors')}")
-    relay_clients, source = await relay.settle_clients(connected, SETTLE_TIMEOUT_S)
+        raise HarnessError(f"no client could connect: {fleet.ready.get('errors')}")
+    relay_clients, source = await settle_clients(relay, connected, SETTLE_TIMEOUT_S)
     return {
         "connected": connected,
         "connect_failed": fleet.ready.get("failed", 0),
@@ -330,15 +258,3 @@ async def connect_clients(
         "relay_clients": relay_clients,
         "count_source": source,
     }
-
-
-def fd_room(relay: RelayProcess) -> dict[str, int]:
-    """The relay's open-file limit, the descriptors it holds before any client, and so the
-    most clients it can accept (each client is one descriptor)."""
-    limit = relay.nofile_limit()
-    in_use = relay.fds()
-    return {"relay_nofile": limit, "relay_fds_idle": in_use, "relay_fd_room": limit - in_use}
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

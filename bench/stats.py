@@ -67,6 +67,8 @@ class ClientLog:
 
 @dataclass(slots=True)
 class RoundAnalysis:
+    """One round's deliveries over a set of clients: counts, latency summaries, groups."""
+
     round_id: int
     clients: int
     expected_per_client: int
@@ -91,6 +93,7 @@ class RoundAnalysis:
     groups: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
@@ -110,43 +113,31 @@ def _latency_summary(latencies_ns: list[int]) -> dict[str, float]:
     }
 
 
-def analyse_round(
-    logs: Sequence[ClientLog],
-    round_id: int,
-    expected_count: int,
-    wanted: Sequence[bytes] | None = None,
-    raw: dict[str, Any] | None = None,
-) -> RoundAnalysis:
-    """Parse what every client recorded and check delivery: loss, order, duplicates, latency.
+class _RoundScan:
+    """The state `analyse_round` builds up, one client log at a time."""
 
-    Sequence numbers of a round run 0..expected_count-1. Without `wanted` each client must
-    see each once, in order. With it, a client of group g must see exactly the seqs where
-    `wanted[g][seq]` is 1 (its filter's subset), once each and in order; any other seq of
-    the round counts as unexpected. Frames from another round (a backlog from an earlier
-    step) count as stale. A relay:conflated notice is counted (with what it says it
-    skipped) and is neither a delivery nor malformed.
+    def __init__(self, result: RoundAnalysis, masks: Sequence[bytes], expected_count: int) -> None:
+        self.result = result
+        self.masks = masks
+        self.expected_count = expected_count
+        self.per_group = [mask.count(1) for mask in masks]
+        self.first_wanted = [mask.find(1) for mask in masks]
+        self.group_latencies: list[list[int]] = [[] for _ in masks]
+        self.group_counts = [{"clients": 0, "expected": 0, "delivered": 0} for _ in masks]
+        self.per_seq_max_ns = [0] * expected_count
+        self.first_message_ns: list[int] = []
+        self.last_received_ns = 0
 
-    With `raw` (a dict to fill), the latencies behind the summaries are put there as
-    int64 arrays, "groups" (one per group) and "first", so that the analyses of several
-    client processes can be merged exactly (`merge_rounds`).
-    """
-    masks = list(wanted) if wanted is not None else [b"\x01" * expected_count]
-    if any(len(mask) != expected_count for mask in masks):
-        raise ValueError(f"every wanted mask must have {expected_count} entries")
-    per_group = [mask.count(1) for mask in masks]
-    first_wanted = [mask.find(1) for mask in masks]
-    result = RoundAnalysis(round_id, len(logs), max(per_group, default=0))
-    group_latencies: list[list[int]] = [[] for _ in masks]
-    group_counts = [{"clients": 0, "expected": 0, "delivered": 0} for _ in masks]
-    per_seq_max_ns = [0] * expected_count
-    first_message_ns: list[int] = []
-    last_received_ns = 0
-    loads = orjson.loads
-    for log in logs:
-        mask = masks[log.group]
-        expected_here = per_group[log.group]
-        first_seq = first_wanted[log.group]
-        latencies_ns = group_latencies[log.group]
+    def client(self, log: ClientLog) -> None:
+        """One client's frames: what it should have had, and what it got."""
+        result, expected_count = self.result, self.expected_count
+        mask = self.masks[log.group]
+        expected_here = self.per_group[log.group]
+        first_seq = self.first_wanted[log.group]
+        latencies_ns = self.group_latencies[log.group]
+        per_seq_max_ns = self.per_seq_max_ns
+        round_id = result.round_id
+        loads = orjson.loads
         seen = bytearray(expected_count)
         previous = -1
         unique = 0
@@ -193,33 +184,72 @@ def analyse_round(
             if latency_ns > per_seq_max_ns[seq]:
                 per_seq_max_ns[seq] = latency_ns
             if seq == first_seq:
-                first_message_ns.append(latency_ns)
-            last_received_ns = max(last_received_ns, received_ns)
-        result.delivered += unique
+                self.first_message_ns.append(latency_ns)
+            self.last_received_ns = max(self.last_received_ns, received_ns)
+        self._count(log.group, expected_here, unique)
+
+    def _count(self, group: int, expected_here: int, unique: int) -> None:
+        self.result.delivered += unique
         if unique < expected_here:
-            result.clients_with_loss += 1
-        counts = group_counts[log.group]
+            self.result.clients_with_loss += 1
+        counts = self.group_counts[group]
         counts["clients"] += 1
         counts["expected"] += expected_here
         counts["delivered"] += unique
-    result.lost = result.expected - result.delivered
-    if raw is not None:
-        raw["groups"] = [array("q", latencies) for latencies in group_latencies]
-        raw["first"] = array("q", first_message_ns)
-    result.latency_ms = _latency_summary([ns for group in group_latencies for ns in group])
-    result.first_message_ms = _latency_summary(first_message_ns)
-    result.per_seq_max_ms = [round(ns / 1e6, 3) for ns in per_seq_max_ns]
-    result.last_received_ns = last_received_ns
-    if wanted is not None:
-        result.groups = [
-            {
-                **counts,
-                "lost": counts["expected"] - counts["delivered"],
-                "latency_ms": _latency_summary(latencies),
-            }
-            for counts, latencies in zip(group_counts, group_latencies, strict=True)
-        ]
-    return result
+
+    def finish(self, filtered: bool, raw: dict[str, Any] | None) -> RoundAnalysis:
+        """The summaries, once every client is in."""
+        result = self.result
+        result.lost = result.expected - result.delivered
+        if raw is not None:
+            raw["groups"] = [array("q", latencies) for latencies in self.group_latencies]
+            raw["first"] = array("q", self.first_message_ns)
+        result.latency_ms = _latency_summary([ns for g in self.group_latencies for ns in g])
+        result.first_message_ms = _latency_summary(self.first_message_ns)
+        result.per_seq_max_ms = [round(ns / 1e6, 3) for ns in self.per_seq_max_ns]
+        result.last_received_ns = self.last_received_ns
+        if filtered:
+            result.groups = [
+                {
+                    **counts,
+                    "lost": counts["expected"] - counts["delivered"],
+                    "latency_ms": _latency_summary(latencies),
+                }
+                for counts, latencies in zip(self.group_counts, self.group_latencies, strict=True)
+            ]
+        return result
+
+
+def analyse_round(
+    logs: Sequence[ClientLog],
+    round_id: int,
+    expected_count: int,
+    wanted: Sequence[bytes] | None = None,
+    raw: dict[str, Any] | None = None,
+) -> RoundAnalysis:
+    """Parse what every client recorded and check delivery: loss, order, duplicates, latency.
+
+    Sequence numbers of a round run 0..expected_count-1. Without `wanted` each client must
+    see each once, in order. With it, a client of group g must see exactly the seqs where
+    `wanted[g][seq]` is 1 (its filter's subset), once each and in order; any other seq of
+    the round counts as unexpected. Frames from another round (a backlog from an earlier
+    step) count as stale. A relay:conflated notice is counted (with what it says it
+    skipped) and is neither a delivery nor malformed.
+
+    With `raw` (a dict to fill), the latencies behind the summaries are put there as
+    int64 arrays, "groups" (one per group) and "first", so that the analyses of several
+    client processes can be merged exactly (`merge_rounds`).
+    """
+    masks = list(wanted) if wanted is not None else [b"\x01" * expected_count]
+    if any(len(mask) != expected_count for mask in masks):
+        raise ValueError(f"every wanted mask must have {expected_count} entries")
+    per_group = [mask.count(1) for mask in masks]
+    scan = _RoundScan(
+        RoundAnalysis(round_id, len(logs), max(per_group, default=0)), masks, expected_count
+    )
+    for log in logs:
+        scan.client(log)
+    return scan.finish(wanted is not None, raw)
 
 
 def merge_rounds(parts: Sequence[dict[str, Any]], raws: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The parts of `python -m bench.run`, one module each: its flags, its runs, its table."""
