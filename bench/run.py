@@ -102,7 +102,7 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-logs",
         action="store_true",
-        help="keep the run directory (relay, redis and client logs)",
+        help="keep the run directory (relay and client logs)",
     )
 
 
