@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 NODE_EXAMPLE := examples/node
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
-# Branch coverage of the whole suite (relay subprocesses included) may not fall below this.
-COVERAGE_FLOOR ?= 0
+# Branch coverage of the whole suite (relay subprocesses included) may not fall below this:
+# 95.7 % when it was first measured (2026-12-05), less the timing-dependent branches.
+COVERAGE_FLOOR ?= 95
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test unit lint imports typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
