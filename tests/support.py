@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +203,23 @@ class TcpProxy:
                 writer.write(data)
                 await writer.drain()
         writer.close()
+
+
+def assert_browser_headers(headers: Mapping[str, str], frame_ancestors: str, what: str) -> None:
+    """The headers every HTTP-plane answer carries: the page policy, no sniffing, no referrer,
+    and a Server header that names no version (`what` says which answer, on failure)."""
+    policy = headers["Content-Security-Policy"]
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self' ws: wss:",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        f"frame-ancestors {frame_ancestors}",
+    ):
+        assert directive in [d.strip() for d in policy.split(";")], (what, policy)
+    assert headers["X-Content-Type-Options"] == "nosniff", what
+    assert headers["Referrer-Policy"] == "no-referrer", what
+    assert headers["Server"] == "pingpong-relay", what  # no aiohttp, Python or relay version

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
 
 from multidict import CIMultiDict
 
@@ -51,21 +50,3 @@ async def closed_by_relay(reader: asyncio.StreamReader, timeout: float = 30.0) -
         while chunk := await asyncio.wait_for(reader.read(65536), timeout):
             data += chunk
     return data
-
-
-def assert_browser_headers(headers: Mapping[str, str], frame_ancestors: str, what: str) -> None:
-    policy = headers["Content-Security-Policy"]
-    for directive in (
-        "default-src 'self'",
-        "script-src 'self'",
-        "connect-src 'self' ws: wss:",
-        "img-src 'self' data:",
-        "style-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        f"frame-ancestors {frame_ancestors}",
-    ):
-        assert directive in [d.strip() for d in policy.split(";")], (what, policy)
-    assert headers["X-Content-Type-Options"] == "nosniff", what
-    assert headers["Referrer-Policy"] == "no-referrer", what
-    assert headers["Server"] == "pingpong-relay", what  # no aiohttp, Python or relay version

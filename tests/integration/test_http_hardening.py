@@ -14,14 +14,13 @@ from pingpong_relay.redis_io.history import stream_key
 from tests.integration.http_support import (
     JWT,
     SECRET,
-    assert_browser_headers,
     bearer,
     headers_of,
     raw_exchange,
     status_of,
     token,
 )
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, assert_browser_headers
 
 
 # --- 1. Host (DNS rebinding) ---------------------------------------------------------

@@ -23,13 +23,19 @@ from pingpong_relay.http import responses
 from pingpong_relay.settings import Settings
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from tests.integration.http_support import (
-    assert_browser_headers,
     closed_by_relay,
     headers_of,
     raw_exchange,
     status_of,
 )
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
+from tests.support import (
+    Collector,
+    RedisServer,
+    RelayFactory,
+    RelayProcess,
+    assert_browser_headers,
+    free_port,
+)
 
 
 # --- 6. Large bodies off the event loop ------------------------------------------------
