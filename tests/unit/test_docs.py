@@ -7,6 +7,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pingpong_relay
+
 ROOT = Path(__file__).resolve().parents[2]
 LICENSE = ROOT / "LICENSE"
 PYPROJECT = ROOT / "pyproject.toml"
@@ -27,3 +29,16 @@ def test_the_license_file_names_the_license_pyproject_declares() -> None:
     if declared == "MIT":
         assert "Permission is hereby granted, free of charge" in text
         assert re.search(r"^Copyright \(c\) \d{4} ", text, re.MULTILINE)
+
+
+def test_the_version_is_defined_in_one_place() -> None:
+    config = _pyproject()
+    project = config["project"]
+    assert isinstance(project, dict)
+    assert "version" not in project, "pyproject.toml must not repeat the version literally"
+    assert "version" in project.get("dynamic", [])
+    tool = config["tool"]
+    assert isinstance(tool, dict)
+    dynamic = tool["setuptools"]["dynamic"]
+    assert dynamic["version"] == {"attr": "pingpong_relay.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pingpong_relay.__version__)
