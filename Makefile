@@ -70,7 +70,7 @@ pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report $(if $(PYTEST_ARGS),,--fail-under=$(COVERAGE_FLOOR))
 
-## docs: regenerate the README's generated tables and docs/protocol.md from the code
+## docs: regenerate the generated tables in docs/ and docs/protocol.md from the code
 docs: $(STAMP)
 	$(BIN)/python -m scripts.update_docs
 

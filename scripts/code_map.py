@@ -1,5 +1,6 @@
-"""The README's map of the code, generated from each module's docstring and the layers
-of pyproject.toml's import-linter contracts (`make docs` writes it; a test fails on drift)."""
+"""docs/architecture.md's map of the code, generated from each module's docstring and the
+layers of pyproject.toml's import-linter contracts (`make docs` writes it; a test fails on
+drift)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,11 +13,21 @@ from scripts.code_map import code_map
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-PROTOCOL = ROOT / "docs" / "protocol.md"
+DOCS = ROOT / "docs"
+PROTOCOL = DOCS / "protocol.md"
+# The page that holds each generated section, between `<!-- name:start … -->` and
+# `<!-- name:end -->`; the prose around it is written by hand.
+SECTION_FILES: dict[str, Path] = {
+    "config-reference": DOCS / "configuration.md",
+    "close-codes": DOCS / "api.md",
+    "upgrade-statuses": DOCS / "api.md",
+    "http-statuses": DOCS / "api.md",
+    "code-map": DOCS / "architecture.md",
+}
 
 
-def readme_sections() -> dict[str, str]:
-    """Each generated README section by its marker name."""
+def generated_sections() -> dict[str, str]:
+    """Each generated section's body, rendered from the code, by its marker name."""
     return {
         "config-reference": markdown_reference(),
         "close-codes": codes_table(CLOSE_CODES, "code"),
@@ -28,25 +39,31 @@ def readme_sections() -> dict[str, str]:
 
 def section(text: str, name: str) -> tuple[int, int]:
     """Where the body between `<!-- name:start … -->` and `<!-- name:end -->` lies."""
-    start = text.index(f"<!-- {name}:start")
-    start = text.index("\n", start) + 1
-    return start, text.index(f"<!-- {name}:end -->")
+    marker = re.search(rf"^<!-- {re.escape(name)}:start.*\n", text, re.MULTILINE)
+    if marker is None:
+        raise ValueError(f"no <!-- {name}:start --> marker line")
+    return marker.end(), text.index(f"<!-- {name}:end -->", marker.end())
 
 
-def rendered_readme(text: str) -> str:
-    """The README with every generated section rendered afresh."""
-    for name, body in readme_sections().items():
-        start, end = section(text, name)
-        text = text[:start] + body + "\n" + text[end:]
+def rendered(path: Path, text: str) -> str:
+    """`text` (the page at `path`) with each of its generated sections rendered afresh."""
+    bodies = generated_sections()
+    for name, holder in SECTION_FILES.items():
+        if holder == path:
+            start, end = section(text, name)
+            text = text[:start] + bodies[name] + "\n" + text[end:]
     return text
 
 
 def main() -> None:
-    """Writes the README's generated sections and docs/protocol.md."""
-    README.write_text(rendered_readme(README.read_text()))
+    """Writes every page's generated sections, and docs/protocol.md."""
+    pages = sorted(set(SECTION_FILES.values()))
+    for page in pages:
+        page.write_text(rendered(page, page.read_text(encoding="utf-8")), encoding="utf-8")
     PROTOCOL.parent.mkdir(exist_ok=True)
-    PROTOCOL.write_text(markdown())
-    sys.stdout.write(f"wrote {README.name} sections and {PROTOCOL.relative_to(ROOT)}\n")
+    PROTOCOL.write_text(markdown(), encoding="utf-8")
+    names = ", ".join(str(page.relative_to(ROOT)) for page in pages)
+    sys.stdout.write(f"wrote the generated sections of {names}, and {PROTOCOL.relative_to(ROOT)}\n")
 
 
 if __name__ == "__main__":
