@@ -145,8 +145,8 @@ def test_every_docs_page_starts_with_a_table_of_contents(page: Path) -> None:
     assert set(nested) <= every, f"{page.name}: contents link no heading {set(nested) - every}"
 
 
-@pytest.mark.parametrize("path", _linking_files(), ids=lambda path: str(path.relative_to(ROOT)))
-def test_every_relative_link_resolves(path: Path) -> None:
+def broken_links(path: Path) -> list[str]:
+    """The relative links in `path` that lead to no file, or to no heading of a Markdown file."""
     broken = []
     for target in _links(_prose_lines(path.read_text(encoding="utf-8"))):
         if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto: …
@@ -158,7 +158,29 @@ def test_every_relative_link_resolves(path: Path) -> None:
         elif fragment and linked.suffix == ".md":
             anchors = {slug for _level, slug in _headings(linked.read_text(encoding="utf-8"))}
             if fragment not in anchors:
-                broken.append(f"{target}: no such section in {linked.relative_to(ROOT)}")
+                broken.append(f"{target}: no such section in {linked.name}")
+    return broken
+
+
+def test_the_link_check_finds_missing_files_and_sections(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other\n\n## Kept\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Here\n\n[a](#here) [b](other.md#kept) [c](https://example.com/x#y)\n"
+        "[d](#gone) [e](missing.md) [f](other.md#gone) `[g](#in-code)`\n\n"
+        "```md\n[h](#in-a-block)\n```\n",
+        encoding="utf-8",
+    )
+    assert broken_links(page) == [
+        "#gone: no such section in page.md",
+        "missing.md: no such file",
+        "other.md#gone: no such section in other.md",
+    ]
+
+
+@pytest.mark.parametrize("path", _linking_files(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_relative_link_resolves(path: Path) -> None:
+    broken = broken_links(path)
     assert not broken, f"{path.relative_to(ROOT)}: {broken}"
 
 
