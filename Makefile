@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 NODE_EXAMPLE := examples/node
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
@@ -15,10 +16,16 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Two stamps: `make run` installs only what the relay needs; every other target the whole
+# dev toolchain (linters, Playwright, a Node.js wheel), which includes the relay's needs.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -42,8 +49,9 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 
-## run: set up, then start the relay (extra flags: make run ARGS="--log-level DEBUG")
-run: $(STAMP)
+## run: set up the relay's own dependencies (no dev tools), then start it (extra flags:
+## make run ARGS="--log-level DEBUG")
+run: $(RUN_STAMP)
 	$(BIN)/pingpong-relay serve $(ARGS)
 
 ## test: set up, then ruff + import contracts + mypy --strict + the whole pytest suite

@@ -1,4 +1,4 @@
-"""The protocol for people: docs/protocol.md and the README's code tables, as text (pure).
+"""The protocol for people: docs/protocol.md and the code tables of docs/api.md, as text (pure).
 
 Both are rendered from the AsyncAPI document and the status codes; `make docs` writes
 them, and tests catch drift.

@@ -1,5 +1,7 @@
-"""Settings from the outside: one flag and one PINGPONG_* env var per Settings field, the
-precedence between them, and the README's table of both, all derived from the fields."""
+"""Settings from the outside: a flag and a PINGPONG_* env var per Settings field, derived.
+
+Also the precedence between them (flag, then env var, then default), and the table of both
+in docs/configuration.md."""
 
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def current_environ() -> Mapping[str, str]:
 
 
 def markdown_reference() -> str:
-    """The README's configuration table, generated from Settings so the two cannot drift."""
+    """docs/configuration.md's table, generated from Settings so the two cannot drift."""
     rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
     for spec in Settings.options():
         default = _default(spec)
