@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -19,46 +18,17 @@ from pingpong_relay.hub import Hub, HubMetrics
 from pingpong_relay.instruments import Counter
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
-from pingpong_relay.rules import Rule, default_rules, load_rules
-from pingpong_relay.settings import Settings
+from pingpong_relay.rules import Rule
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.wire_types import STATS_TYPE
 
-__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView", "rules_from_settings"]
+__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView"]
 
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
 EVICTION_LOG_INTERVAL_S = 10.0
-
-
-def rules_from_settings(settings: Settings) -> list[Rule]:
-    """The alert rules: the TOML file's when one is named, else the flags'.
-
-    Raises ValueError naming the file and the problem, for the CLI to report.
-    """
-    if settings.alert_rules:
-        try:
-            text = Path(settings.alert_rules).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"--alert-rules {settings.alert_rules}: not UTF-8 text (byte {exc.start})"
-            ) from None
-        try:
-            return load_rules(text)
-        except ValueError as exc:
-            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc}") from None
-    return default_rules(
-        latency_threshold_ms=settings.latency_threshold,
-        latency_window=settings.latency_window,
-        latency_percentile=settings.latency_percentile,
-        latency_for_s=settings.latency_for,
-        silence_timeout_s=settings.silence_timeout,
-        silence_for_s=settings.silence_for,
-    )
 
 
 class StatsView:

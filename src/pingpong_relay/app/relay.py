@@ -20,6 +20,7 @@ from typing import Any
 
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
+from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.app.seeding import seed_from_history
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.backoff import Backoff
@@ -32,7 +33,7 @@ from pingpong_relay.http.refusals import Refusals
 from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
-from pingpong_relay.monitor import Monitor, rules_from_settings
+from pingpong_relay.monitor import Monitor
 from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
