@@ -13,7 +13,7 @@ import orjson
 from pingpong_relay.alert_events import AlertEvent, StatusChange
 from pingpong_relay.alerts import AlertEngine
 from pingpong_relay.bot_series import BotMetrics, BotSeries
-from pingpong_relay.defaults import WINDOWS
+from pingpong_relay.defaults import MAX_CLOCK_SKEW_S, WINDOWS
 from pingpong_relay.hub import Hub, HubMetrics
 from pingpong_relay.instruments import Counter
 from pingpong_relay.limits import LogThrottle
@@ -29,6 +29,7 @@ log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
 EVICTION_LOG_INTERVAL_S = 10.0
+CLOCK_SKEW_LOG_INTERVAL_S = 60.0  # a bot's wrong clock is wrong in every message
 
 
 class StatsView:
@@ -77,6 +78,10 @@ class MonitorMetrics(HubMetrics, BotMetrics, Protocol):
     def bots_evicted(self) -> Counter:
         """Counts bots on probation evicted to make room for a new bot."""
 
+    @property
+    def clock_skew_messages(self) -> Counter:
+        """Counts messages left out of the transit statistics: past --max-clock-skew."""
+
 
 class Monitor:
     """Owns the statistics and the alert engine, and the two timed loops around them.
@@ -95,6 +100,7 @@ class Monitor:
         alert_sink: Callable[[dict[str, Any]], None] = lambda _alert: None,
         alert_repeat_s: float = 3600.0,
         max_bots: int = 256,
+        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         forget_after_s: float = 86400.0,
         evaluation_interval_s: float = 1.0,
         stats_interval_s: float = 5.0,
@@ -103,7 +109,12 @@ class Monitor:
     ) -> None:
         self.hub = hub
         self.metrics = metrics
-        self.book = StatsBook(max_bots, on_evict=self._evicted)
+        self.book = StatsBook(
+            max_bots,
+            on_evict=self._evicted,
+            max_clock_skew_s=max_clock_skew_s,
+            on_clock_skew=self._clock_skewed,
+        )
         self.view = StatsView(self.book)
         # Bots on probation get a status but no alert: a made-up id that sends one message
         # (or a few at once) must not page anyone.
@@ -117,6 +128,8 @@ class Monitor:
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
         self._evictions_log = LogThrottle(EVICTION_LOG_INTERVAL_S)
+        self._skew_log = LogThrottle(CLOCK_SKEW_LOG_INTERVAL_S)
+        self._skewed_last: tuple[str, float] = ("", 0.0)
         self.series = BotSeries(metrics)  # the established bots' metric series
         self._evicted_last: str | None = None
         self._hearing = hearing
@@ -210,6 +223,15 @@ class Monitor:
         self._evicted_last = bot
         self._log_evictions(self._evictions_log.note("evicted", self._clock()))
 
+    def _clock_skewed(self, bot: str, transit_ms: float) -> None:
+        self.metrics.clock_skew_messages.inc()
+        self._skewed_last = (bot, transit_ms)
+        self._log_clock_skew(self._skew_log.note("clock_skew", self._clock()))
+
+    def _log_clock_skew(self, count: int) -> None:
+        if count:
+            _log_clock_skew(count, *self._skewed_last, self.book.max_clock_skew_s)
+
     def forget_silent(self, now_s: float) -> list[str]:
         """Forgets every bot silent for longer than forget_after_s (0: never): its status,
         alerts and series go without a notification, as after a restart (which does not
@@ -297,6 +319,7 @@ class Monitor:
             try:
                 now_s = self._clock()
                 self._log_evictions(self._evictions_log.flush("evicted", now_s))
+                self._log_clock_skew(self._skew_log.flush("clock_skew", now_s))
                 if not self._check_hearing():
                     continue
                 self.forget_silent(now_s)
@@ -389,4 +412,19 @@ def _log_alert(event: AlertEvent) -> None:
             "repeat": event.repeat,
             "value": event.value,
         },
+    )
+
+
+def _log_clock_skew(count: int, bot: str, transit_ms: float, bound_s: float) -> None:
+    # INFO, not WARNING: the messages were relayed, and only the transit statistics leave
+    # them out; the bot's clock is wrong, not the relay. At most once per interval.
+    log.info(
+        "%d message(s) with a timestamp more than %g s from the relay's clock (--max-clock-"
+        "skew), relayed but left out of the transit statistics; latest from %s, %.0f s %s",
+        count,
+        bound_s,
+        bot,
+        abs(transit_ms) / 1000.0,
+        "behind" if transit_ms > 0 else "ahead",
+        extra={"event": "clock_skew", "messages": count, "bot": bot, "transit_ms": transit_ms},
     )

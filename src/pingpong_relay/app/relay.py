@@ -84,6 +84,7 @@ class Relay:
             alert_sink=self.webhooks.submit,
             alert_repeat_s=settings.alert_repeat,
             max_bots=settings.max_bots,
+            max_clock_skew_s=settings.max_clock_skew,
             forget_after_s=settings.forget_after,
             evaluation_interval_s=settings.evaluation_interval,
             stats_interval_s=settings.stats_interval,

@@ -132,6 +132,11 @@ class RelayMetrics:
             "pingpong_bots_evicted",
             "Bots on probation (not yet established) evicted to make room for a new bot",
         )
+        self.clock_skew_messages = counter(
+            "pingpong_clock_skew_messages",
+            "Messages whose timestamp was more than --max-clock-skew from the relay's clock: "
+            "relayed, but left out of the transit statistics",
+        )
 
     def _refusals(self) -> None:
         counter = partial(Counter, registry=self.registry)
