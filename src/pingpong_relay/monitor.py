@@ -257,6 +257,10 @@ class Monitor:
         """Every bot the relay knows (tracked in the statistics)."""
         return self.book.bots()
 
+    def knows(self, bot: str) -> bool:
+        """Whether the statistics track `bot`."""
+        return self.book.get(bot) is not None
+
     def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
         """The current status of every bot the client may see, for one that starts watching."""
         return [

@@ -138,6 +138,15 @@ class Relay:
             settings.public_ws_url,
             settings.http_port,
         )
+        # Refused upgrades are counted by the authenticator (pingpong_auth_failures_total);
+        # these log them with their path and address, at most once per interval per reason.
+        self.token_refusals = Refusals(
+            None,
+            what="WebSocket upgrade",
+            describe=lambda reason: f"client(s) for their token ({reason})",
+            logger=logging.getLogger("pingpong_relay.dataplane"),
+            event="auth_refused",
+        )
         self.dataplane = DataPlane(
             self.hub,
             self.metrics,
@@ -154,6 +163,7 @@ class Relay:
             frame_rate_per_s=settings.client_frame_rate,
             max_per_ip=settings.max_connections_per_ip,
             connection_rate_per_ip=settings.connection_rate_per_ip,
+            refused=self.token_refusals,
         )
         self.siblings = Siblings(worker, self.metrics.render, self.health.health)
 
@@ -203,6 +213,7 @@ class Relay:
         if settings.http_port:
             await self._start_http(stack, tls, reuse_port)
         await self.dataplane.start(settings.host, settings.port, tls, reuse_port=reuse_port)
+        stack.callback(self.token_refusals.close)
         # Runs after everything registered below has stopped: clients had their 1001.
         stack.push_async_callback(self._wait_clients_gone, settings.shutdown_timeout)
         self._task(stack, self.source.run(), "redis-source", before=self.source.stopping)
