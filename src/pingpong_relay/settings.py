@@ -97,6 +97,18 @@ class Settings:
         "log line format: text, or json (one object per line)",
         choice(LOG_FORMATS, str.lower),
     )
+    log_stages: bool = _option(
+        False,
+        "log each message's stages (received, broadcasting, broadcast done) at INFO, not "
+        "DEBUG: three lines per message (sent to client stays DEBUG: one per client)",
+        boolean,
+    )
+    log_summary_interval: float = _option(
+        60.0,
+        "seconds between INFO lines summing up the traffic (messages, bots, clients, "
+        "rejected, p99 relay latency), when there was some; 0: none",
+        duration_or_zero,
+    )
     slow_client: str = _option(
         "conflate",
         "what happens to a client whose socket is backed up: conflate (it gets only the "

@@ -159,7 +159,7 @@ async def test_a_client_that_starts_watching_statuses_first_gets_every_current_o
 async def test_statistics_over_http_and_to_stats_subscribers(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60")
+    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60", "--log-stages")
     latencies = [10, 20, 30, 40, 1000]
     for n, latency in enumerate(latencies):
         await redis_server.publish(_beat("ping" if n % 2 == 0 else "pong", latency))

@@ -120,6 +120,7 @@ class Relay:
             accept_bots=BotAllowList(settings.accept_bots),
             max_bot_rate=settings.max_bot_rate,
             wall_clock_ns=wall_clock_ns,
+            stage_level=logging.INFO if settings.log_stages else logging.DEBUG,
         )
         self.verifier = token_verifier(settings)
         self.sessions = Sessions(
@@ -218,6 +219,9 @@ class Relay:
         stack.push_async_callback(self._wait_clients_gone, settings.shutdown_timeout)
         self._task(stack, self.source.run(), "redis-source", before=self.source.stopping)
         self._task(stack, self.health.keep_telling(settings.stats_interval), "relay-state")
+        if settings.log_summary_interval > 0:
+            summaries = self.pipeline.keep_summarising(settings.log_summary_interval)
+            self._task(stack, summaries, "log-summary")
         self.webhooks.start()
         stack.push_async_callback(self.webhooks.stop)
         if settings.webhook_url:
