@@ -45,7 +45,9 @@ async def start_relay() -> AsyncIterator[RelayFactory]:
 
 @pytest.fixture
 async def relay(redis_server: RedisServer, start_relay: RelayFactory) -> RelayProcess:
-    return await start_relay(redis_server.url)
+    # The design's stage lines at INFO: what many tests wait on (a relay started with no
+    # flag logs them at DEBUG only).
+    return await start_relay(redis_server.url, "--log-stages")
 
 
 @pytest.fixture

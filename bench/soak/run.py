@@ -84,6 +84,7 @@ class Soak:
             self.redis.url, *RELAY_ARGS,
             "--workers", str(args.workers),
             "--history-retention", "0",
+            "--log-stages",  # each message's `received` line, read by the accounting
             log_path=run_dir / "relay.log",
             children=children,
             log_keep=self.log.take,

@@ -20,10 +20,10 @@ from pingpong_relay.wire_schemas import incoming_schemas, outgoing_schemas
 __all__ = ["SENT", "asyncapi", "main"]
 
 _EXAMPLES: Final[dict[str, dict[str, Any]]] = {
-    "BotMessage": {"type": "ping", "latency": 10, "timestamp": 1234567890, "source": "bot"},
+    "BotMessage": {"type": "ping", "latency": 10, "timestamp": 1795651928840, "source": "bot"},
     "Envelope": {
         "type": "bot:pingpong",
-        "data": {"type": "ping", "latency": 10, "timestamp": 1234567890, "source": "bot"},
+        "data": {"type": "ping", "latency": 10, "timestamp": 1795651928840, "source": "bot"},
         "timestamp": 1795651928846,
         "source": "bot",
     },

@@ -51,6 +51,10 @@ class AuthError(Exception):
         self.reason = reason
         self.message = message
 
+    def body(self) -> dict[str, str]:
+        """The 401 body both planes answer with: the same keys and codes for the same reason."""
+        return {"error": "unauthorized", "reason": self.reason, "message": self.message}
+
 
 @dataclass(frozen=True, slots=True)
 class Grant:

@@ -8,6 +8,7 @@ from typing import Final
 __all__ = [
     "DEFAULT_CHANNEL",
     "DEFAULT_REDIS_URL",
+    "MAX_CLOCK_SKEW_S",
     "SLOW_CLIENT_POLICIES",
     "WINDOWS",
     "WINDOW_NAMES",
@@ -18,5 +19,8 @@ DEFAULT_CHANNEL: Final = "bot:pingpong"
 # The statistics windows, by name, in seconds: /stats, alert rules and the dashboard share them.
 WINDOWS: Final = MappingProxyType({"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0})
 WINDOW_NAMES: Final = tuple(WINDOWS)
+# How far a bot's timestamp may be from the relay's clock and still count as a transit
+# time (--max-clock-skew): past it the bot's clock is wrong, not the network slow.
+MAX_CLOCK_SKEW_S: Final = 300.0
 # What the hub does with a client whose socket stops draining (--slow-client).
 SLOW_CLIENT_POLICIES: Final = ("close", "conflate")

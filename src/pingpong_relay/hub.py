@@ -22,6 +22,7 @@ import orjson
 from pingpong_relay.audience import Audience, Group, Peer
 from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
 from pingpong_relay.frames import text_frame
+from pingpong_relay.histogram import LogHistogram
 from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import Subscription
 from pingpong_relay.wire_types import CONFLATED_TYPE
@@ -128,6 +129,8 @@ class Hub:
         self.max_client_buffer_bytes = max_client_buffer_bytes
         self.slow_client = slow_client
         self.new_client_id = _client_id_factory(worker)
+        # Relay latency (ms) of the messages written since the pipeline's last summary.
+        self.relay_latency_ms = LogHistogram()
 
     # --- who is connected (audience.py keeps the books) ---------------------------------
     def __len__(self) -> int:
@@ -286,8 +289,10 @@ class Hub:
             metrics.conflated.inc(skipped)
         if self._received:
             now = time.perf_counter()
+            latency_ms = self.relay_latency_ms
             for received in self._received:
                 metrics.relay_latency.observe(now - received)
+                latency_ms.add((now - received) * 1000.0)
             self._received.clear()
         if self._written:
             written, self._written = self._written, []

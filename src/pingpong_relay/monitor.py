@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -14,51 +13,23 @@ import orjson
 from pingpong_relay.alert_events import AlertEvent, StatusChange
 from pingpong_relay.alerts import AlertEngine
 from pingpong_relay.bot_series import BotMetrics, BotSeries
-from pingpong_relay.defaults import WINDOWS
+from pingpong_relay.defaults import MAX_CLOCK_SKEW_S, WINDOWS
 from pingpong_relay.hub import Hub, HubMetrics
 from pingpong_relay.instruments import Counter
 from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
-from pingpong_relay.rules import Rule, default_rules, load_rules
-from pingpong_relay.settings import Settings
+from pingpong_relay.rules import Rule
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.wire_types import STATS_TYPE
 
-__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView", "rules_from_settings"]
+__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView"]
 
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
 EVICTION_LOG_INTERVAL_S = 10.0
-
-
-def rules_from_settings(settings: Settings) -> list[Rule]:
-    """The alert rules: the TOML file's when one is named, else the flags'.
-
-    Raises ValueError naming the file and the problem, for the CLI to report.
-    """
-    if settings.alert_rules:
-        try:
-            text = Path(settings.alert_rules).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"--alert-rules {settings.alert_rules}: not UTF-8 text (byte {exc.start})"
-            ) from None
-        try:
-            return load_rules(text)
-        except ValueError as exc:
-            raise ValueError(f"--alert-rules {settings.alert_rules}: {exc}") from None
-    return default_rules(
-        latency_threshold_ms=settings.latency_threshold,
-        latency_window=settings.latency_window,
-        latency_percentile=settings.latency_percentile,
-        latency_for_s=settings.latency_for,
-        silence_timeout_s=settings.silence_timeout,
-        silence_for_s=settings.silence_for,
-    )
+CLOCK_SKEW_LOG_INTERVAL_S = 60.0  # a bot's wrong clock is wrong in every message
 
 
 class StatsView:
@@ -107,6 +78,10 @@ class MonitorMetrics(HubMetrics, BotMetrics, Protocol):
     def bots_evicted(self) -> Counter:
         """Counts bots on probation evicted to make room for a new bot."""
 
+    @property
+    def clock_skew_messages(self) -> Counter:
+        """Counts messages left out of the transit statistics: past --max-clock-skew."""
+
 
 class Monitor:
     """Owns the statistics and the alert engine, and the two timed loops around them.
@@ -125,6 +100,7 @@ class Monitor:
         alert_sink: Callable[[dict[str, Any]], None] = lambda _alert: None,
         alert_repeat_s: float = 3600.0,
         max_bots: int = 256,
+        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
         forget_after_s: float = 86400.0,
         evaluation_interval_s: float = 1.0,
         stats_interval_s: float = 5.0,
@@ -133,7 +109,12 @@ class Monitor:
     ) -> None:
         self.hub = hub
         self.metrics = metrics
-        self.book = StatsBook(max_bots, on_evict=self._evicted)
+        self.book = StatsBook(
+            max_bots,
+            on_evict=self._evicted,
+            max_clock_skew_s=max_clock_skew_s,
+            on_clock_skew=self._clock_skewed,
+        )
         self.view = StatsView(self.book)
         # Bots on probation get a status but no alert: a made-up id that sends one message
         # (or a few at once) must not page anyone.
@@ -147,6 +128,8 @@ class Monitor:
         self._stats_interval_s = stats_interval_s
         self._untracked_logged = False
         self._evictions_log = LogThrottle(EVICTION_LOG_INTERVAL_S)
+        self._skew_log = LogThrottle(CLOCK_SKEW_LOG_INTERVAL_S)
+        self._skewed_last: tuple[str, float] = ("", 0.0)
         self.series = BotSeries(metrics)  # the established bots' metric series
         self._evicted_last: str | None = None
         self._hearing = hearing
@@ -240,6 +223,15 @@ class Monitor:
         self._evicted_last = bot
         self._log_evictions(self._evictions_log.note("evicted", self._clock()))
 
+    def _clock_skewed(self, bot: str, transit_ms: float) -> None:
+        self.metrics.clock_skew_messages.inc()
+        self._skewed_last = (bot, transit_ms)
+        self._log_clock_skew(self._skew_log.note("clock_skew", self._clock()))
+
+    def _log_clock_skew(self, count: int) -> None:
+        if count:
+            _log_clock_skew(count, *self._skewed_last, self.book.max_clock_skew_s)
+
     def forget_silent(self, now_s: float) -> list[str]:
         """Forgets every bot silent for longer than forget_after_s (0: never): its status,
         alerts and series go without a notification, as after a restart (which does not
@@ -264,6 +256,10 @@ class Monitor:
     def bots(self) -> list[str]:
         """Every bot the relay knows (tracked in the statistics)."""
         return self.book.bots()
+
+    def knows(self, bot: str) -> bool:
+        """Whether the statistics track `bot`."""
+        return self.book.get(bot) is not None
 
     def status_messages(self, wants_bot: Callable[[str], bool]) -> list[bytes]:
         """The current status of every bot the client may see, for one that starts watching."""
@@ -327,6 +323,7 @@ class Monitor:
             try:
                 now_s = self._clock()
                 self._log_evictions(self._evictions_log.flush("evicted", now_s))
+                self._log_clock_skew(self._skew_log.flush("clock_skew", now_s))
                 if not self._check_hearing():
                     continue
                 self.forget_silent(now_s)
@@ -419,4 +416,19 @@ def _log_alert(event: AlertEvent) -> None:
             "repeat": event.repeat,
             "value": event.value,
         },
+    )
+
+
+def _log_clock_skew(count: int, bot: str, transit_ms: float, bound_s: float) -> None:
+    # INFO, not WARNING: the messages were relayed, and only the transit statistics leave
+    # them out; the bot's clock is wrong, not the relay. At most once per interval.
+    log.info(
+        "%d message(s) with a timestamp more than %g s from the relay's clock (--max-clock-"
+        "skew), relayed but left out of the transit statistics; latest from %s, %.0f s %s",
+        count,
+        bound_s,
+        bot,
+        abs(transit_ms) / 1000.0,
+        "behind" if transit_ms > 0 else "ahead",
+        extra={"event": "clock_skew", "messages": count, "bot": bot, "transit_ms": transit_ms},
     )

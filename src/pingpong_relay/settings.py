@@ -10,6 +10,7 @@ from typing import Any, Final
 from pingpong_relay.defaults import (
     DEFAULT_CHANNEL,
     DEFAULT_REDIS_URL,
+    MAX_CLOCK_SKEW_S,
     SLOW_CLIENT_POLICIES,
 )
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
@@ -96,6 +97,18 @@ class Settings:
         "log line format: text, or json (one object per line)",
         choice(LOG_FORMATS, str.lower),
     )
+    log_stages: bool = _option(
+        False,
+        "log each message's stages (received, broadcasting, broadcast done) at INFO, not "
+        "DEBUG: three lines per message (sent to client stays DEBUG: one per client)",
+        boolean,
+    )
+    log_summary_interval: float = _option(
+        60.0,
+        "seconds between INFO lines summing up the traffic (messages, bots, clients, "
+        "rejected, p99 relay latency), when there was some; 0: none",
+        duration_or_zero,
+    )
     slow_client: str = _option(
         "conflate",
         "what happens to a client whose socket is backed up: conflate (it gets only the "
@@ -128,6 +141,13 @@ class Settings:
     )
     stats_interval: float = _option(
         5.0, "seconds between bot:stats messages to clients subscribed to stats", duration
+    )
+    max_clock_skew: float = _option(
+        MAX_CLOCK_SKEW_S,
+        "how far a bot's timestamp may be from the relay's clock, either way, and still count "
+        "as a transit time (e.g. 5m; more than 0). A message further off is relayed, but left "
+        "out of the transit statistics and counted as clock_skew instead",
+        duration,
     )
     silence_timeout: float = _option(
         30.0,
@@ -321,22 +341,7 @@ class Settings:
     redis_url_explicit: bool = field(default=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
-        # picows refuses (by dropping every connection) a pong wait longer than the
-        # ping interval, so catch it here with a message that names the flags.
-        if self.ping_timeout > self.ping_interval:
-            raise ValueError(
-                f"--ping-timeout ({self.ping_timeout:g}) must not exceed "
-                f"--ping-interval ({self.ping_interval:g})"
-            )
-        if not self.channel and not self.channel_pattern:
-            raise ValueError("at least one --channel or --channel-pattern is required")
-        if self.auth == "none" and not self.allow_anonymous and not is_loopback(self.host):
-            # Redis's protected mode is the precedent: open to the network only when asked.
-            raise ValueError(
-                f"refusing to serve {self.host} with --auth none: anyone who can reach it "
-                "would read every bot's data. Use --auth jwt, or --allow-anonymous "
-                "(PINGPONG_ALLOW_ANONYMOUS=1) to serve it open anyway"
-            )
+        _check(self)
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
@@ -346,3 +351,23 @@ class Settings:
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with these fields changed, checked again as any new Settings is."""
         return dataclasses.replace(self, **changes)
+
+
+def _check(settings: Settings) -> None:
+    """Refuses a combination of settings that cannot work, naming the flags."""
+    # picows refuses (by dropping every connection) a pong wait longer than the
+    # ping interval, so catch it here with a message that names the flags.
+    if settings.ping_timeout > settings.ping_interval:
+        raise ValueError(
+            f"--ping-timeout ({settings.ping_timeout:g}) must not exceed "
+            f"--ping-interval ({settings.ping_interval:g})"
+        )
+    if not settings.channel and not settings.channel_pattern:
+        raise ValueError("at least one --channel or --channel-pattern is required")
+    if settings.auth == "none" and not settings.allow_anonymous and not is_loopback(settings.host):
+        # Redis's protected mode is the precedent: open to the network only when asked.
+        raise ValueError(
+            f"refusing to serve {settings.host} with --auth none: anyone who can reach it "
+            "would read every bot's data. Use --auth jwt, or --allow-anonymous "
+            "(PINGPONG_ALLOW_ANONYMOUS=1) to serve it open anyway"
+        )

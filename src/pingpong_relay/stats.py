@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-from pingpong_relay.defaults import WINDOWS
+from pingpong_relay.defaults import MAX_CLOCK_SKEW_S, WINDOWS
 from pingpong_relay.histogram import LogHistogram, bucket_key
 
 __all__ = [
@@ -38,13 +38,23 @@ def _check_window(window: str) -> None:
 class _Slot:
     """What one stream recorded in one time slot; `index` is ⌊start / width⌋."""
 
-    __slots__ = ("index", "interval", "latency", "messages", "ping", "pong", "transit")
+    __slots__ = (
+        "clock_skew",
+        "index",
+        "interval",
+        "latency",
+        "messages",
+        "ping",
+        "pong",
+        "transit",
+    )
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.messages = 0
         self.ping = 0
         self.pong = 0
+        self.clock_skew = 0  # messages whose transit was past the bound, so not in `transit`
         self.latency = LogHistogram()
         self.interval = LogHistogram()
         self.transit = LogHistogram()
@@ -52,7 +62,7 @@ class _Slot:
     def reset(self, index: int) -> None:
         # Reusing the slot's objects keeps recycling free of allocation.
         self.index = index
-        self.messages = self.ping = self.pong = 0
+        self.messages = self.ping = self.pong = self.clock_skew = 0
         self.latency.clear()
         self.interval.clear()
         self.transit.clear()
@@ -95,11 +105,18 @@ class WindowedStats:
     Each window is a ring of SLOTS_PER_WINDOW time slots, so a message counts in a window for
     between (window − window/60) and window seconds after its receipt (59–60 s for "1m"), and
     memory is bounded by 4 × 60 slots of three histograms whatever the message rate.
+
+    A transit time beyond ±`max_clock_skew_s` says the bot's clock is wrong, not that the
+    message took that long (the design's example timestamp, 1234567890, is in 1970): such a
+    message counts as clock skew instead, and in every other figure as usual.
     """
 
-    __slots__ = ("_first_seen_s", "_last_seen_s", "_rings", "_total")
+    __slots__ = ("_first_seen_s", "_last_seen_s", "_max_skew_ms", "_rings", "_total")
 
-    def __init__(self) -> None:
+    def __init__(self, max_clock_skew_s: float = MAX_CLOCK_SKEW_S) -> None:
+        if not max_clock_skew_s > 0:
+            raise ValueError(f"max_clock_skew_s must be > 0, not {max_clock_skew_s!r}")
+        self._max_skew_ms = max_clock_skew_s * 1000.0
         self._rings = {name: _Ring(window_s) for name, window_s in WINDOWS.items()}
         self._first_seen_s: float | None = None
         self._last_seen_s: float | None = None
@@ -111,12 +128,14 @@ class WindowedStats:
         kind: str,
         latency_ms: float | None,
         bot_timestamp_ms: float | None,
-    ) -> None:
+    ) -> float | None:
         """Count one message received at `now_s` (the relay's clock, seconds since epoch).
 
         `kind` other than "ping" or "pong" counts as a message of neither kind. A `now_s`
         earlier than the previous one counts as the previous one: a clock stepped back must
-        not reopen recycled slots nor make intervals negative.
+        not reopen recycled slots nor make intervals negative. Returns the transit time in
+        ms when it is past the clock-skew bound (counted as clock skew, not as a transit),
+        else None.
         """
         if not math.isfinite(now_s):
             raise ValueError(f"now_s must be finite, not {now_s!r}")
@@ -129,6 +148,9 @@ class WindowedStats:
             latency_ms = None
         if transit_ms is not None and not math.isfinite(transit_ms):
             transit_ms = None
+        skewed_ms = None
+        if transit_ms is not None and abs(transit_ms) > self._max_skew_ms:
+            skewed_ms, transit_ms = transit_ms, None
         # Keys once per message, not once per window.
         latency_key = 0 if latency_ms is None else bucket_key(latency_ms)
         interval_key = 0 if interval_ms is None else bucket_key(interval_ms)
@@ -148,10 +170,13 @@ class WindowedStats:
                 slot.interval.insert_keyed(interval_ms, interval_key)
             if transit_ms is not None:
                 slot.transit.insert_keyed(transit_ms, transit_key)
+            elif skewed_ms is not None:
+                slot.clock_skew += 1
         if self._first_seen_s is None:
             self._first_seen_s = now_s
         self._last_seen_s = now_s
         self._total += 1
+        return skewed_ms
 
     def _live(self, window: str, now_s: float) -> list[_Slot]:
         _check_window(window)
@@ -163,11 +188,12 @@ class WindowedStats:
         """The window's figures as a JSON-ready dict; floats rounded to 3 decimals."""
         slots = self._live(window, now_s)
         latency, interval, transit = LogHistogram(), LogHistogram(), LogHistogram()
-        count = ping = pong = 0
+        count = ping = pong = skewed = 0
         for slot in slots:
             count += slot.messages
             ping += slot.ping
             pong += slot.pong
+            skewed += slot.clock_skew
             latency.merge(slot.latency)
             interval.merge(slot.interval)
             transit.merge(slot.transit)
@@ -183,7 +209,8 @@ class WindowedStats:
                 **transit.describe(),
                 "negative": transit.negative_count,
             },
-            "clock_skew_suspected": transit.negative_count > 0,
+            "clock_skew": {"messages": skewed},
+            "clock_skew_suspected": skewed > 0 or transit.negative_count > 0,
         }
 
     def latency_quantile(self, window: str, q: float, now_s: float) -> float | None:
@@ -250,20 +277,38 @@ class StatsBook:
     book is full, a newcomer takes the slot of the bot on probation heard least recently;
     established bots are never evicted by newcomers, and a newcomer that finds every slot
     established is refused. `on_evict(bot)` is called for each bot evicted, so that
-    whatever else is kept per bot (statuses, metric series) can go with it.
+    whatever else is kept per bot (statuses, metric series) can go with it, and
+    `on_clock_skew(bot, transit_ms)` for each message past ±`max_clock_skew_s`.
     """
 
-    __slots__ = ("_bots", "_max_bots", "_on_evict", "_overall", "_probation")
+    __slots__ = (
+        "_bots",
+        "_max_bots",
+        "_max_clock_skew_s",
+        "_on_clock_skew",
+        "_on_evict",
+        "_overall",
+        "_probation",
+    )
 
-    def __init__(self, max_bots: int = 1000, on_evict: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_bots: int = 1000,
+        on_evict: Callable[[str], None] | None = None,
+        *,
+        max_clock_skew_s: float = MAX_CLOCK_SKEW_S,
+        on_clock_skew: Callable[[str, float], None] | None = None,
+    ) -> None:
         if max_bots < 0:
             raise ValueError(f"max_bots must be >= 0, not {max_bots!r}")
         self._max_bots = max_bots
         self._bots: dict[str, WindowedStats] = {}
         # Bots on probation, least recently heard first: the eviction order.
         self._probation: OrderedDict[str, None] = OrderedDict()
-        self._overall = WindowedStats()
+        self._max_clock_skew_s = max_clock_skew_s
+        self._overall = WindowedStats(max_clock_skew_s)
         self._on_evict = on_evict
+        self._on_clock_skew = on_clock_skew
 
     def record(
         self,
@@ -274,7 +319,9 @@ class StatsBook:
         bot_timestamp_ms: float | None,
     ) -> bool:
         """Count a message overall and for its bot; False when the bot is beyond the cap."""
-        self._overall.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        skewed_ms = self._overall.record(now_s, kind, latency_ms, bot_timestamp_ms)
+        if skewed_ms is not None and self._on_clock_skew is not None:
+            self._on_clock_skew(bot_id, skewed_ms)
         stats = self._bots.get(bot_id)
         if stats is None:
             stats = self._admit(bot_id)
@@ -298,7 +345,7 @@ class StatsBook:
             del self._bots[evicted]
             if self._on_evict is not None:
                 self._on_evict(evicted)
-        stats = self._bots[bot_id] = WindowedStats()
+        stats = self._bots[bot_id] = WindowedStats(self._max_clock_skew_s)
         return stats
 
     def seed(self, bot_id: str, last_seen_s: float) -> bool:
@@ -358,6 +405,11 @@ class StatsBook:
     def max_bots(self) -> int:
         """How many bots the book tracks at most."""
         return self._max_bots
+
+    @property
+    def max_clock_skew_s(self) -> float:
+        """How far a bot's timestamp may be from the relay's clock and count as a transit."""
+        return self._max_clock_skew_s
 
     def summary(self, window: str, now_s: float, bot: str | None = None) -> dict[str, Any]:
         """Overall and per-bot summaries (only `bot`'s when given; KeyError if unknown)."""

@@ -142,7 +142,8 @@ HTTP_STATUSES: Final = (
         401,
         "Unauthorized",
         "--auth jwt and no valid token (data endpoints); /metrics and /healthz?detail=1 "
-        "without --metrics-token or (--auth jwt) a token with the metrics scope",
+        "without --metrics-token or (--auth jwt) a token with the metrics scope (JSON: error "
+        "unauthorized, reason, message: the data port's body)",
         "send `Authorization: Bearer <token>` (or `?token=`)",
     ),
     Code(
@@ -154,7 +155,8 @@ HTTP_STATUSES: Final = (
     Code(
         404,
         "Not Found",
-        "unknown bot (or outside the token's bots), history off, or no such path",
+        "a bot never seen (neither tracked nor in the history) or outside the token's bots "
+        "(JSON: error unknown_bot), history off, or no such path",
         "check the bot id; /history and /analytics need --history-retention > 0",
     ),
     Code(

@@ -133,7 +133,17 @@ _WINDOW_STATS = {
             **_quantiles("min", "mean", "p50", "p95", "p99", "max"),
             "description": "bot timestamp to relay receipt; `negative` counts clock skew",
         },
-        "clock_skew_suspected": {"type": "boolean"},
+        "clock_skew": {
+            "type": "object",
+            "properties": {"messages": {"type": "integer"}},
+            "required": ["messages"],
+            "description": "messages whose timestamp was past --max-clock-skew from the "
+            "relay's clock: in every figure but `transit_ms`",
+        },
+        "clock_skew_suspected": {
+            "type": "boolean",
+            "description": "a message past --max-clock-skew or a negative transit in the window",
+        },
     },
     "required": ["window", "count", "ping", "pong", "rate_per_s", "latency_ms"],
 }

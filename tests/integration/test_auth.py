@@ -159,7 +159,10 @@ async def test_every_token_case_over_a_real_handshake(
         assert refused.value.status == status
     logged = await guarded.wait_for("auth_refused")
     assert logged["reason"] == reason
-    assert logged["path"] == ("/?types=ping&token=***" if query else "/")
+    assert logged["count"] == 1
+    # Where it came from and what it asked for, with any token replaced.
+    path = "/?types=ping&token=***" if query else "/"
+    assert logged["detail"].endswith(f" {path} from 127.0.0.1")
     assert await guarded.metric(f'pingpong_auth_failures_total{{reason="{reason}"}}') == 1
     presented = [v.split(" ")[-1] for v in headers.values()] + query.split("token=")[1:]
     for line in guarded.raw_lines:  # the reason is logged, never the token
@@ -208,7 +211,7 @@ async def test_http_data_needs_a_token_and_metrics_its_own(guarded: RelayProcess
     guarded.http_headers = {}
     status, body = await guarded.get("/stats")
     assert status == 401
-    assert orjson.loads(body)["error"] == "missing"
+    assert orjson.loads(body)["reason"] == "missing"
     status, _ = await guarded.get("/healthz")
     assert status == 200
     status, _ = await guarded.get("/metrics")
@@ -227,6 +230,62 @@ async def test_http_data_needs_a_token_and_metrics_its_own(guarded: RelayProcess
             f"{guarded.http_url}/bots", headers={"Authorization": f"Bearer {only_status}"}
         ) as response:
             assert response.status == 200
+
+
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+
+
+async def test_refusals_have_one_body_shape_on_both_planes_and_are_logged_with_where_from(
+    guarded: RelayProcess,
+) -> None:
+    guarded.http_headers = {}
+    expired = {"Authorization": f"Bearer {_token(exp=int(time.time()) - 60)}"}
+    for headers, reason in (({}, "missing"), (expired, "expired")):
+        ws_status, ws_body = await guarded.get("/", data_port=True, headers=UPGRADE | headers)
+        http_status, http_body = await guarded.get("/stats", headers=headers)
+        assert ws_status == http_status == 401
+        # The same keys and codes for the same reason, whichever port refused it.
+        assert orjson.loads(ws_body) == orjson.loads(http_body)
+        assert list(orjson.loads(http_body)) == ["error", "reason", "message"]
+        assert orjson.loads(http_body)["error"] == "unauthorized"
+        assert orjson.loads(http_body)["reason"] == reason
+    # The operator's credential: the same shape, with its own reasons.
+    for headers, reason in (({}, "missing"), ({"Authorization": "Bearer nope"}, "wrong_token")):
+        status, body = await guarded.get("/metrics", headers=headers)
+        assert status == 401
+        assert orjson.loads(body) == {
+            "error": "unauthorized",
+            "reason": reason,
+            "message": "needs the --metrics-token bearer token or a token with the metrics scope",
+        }
+    only_status = {"Authorization": f"Bearer {_token(events=['status'])}"}
+    status, body = await guarded.get("/stats", headers=only_status)
+    assert status == 403
+    assert orjson.loads(body) == {
+        "error": "forbidden",
+        "message": "the token does not grant 'stats'",
+    }
+
+    # Each refusal logged once (then at most once per 10 s per kind, with how many), with
+    # the path it asked for and the address it came from; counted on the HTTP plane.
+    def http_refused(reason: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda r: r.get("event") == "http_refused" and r.get("reason") == reason
+
+    unauthorized = await guarded.wait_for(http_refused("unauthorized"))
+    assert unauthorized["count"] == 1
+    assert unauthorized["detail"] == "missing: GET /stats from 127.0.0.1"
+    forbidden = await guarded.wait_for(http_refused("forbidden"))
+    assert forbidden["detail"] == "GET /stats from 127.0.0.1"
+    websocket = await guarded.wait_for("auth_refused")
+    assert websocket["detail"] == "missing: GET / from 127.0.0.1"
+    guarded.http_headers = {"Authorization": "Bearer scrape-me"}
+    assert await guarded.metric('pingpong_http_refused_total{reason="unauthorized"}') == 4
+    assert await guarded.metric('pingpong_http_refused_total{reason="forbidden"}') == 1
 
 
 async def test_a_token_that_expires_while_connected_closes_the_client_with_4003(

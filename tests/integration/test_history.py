@@ -8,7 +8,7 @@ import io
 
 import orjson
 
-from pingpong_relay.redis_io.history import stream_key
+from pingpong_relay.redis_io.history import FIRST_KEY, stream_key
 from tests.support import Collector, RedisServer, RelayFactory
 
 
@@ -164,3 +164,52 @@ async def test_retention_by_age_trims_entries_older_than_the_window(
     assert len(items) == 2
     assert int(items[0]["id"].split("-")[0]) == now_ms - 2 * 3_600_000
     assert items[1]["data"] == {"type": "pong", "latency": 1}
+
+
+async def test_a_bot_never_seen_is_404_on_history_and_analytics_and_logged(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    import redis.asyncio as aioredis
+
+    # A bot only the history knows (recorded before this relay started), and one it hears.
+    client = aioredis.from_url(redis_server.url)
+    raw = b'{"type":"ping","latency":3}'
+    old = "bot:pingpong/old"
+    entry_id = await client.xadd(
+        stream_key(old), {"channel": "bot:pingpong", "relay_ms": 1, "seq": 1, "raw": raw}
+    )
+    await client.hset(FIRST_KEY, old, entry_id)
+    await client.aclose()
+    relay = await start_relay(redis_server.url, "--log-level", "DEBUG")
+    await redis_server.publish(orjson.dumps({"type": "pong", "latency": 5, "source": "seen"}))
+    await relay.wait_for("history_recorded")
+
+    for path in ("/history?bot=bot:pingpong/never", "/analytics?bot=bot:pingpong/never"):
+        status, body = await relay.get(path)
+        assert status == 404, path
+        # The same JSON error shape as every other error of the plane.
+        assert orjson.loads(body) == {
+            "error": "unknown_bot",
+            "message": "no messages from bot 'bot:pingpong/never' yet",
+        }
+    # Known bots answer 200, even when the page asked for is empty.
+    status, body = await relay.get("/history?bot=bot:pingpong/seen&since=4102444800000")
+    assert (status, orjson.loads(body)["items"]) == (200, [])
+    status, body = await relay.get("/history?bot=bot:pingpong/old")
+    assert status == 200
+    assert [item["data"] for item in orjson.loads(body)["items"]] == [orjson.loads(raw)]
+    for bot in ("bot:pingpong/seen", old):
+        status, _ = await relay.get(f"/analytics?bot={bot}&window=1h")
+        assert status == 200, bot
+
+    # Each refusal is counted; logged with its path and the caller's address, at most
+    # once per 10 s with how many (the second one comes with the next line).
+    assert await relay.metric('pingpong_http_refused_total{reason="unknown_bot"}') == 2
+    logged = await relay.wait_for(
+        lambda r: r.get("event") == "http_refused" and r.get("reason") == "unknown_bot"
+    )
+    assert logged["level"] == "WARNING"
+    assert logged["count"] == 1
+    assert "/history" in logged["detail"]
+    assert "bot:pingpong/never" in logged["detail"]
+    assert "from 127.0.0.1" in logged["detail"]

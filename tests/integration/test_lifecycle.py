@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
@@ -157,7 +158,9 @@ async def test_several_channels_and_a_password_protected_redis_with_a_db_number(
     await server.start()
     try:
         url = f"redis://:s3cret@127.0.0.1:{server.port}/3"
-        relay = await start_relay(url, "--channel", "bot:one", "--channel", "bot:two")
+        relay = await start_relay(
+            url, "--channel", "bot:one", "--channel", "bot:two", "--log-stages"
+        )
         client = Collector()
         await client.connect(relay.ws_url)
         await relay.wait_for("client_connected")
@@ -198,8 +201,48 @@ async def test_json_logs_carry_each_stage_as_fields(
     done = await relay.wait_for("broadcast_done")
     assert done["delivered"] == 1
     assert done["message"] == "broadcast done: to 1 clients"
-    # Per-client lines are DEBUG only: absent at the default INFO level.
+    # Per-client lines are DEBUG only, even with --log-stages (the fixture's relay).
     assert not relay.events("sent")
+    await client.close()
+
+
+async def test_at_the_default_level_one_summary_line_instead_of_three_per_message(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--log-summary-interval", "1")
+    client = Collector()
+    await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    now_ms = int(time.time() * 1000)
+    for n in range(20):
+        beat = {"type": "ping", "latency": n, "timestamp": now_ms, "source": f"bot{n % 2}"}
+        await redis_server.publish(orjson.dumps(beat))
+    await redis_server.publish(b"not json")
+    await client.wait_count(20)
+
+    # Summaries come every second while there is traffic; these 21 messages may straddle
+    # two of them, so the figures are summed.
+    count = 1
+    while True:
+        await relay.wait_for("summary", count=count)
+        summaries = relay.events("summary")
+        if sum(s["messages"] for s in summaries) >= 20 and sum(s["rejected"] for s in summaries):
+            break
+        count += 1
+    assert sum(s["messages"] for s in summaries) == 20
+    assert sum(s["rejected"] for s in summaries) == 1
+    for summary in summaries:
+        assert summary["level"] == "INFO"
+        assert summary["clients"] == 1
+        assert summary["interval_s"] == 1
+        assert summary["bots"] in (1, 2)
+        assert summary["message"].startswith(f"relayed {summary['messages']} messages from ")
+    if len(summaries) == 1:
+        assert summaries[0]["bots"] == 2
+        assert summaries[0]["p99_relay_latency_ms"] is not None
+    # No line per message: the design's stages are DEBUG (or INFO with --log-stages).
+    per_message = {"received", "broadcasting", "broadcast_done", "sent"}
+    assert [r for r in relay.records if r.get("event") in per_message] == []
     await client.close()
 
 

@@ -102,7 +102,9 @@ async def test_a_flooding_client_is_contained_while_100_others_get_everything(
 async def test_a_runaway_bot_is_held_to_its_rate_and_others_are_not(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(redis_server.url, "--max-bot-rate", "2")  # bursts of 20
+    relay = await start_relay(
+        redis_server.url, "--max-bot-rate", "2", "--log-stages"
+    )  # bursts of 20
     client = Collector()
     await client.connect(relay.ws_url)
     await relay.wait_for("client_connected")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from tests.support import (
+    DESIGN_PING,
     FAST_SILENCE,
     Collector,
     RedisServer,
@@ -157,7 +159,7 @@ async def test_a_client_that_starts_watching_statuses_first_gets_every_current_o
 async def test_statistics_over_http_and_to_stats_subscribers(
     redis_server: RedisServer, start_relay: RelayFactory
 ) -> None:
-    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60")
+    relay = await start_relay(redis_server.url, *FAST, "--silence-timeout", "60", "--log-stages")
     latencies = [10, 20, 30, 40, 1000]
     for n, latency in enumerate(latencies):
         await redis_server.publish(_beat("ping" if n % 2 == 0 else "pong", latency))
@@ -189,6 +191,42 @@ async def test_statistics_over_http_and_to_stats_subscribers(
     overall = await _next(watcher, "bot:stats", bot="*")
     assert overall["windows"]["5m"]["count"] == 5
     await watcher.close()
+
+
+async def test_a_bot_clock_far_off_is_relayed_but_kept_out_of_the_transit_statistics(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(redis_server.url, "--max-clock-skew", "5m")
+    client = Collector()
+    await client.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    # The design's own example, timestamp 1234567890 (1970), then a bot with a sound clock.
+    sound = orjson.dumps(
+        {"type": "pong", "latency": 12, "timestamp": int(time.time() * 1000), "source": "bot"}
+    )
+    await redis_server.publish(DESIGN_PING)
+    await redis_server.publish(sound)
+    first, second = await client.wait_count(2)
+    # Relayed as before: the contract does not depend on the bot's clock.
+    assert first["data"] == orjson.loads(DESIGN_PING)
+    assert second["data"] == orjson.loads(sound)
+
+    status, body = await relay.get("/stats?window=1m")
+    assert status == 200
+    for figures in (orjson.loads(body)["overall"], orjson.loads(body)["bots"]["bot:pingpong/bot"]):
+        assert figures["count"] == 2
+        assert figures["latency_ms"]["max"] == 12  # still counted for latency
+        # Before: a mean of 4.5e11 ms and no suspicion. Now only the sound message's transit.
+        assert 0 <= figures["transit_ms"]["mean"] < 60_000
+        assert figures["transit_ms"]["max"] < 60_000
+        assert figures["clock_skew"] == {"messages": 1}
+        assert figures["clock_skew_suspected"] is True
+    assert await relay.metric("pingpong_clock_skew_messages_total") == 1
+    logged = await relay.wait_for("clock_skew")
+    assert logged["level"] == "INFO"
+    assert (logged["bot"], logged["messages"]) == ("bot:pingpong/bot", 1)
+    assert logged["transit_ms"] > 1.5e12
+    await client.close()
 
 
 async def test_a_bad_rules_file_stops_serve_with_a_clear_message(tmp_path: Path) -> None:

@@ -267,7 +267,7 @@ async def test_a_key_of_another_type_than_the_algorithm_is_401(
     assert await _handshake_status(relay.ws_url, {"Authorization": f"Bearer {token}"}) == 401
     status, body = await relay.get("/bots", headers={"Authorization": f"Bearer {token}"})
     assert status == 401
-    assert orjson.loads(body)["error"] == "malformed"
+    assert orjson.loads(body)["reason"] == "malformed"
     good = jwt.encode({"sub": "x", "exp": int(time.time() + 600)}, rsa_key, algorithm="RS256")
     assert await _handshake_status(relay.ws_url, {"Authorization": f"Bearer {good}"}) == 101
     assert not [r for r in relay.records if r.get("level") == "ERROR"]

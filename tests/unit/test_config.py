@@ -115,6 +115,9 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("max_connections_per_ip", "3", 3, "4", 4),
     ("connection_rate_per_ip", "1.5", 1.5, "2", 2.0),
     ("max_bot_rate", "5", 5.0, "7.5", 7.5),
+    ("max_clock_skew", "90s", 90.0, "1h", 3600.0),
+    ("log_stages", "yes", True, "true", True),
+    ("log_summary_interval", "30s", 30.0, "0", 0.0),
     ("tls_cert", "c.pem", "c.pem", "d.pem", "d.pem"),
     ("tls_key", "k.pem", "k.pem", "l.pem", "l.pem"),
 ]

@@ -77,6 +77,26 @@ def test_book_summary_is_json_serialisable() -> None:
     assert summary["bots"]["bot0"]["transit_ms"]["negative"] == 1
 
 
+def test_each_message_past_the_skew_bound_is_reported_once_with_its_bot() -> None:
+    skewed: list[tuple[str, float]] = []
+    book = StatsBook(max_bots=1, max_clock_skew_s=300.0, on_clock_skew=lambda *s: skewed.append(s))
+    book.seed("alpha", T0)  # established: a newcomer cannot take its slot
+    book.record("alpha", T0, "ping", 10.0, T0 * 1000 - 20)
+    book.record("alpha", T0 + 1, "ping", 10.0, 1234567890)  # the design's example: 1970
+    assert book.record("beyond-cap", T0 + 2, "ping", 10.0, (T0 + 2 + 301) * 1000) is False
+    # The second is untracked, but in the overall figures.
+    assert [bot for bot, _ in skewed] == ["alpha", "beyond-cap"]
+    assert [transit_ms for _, transit_ms in skewed] == pytest.approx(
+        [(T0 + 1) * 1000 - 1234567890, -301_000]
+    )
+    summary = book.summary("1m", T0 + 2)
+    assert summary["overall"]["clock_skew"] == {"messages": 2}
+    assert summary["overall"]["transit_ms"]["max"] == pytest.approx(20, rel=0.03)
+    assert summary["bots"]["alpha"]["clock_skew"] == {"messages": 1}
+    assert summary["bots"]["alpha"]["clock_skew_suspected"] is True
+    assert book.max_clock_skew_s == 300.0
+
+
 # --- probation and eviction ------------------------------------------------------------------
 
 

@@ -83,6 +83,7 @@ def test_empty_summary_shape() -> None:
         "latency_ms": dict.fromkeys(["min", "mean", "p50", "p95", "p99", "max"]),
         "interval_ms": dict.fromkeys(["min", "mean", "p50", "p95", "max"]),
         "transit_ms": {**dict.fromkeys(["min", "mean", "p50", "p95", "p99", "max"]), "negative": 0},
+        "clock_skew": {"messages": 0},
         "clock_skew_suspected": False,
     }
 
@@ -104,7 +105,7 @@ def test_latency_percentiles_match_nearest_rank(latencies: list[float]) -> None:
 
 @given(st.lists(signed, min_size=1, max_size=200))
 def test_transit_percentiles_keep_the_sign(transits: list[float]) -> None:
-    stats = WindowedStats()
+    stats = WindowedStats(max_clock_skew_s=10_000.0)  # every transit drawn is within it
     # An early clock keeps now·1000 − (now·1000 − x) == x to ~1e-10 ms.
     now = 1000.0
     for transit in transits:
@@ -132,6 +133,45 @@ def test_clock_skew_flag_follows_negative_transit() -> None:
     later = stats.summary("1m", T0 + 61.5)
     assert later["clock_skew_suspected"] is False
     assert stats.summary("5m", T0 + 61.5)["clock_skew_suspected"] is True
+
+
+@pytest.mark.parametrize("bot_timestamp_ms", [1234567890.0, (T0 + 3600) * 1000.0])
+def test_a_timestamp_past_the_skew_bound_is_clock_skew_not_a_transit(
+    bot_timestamp_ms: float,
+) -> None:
+    # The design's example (1970) and a bot clock an hour ahead: neither is a transit time.
+    stats = WindowedStats(max_clock_skew_s=300.0)
+    assert stats.record(T0, "ping", 12.0, T0 * 1000.0 - 40.0) is None
+    skewed = stats.record(T0 + 1, "pong", 10.0, bot_timestamp_ms)
+    assert skewed == pytest.approx((T0 + 1) * 1000.0 - bot_timestamp_ms)
+    summary = stats.summary("1m", T0 + 1)
+    assert summary["transit_ms"]["max"] == pytest.approx(40.0)
+    assert summary["transit_ms"]["mean"] == pytest.approx(40.0)
+    assert summary["transit_ms"]["negative"] == 0
+    assert summary["clock_skew"] == {"messages": 1}
+    assert summary["clock_skew_suspected"] is True
+    # Still a message in every other figure.
+    assert (summary["count"], summary["ping"], summary["pong"]) == (2, 1, 1)
+    assert summary["latency_ms"]["min"] == pytest.approx(10.0, rel=0.03)
+    # It leaves the window like any message, and the suspicion with it.
+    stats.record(T0 + 61.5, "ping", 5.0, (T0 + 61.5) * 1000.0 - 10.0)
+    later = stats.summary("1m", T0 + 61.5)
+    assert later["clock_skew"] == {"messages": 0}
+    assert later["clock_skew_suspected"] is False
+    assert stats.summary("5m", T0 + 61.5)["clock_skew"] == {"messages": 1}
+
+
+def test_the_skew_bound_is_inclusive_and_must_be_positive() -> None:
+    stats = WindowedStats(max_clock_skew_s=1.0)
+    assert stats.record(T0, "ping", None, T0 * 1000.0 - 1000.0) is None  # exactly 1 s: kept
+    assert stats.record(T0, "ping", None, T0 * 1000.0 + 1000.0) is None
+    assert stats.record(T0, "ping", None, T0 * 1000.0 + 1001.0) == pytest.approx(-1001.0)
+    summary = stats.summary("1m", T0)
+    assert summary["transit_ms"]["negative"] == 1
+    assert summary["clock_skew"] == {"messages": 1}
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="max_clock_skew_s"):
+            WindowedStats(max_clock_skew_s=bad)
 
 
 def test_intervals_between_messages() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
+from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.app.seeding import seed_from_history
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.backoff import Backoff
@@ -32,7 +33,7 @@ from pingpong_relay.http.refusals import Refusals
 from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
-from pingpong_relay.monitor import Monitor, rules_from_settings
+from pingpong_relay.monitor import Monitor
 from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
@@ -83,6 +84,7 @@ class Relay:
             alert_sink=self.webhooks.submit,
             alert_repeat_s=settings.alert_repeat,
             max_bots=settings.max_bots,
+            max_clock_skew_s=settings.max_clock_skew,
             forget_after_s=settings.forget_after,
             evaluation_interval_s=settings.evaluation_interval,
             stats_interval_s=settings.stats_interval,
@@ -118,6 +120,7 @@ class Relay:
             accept_bots=BotAllowList(settings.accept_bots),
             max_bot_rate=settings.max_bot_rate,
             wall_clock_ns=wall_clock_ns,
+            stage_level=logging.INFO if settings.log_stages else logging.DEBUG,
         )
         self.verifier = token_verifier(settings)
         self.sessions = Sessions(
@@ -136,6 +139,15 @@ class Relay:
             settings.public_ws_url,
             settings.http_port,
         )
+        # Refused upgrades are counted by the authenticator (pingpong_auth_failures_total);
+        # these log them with their path and address, at most once per interval per reason.
+        self.token_refusals = Refusals(
+            None,
+            what="WebSocket upgrade",
+            describe=lambda reason: f"client(s) for their token ({reason})",
+            logger=logging.getLogger("pingpong_relay.dataplane"),
+            event="auth_refused",
+        )
         self.dataplane = DataPlane(
             self.hub,
             self.metrics,
@@ -152,6 +164,7 @@ class Relay:
             frame_rate_per_s=settings.client_frame_rate,
             max_per_ip=settings.max_connections_per_ip,
             connection_rate_per_ip=settings.connection_rate_per_ip,
+            refused=self.token_refusals,
         )
         self.siblings = Siblings(worker, self.metrics.render, self.health.health)
 
@@ -201,10 +214,14 @@ class Relay:
         if settings.http_port:
             await self._start_http(stack, tls, reuse_port)
         await self.dataplane.start(settings.host, settings.port, tls, reuse_port=reuse_port)
+        stack.callback(self.token_refusals.close)
         # Runs after everything registered below has stopped: clients had their 1001.
         stack.push_async_callback(self._wait_clients_gone, settings.shutdown_timeout)
         self._task(stack, self.source.run(), "redis-source", before=self.source.stopping)
         self._task(stack, self.health.keep_telling(settings.stats_interval), "relay-state")
+        if settings.log_summary_interval > 0:
+            summaries = self.pipeline.keep_summarising(settings.log_summary_interval)
+            self._task(stack, summaries, "log-summary")
         self.webhooks.start()
         stack.push_async_callback(self.webhooks.stop)
         if settings.webhook_url:

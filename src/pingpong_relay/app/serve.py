@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
+from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.logs import setup_logging
-from pingpong_relay.monitor import rules_from_settings
 from pingpong_relay.rules import Rule
 from pingpong_relay.settings import Settings
 from pingpong_relay.settings_flags import current_environ, settings_from_args

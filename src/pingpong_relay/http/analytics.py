@@ -5,14 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from pingpong_relay.http.responses import error, json_response, unknown_bot
-from pingpong_relay.http.state import STATE, visible
+from pingpong_relay.http.state import STATE, known, visible
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
 
 __all__ = ["analytics"]
 
 
 async def analytics(request: web.Request) -> web.Response:
-    """/analytics?bot=ID&window=24h; 404 when history is off."""
+    """/analytics?bot=ID&window=24h; 404 when history is off, or for a bot neither this
+    relay nor the history knows."""
     state = request.app[STATE]
     if state.rollups is None:
         return error(404, "history_off", "history is off (--history-retention 0)")
@@ -22,6 +23,6 @@ async def analytics(request: web.Request) -> web.Response:
     bot = request.query.get("bot")
     if not bot:
         return error(400, "bot_required", "name the bot: /analytics?bot=ID&window=…")
-    if not visible(request, bot):
-        return unknown_bot(bot)
+    if not visible(request, bot) or not await known(state, bot):
+        return unknown_bot(request, bot)
     return json_response(await state.rollups.analytics(bot, window, state.silence_ms))

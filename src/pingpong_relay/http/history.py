@@ -12,7 +12,7 @@ from aiohttp import web
 
 from pingpong_relay.http.guard import csv_cell
 from pingpong_relay.http.responses import built_json, error, unknown_bot
-from pingpong_relay.http.state import STATE, scoped, visible
+from pingpong_relay.http.state import STATE, known, scoped, visible
 from pingpong_relay.redis_io.history import MAX_PAGE
 from pingpong_relay.replay import Entry
 from pingpong_relay.subscriptions import CommandError, parse_position
@@ -23,7 +23,8 @@ CSV_COLUMNS: Final = ("id", "bot", "channel", "relay_ms", "type", "latency", "ti
 
 
 async def history_page(request: web.Request) -> web.Response:
-    """/history?bot=&since=&until=&after=&limit=&format=csv; 404 when history is off."""
+    """/history?bot=&since=&until=&after=&limit=&format=csv; 404 when history is off, or
+    for a bot neither this relay nor the history knows."""
     history = request.app[STATE].history
     if history is None:
         return error(404, "history_off", "history is off (--history-retention 0)")
@@ -43,9 +44,12 @@ async def history_page(request: web.Request) -> web.Response:
         return error(400, "bad_position", exc.message)
     bot = query.get("bot") or None
     if bot is not None and not visible(request, bot):
-        return unknown_bot(bot)
+        return unknown_bot(request, bot)
     if bot:
         entries = await history.read(bot, start, end, limit + 1)
+        # Only an empty page costs the question whether the bot exists at all.
+        if not entries and not await known(request.app[STATE], bot):
+            return unknown_bot(request, bot)
     else:
         # Filtered before the limit: a scoped page is full of the bots it may see,
         # and the streams of the others are not even read.

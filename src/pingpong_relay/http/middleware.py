@@ -9,11 +9,11 @@ from aiohttp import hdrs, web
 
 from pingpong_relay.auth import AuthError
 from pingpong_relay.http.guard import bearer_matches, wants_detail
-from pingpong_relay.http.responses import error, unauthorized
+from pingpong_relay.http.responses import error, unauthorized, where_from
 from pingpong_relay.http.state import STATE, Access, remember_grant
 from pingpong_relay.messages import excerpt
 
-__all__ = ["ENDPOINT_EVENTS", "OPEN_PATHS", "access_guard", "add_security_headers"]
+__all__ = ["ENDPOINT_EVENTS", "OPEN_PATHS", "access_guard", "add_security_headers", "refuse_token"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,11 +67,23 @@ def operator_refusal(access: Access, request: web.Request) -> web.Response | Non
             grant = None
         if grant is not None and grant.metrics:
             return None
-    return unauthorized(
-        "unauthorized",
-        "needs the --metrics-token bearer token"
-        + (" or a token with the metrics scope" if authenticate is not None else ""),
+    # Whatever was presented is neither --metrics-token nor a token with the metrics scope.
+    presented = authorization or (authenticate is not None and "token" in request.query)
+    return refuse_token(
+        access,
+        request,
+        AuthError(
+            "wrong_token" if presented else "missing",
+            "needs the --metrics-token bearer token"
+            + (" or a token with the metrics scope" if authenticate is not None else ""),
+        ),
     )
+
+
+def refuse_token(access: Access, request: web.Request, refused: AuthError) -> web.Response:
+    """401, counted and logged (at most once per interval) with the path and the caller."""
+    access.refused("unauthorized", f"{refused.reason}: {where_from(request)}")
+    return unauthorized(refused)
 
 
 @web.middleware
@@ -91,13 +103,15 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     if authenticate is not None:
         if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
             # A token is ASCII; anything else is refused here, not deep in a decoder.
-            return unauthorized("malformed", "Authorization must be 'Bearer <token>'")
+            malformed = AuthError("malformed", "Authorization must be 'Bearer <token>'")
+            return refuse_token(access, request, malformed)
         try:
             grant, _ = authenticate(request.headers, request.query_string)
         except AuthError as refused_token:
-            return unauthorized(refused_token.reason, refused_token.message)
+            return refuse_token(access, request, refused_token)
         event = ENDPOINT_EVENTS.get(request.path)
         if grant is not None and grant.events is not None and event not in grant.events:
+            access.refused("forbidden", where_from(request))
             return error(403, "forbidden", f"the token does not grant {event!r}")
         remember_grant(request, grant)
     return await handler(request)

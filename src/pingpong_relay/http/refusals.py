@@ -1,4 +1,5 @@
-"""Refusals of the HTTP plane: counted by reason, logged at most once per interval each."""
+"""Refusals of the HTTP plane (and the upgrade's): counted by reason, logged at most once per
+interval each."""
 
 from __future__ import annotations
 
@@ -23,15 +24,26 @@ REFUSAL_LOG_INTERVAL_S: Final = 10.0
 
 class Refusals:
     """Counts every refusal of the HTTP plane by reason and logs them at WARNING, at most
-    one line per reason every REFUSAL_LOG_INTERVAL_S, saying how many there were."""
+    one line per reason every REFUSAL_LOG_INTERVAL_S, saying how many there were.
+
+    The data plane's refusals for a token use one too: `what` names whose refusals they
+    are, `describe` puts a reason in words, `logger` and `event` say where they are logged
+    (`counter` None: someone else counts them).
+    """
 
     def __init__(
         self,
-        counter: Counter,
+        counter: Counter | None,
         interval_s: float = REFUSAL_LOG_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        what: str = "HTTP plane",
+        describe: Callable[[str], str] = lambda reason: HTTP_REFUSAL_REASONS.get(reason, reason),
+        logger: logging.Logger = log,
+        event: str = "http_refused",
     ) -> None:
         self._counter = counter
+        self._what, self._describe, self._logger, self._event = what, describe, logger, event
         self._log = LogThrottle(interval_s)
         self._clock = clock
         self._latest: dict[str, str] = {}
@@ -39,7 +51,8 @@ class Refusals:
 
     def __call__(self, reason: str, detail: str) -> None:
         """Counts one refusal; logs it now, or with the others held back at the interval's end."""
-        self._counter.labels(reason).inc()
+        if self._counter is not None:
+            self._counter.labels(reason).inc()
         self._latest[reason] = detail
         now = self._clock()
         count = self._log.note(reason, now)
@@ -61,12 +74,13 @@ class Refusals:
 
     def _write(self, reason: str, count: int) -> None:
         detail = self._latest.get(reason, "")
-        log.warning(
-            "HTTP plane refused %d %s (latest: %s)",
+        self._logger.warning(
+            "%s refused %d %s (latest: %s)",
+            self._what,
             count,
-            HTTP_REFUSAL_REASONS.get(reason, reason),
+            self._describe(reason),
             detail,
-            extra={"event": "http_refused", "reason": reason, "count": count, "detail": detail},
+            extra={"event": self._event, "reason": reason, "count": count, "detail": detail},
         )
 
     def close(self) -> None:

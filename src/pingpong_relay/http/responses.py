@@ -9,6 +9,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from pingpong_relay.auth import AuthError
+from pingpong_relay.http.state import STATE
+from pingpong_relay.messages import excerpt
+
 __all__ = [
     "built_json",
     "encode",
@@ -17,6 +21,7 @@ __all__ = [
     "large_json",
     "unauthorized",
     "unknown_bot",
+    "where_from",
 ]
 
 
@@ -48,14 +53,23 @@ def error(status: int, code: str, message: str) -> web.Response:
     return json_response({"error": code, "message": message}, status)
 
 
-def unauthorized(code: str, message: str) -> web.Response:
-    """401 with the challenge that says a bearer token is wanted."""
-    response = error(401, code, message)
+def unauthorized(refused: AuthError) -> web.Response:
+    """401 with the challenge that says a bearer token is wanted; the body is the one the
+    WebSocket upgrade answers with (`AuthError.body`)."""
+    response = json_response(refused.body(), 401)
     response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
-def unknown_bot(bot: str | None) -> web.Response:
-    """404 for a bot: the same answer for one that does not exist and one the token does
-    not cover."""
+def where_from(request: web.Request) -> str:
+    """What a refusal's log line says of the request: its method and path (never the query,
+    which may hold a token) and the caller's address."""
+    return f"{request.method} {request.path} from {request.remote or '?'}"
+
+
+def unknown_bot(request: web.Request, bot: str | None) -> web.Response:
+    """404 for a bot (counted and logged as a refusal): the same answer for one that does
+    not exist and one the token does not cover."""
+    shown = excerpt(str(bot).encode(), 100)
+    request.app[STATE].access.refused("unknown_bot", f"{where_from(request)} for bot {shown}")
     return error(404, "unknown_bot", f"no messages from bot {bot!r} yet")

@@ -15,7 +15,7 @@ from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import History
 from pingpong_relay.redis_io.rollup_store import RollupStore
 
-__all__ = ["STATE", "Access", "PlaneState", "remember_grant", "scoped", "visible"]
+__all__ = ["STATE", "Access", "PlaneState", "known", "remember_grant", "scoped", "visible"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +69,11 @@ def visible(request: web.Request, bot: str) -> bool:
     if grant is None or grant.bots is None:
         return True
     return any(fnmatch.fnmatchcase(bot, pattern) for pattern in grant.bots)
+
+
+async def known(state: PlaneState, bot: str) -> bool:
+    """Whether a bot was ever seen: tracked by this relay, or in the history (its stream or
+    its first entry, which outlive the relay's memory of it)."""
+    if state.monitor.knows(bot):
+        return True
+    return state.history is not None and await state.history.knows(bot)

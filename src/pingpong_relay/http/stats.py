@@ -18,11 +18,11 @@ async def stats(request: web.Request) -> web.Response:
         return error(400, "bad_window", f"window must be one of {', '.join(WINDOWS)}")
     bot = request.query.get("bot") or None
     if bot is not None and not visible(request, bot):
-        return unknown_bot(bot)
+        return unknown_bot(request, bot)
     try:
         body = request.app[STATE].monitor.stats(window, bot)
     except KeyError:
-        return unknown_bot(bot)
+        return unknown_bot(request, bot)
     if scoped(request):
         body["bots"] = {b: s for b, s in body["bots"].items() if visible(request, b)}
         body["overall"] = None  # it would include bots the token does not cover

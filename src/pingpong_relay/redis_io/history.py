@@ -386,6 +386,15 @@ class History:
         floor_ms = now_ms - horizon_ms
         return [(as_text(bot), float(score) / 1000.0) for bot, score in rows if score >= floor_ms]
 
+    async def knows(self, bot: str) -> bool:
+        """Whether the history holds anything of `bot`: its stream, or the first entry ever
+        recorded (kept while its rollups can still be read)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(stream_key(bot))
+        pipe.hexists(FIRST_KEY, bot)
+        stream, first = await pipe.execute()
+        return bool(stream) or bool(first)
+
     async def read(self, bot: str, start: str, end: str, limit: int) -> list[Entry]:
         """Entries of one bot with start ≤ id ≤ end (exclusive start with "(id"), oldest first."""
         rows = await self._redis.xrange(stream_key(bot), start, end, count=limit)

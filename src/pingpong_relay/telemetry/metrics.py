@@ -29,6 +29,9 @@ HTTP_REFUSAL_REASONS: Final = {
     "capacity": "connection(s) past --max-http-connections",
     "timeout": "connection(s) that did not send a request's headers within --http-request-timeout",
     "bad_request": "request(s) that are not valid HTTP",
+    "unauthorized": "request(s) without a valid token or the operator's credential (401)",
+    "forbidden": "request(s) whose token does not grant the endpoint (403)",
+    "unknown_bot": "request(s) for a bot never seen or outside the token's bots (404)",
 }
 
 
@@ -132,6 +135,11 @@ class RelayMetrics:
             "pingpong_bots_evicted",
             "Bots on probation (not yet established) evicted to make room for a new bot",
         )
+        self.clock_skew_messages = counter(
+            "pingpong_clock_skew_messages",
+            "Messages whose timestamp was more than --max-clock-skew from the relay's clock: "
+            "relayed, but left out of the transit statistics",
+        )
 
     def _refusals(self) -> None:
         counter = partial(Counter, registry=self.registry)
@@ -147,7 +155,8 @@ class RelayMetrics:
             "pingpong_http_refused",
             "HTTP-plane connections and requests refused: host (a Host that does not name the "
             "relay), capacity (past --max-http-connections), timeout (headers not sent within "
-            "--http-request-timeout), bad_request (not valid HTTP)",
+            "--http-request-timeout), bad_request (not valid HTTP), unauthorized (401), "
+            "forbidden (403), unknown_bot (404)",
             ["reason"],
         )
         for reason in HTTP_REFUSAL_REASONS:

@@ -22,7 +22,7 @@ from picows import (
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in the stubs
 
-from pingpong_relay.auth import Authenticator, AuthError
+from pingpong_relay.auth import Authenticator, AuthError, redact_query
 from pingpong_relay.hub import Hub
 from pingpong_relay.origins import HostPolicy, normalise_ip, split_host
 from pingpong_relay.subscriptions import CommandError, parse_connect_query
@@ -76,6 +76,7 @@ class DataPlane:
         frame_rate_per_s: float = 5.0,
         max_per_ip: int = 0,
         connection_rate_per_ip: float = 0.0,
+        refused: Callable[[str, str], None] = lambda _reason, _detail: None,
     ) -> None:
         self.hub = hub
         self.metrics = metrics
@@ -90,6 +91,7 @@ class DataPlane:
         )
         self._frame_rate_per_s = frame_rate_per_s
         self._authenticate = authenticate
+        self._refused = refused  # told (token reason, detail) of every upgrade refused for it
         self._on_command = on_command
         self._on_joined = on_joined
         self._on_left = on_left
@@ -165,7 +167,7 @@ class DataPlane:
                     None,
                 )
             refused = self._admission.refuse(request.headers, ip, local_ip)
-            return refused if refused is not None else self._upgrade(request, query, ip)
+            return refused if refused is not None else self._upgrade(request, path, query, ip)
         if path == "/healthz":
             ok, body = self._health()
             response = (
@@ -193,18 +195,19 @@ class DataPlane:
             None,
         )
 
-    def _upgrade(self, request: WSUpgradeRequest, query: str, ip: str) -> Any:
+    def _upgrade(self, request: WSUpgradeRequest, path: str, query: str, ip: str) -> Any:
         """The client's peer, with its subscription and grant; 401 or 400 if they fail."""
         try:
             subscription, replay = parse_connect_query(query)
             grant, echo = self._authenticate(request.headers, query)
         except AuthError as exc:
+            # Logged with where it came from and what it asked for, the token replaced.
+            shown = redact_query(f"{path}?{query}") if query else path
+            self._refused(exc.reason, f"{exc.reason}: GET {shown} from {ip}")
             return WSUpgradeResponseWithListener(
                 WSUpgradeResponse.create_error_response(
                     401,
-                    orjson.dumps(
-                        {"error": "unauthorized", "reason": exc.reason, "message": exc.message}
-                    ),
+                    orjson.dumps(exc.body()),  # the HTTP plane's 401 body, too
                     {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
                 ),
                 None,

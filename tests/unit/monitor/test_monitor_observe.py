@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from pingpong_relay.hub import Hub
+from pingpong_relay.messages import parse_bot_message
 from pingpong_relay.rules import LatencyRule
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from pingpong_relay.telemetry.metrics import RelayMetrics
@@ -181,3 +186,43 @@ def test_alert_messages_go_only_to_watchers_of_that_bot(
     assert alpha_only.sent == []
     monitor.observe(ALPHA, message(latency_ms=900.0), clock.now)
     assert alerts_of(alpha_only) == [("slow", ALPHA, "pending"), ("slow", ALPHA, "firing")]
+
+
+# --- observe: a bot clock far from the relay's -------------------------------------------------
+
+
+def test_a_message_past_the_clock_skew_bound_is_counted_logged_and_still_observed(
+    metrics: RelayMetrics,
+    clock: Clock,
+    make_monitor: MonitorFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pingpong_relay.monitor")
+    monitor = make_monitor(max_clock_skew_s=300.0)
+    design = parse_bot_message(
+        b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
+    )
+    for _ in range(3):
+        monitor.observe(ALPHA, design, clock.now)
+        clock.now += 1.0
+    monitor.observe(ALPHA, message(latency_ms=20.0), clock.now)  # a clock that is right
+    assert metrics.registry.get_sample_value("pingpong_clock_skew_messages_total") == 3
+    stats = monitor.stats("1m", ALPHA)["bots"][ALPHA]
+    assert stats["clock_skew"] == {"messages": 3}
+    assert stats["clock_skew_suspected"] is True
+    assert stats["transit_ms"]["max"] == pytest.approx(3000.0, rel=0.03)  # the sound one
+    assert stats["count"] == 4  # and every message in the other figures
+    assert monitor.statuses()[ALPHA]["status"] == "up"
+    # At INFO (the message was relayed; the bot's clock is wrong, not the relay), at most
+    # once a minute, with how many and how far: the first, then the rest at the interval.
+    clock.now += 60.0
+    monitor._log_clock_skew(monitor._skew_log.flush("clock_skew", clock.now))
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "clock_skew"]
+    assert [(r.levelno, getattr(r, "messages", None)) for r in logged] == [
+        (logging.INFO, 1),
+        (logging.INFO, 2),
+    ]
+    assert getattr(logged[0], "bot", None) == ALPHA
+    assert "--max-clock-skew" in logged[0].getMessage()
+    assert "left out of the transit statistics" in logged[0].getMessage()
+    assert "s behind" in logged[0].getMessage()

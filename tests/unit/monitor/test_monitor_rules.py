@@ -1,4 +1,4 @@
-"""rules_from_settings (monitor.py): rules from the flags, or from a TOML file in their place."""
+"""rules_from_settings (app/rules_setup.py): rules from the flags, or from a TOML file instead."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pingpong_relay.monitor import rules_from_settings
+from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.rules import LatencyRule, SilenceRule
 from pingpong_relay.settings import Settings
 
