@@ -103,6 +103,8 @@ async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | Non
     except RuntimeError as exc:
         log.error("cannot start the relay: %s", exc, extra={"event": "start_failed"})
         return EXIT_FAILURE
+    if worker is not None:
+        worker.mark_ready()
     await stop.wait()
     try:
         await asyncio.wait_for(relay.stop(), settings.shutdown_timeout + 1.5)

@@ -39,6 +39,15 @@ class Worker:
         """The indexes of every other worker."""
         return [i for i in range(self.count) if i != self.index]
 
+    def ready_path(self, index: int | None = None) -> Path:
+        """The file worker `index` creates once it has started (listens on its ports)."""
+        return self.run_dir / f"worker-{self.index if index is None else index}.ready"
+
+    def mark_ready(self) -> None:
+        """Tells the supervisor this worker started: a later exit is a crash, not a failure
+        to start (which no restart would cure)."""
+        self.ready_path().touch()
+
 
 async def _ask(worker: Worker, index: int, path: str) -> bytes | None:
     """A sibling's answer on its private socket, or None (restarting, or too slow)."""

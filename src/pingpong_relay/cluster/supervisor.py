@@ -41,9 +41,6 @@ log = logging.getLogger("pingpong_relay.workers")
 # that this module need not import the application that imports it.
 WorkerEntry = Callable[[Settings, "Worker"], int]
 
-# A worker that fails this soon after starting cannot start (a port in use, a bad
-# certificate): restarting it would only loop, so the supervisor gives up instead.
-STARTUP_GRACE_S: Final = 3.0
 EXIT_FAILURE: Final = 1
 
 
@@ -109,7 +106,11 @@ class Supervisor:
         self._failed = False
         self.run_dir = Path(tempfile.mkdtemp(prefix="pingpong-relay-"))
 
+    def _ready_path(self, slot: _Slot) -> Path:
+        return Worker(slot.index, self.settings.workers, self.run_dir).ready_path()
+
     def _spawn(self, slot: _Slot) -> None:
+        self._ready_path(slot).unlink(missing_ok=True)
         process = self._start_worker(self.settings, slot.index, str(self.run_dir))
         slot.process, slot.started_at = process, time.monotonic()
         log.info(
@@ -143,10 +144,12 @@ class Supervisor:
                 "exit_code": process.exitcode,
             },
         )
-        # A worker that returns an error itself soon after its first start could not
-        # start (killed by a signal, it crashed: that is what restarts are for).
+        # A worker that returns an error before it said it had started (a port in use, a
+        # bad certificate) could not start, however long that took on a loaded machine:
+        # restarting it would only loop, so the supervisor gives up instead. Killed by a
+        # signal, or failing after it started, it crashed: that is what restarts are for.
         exit_code = process.exitcode or 0
-        if slot.restarts == 0 and exit_code > 0 and lived_s < STARTUP_GRACE_S:
+        if slot.restarts == 0 and exit_code > 0 and not self._ready_path(slot).exists():
             log.error(
                 "worker %d could not start; stopping the relay",
                 slot.index,
