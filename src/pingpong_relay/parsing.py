@@ -13,6 +13,7 @@ from pingpong_relay.defaults import WINDOW_NAMES
 from pingpong_relay.urls import check_redis_url
 
 __all__ = [
+    "Choice",
     "boolean",
     "bot_pattern",
     "choice",
@@ -70,9 +71,23 @@ def csp_source_list(text: str) -> str:
     return " ".join(sources)
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def port_number(text: str) -> int:
     """A TCP port, 0 to 65535 (0: the system picks a free one)."""
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
     return value
@@ -80,7 +95,7 @@ def port_number(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A number greater than 0; argparse reports anything else as the flag's error."""
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
     return value
@@ -88,7 +103,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """A number of 0 or more."""
-    value = float(text)
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
     return value
@@ -96,7 +111,7 @@ def non_negative_float(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """A whole number of 0 or more."""
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
     return value
@@ -104,7 +119,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more."""
-    value = int(text)
+    value = _whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
     return value
@@ -130,16 +145,25 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
-def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
-    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower)."""
+class Choice:
+    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower); its
+    `choices` are what --help and the error list."""
 
-    def parse(text: str) -> str:
-        value = normalise(text)
-        if value not in choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+    def __init__(self, choices: Sequence[str], normalise: Callable[[str], str]) -> None:
+        self.choices = tuple(choices)
+        self._normalise = normalise
+
+    def __call__(self, text: str) -> str:
+        """The choice `text` names; ArgumentTypeError listing them when it names none."""
+        value = self._normalise(text)
+        if value not in self.choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(self.choices)}")
         return value
 
-    return parse
+
+def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Choice:
+    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower)."""
+    return Choice(choices, normalise)
 
 
 def duration_or_zero(text: str) -> float:
@@ -204,11 +228,8 @@ def frame_ancestors(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def window(text: str) -> str:
-    """The name of a statistics window (one of defaults.WINDOW_NAMES, e.g. "5m")."""
-    if text not in WINDOW_NAMES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOW_NAMES)}")
-    return text
+# The name of a statistics window (one of defaults.WINDOW_NAMES, e.g. "5m"), as written.
+window: Final = Choice(WINDOW_NAMES, str)
 
 
 def bot_pattern(text: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from pingpong_relay import __version__
 from pingpong_relay.app.serve import cmd_serve
 from pingpong_relay.app.tools import cmd_publish, cmd_simulate, cmd_token, cmd_watch
+from pingpong_relay.app.usage import CommandLineParser
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.parsing import duration, non_negative_float, positive_float
@@ -18,10 +20,14 @@ from pingpong_relay.subscriptions import EVENTS
 
 __all__ = ["build_parser", "main"]
 
+# Where each subcommand's parser is added (a string: argparse's class is generic only to
+# the type checker).
+Commands: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: `serve` and the helper subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="pingpong-relay",
         description="Relays trading-bot ping/pong heartbeats from Redis Pub/Sub to "
         "WebSocket clients, live.",
@@ -33,13 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(commands: Commands) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the relay",
+        usage="%(prog)s [--FLAG VALUE ...]",
         description="Subscribe to the bot channel(s) in Redis and broadcast every valid "
         "heartbeat to every WebSocket client. Every flag also reads PINGPONG_<FLAG> from "
-        "the environment; a flag given on the command line wins.",
+        "the environment; a flag given on the command line wins. The flags come by topic.",
     )
     add_settings_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
@@ -61,7 +68,7 @@ def _redis_options(sub: argparse.ArgumentParser) -> None:
     _client_options(sub)
 
 
-def _add_publish(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_publish(commands: Commands) -> None:
     publish = commands.add_parser(
         "publish",
         help="publish one ping or pong, as a bot does",
@@ -77,7 +84,7 @@ def _add_publish(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     publish.set_defaults(handler=cmd_publish)
 
 
-def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_watch(commands: Commands) -> None:
     watch = commands.add_parser(
         "watch",
         help="print what a relay broadcasts",
@@ -108,7 +115,7 @@ def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.set_defaults(handler=cmd_watch)
 
 
-def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_simulate(commands: Commands) -> None:
     simulate = commands.add_parser(
         "simulate",
         help="a simulated bot publishing pings and pongs",
@@ -134,7 +141,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     simulate.set_defaults(handler=cmd_simulate)
 
 
-def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_token(commands: Commands) -> None:
     token = commands.add_parser(
         "token",
         help="mint a JWT for a client (HMAC secrets only)",
