@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.defaults import EMBEDDED_REDIS, WINDOW_NAMES
 from pingpong_relay.urls import check_redis_url
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "redis_url",
+    "redis_url_or_embedded",
     "window",
     "worker_count",
     "ws_url_or_empty",
@@ -206,10 +207,23 @@ def http_url(text: str) -> str:
 
 def redis_url(text: str) -> str:
     """A Redis URL of a scheme the relay connects with (see `urls.check_redis_url`)."""
+    if text.strip().lower() == EMBEDDED_REDIS:
+        # Only `serve` starts one; a bot needs the URL that relay logged.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is for serve, which starts the embedded Redis; give the URL it logged "
+            "(started embedded Redis …; bots publish to redis://127.0.0.1:PORT/0)"
+        )
     try:
         return check_redis_url(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def redis_url_or_embedded(text: str) -> str:
+    """`redis_url`, or "embedded": a redis-server of the relay's own (any case)."""
+    if text.strip().lower() == EMBEDDED_REDIS:
+        return EMBEDDED_REDIS
+    return redis_url(text)
 
 
 def ws_url_or_empty(text: str) -> str:

@@ -28,7 +28,7 @@ from pingpong_relay.parsing import (
     port_number,
     positive_float,
     positive_int,
-    redis_url,
+    redis_url_or_embedded,
     window,
     worker_count,
     ws_url_or_empty,
@@ -107,8 +107,9 @@ class Settings:
         DEFAULT_REDIS_URL,
         "Redis to subscribe to: redis:// or rediss:// (with password and db number), or a "
         "Sentinel-managed master, redis+sentinel://host:26379[,host2:26379]/mymaster[/db]. "
-        "When not given and nothing answers on 127.0.0.1:6379, an embedded Redis is started",
-        redis_url,
+        "When not given and nothing answers on 127.0.0.1:6379, an embedded Redis is started; "
+        "'embedded' starts one even when something answers there",
+        redis_url_or_embedded,
     )
     channel: list[str] = _redis(  # noqa: RUF009 - returns a dataclasses.field
         [DEFAULT_CHANNEL],

@@ -13,7 +13,7 @@ from pingpong_relay.app.tools import cmd_publish, cmd_simulate, cmd_token, cmd_w
 from pingpong_relay.app.usage import CommandLineParser
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
-from pingpong_relay.parsing import duration, non_negative_float, positive_float
+from pingpong_relay.parsing import duration, non_negative_float, positive_float, redis_url
 from pingpong_relay.settings import LOG_LEVELS
 from pingpong_relay.settings_flags import add_settings_arguments
 from pingpong_relay.subscriptions import EVENTS
@@ -61,6 +61,7 @@ def _client_options(sub: argparse.ArgumentParser) -> None:
 def _redis_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--redis-url",
+        type=redis_url,
         default=DEFAULT_REDIS_URL,
         help="Redis to publish to (the relay logs this URL at start)",
     )
