@@ -90,10 +90,19 @@ def _add_watch(commands: Commands) -> None:
         "watch",
         help="print what a relay broadcasts",
         description="Connect to a relay and print each message: type, latency and time, "
-        "or the raw JSON with --json. Reconnects by itself unless --once.",
+        "or the raw JSON with --json. Reconnects by itself unless --once, after 0.5-1 s "
+        "doubling to 10-20 s, saying so on stderr each time. A relay that refuses the "
+        "handshake (a 4xx: a bad token, origin or query) is not retried: watch prints its "
+        "status and reason and exits 1, as --once does when it never connects.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     watch.add_argument("url", nargs="?", default="ws://localhost:2808/", help="relay URL")
+    watch.add_argument(
+        "--token",
+        default=None,
+        help="JWT for a relay that runs --auth jwt, sent as Authorization: Bearer "
+        "(default: the PINGPONG_TOKEN env var, which ps cannot show)",
+    )
     watch.add_argument("--json", action="store_true", help="print each message as raw JSON")
     watch.add_argument(
         "--delays",
