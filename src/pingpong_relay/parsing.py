@@ -10,12 +10,14 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from pingpong_relay.defaults import EMBEDDED_REDIS, WINDOW_NAMES
+from pingpong_relay.messages import check_source
 from pingpong_relay.urls import check_redis_url
 
 __all__ = [
     "Choice",
     "boolean",
     "bot_pattern",
+    "bot_source",
     "choice",
     "csp_source_list",
     "duration",
@@ -251,3 +253,11 @@ def bot_pattern(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("a bot pattern must not be empty")
     return text.strip()
+
+
+def bot_source(text: str) -> str:
+    """A bot's name, its messages' "source" (the relay's bot id is `<channel>/<source>`)."""
+    try:
+        return check_source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,16 +1,12 @@
-"""The helper subcommands: a bot (`publish`, `simulate`), a client (`watch`), a JWT (`token`).
+"""The client-side subcommands: `watch` a relay as a client does, mint a client's `token`.
 
-`publish` and `simulate` act as a bot, `watch` as a client, and `token` mints a client's
-JWT.
+The bot-side ones, `publish` and `simulate`, are in `app/bots.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import random
-import signal
 import sys
 import time
 from typing import Any, Final
@@ -22,30 +18,7 @@ from pingpong_relay.logs import setup_logging
 from pingpong_relay.settings_flags import current_environ
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
-__all__ = ["LatencyWalk", "cmd_publish", "cmd_simulate", "cmd_token", "cmd_watch"]
-
-
-# --- publish -------------------------------------------------------------------------
-async def _publish(args: argparse.Namespace) -> int:
-    # Lazy: redis is loaded only by the subcommands that publish.
-    from pingpong_relay.publisher import Publisher, PublishError
-
-    async with Publisher(args.redis_url, args.channel) as bot:
-        try:
-            receivers = await bot.publish(args.kind, args.latency)
-        except PublishError:
-            return EXIT_FAILURE
-    print(
-        f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
-        f"{receivers} subscriber(s)"
-    )
-    return EXIT_OK
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    """Runs `publish`: one heartbeat to Redis, and how many subscribers got it."""
-    setup_logging(args.log_level, "text")
-    return run_async(_publish(args))
+__all__ = ["WATCH_BACKOFF", "cmd_token", "cmd_watch"]
 
 
 # --- watch ---------------------------------------------------------------------------
@@ -123,55 +96,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         return run_async(_watch(args, token))
     return EXIT_OK
-
-
-# --- simulate ------------------------------------------------------------------------
-class LatencyWalk:
-    """Realistic exchange latency: a mean-reverting random walk with occasional spikes."""
-
-    def __init__(self, mean_ms: float, rng: random.Random) -> None:
-        self.mean_ms = mean_ms
-        self.current_ms = mean_ms
-        self._rng = rng
-
-    def next(self) -> float:
-        """The next latency, in ms (at least 0.1, rounded to 0.01)."""
-        rng = self._rng
-        self.current_ms += 0.2 * (self.mean_ms - self.current_ms) + rng.gauss(0, self.mean_ms * 0.1)
-        value = max(0.1, self.current_ms)
-        if rng.random() < 0.02:  # a congested exchange now and then
-            value *= rng.uniform(3, 8)
-        return round(value, 2)
-
-
-async def _simulate(args: argparse.Namespace) -> int:
-    # Lazy: redis is loaded only by the subcommands that publish.
-    from pingpong_relay.publisher import Publisher, PublishError
-
-    walk = LatencyWalk(args.latency, random.Random(args.seed))
-    interval_s = 1.0 / args.rate
-    sent = 0
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with Publisher(args.redis_url, args.channel) as bot:
-        next_at = loop.time()
-        while not stop.is_set() and (not args.count or sent < args.count):
-            kind = "ping" if sent % 2 == 0 else "pong"
-            with contextlib.suppress(PublishError):  # logged by the publisher; keep going
-                await bot.publish(kind, walk.next())
-            sent += 1
-            next_at += interval_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, next_at - loop.time()))
-    return EXIT_OK
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    """Runs `simulate`: a bot publishing at --rate until --count or a signal."""
-    setup_logging(args.log_level, "text")
-    return run_async(_simulate(args))
 
 
 # --- token ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from pingpong_relay.app.commands import EXIT_USAGE
 
-__all__ = ["CommandLineParser", "print_usage_error"]
+__all__ = ["CommandLineParser", "DefaultsHelpFormatter", "print_usage_error"]
 
 # argparse's wordings (Python 3.11 to 3.13) and what a person reads instead.
 _INVALID_CHOICE = re.compile(
@@ -100,3 +100,13 @@ class CommandLineParser(argparse.ArgumentParser):
                 if isinstance(chosen, CommandLineParser):
                     return chosen
         return self
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that ends each option with its default, unless it has none to show (None):
+    "(default: None)" tells a reader nothing, the help text says what happens instead."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
