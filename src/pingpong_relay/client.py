@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +29,8 @@ from pingpong_relay.wire_types import ENVELOPE_TYPE
 __all__ = [
     "DEFAULT_RELAY_URL",
     "MAX_ENVELOPE_DEPTH",
+    "Disconnected",
+    "HandshakeRefused",
     "Heartbeat",
     "InvalidFrame",
     "describe",
@@ -71,21 +75,89 @@ def parse_envelope(text: str | bytes) -> dict[str, Any]:
     return envelope
 
 
+class HandshakeRefused(Exception):
+    """The relay answered the WebSocket handshake with an HTTP error: `status`, and the
+    `error` and `message` of its JSON body (or the status's phrase and the body's text)."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(f"{status} {error}" + (f" ({message})" if message else ""))
+        self.status = status
+        self.error = error
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again may succeed: a server error, a timeout or a rate limit (a
+        capacity 503, a 429); any other 4xx (a token, an origin, a query) would only repeat."""
+        return self.status >= 500 or self.status in (408, 429)
+
+
+# At most this much of a refusal's body is read: the relay's JSON errors are far shorter.
+_REFUSAL_BODY_BYTES: Final = 4096
+
+
+async def _refuse(response: aiohttp.ClientResponse) -> None:
+    """aiohttp's raise_for_status hook: an HTTP error answering the handshake, with its body."""
+    if response.status < 400:
+        return
+    body = await response.content.read(_REFUSAL_BODY_BYTES)
+    error, message = (response.reason or "refused").lower(), ""
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        message = body.decode("utf-8", "replace").strip()
+    else:
+        if isinstance(fields, dict):
+            error = str(fields.get("error") or error)
+            message = str(fields.get("message") or fields.get("reason") or "")
+    raise HandshakeRefused(response.status, escape_controls(error), escape_controls(message))
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Why a connection to the relay ended (`connected`) or never began, and in how many
+    seconds the next try is (None: no next try, reconnect=False)."""
+
+    url: str
+    reason: str
+    connected: bool
+    retry_in_s: float | None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words: "Connection refused", not a repr."""
+    if isinstance(exc, HandshakeRefused):
+        return str(exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        if error.errno is not None and error.errno in errno.errorcode:  # not the address again
+            return os.strerror(error.errno)
+        return error.strerror or str(error)  # a DNS failure, say
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def received_envelopes(
     url: str = DEFAULT_RELAY_URL,
     *,
     reconnect: bool = True,
     backoff: Backoff | None = None,
     heartbeat_s: float = 20.0,
+    token: str | None = None,
+    on_disconnect: Callable[[Disconnected], None] | None = None,
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Like `envelopes`, each with the text of its frame as received."""
     backoff = backoff or Backoff()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     attempt = 0
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(raise_for_status=_refuse) as session:
         while True:
             connected = False
             try:
-                async with session.ws_connect(url, heartbeat=heartbeat_s, autoping=True) as ws:
+                async with session.ws_connect(
+                    url, heartbeat=heartbeat_s, autoping=True, headers=headers
+                ) as ws:
                     connected = True
                     log.info("connected to %s", url)
                     attempt = 0
@@ -102,14 +174,21 @@ async def received_envelopes(
                         elif frame.type == aiohttp.WSMsgType.ERROR:
                             break
                     reason = f"closed by relay ({ws.close_code})"
+            except HandshakeRefused as refused:
+                if not refused.retryable:
+                    raise
+                reason = _reason(refused)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            if not reconnect:
+                reason = _reason(exc)
+            delay = backoff.delay(attempt) if reconnect else None
+            if on_disconnect is not None:
+                on_disconnect(Disconnected(url, reason, connected, delay))
+            if delay is None:
                 return
-            delay = backoff.delay(attempt)
             attempt += 1
-            what = "connection to %s lost" if connected else "cannot connect to %s"
-            log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
+            if on_disconnect is None:
+                what = "connection to %s lost" if connected else "cannot connect to %s"
+                log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
             await asyncio.sleep(delay)
 
 
@@ -119,6 +198,8 @@ async def envelopes(
     reconnect: bool = True,
     backoff: Backoff | None = None,
     heartbeat_s: float = 20.0,
+    token: str | None = None,
+    on_disconnect: Callable[[Disconnected], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yields every envelope the relay sends, parsed, in order.
 
@@ -126,10 +207,19 @@ async def envelopes(
     with a warning: whatever the other end sends, the iteration goes on.
     When the connection drops (relay restart, network), it reconnects with capped
     exponential backoff and carries on; with reconnect=False it returns instead.
-    Messages sent while disconnected are not replayed.
+    Messages sent while disconnected are not replayed. `token` is sent as
+    `Authorization: Bearer <token>`. A handshake the relay refuses with a 4xx (a bad
+    token, an origin, a query; not 408 or 429) raises HandshakeRefused: trying again
+    would only repeat it. `on_disconnect` hears of every failed or lost connection
+    (instead of the warning logged by default).
     """
     async for _, envelope in received_envelopes(
-        url, reconnect=reconnect, backoff=backoff, heartbeat_s=heartbeat_s
+        url,
+        reconnect=reconnect,
+        backoff=backoff,
+        heartbeat_s=heartbeat_s,
+        token=token,
+        on_disconnect=on_disconnect,
     ):
         yield envelope
 
@@ -204,9 +294,10 @@ async def heartbeats(
     reconnect: bool = True,
     backoff: Backoff | None = None,
     clock_ms: Callable[[], float] = lambda: time.time_ns() / 1e6,
+    token: str | None = None,
 ) -> AsyncIterator[Heartbeat]:
     """Like `envelopes`, but only bot:pingpong messages, each stamped on receipt."""
-    async for envelope in envelopes(url, reconnect=reconnect, backoff=backoff):
+    async for envelope in envelopes(url, reconnect=reconnect, backoff=backoff, token=token):
         if envelope.get("type") == ENVELOPE_TYPE:
             yield Heartbeat(envelope, clock_ms())
 

@@ -8,6 +8,7 @@ from typing import Final
 __all__ = [
     "DEFAULT_CHANNEL",
     "DEFAULT_REDIS_URL",
+    "EMBEDDED_REDIS",
     "MAX_CLOCK_SKEW_S",
     "SLOW_CLIENT_POLICIES",
     "WINDOWS",
@@ -15,6 +16,8 @@ __all__ = [
 ]
 
 DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+# `serve --redis-url embedded`: a redis-server of the relay's own, whatever answers on 6379.
+EMBEDDED_REDIS: Final = "embedded"
 DEFAULT_CHANNEL: Final = "bot:pingpong"
 # The statistics windows, by name, in seconds: /stats, alert rules and the dashboard share them.
 WINDOWS: Final = MappingProxyType({"1m": 60.0, "5m": 300.0, "15m": 900.0, "1h": 3600.0})

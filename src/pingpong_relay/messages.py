@@ -28,6 +28,7 @@ __all__ = [
     "RejectedMessage",
     "build_bot_message",
     "check_channel",
+    "check_source",
     "encode_envelope",
     "encode_tagged_envelope",
     "escape_controls",
@@ -119,6 +120,7 @@ BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
     "additionalProperties": True,
 }
 _validate_bot_message = fastjsonschema.compile(BOT_MESSAGE_SCHEMA)
+_SOURCE: Final = re.compile(BOT_MESSAGE_SCHEMA["properties"]["source"]["pattern"])
 # Which rejection reason a schema failure at each field is counted under.
 _FIELD_REASONS: Final = {
     "type": "bad_type",
@@ -380,8 +382,22 @@ def encode_tagged_envelope(raw: bytes, relay_ms: int, bot: str, entry_id: str | 
     )
 
 
-def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
-    """The bytes a bot publishes, as the design specifies them."""
+def check_source(source: str) -> str:
+    """A bot's name (its message's "source"), as given; ValueError when the relay would
+    refuse it."""
+    if not isinstance(source, str) or not _SOURCE.match(source):
+        raise ValueError(
+            f"{source!r} is not a bot name: 1-{MAX_SOURCE_CHARS} characters of {SOURCE_CHARACTERS}"
+        )
+    return source
+
+
+def build_bot_message(
+    kind: str, latency_ms: float, timestamp_ms: int, source: str = "bot"
+) -> bytes:
+    """The bytes a bot publishes, as the design specifies them; `source` names the bot (its
+    id at the relay is `<channel>/<source>`)."""
+    check_source(source)
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise ValueError(f'kind must be "ping" or "pong", not {kind!r}')
     if not (math.isfinite(latency_ms) and 0 <= latency_ms <= MAX_LATENCY_MS):
@@ -393,7 +409,7 @@ def build_bot_message(kind: str, latency_ms: float, timestamp_ms: int) -> bytes:
     if float(latency_ms).is_integer() and abs(latency_ms) < 2**53:
         latency = int(latency_ms)
     return orjson.dumps(
-        {"type": kind, "latency": latency, "timestamp": timestamp_ms, "source": "bot"}
+        {"type": kind, "latency": latency, "timestamp": timestamp_ms, "source": source}
     )
 
 

@@ -9,12 +9,15 @@ from collections.abc import Callable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from pingpong_relay.defaults import WINDOW_NAMES
+from pingpong_relay.defaults import EMBEDDED_REDIS, WINDOW_NAMES
+from pingpong_relay.messages import check_source
 from pingpong_relay.urls import check_redis_url
 
 __all__ = [
+    "Choice",
     "boolean",
     "bot_pattern",
+    "bot_source",
     "choice",
     "csp_source_list",
     "duration",
@@ -29,6 +32,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "redis_url",
+    "redis_url_or_embedded",
     "window",
     "worker_count",
     "ws_url_or_empty",
@@ -70,9 +74,23 @@ def csp_source_list(text: str) -> str:
     return " ".join(sources)
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def port_number(text: str) -> int:
     """A TCP port, 0 to 65535 (0: the system picks a free one)."""
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
     return value
@@ -80,7 +98,7 @@ def port_number(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A number greater than 0; argparse reports anything else as the flag's error."""
-    value = float(text)
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number > 0")
     return value
@@ -88,7 +106,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """A number of 0 or more."""
-    value = float(text)
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
     return value
@@ -96,7 +114,7 @@ def non_negative_float(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """A whole number of 0 or more."""
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number >= 0")
     return value
@@ -104,7 +122,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more."""
-    value = int(text)
+    value = _whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a whole number > 0")
     return value
@@ -130,16 +148,25 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
-def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Callable[[str], str]:
-    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower)."""
+class Choice:
+    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower); its
+    `choices` are what --help and the error list."""
 
-    def parse(text: str) -> str:
-        value = normalise(text)
-        if value not in choices:
-            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+    def __init__(self, choices: Sequence[str], normalise: Callable[[str], str]) -> None:
+        self.choices = tuple(choices)
+        self._normalise = normalise
+
+    def __call__(self, text: str) -> str:
+        """The choice `text` names; ArgumentTypeError listing them when it names none."""
+        value = self._normalise(text)
+        if value not in self.choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(self.choices)}")
         return value
 
-    return parse
+
+def choice(choices: Sequence[str], normalise: Callable[[str], str]) -> Choice:
+    """A parser of one of `choices`, compared after `normalise` (e.g. str.lower)."""
+    return Choice(choices, normalise)
 
 
 def duration_or_zero(text: str) -> float:
@@ -182,10 +209,23 @@ def http_url(text: str) -> str:
 
 def redis_url(text: str) -> str:
     """A Redis URL of a scheme the relay connects with (see `urls.check_redis_url`)."""
+    if text.strip().lower() == EMBEDDED_REDIS:
+        # Only `serve` starts one; a bot needs the URL that relay logged.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is for serve, which starts the embedded Redis; give the URL it logged "
+            "(started embedded Redis …; bots publish to redis://127.0.0.1:PORT/0)"
+        )
     try:
         return check_redis_url(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def redis_url_or_embedded(text: str) -> str:
+    """`redis_url`, or "embedded": a redis-server of the relay's own (any case)."""
+    if text.strip().lower() == EMBEDDED_REDIS:
+        return EMBEDDED_REDIS
+    return redis_url(text)
 
 
 def ws_url_or_empty(text: str) -> str:
@@ -204,11 +244,8 @@ def frame_ancestors(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def window(text: str) -> str:
-    """The name of a statistics window (one of defaults.WINDOW_NAMES, e.g. "5m")."""
-    if text not in WINDOW_NAMES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(WINDOW_NAMES)}")
-    return text
+# The name of a statistics window (one of defaults.WINDOW_NAMES, e.g. "5m"), as written.
+window: Final = Choice(WINDOW_NAMES, str)
 
 
 def bot_pattern(text: str) -> str:
@@ -216,3 +253,11 @@ def bot_pattern(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("a bot pattern must not be empty")
     return text.strip()
+
+
+def bot_source(text: str) -> str:
+    """A bot's name, its messages' "source" (the relay's bot id is `<channel>/<source>`)."""
+    try:
+        return check_source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -98,6 +98,18 @@ def test_build_bot_message_rejects_bad_latency(latency_ms: float) -> None:
         build_bot_message("ping", latency_ms, 0)
 
 
+@pytest.mark.parametrize("source", ["gate-1", "a", "x" * 128, "desk@ny/eu:1+b_c.d"])
+def test_build_bot_message_names_the_bot_as_the_relay_accepts(source: str) -> None:
+    message = parse_bot_message(build_bot_message("ping", 1.0, 0, source))
+    assert message.source == source
+
+
+@pytest.mark.parametrize("source", ["", " ", "gate 1", "x" * 129, "é", "a\n", "a\x1b"])
+def test_build_bot_message_rejects_a_name_the_relay_would_refuse(source: str) -> None:
+    with pytest.raises(ValueError, match="is not a bot name: 1-128 characters of"):
+        build_bot_message("ping", 1.0, 0, source)
+
+
 # --- describe (the `watch` command's line) ---------------------------------------------
 
 

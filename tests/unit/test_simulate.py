@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from pingpong_relay.app.tools import LatencyWalk
+from pingpong_relay.app.bots import LatencyWalk, bot_names
 
 STEPS = 10_000
 
@@ -44,3 +44,14 @@ def test_values_have_two_decimals() -> None:
 def test_same_seed_same_walk() -> None:
     assert walk(40.0, 99) == walk(40.0, 99)
     assert walk(40.0, 99) != walk(40.0, 100)
+
+
+def test_one_bot_is_named_by_its_source_several_are_numbered() -> None:
+    assert bot_names("bot", 1) == ["bot"]
+    assert bot_names("gate", 3) == ["gate-1", "gate-2", "gate-3"]
+
+
+def test_a_bot_name_the_relay_would_refuse_is_caught_before_publishing() -> None:
+    assert bot_names("x" * 126, 9)[-1] == "x" * 126 + "-9"  # 128 characters: accepted
+    with pytest.raises(ValueError, match="is not a bot name"):
+        bot_names("x" * 126, 10)  # "…-10" is 129

@@ -5,23 +5,37 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from pingpong_relay import __version__
+from pingpong_relay.app.bots import cmd_publish, cmd_simulate
 from pingpong_relay.app.serve import cmd_serve
-from pingpong_relay.app.tools import cmd_publish, cmd_simulate, cmd_token, cmd_watch
+from pingpong_relay.app.tools import cmd_token, cmd_watch
+from pingpong_relay.app.usage import CommandLineParser, DefaultsHelpFormatter
 from pingpong_relay.auth import HMAC_ALGORITHMS, SCOPES
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
-from pingpong_relay.parsing import duration, non_negative_float, positive_float
+from pingpong_relay.parsing import (
+    bot_source,
+    duration,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    redis_url,
+)
 from pingpong_relay.settings import LOG_LEVELS
 from pingpong_relay.settings_flags import add_settings_arguments
 from pingpong_relay.subscriptions import EVENTS
 
 __all__ = ["build_parser", "main"]
 
+# Where each subcommand's parser is added (a string: argparse's class is generic only to
+# the type checker).
+Commands: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: `serve` and the helper subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="pingpong-relay",
         description="Relays trading-bot ping/pong heartbeats from Redis Pub/Sub to "
         "WebSocket clients, live.",
@@ -33,13 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(commands: Commands) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the relay",
+        usage="%(prog)s [--FLAG VALUE ...]",
         description="Subscribe to the bot channel(s) in Redis and broadcast every valid "
         "heartbeat to every WebSocket client. Every flag also reads PINGPONG_<FLAG> from "
-        "the environment; a flag given on the command line wins.",
+        "the environment; a flag given on the command line wins. The flags come by topic.",
     )
     add_settings_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
@@ -54,6 +69,7 @@ def _client_options(sub: argparse.ArgumentParser) -> None:
 def _redis_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--redis-url",
+        type=redis_url,
         default=DEFAULT_REDIS_URL,
         help="Redis to publish to (the relay logs this URL at start)",
     )
@@ -61,31 +77,55 @@ def _redis_options(sub: argparse.ArgumentParser) -> None:
     _client_options(sub)
 
 
-def _add_publish(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _source_option(sub: argparse.ArgumentParser, help: str) -> None:
+    sub.add_argument("--source", type=bot_source, default="bot", metavar="NAME", help=help)
+
+
+def _add_publish(commands: Commands) -> None:
     publish = commands.add_parser(
         "publish",
         help="publish one ping or pong, as a bot does",
         description="Publish one heartbeat to Redis in the design's format and print how "
-        "many subscribers received it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "many subscribers received it; warn when none did. Exit 1, in one line, when Redis "
+        "cannot be reached.",
+        formatter_class=DefaultsHelpFormatter,
     )
     publish.add_argument("kind", choices=("ping", "pong"), help="message type")
     publish.add_argument(
-        "--latency", type=non_negative_float, required=True, help="measured exchange latency, in ms"
+        "--latency",
+        type=non_negative_float,
+        default=None,
+        metavar="MS",
+        help="the latency to report, in ms (default: measured: the round trip of a Redis "
+        "PING, just before publishing)",
+    )
+    _source_option(
+        publish,
+        "the bot's name, its message's source; the relay's id for the bot is <channel>/<source>",
     )
     _redis_options(publish)
     publish.set_defaults(handler=cmd_publish)
 
 
-def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_watch(commands: Commands) -> None:
     watch = commands.add_parser(
         "watch",
         help="print what a relay broadcasts",
         description="Connect to a relay and print each message: type, latency and time, "
-        "or the raw JSON with --json. Reconnects by itself unless --once.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "or the raw JSON with --json. Reconnects by itself unless --once, after 0.5-1 s "
+        "doubling to 10-20 s, saying so on stderr each time. A relay that refuses the "
+        "handshake (a 4xx: a bad token, origin or query) is not retried: watch prints its "
+        "status and reason and exits 1, as --once does when it never connects.",
+        formatter_class=DefaultsHelpFormatter,
     )
     watch.add_argument("url", nargs="?", default="ws://localhost:2808/", help="relay URL")
+    watch.add_argument(
+        "--token",
+        default=None,
+        help="JWT for a relay that runs --auth jwt, sent as Authorization: Bearer "
+        "(default: the PINGPONG_TOKEN env var, which ps cannot show)",
+        metavar="JWT",
+    )
     watch.add_argument("--json", action="store_true", help="print each message as raw JSON")
     watch.add_argument(
         "--delays",
@@ -108,15 +148,27 @@ def _add_watch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     watch.set_defaults(handler=cmd_watch)
 
 
-def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_simulate(commands: Commands) -> None:
     simulate = commands.add_parser(
         "simulate",
-        help="a simulated bot publishing pings and pongs",
+        help="simulated bots publishing pings and pongs",
         description="Publish alternating pings and pongs with realistic, varying latency "
-        "at a steady rate, so the relay has something to show.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "at a steady rate, as one bot or several, so the relay has something to show. Exit "
+        "1, in one line, when Redis cannot be reached at the start; later, say once that it "
+        "went away and keep trying at the same rate. Warn when nobody is subscribed.",
+        formatter_class=DefaultsHelpFormatter,
     )
-    simulate.add_argument("--rate", type=positive_float, default=1.0, help="messages per second")
+    _source_option(
+        simulate,
+        "the bot's name (its id at the relay: <channel>/<source>); "
+        "with --bots N, the bots are <source>-1 … <source>-N",
+    )
+    simulate.add_argument(
+        "--bots", type=positive_int, default=1, metavar="N", help="how many bots to simulate"
+    )
+    simulate.add_argument(
+        "--rate", type=positive_float, default=1.0, help="messages per second, of each bot"
+    )
     simulate.add_argument(
         "--latency",
         type=positive_float,
@@ -127,20 +179,20 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--count",
         type=int,
         default=0,
-        help="stop after this many messages (0: run until interrupted)",
+        help="stop after this many messages of each bot (0: run until interrupted)",
     )
     simulate.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     _redis_options(simulate)
     simulate.set_defaults(handler=cmd_simulate)
 
 
-def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_token(commands: Commands) -> None:
     token = commands.add_parser(
         "token",
         help="mint a JWT for a client (HMAC secrets only)",
         description="Print a signed token that `serve --auth jwt` with the same secret "
         "accepts. Scope it with --bots and --events; without them it sees everything.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     token.add_argument("--sub", required=True, help="who the token is for (the `sub` claim)")
     token.add_argument(

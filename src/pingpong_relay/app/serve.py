@@ -12,14 +12,14 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pingpong_relay.app.auth_setup import token_verifier
-from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
+from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, run_async
 from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.app.tls import tls_context
+from pingpong_relay.app.usage import print_usage_error
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.rules import Rule
 from pingpong_relay.settings import Settings
@@ -121,8 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token_verifier(settings)
         tls_context(settings)
     except ValueError as exc:
-        print(f"pingpong-relay serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return print_usage_error("pingpong-relay serve", str(exc))
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
     try:
         if settings.workers > 1:

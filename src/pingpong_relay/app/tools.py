@@ -1,74 +1,87 @@
-"""The helper subcommands: a bot (`publish`, `simulate`), a client (`watch`), a JWT (`token`).
+"""The client-side subcommands: `watch` a relay as a client does, mint a client's `token`.
 
-`publish` and `simulate` act as a bot, `watch` as a client, and `token` mints a client's
-JWT.
+The bot-side ones, `publish` and `simulate`, are in `app/bots.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import random
-import signal
 import sys
 import time
+from typing import Any, Final
 
 from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run_async
 from pingpong_relay.auth import mint
+from pingpong_relay.backoff import Backoff
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.settings_flags import current_environ
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
-__all__ = ["LatencyWalk", "cmd_publish", "cmd_simulate", "cmd_token", "cmd_watch"]
-
-
-# --- publish -------------------------------------------------------------------------
-async def _publish(args: argparse.Namespace) -> int:
-    # Lazy: redis is loaded only by the subcommands that publish.
-    from pingpong_relay.publisher import Publisher, PublishError
-
-    async with Publisher(args.redis_url, args.channel) as bot:
-        try:
-            receivers = await bot.publish(args.kind, args.latency)
-        except PublishError:
-            return EXIT_FAILURE
-    print(
-        f"published {args.kind} (latency {args.latency:g} ms) to {args.channel}: "
-        f"{receivers} subscriber(s)"
-    )
-    return EXIT_OK
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    """Runs `publish`: one heartbeat to Redis, and how many subscribers got it."""
-    setup_logging(args.log_level, "text")
-    return run_async(_publish(args))
+__all__ = ["WATCH_BACKOFF", "cmd_token", "cmd_watch"]
 
 
 # --- watch ---------------------------------------------------------------------------
-async def _watch(args: argparse.Namespace) -> int:
-    # Lazy: aiohttp is loaded only by the subcommand that connects as a client.
-    from pingpong_relay.client import Heartbeat, describe, one_line_json, received_envelopes
+# From 0.5-1 s doubling to 10-20 s: quick while a relay restarts, gentle while it is down.
+WATCH_BACKOFF: Final = Backoff(base_s=1.0, cap_s=20.0)
 
-    count = 0
-    async for text, envelope in received_envelopes(args.url, reconnect=not args.once):
-        if args.json:
-            # As received, not encoded again: that could fail where reading did not.
-            print(one_line_json(text), flush=True)
-        elif args.delays and envelope.get("type") == ENVELOPE_TYPE:
-            beat = Heartbeat(envelope, time.time_ns() / 1e6)
-            print(
-                f"{describe(envelope)} | bot→relay {_ms(beat.bot_to_relay_ms)}, "
-                f"relay→client {_ms(beat.relay_to_client_ms)}",
-                flush=True,
-            )
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def _watch(args: argparse.Namespace, token: str | None) -> int:
+    # Lazy: aiohttp is loaded only by the subcommand that connects as a client.
+    from pingpong_relay.client import Disconnected, HandshakeRefused, received_envelopes
+
+    reached = False
+
+    def report(event: Disconnected) -> None:
+        nonlocal reached
+        reached = reached or event.connected
+        if event.connected:
+            what = f"watch: connection to {event.url} lost ({event.reason})"
         else:
-            print(describe(envelope), flush=True)
-        count += 1
-        if args.count and count >= args.count:
-            break
-    return EXIT_OK
+            what = f"watch: cannot reach {event.url}: {event.reason}"
+        _say(what if event.retry_in_s is None else f"{what}; retrying in {event.retry_in_s:.1f} s")
+
+    try:
+        received = received_envelopes(
+            args.url,
+            reconnect=not args.once,
+            backoff=WATCH_BACKOFF,
+            token=token,
+            on_disconnect=report,
+        )
+        count = 0
+        async for text, envelope in received:
+            reached = True
+            _print_envelope(args, text, envelope)
+            count += 1
+            if args.count and count >= args.count:
+                break
+    except HandshakeRefused as refused:
+        _say(f"watch: the relay refused the connection: {refused}")
+        return EXIT_FAILURE
+    # --once ends with its one connection; having never made it is a failure.
+    return EXIT_OK if reached else EXIT_FAILURE
+
+
+def _print_envelope(args: argparse.Namespace, text: str, envelope: dict[str, Any]) -> None:
+    from pingpong_relay.client import Heartbeat, describe, one_line_json  # lazy: aiohttp
+
+    if args.json:
+        # As received, not encoded again: that could fail where reading did not.
+        print(one_line_json(text), flush=True)
+    elif args.delays and envelope.get("type") == ENVELOPE_TYPE:
+        beat = Heartbeat(envelope, time.time_ns() / 1e6)
+        print(
+            f"{describe(envelope)} | bot→relay {_ms(beat.bot_to_relay_ms)}, "
+            f"relay→client {_ms(beat.relay_to_client_ms)}",
+            flush=True,
+        )
+    else:
+        print(describe(envelope), flush=True)
 
 
 def _ms(value: float | None) -> str:
@@ -76,60 +89,13 @@ def _ms(value: float | None) -> str:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """Runs `watch`: prints what a relay broadcasts until --count or Ctrl-C."""
+    """Runs `watch`: prints what a relay broadcasts until --count or Ctrl-C; exit 1 when
+    the relay refuses it, or with --once when it cannot connect."""
     setup_logging(args.log_level, "text")
+    token = args.token or current_environ().get("PINGPONG_TOKEN") or None
     with contextlib.suppress(KeyboardInterrupt):
-        return run_async(_watch(args))
+        return run_async(_watch(args, token))
     return EXIT_OK
-
-
-# --- simulate ------------------------------------------------------------------------
-class LatencyWalk:
-    """Realistic exchange latency: a mean-reverting random walk with occasional spikes."""
-
-    def __init__(self, mean_ms: float, rng: random.Random) -> None:
-        self.mean_ms = mean_ms
-        self.current_ms = mean_ms
-        self._rng = rng
-
-    def next(self) -> float:
-        """The next latency, in ms (at least 0.1, rounded to 0.01)."""
-        rng = self._rng
-        self.current_ms += 0.2 * (self.mean_ms - self.current_ms) + rng.gauss(0, self.mean_ms * 0.1)
-        value = max(0.1, self.current_ms)
-        if rng.random() < 0.02:  # a congested exchange now and then
-            value *= rng.uniform(3, 8)
-        return round(value, 2)
-
-
-async def _simulate(args: argparse.Namespace) -> int:
-    # Lazy: redis is loaded only by the subcommands that publish.
-    from pingpong_relay.publisher import Publisher, PublishError
-
-    walk = LatencyWalk(args.latency, random.Random(args.seed))
-    interval_s = 1.0 / args.rate
-    sent = 0
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with Publisher(args.redis_url, args.channel) as bot:
-        next_at = loop.time()
-        while not stop.is_set() and (not args.count or sent < args.count):
-            kind = "ping" if sent % 2 == 0 else "pong"
-            with contextlib.suppress(PublishError):  # logged by the publisher; keep going
-                await bot.publish(kind, walk.next())
-            sent += 1
-            next_at += interval_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, next_at - loop.time()))
-    return EXIT_OK
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    """Runs `simulate`: a bot publishing at --rate until --count or a signal."""
-    setup_logging(args.log_level, "text")
-    return run_async(_simulate(args))
 
 
 # --- token ---------------------------------------------------------------------------

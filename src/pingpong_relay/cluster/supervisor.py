@@ -230,7 +230,11 @@ def start_worker_process(
 async def supervise(settings: Settings, run_worker: WorkerEntry) -> int:
     """`serve --workers N`: the shared Redis first (embedded if need be), then the workers,
     each running `run_worker` (the CLI's entry point for one relay)."""
-    redis_url, embedded = await resolve_redis_url(settings)
+    try:
+        redis_url, embedded = await resolve_redis_url(settings)
+    except RuntimeError as exc:
+        log.error("cannot start the relay: %s", exc, extra={"event": "start_failed"})
+        return EXIT_FAILURE
     # Every worker subscribes to the same Redis: the one resolved here.
     settings = dataclasses.replace(settings, redis_url=redis_url, redis_url_explicit=True)
     try:
