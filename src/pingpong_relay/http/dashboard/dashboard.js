@@ -10,6 +10,9 @@
 //   pingpongDashboard.logic.<function>(…)      the pure functions below
 //   pingpongDashboard.chartIds(botId)          history ids of the points a bot's chart plots
 //   pingpongDashboard.chartPoints(botId)       [[relay ms, latency ms], …] of that chart
+//   pingpongDashboard.chartLine(botId, series) the line drawn ('latency' or 'p95'): [[ms, value]],
+//                                              with [ms, null] where it breaks
+//   pingpongDashboard.chartTimeLabels(botId)   the time axis's labels as drawn
 // The token is never written to the DOM, the console, or that hook.
 (() => {
   'use strict';
@@ -1003,6 +1006,34 @@
     bot.chart = new window.uPlot(chartOptions(bot, width), data, box);
   }
 
+  /**
+   * What a chart (a uPlot) draws of one series ('latency' or 'p95'): [[ms, value]], oldest
+   * first, with one [ms, null] where the line breaks. uPlot skips an undefined value, and a
+   * null too when the series spans gaps; otherwise a null breaks the line.
+   */
+  function drawnLine(chart, name) {
+    if (!chart) return [];
+    const index = { latency: 1, p95: 2 }[name];
+    if (!index) return [];
+    const spans = chart.series[index].spanGaps === true;
+    const [xs, ys] = [chart.data[0], chart.data[index]];
+    const line = [];
+    for (let i = 0; i < xs.length; i += 1) {
+      const y = ys[i];
+      if (y === undefined || (y === null && spans)) continue;
+      if (y === null && (line.length === 0 || line[line.length - 1][1] === null)) continue;
+      line.push([xs[i] * 1000, y]);
+    }
+    if (line.length && line[line.length - 1][1] === null) line.pop();
+    return line;
+  }
+
+  /** The labels a chart's time axis shows (uPlot keeps what it drew in axes[i]._values). */
+  function drawnTimeLabels(chart) {
+    const values = chart && chart.axes[0] && chart.axes[0]._values;
+    return Array.isArray(values) ? values.filter((v) => v != null && v !== '').map(String) : [];
+  }
+
   /** The batch: charts and tile text of bots that changed since the last one. */
   function flush() {
     const now = relayNow();
@@ -1205,6 +1236,8 @@
     }),
     chartIds: (botId) => (app.bots.get(botId)?.points ?? []).map((p) => p.id),
     chartPoints: (botId) => (app.bots.get(botId)?.points ?? []).map((p) => [p.t, p.v]),
+    chartLine: (botId, series = 'latency') => drawnLine(app.bots.get(botId)?.chart, series),
+    chartTimeLabels: (botId) => drawnTimeLabels(app.bots.get(botId)?.chart),
   });
 
   start();
