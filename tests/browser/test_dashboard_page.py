@@ -114,6 +114,17 @@ async def test_the_pure_functions_in_the_page(
                                 { hostname: '[::1]', href: 'https://[::1]:2809/' }),
           urlSet: L.websocketUrl({ ws_url: 'wss://relay.example/ws', ws_port: 1, ws_scheme: 'ws' },
                                  { hostname: 'x', href: 'http://x/' }),
+          // 10 s silent of the 20 s observed by to_ms; then 10 s more.
+          availability: [true, false].map((ongoing) => L.availabilityFrom({
+            availability_pct: 50, from_ms: 0, to_ms: 100000, observed_from_ms: 80000,
+            outages: [{ ongoing }] })).flatMap((a) => [
+              L.availabilityNow(a, 100000), L.availabilityNow(a, 110000),
+              L.availabilityNow(a, 110000, 105000)]),
+          availabilityFullWindow: L.availabilityNow(L.availabilityFrom({
+            availability_pct: 50, from_ms: 0, to_ms: 100000, observed_from_ms: 0,
+            outages: [{ ongoing: true }] }), 110000),
+          availabilityNone: [L.availabilityFrom({ availability_pct: null }),
+                             L.availabilityNow(null, 1)],
         };
     }"""
     )
@@ -128,6 +139,11 @@ async def test_the_pure_functions_in_the_page(
     assert results["url6"] == f"ws://[::1]:2808/{query}"
     assert results["url6b"] == f"wss://[::1]:2808/{query}"
     assert results["urlSet"] == f"wss://relay.example/ws{query}"
+    # Down still (20 of 30 s silent), back at 105 s (15 of 30), or back before to_ms (10 of 30).
+    assert [round(a, 2) for a in results["availability"]] == [50, 33.33, 50, 50, 66.67, 66.67]
+    # A full window slides: 60 s silent of its 100 s.
+    assert round(results["availabilityFullWindow"], 6) == 40
+    assert results["availabilityNone"] == [None, None]
     assert_clean(dashboard)
 
 

@@ -165,6 +165,46 @@
     return counts;
   }
 
+  /**
+   * What a tile keeps of an /analytics answer: the relay's availability at to_ms, and what
+   * availabilityNow needs to bring it forward; null when the relay has no figure yet.
+   */
+  function availabilityFrom(body) {
+    if (!body || typeof body.availability_pct !== 'number') return null;
+    const outages = Array.isArray(body.outages) ? body.outages : [];
+    return {
+      pct: body.availability_pct,
+      fromMs: body.from_ms,
+      toMs: body.to_ms,
+      observedFromMs: body.observed_from_ms ?? body.from_ms,
+      ongoing: outages.some((outage) => outage && outage.ongoing === true),
+    };
+  }
+
+  /**
+   * The relay's availability `a` (from availabilityFrom) at nowMs, by the relay's own rule, so
+   * that a tile need not ask every second: the observed time grows with the clock, and while
+   * the outage the relay reported is ongoing the silence grows with it, until resumedMs (the
+   * bot's first heartbeat since, if any). Times in the relay's clock.
+   */
+  function availabilityNow(a, nowMs, resumedMs = null) {
+    if (!a) return null;
+    const { pct, fromMs, toMs, observedFromMs } = a;
+    if (![fromMs, toMs, observedFromMs, nowMs].every(Number.isFinite) || nowMs <= toMs) return pct;
+    const observedThen = toMs - observedFromMs;
+    const observedNow = nowMs - Math.max(nowMs - (toMs - fromMs), observedFromMs);
+    if (observedThen <= 0 || observedNow <= 0) return pct;
+    let silentMs = observedThen * (1 - pct / 100);
+    if (a.ongoing) silentMs += Math.max(0, Math.min(nowMs, resumedMs ?? nowMs) - toMs);
+    return 100 * (1 - Math.min(silentMs, observedNow) / observedNow);
+  }
+
+  /** The time of the first beat ({ms}, oldest first) after ms, or null. */
+  function firstBeatAfter(beats, ms) {
+    for (const beat of beats) if (beat.ms > ms) return beat.ms;
+    return null;
+  }
+
   /** Where the x axis starts: 15 min back at most, the bot's first point (padded) at least. */
   function chartStart(firstMs, nowMs) {
     const padded = firstMs - Math.max(1000, (nowMs - firstMs) * 0.05);
@@ -596,6 +636,7 @@
     const bot = ensureBot(message.bot);
     const at = typeof message.at_ms === 'number' ? message.at_ms : relayNow();
     if (at < bot.statusAt) return;
+    const changed = bot.status !== null && bot.status !== message.status;
     bot.status = message.status;
     bot.statusAt = at;
     bot.statusReason = typeof message.reason === 'string' ? message.reason : '';
@@ -605,6 +646,8 @@
     renderStatus(bot);
     renderLastSeen(bot, relayNow());
     renderSummary();
+    // Time down counts against availability from the moment it starts: ask the relay again.
+    if (changed) loadAnalytics(bot);
   }
 
   function onAlert(alert) {
@@ -671,7 +714,7 @@
       view: [0, 0],
       base: { ping: 0, pong: 0, toMs: -Infinity }, // from analytics 24h
       beats: [], // live {ms, type} not yet in `base`
-      availability: { '24h': null, '7d': null },
+      availability: { '24h': null, '7d': null }, // from analytics, see availabilityFrom
       stats: null,
       element: null,
       fields: {},
@@ -681,6 +724,7 @@
       loadedFor: 0,
       historyBusy: false,
       analyticsBusy: false,
+      analyticsAgain: false,
     };
   }
 
@@ -812,24 +856,31 @@
   }
 
   async function loadAnalytics(bot) {
-    if (!app.config.history || bot.analyticsBusy) return;
+    if (!app.config.history) return;
+    if (bot.analyticsBusy) {
+      bot.analyticsAgain = true; // its status changed meanwhile: ask again after this answer
+      return;
+    }
     bot.analyticsBusy = true;
     const ask = (window) => apiGet(`analytics?${new URLSearchParams({ bot: bot.id, window })}`);
-    const [day, week] = await Promise.all([ask('24h'), ask('7d')]);
-    bot.analyticsBusy = false;
-    if (day.status === 200 && day.body) {
-      bot.availability['24h'] = day.body.availability_pct ?? null;
-      const messages = day.body.messages;
-      if (messages && typeof messages.ping === 'number' && typeof messages.pong === 'number') {
-        const toMs = typeof day.body.to_ms === 'number' ? day.body.to_ms : relayNow();
-        bot.base = { ping: messages.ping, pong: messages.pong, toMs };
-        bot.beats = bot.beats.filter((beat) => beat.ms > toMs);
+    do {
+      bot.analyticsAgain = false;
+      const [day, week] = await Promise.all([ask('24h'), ask('7d')]);
+      if (day.status === 200 && day.body) {
+        bot.availability['24h'] = availabilityFrom(day.body);
+        const messages = day.body.messages;
+        if (messages && typeof messages.ping === 'number' && typeof messages.pong === 'number') {
+          const toMs = typeof day.body.to_ms === 'number' ? day.body.to_ms : relayNow();
+          bot.base = { ping: messages.ping, pong: messages.pong, toMs };
+          bot.beats = bot.beats.filter((beat) => beat.ms > toMs);
+        }
       }
-    }
-    if (week.status === 200 && week.body) {
-      bot.availability['7d'] = week.body.availability_pct ?? null;
-    }
-    bot.textDirty = true;
+      if (week.status === 200 && week.body) {
+        bot.availability['7d'] = availabilityFrom(week.body);
+      }
+      bot.textDirty = true;
+    } while (bot.analyticsAgain && app.bots.get(bot.id) === bot);
+    bot.analyticsBusy = false;
   }
 
   function refreshAllAnalytics() {
@@ -855,6 +906,14 @@
     setText(bot.fields['last-seen'], text);
   }
 
+  function renderAvailability(bot, now) {
+    for (const window of ['24h', '7d']) {
+      const a = bot.availability[window];
+      const resumed = a && a.ongoing ? firstBeatAfter(bot.beats, a.toMs) : null;
+      setText(bot.fields[`availability-${window}`], formatPct(availabilityNow(a, now, resumed)));
+    }
+  }
+
   function renderText(bot) {
     bot.textDirty = false;
     const f = bot.fields;
@@ -862,8 +921,7 @@
     const counts = countBeats(bot.base, bot.beats);
     setText(f.pings, formatCount(counts.ping));
     setText(f.pongs, formatCount(counts.pong));
-    setText(f['availability-24h'], formatPct(bot.availability['24h']));
-    setText(f['availability-7d'], formatPct(bot.availability['7d']));
+    renderAvailability(bot, relayNow());
     const s = bot.stats;
     let rate = '';
     if (s) {
@@ -1151,10 +1209,13 @@
     noteElement.hidden = !note;
   }
 
-  /** Every second: relative times, the reconnect countdown, the relay's uptime. */
+  /** Every second: relative times, availability, the reconnect countdown, the relay's uptime. */
   function tick() {
     const now = relayNow();
-    for (const bot of app.bots.values()) renderLastSeen(bot, now);
+    for (const bot of app.bots.values()) {
+      renderLastSeen(bot, now);
+      renderAvailability(bot, now);
+    }
     renderAlertTimes(now);
     renderCountdown();
     if (app.relay) renderRelay();
@@ -1226,6 +1287,8 @@
       mergeById,
       trimOlderThan,
       countBeats,
+      availabilityFrom,
+      availabilityNow,
       chartStart,
       chartData,
       clockText,
