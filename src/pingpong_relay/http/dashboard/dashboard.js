@@ -21,6 +21,9 @@
   const CHART_SPAN_MS = 15 * 60 * 1000; // a chart shows at most the last 15 minutes
   const MIN_VIEW_MS = 10 * 1000; // ... and at least 10 s, while a bot is younger than that
   const P95_WINDOW_MS = 60 * 1000; // the p95 line: trailing 60 s of the plotted latencies
+  const GAP_FACTOR = 3; // a line breaks where points are 3x the bot's usual interval apart,
+  const MIN_GAP_MS = 1000; // ... and at least this far apart
+  const INTERVAL_SAMPLE = 1000; // the usual interval: the median of the latest intervals
   const CHART_HEIGHT_REM = 8.8; // as .chart's height in dashboard.css
   const REDRAW_EVERY_MS = 250; // charts and tile text are redrawn in batches, not per message
   const SLIDE_EVERY_MS = 5000; // every chart moves on (and drops old points) this often
@@ -211,32 +214,80 @@
     return Math.max(nowMs - CHART_SPAN_MS, Math.min(padded, nowMs - MIN_VIEW_MS));
   }
 
-  /** uPlot's aligned data: [x seconds, latency or null, p95 or null], x ascending. */
-  function chartData(points, p95Points) {
+  /**
+   * How far apart two points ({t}, oldest first) may be before the line between them breaks:
+   * GAP_FACTOR times the bot's usual interval (as the relay's silence rule has it), at least
+   * MIN_GAP_MS; fallbackMs (the relay's silence timeout) while there are too few to tell.
+   */
+  function gapThresholdMs(points, fallbackMs) {
+    if (points.length < 3) return fallbackMs;
+    const intervals = [];
+    for (let i = Math.max(1, points.length - INTERVAL_SAMPLE); i < points.length; i += 1) {
+      intervals.push(points[i].t - points[i - 1].t);
+    }
+    return Math.max(MIN_GAP_MS, GAP_FACTOR * quantile(intervals, 0.5));
+  }
+
+  /**
+   * The silences in points ({t}, oldest first): {from, to} between two points more than gapMs
+   * apart, and {from, to: null} after the last one when nowMs is more than gapMs past it.
+   */
+  function findGaps(points, gapMs, nowMs) {
+    const gaps = [];
+    for (let i = 1; i < points.length; i += 1) {
+      const [before, after] = [points[i - 1].t, points[i].t];
+      if (after - before > gapMs) gaps.push({ from: before, to: after });
+    }
+    const last = points[points.length - 1];
+    if (last && nowMs - last.t > gapMs) gaps.push({ from: last.t, to: null });
+    return gaps;
+  }
+
+  /**
+   * uPlot's aligned data: [x seconds, latency, p95], x ascending. A value a series has not at
+   * some x is undefined, which uPlot steps over; inside a gap (findGaps) both are null, which
+   * breaks both lines (their spanGaps is off), an x being added mid-gap if none falls there.
+   */
+  function chartData(points, p95Points, gaps = []) {
     const xs = [];
     const latency = [];
     const p95s = [];
+    const push = (t, v, p) => {
+      xs.push(t / 1000);
+      latency.push(v);
+      p95s.push(p);
+    };
     let i = 0;
     let j = 0;
+    let g = 0;
+    let marked = false; // gap g has a null already
     while (i < points.length || j < p95Points.length) {
       const a = points[i];
       const b = p95Points[j];
+      let t;
+      let v;
+      let p;
       if (b === undefined || (a !== undefined && a.t < b.t)) {
-        xs.push(a.t / 1000);
-        latency.push(a.v);
-        p95s.push(null);
+        [t, v] = [a.t, a.v];
         i += 1;
       } else if (a === undefined || b.t < a.t) {
-        xs.push(b.t / 1000);
-        latency.push(null);
-        p95s.push(b.v);
+        [t, p] = [b.t, b.v];
         j += 1;
       } else {
-        xs.push(a.t / 1000);
-        latency.push(a.v);
-        p95s.push(b.v);
+        [t, v, p] = [a.t, a.v, b.v];
         i += 1;
         j += 1;
+      }
+      while (g < gaps.length && gaps[g].to !== null && gaps[g].to <= t) {
+        if (!marked) push((gaps[g].from + gaps[g].to) / 2, null, null);
+        g += 1;
+        marked = false;
+      }
+      if (g < gaps.length && t > gaps[g].from) {
+        push(t, null, null);
+        marked = true;
+      } else {
+        push(t, v, p);
       }
     }
     return [xs, latency, p95s];
@@ -998,7 +1049,7 @@
           label: 'latency',
           stroke: '#58a6ff',
           width: 1.5,
-          spanGaps: true,
+          spanGaps: false, // nulls mark outages (chartData); undefined values are stepped over
           points: { size: 4, fill: '#58a6ff' },
         },
         {
@@ -1006,7 +1057,7 @@
           stroke: '#f2cc60',
           width: 1.5,
           dash: [6, 4],
-          spanGaps: true,
+          spanGaps: false,
           points: { show: false },
         },
       ],
@@ -1047,7 +1098,8 @@
     const start = chartStart(bot.points.length ? bot.points[0].t : end, end);
     bot.view = [start, end];
     const p95Points = p95Series(bot.points, start, end, p95StepMs(end - start), P95_WINDOW_MS);
-    const data = chartData(bot.points, p95Points);
+    const gapMs = gapThresholdMs(bot.points, app.config.silenceTimeoutMs);
+    const data = chartData(bot.points, p95Points, findGaps(bot.points, gapMs, end));
     const box = bot.fields.chart;
     box.dataset.points = String(bot.points.length);
     box.setAttribute('aria-label', chartSummary(bot, p95Points));
@@ -1257,6 +1309,8 @@
       ws_scheme: config.ws_scheme === 'wss' ? 'wss' : 'ws',
       auth: config.auth === 'jwt' ? 'jwt' : 'none',
       history: config.history === true,
+      // Where a chart's line breaks while a bot has too few points to know its interval.
+      silenceTimeoutMs: Number(config.silence_timeout_s) * 1000 || Infinity,
       version: config.version,
     };
     if (app.config.auth === 'jwt') {
@@ -1290,6 +1344,8 @@
       availabilityFrom,
       availabilityNow,
       chartStart,
+      gapThresholdMs,
+      findGaps,
       chartData,
       clockText,
       hostForUrl,
