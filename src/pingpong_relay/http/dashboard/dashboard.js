@@ -24,6 +24,9 @@
   const GAP_FACTOR = 3; // a line breaks where points are 3x the bot's usual interval apart,
   const MIN_GAP_MS = 1000; // ... and at least this far apart
   const INTERVAL_SAMPLE = 1000; // the usual interval: the median of the latest intervals
+  const TIME_STEPS_S = [1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600];
+  const TICK_GAP_PX = 8; // at least this much room between two time labels
+  const TICK_EVERY_PX = 110; // a wider chart gets more time labels: about one per this many px
   const CHART_HEIGHT_REM = 8.8; // as .chart's height in dashboard.css
   const REDRAW_EVERY_MS = 250; // charts and tile text are redrawn in batches, not per message
   const SLIDE_EVERY_MS = 5000; // every chart moves on (and drops old points) this often
@@ -293,6 +296,30 @@
     return [xs, latency, p95s];
   }
 
+  /**
+   * The ticks of a time axis from fromMs to toMs, widthPx wide: {stepMs, ticks: [ms]}. Steps are
+   * round (TIME_STEPS_S) and ticks fall on round local times (offsetMs: the time zone's offset
+   * from UTC). The coarsest step that gives at least 3 ticks (more on a wide chart) with room
+   * for their labels (labelPx(withSeconds) wide, TICK_GAP_PX apart); the finest with room else.
+   */
+  function timeTicks(fromMs, toMs, widthPx, labelPx, offsetMs = 0) {
+    const spanMs = toMs - fromMs;
+    if (!(spanMs > 0) || !(widthPx > 0)) return { stepMs: 0, ticks: [] };
+    const wanted = Math.min(8, Math.max(3, Math.round(widthPx / TICK_EVERY_PX)));
+    let chosen = null;
+    for (let k = TIME_STEPS_S.length - 1; k >= 0; k -= 1) {
+      const stepMs = TIME_STEPS_S[k] * 1000;
+      const roomPx = (stepMs / spanMs) * widthPx;
+      if (chosen && roomPx < labelPx(stepMs < 60000) + TICK_GAP_PX) break;
+      const ticks = [];
+      const first = Math.ceil((fromMs + offsetMs) / stepMs) * stepMs - offsetMs;
+      for (let t = first; t <= toMs; t += stepMs) ticks.push(t);
+      chosen = { stepMs, ticks };
+      if (ticks.length >= wanted) break;
+    }
+    return chosen;
+  }
+
   /** An IPv6 address goes in brackets in a URL; location.hostname may have them already. */
   function hostForUrl(hostname) {
     return hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname;
@@ -310,7 +337,7 @@
     return url.toString();
   }
 
-  /** "14:03" or, on a short chart, "14:03:27" (this browser's time zone). */
+  /** "14:03" or, with seconds, "14:03:27" (this browser's time zone). */
   function clockText(ms, withSeconds) {
     const date = new Date(ms);
     const two = (n) => String(n).padStart(2, '0');
@@ -1025,11 +1052,28 @@
         })
       : null;
 
+  const clockWidths = new Map(); // axis font -> px of "00:00" and of "00:00:00"
+
+  /** labelPx(withSeconds) for timeTicks: how wide a clock label is in `font`. */
+  function clockLabelPx(font) {
+    let widths = clockWidths.get(font);
+    if (!widths) {
+      const context = document.createElement('canvas').getContext('2d');
+      context.font = font;
+      widths = [context.measureText('00:00').width, context.measureText('00:00:00').width];
+      clockWidths.set(font, widths);
+    }
+    return (withSeconds) => widths[withSeconds ? 1 : 0];
+  }
+
   function chartOptions(bot, width) {
     const scale = remPx() / 15;
+    const font = `${Math.round(11 * scale)}px system-ui, "DejaVu Sans", sans-serif`;
+    const labelPx = clockLabelPx(font);
+    let timeStepMs = 0;
     const axis = {
       stroke: '#9ba7b4',
-      font: `${Math.round(11 * scale)}px system-ui, "DejaVu Sans", sans-serif`,
+      font,
       grid: { stroke: 'rgba(255,255,255,0.07)', width: 1 },
       ticks: { stroke: 'rgba(255,255,255,0.15)', width: 1, size: 4 },
     };
@@ -1066,10 +1110,17 @@
           ...axis,
           size: Math.round(30 * scale),
           space: Math.round(70 * scale),
-          values: (_u, splits) => {
-            const withSeconds = bot.view[1] - bot.view[0] <= 5 * 60 * 1000;
-            return splits.map((s) => (s == null ? '' : clockText(s * 1000, withSeconds)));
+          // Ticks of our own (timeTicks): uPlot's steps jump from 1 to 5 (s or min), which
+          // left a chart of 4 to 10 minutes one label.
+          splits: (u, _axis, min, max) => {
+            const widthPx = u.bbox.width / window.uPlot.pxRatio;
+            const offsetMs = -new Date(min * 1000).getTimezoneOffset() * 60 * 1000;
+            const found = timeTicks(min * 1000, max * 1000, widthPx, labelPx, offsetMs);
+            timeStepMs = found.stepMs;
+            return found.ticks.map((t) => t / 1000);
           },
+          values: (_u, splits) =>
+            splits.map((s) => (s == null ? '' : clockText(s * 1000, timeStepMs < 60 * 1000))),
         },
         { ...axis, size: Math.round(42 * scale), space: Math.round(30 * scale) },
       ],
@@ -1347,6 +1398,7 @@
       gapThresholdMs,
       findGaps,
       chartData,
+      timeTicks,
       clockText,
       hostForUrl,
       websocketUrl,
