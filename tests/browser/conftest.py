@@ -66,13 +66,18 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def open_dashboard(browser: Browser) -> AsyncIterator[OpenDashboard]:
-    """open_dashboard(url, size=(w, h)) -> a Dashboard: a page in a fresh context, loaded."""
+    """open_dashboard(url, size=(w, h), timezone_id=None) -> a Dashboard: a page in a fresh
+    context (in the viewer's time zone `timezone_id`, e.g. "Asia/Kathmandu"), loaded."""
     contexts: list[BrowserContext] = []
 
-    async def open_page(url: str, size: tuple[int, int] = DESKTOP) -> Dashboard:
+    async def open_page(
+        url: str, size: tuple[int, int] = DESKTOP, timezone_id: str | None = None
+    ) -> Dashboard:
         width, height = size
         context = await browser.new_context(
-            viewport={"width": width, "height": height}, reduced_motion="reduce"
+            viewport={"width": width, "height": height},
+            reduced_motion="reduce",
+            timezone_id=timezone_id,
         )
         contexts.append(context)
         page = await context.new_page()

@@ -18,6 +18,17 @@ from tests.support import RelayProcess
 expect.set_options(timeout=10_000)
 
 SECRET = "browser-tests-secret-0123456789abcdefghij"
+# Quick monitoring, so silence and alerts happen within a test's time.
+FAST_MONITORING = (
+    "--silence-timeout",
+    "1",
+    "--silence-for",
+    "0",
+    "--evaluation-interval",
+    "0.2",
+    "--stats-interval",
+    "1",
+)
 _last_timestamp = [0]
 
 

@@ -10,6 +10,7 @@ from playwright.async_api import Route, expect
 
 from tests.browser.conftest import OpenDashboard
 from tests.browser.dashboard_support import (
+    FAST_MONITORING,
     alert_item,
     assert_clean,
     beat,
@@ -19,18 +20,6 @@ from tests.browser.dashboard_support import (
     tile,
 )
 from tests.support import RedisServer, RelayFactory, publish_established
-
-# Quick monitoring, so silence and alerts happen within a test's time.
-FAST_MONITORING = (
-    "--silence-timeout",
-    "1",
-    "--silence-for",
-    "0",
-    "--evaluation-interval",
-    "0.2",
-    "--stats-interval",
-    "1",
-)
 
 
 async def test_a_published_heartbeat_shows_on_its_tile(

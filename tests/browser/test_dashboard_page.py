@@ -131,6 +131,59 @@ async def test_the_pure_functions_in_the_page(
     assert_clean(dashboard)
 
 
+async def test_the_pure_functions_behind_outages(
+    redis_server: RedisServer, start_relay: RelayFactory, open_dashboard: OpenDashboard
+) -> None:
+    relay = await start_relay(redis_server.url)
+    dashboard = await open_dashboard(relay.http_url)
+    results = await dashboard.page.evaluate(
+        """() => {
+        const L = window.pingpongDashboard.logic;
+        return {
+          // 10 s silent of the 20 s observed by to_ms; then 10 s more.
+          availability: [true, false].map((ongoing) => L.availabilityFrom({
+            availability_pct: 50, from_ms: 0, to_ms: 100000, observed_from_ms: 80000,
+            outages: [{ ongoing }] })).flatMap((a) => [
+              L.availabilityNow(a, 100000), L.availabilityNow(a, 110000),
+              L.availabilityNow(a, 110000, 105000)]),
+          availabilityFullWindow: L.availabilityNow(L.availabilityFrom({
+            availability_pct: 50, from_ms: 0, to_ms: 100000, observed_from_ms: 0,
+            outages: [{ ongoing: true }] }), 110000),
+          availabilityNone: [L.availabilityFrom({ availability_pct: null }),
+                             L.availabilityNow(null, 1)],
+          gapMs: [L.gapThresholdMs([0, 200, 400, 600].map((t) => ({ t })), 30000),
+                  L.gapThresholdMs([0, 1000, 2000, 9000].map((t) => ({ t })), 30000),
+                  L.gapThresholdMs([0, 200].map((t) => ({ t })), 30000)],
+          gaps: [5300, 7000].map((now) =>
+            L.findGaps([0, 200, 400, 5000, 5200].map((t) => ({ t })), 1000, now)),
+          // uPlot steps over undefined (shown as 'skip') and breaks the line at null.
+          data: [
+            L.chartData([{ t: 0, v: 1 }, { t: 1000, v: 2 }, { t: 9000, v: 3 }],
+                        [{ t: 0, v: 1 }, { t: 5000, v: 2 }, { t: 10000, v: 3 }],
+                        [{ from: 1000, to: 9000 }, { from: 9000, to: null }]),
+            L.chartData([{ t: 0, v: 1 }, { t: 4000, v: 2 }], [], [{ from: 0, to: 4000 }]),
+          ].map((d) => d.map((col) => col.map((v) => (v === undefined ? 'skip' : v)))),
+        };
+    }"""
+    )
+    # Down still (20 of 30 s silent), back at 105 s (15 of 30), or back before to_ms (10 of 30).
+    assert [round(a, 2) for a in results["availability"]] == [50, 33.33, 50, 50, 66.67, 66.67]
+    # A full window slides: 60 s silent of its 100 s.
+    assert round(results["availabilityFullWindow"], 6) == 40
+    assert results["availabilityNone"] == [None, None]
+    # Lines break at 3x the usual interval (at least 1 s), at the silence timeout until known.
+    assert results["gapMs"] == [1000, 3000, 30000]
+    assert results["gaps"] == [
+        [{"from": 400, "to": 5000}],
+        [{"from": 400, "to": 5000}, {"from": 5200, "to": None}],
+    ]
+    assert results["data"] == [
+        [[0, 1, 5, 9, 10], [1, 2, None, 3, None], [1, "skip", None, "skip", None]],
+        [[0, 2, 4], [1, None, 2], ["skip", None, "skip"]],
+    ]
+    assert_clean(dashboard)
+
+
 async def focus_by_tab(page: Page, element_id: str, presses: int = 8) -> list[str]:
     """Presses Tab until `element_id` has focus; each focused element must show it."""
     visited: list[str] = []

@@ -31,7 +31,9 @@ SCREENSHOT_BOTS: dict[str, Callable[[int], float]] = {
     "okx-arb": lambda i: 55 + 12 * math.sin(i / 3),
     "kraken-mm": lambda i: 260 + 45 * math.sin(i / 5) + 15 * math.cos(i * 1.3),
 }
-SCREENSHOT_SILENT_AFTER = {"okx-arb": 25}
+# Rounds (0.1 s each) in which a bot is silent: okx-arb goes down for good, gate-2 for 6 s
+# (long enough for the relay's rollups to keep it, see rollups.GAP_FLOOR_MS) and comes back.
+SCREENSHOT_SILENT = {"okx-arb": range(25, 1_000_000), "gate-2": range(30, 90)}
 
 
 def save_png(png: bytes, targets: list[Path]) -> None:
@@ -49,7 +51,7 @@ async def publishing(url: str, period_s: float = 0.1) -> AsyncIterator[list[int]
     async def run() -> None:
         for i in itertools.count():
             for name, latency in SCREENSHOT_BOTS.items():
-                if i < SCREENSHOT_SILENT_AFTER.get(name, math.inf):
+                if i not in SCREENSHOT_SILENT.get(name, ()):
                     kind = "ping" if i % 2 == 0 else "pong"
                     await client.publish("bot:pingpong", beat(name, kind, round(latency(i), 1)))
             rounds[0] = i + 1
@@ -94,13 +96,32 @@ async def test_screenshot_of_a_populated_dashboard(
         await expect(field(page, "bot:pingpong/okx-arb", "status")).to_have_text("down")
         await expect(field(page, "bot:pingpong/kraken-mm", "status")).to_have_text("degraded")
         await expect(field(page, "bot:pingpong/gate-1", "status")).to_have_text("up")
-        await expect(field(page, "bot:pingpong/gate-2", "status")).to_have_text("up")
         await expect(
             alert_item(page, "silence", "bot:pingpong/okx-arb", "#alerts-active")
         ).to_have_attribute("data-state", "firing")
         await expect(
             alert_item(page, "latency", "bot:pingpong/kraken-mm", "#alerts-active")
         ).to_have_attribute("data-state", "firing")
+        # gate-2 was down for a while and is back: its silence resolved, its line broken.
+        await expect(
+            alert_item(page, "silence", "bot:pingpong/gate-2", "#alerts-resolved")
+        ).to_have_attribute("data-state", "resolved")
+        await page.wait_for_function(
+            """(bot) => {
+                const line = window.pingpongDashboard.chartLine(bot);
+                const gap = line.findIndex(([, v]) => v === null);
+                return gap > 0 && line.length - gap > 20;
+            }""",
+            arg="bot:pingpong/gate-2",
+            timeout=20_000,
+        )
+        await expect(field(page, "bot:pingpong/gate-2", "status")).to_have_text("up")
+        # Time down counts against availability, for the bot still down and the one back.
+        for name in ("okx-arb", "gate-2"):
+            for window in ("24h", "7d"):
+                await expect(
+                    field(page, f"bot:pingpong/{name}", f"availability-{window}")
+                ).to_have_text(re.compile(r"^\d{1,2}\.\d\d %$"))
         for name in SCREENSHOT_BOTS:
             await expect(field(page, f"bot:pingpong/{name}", "chart")).to_have_attribute(
                 "data-points", re.compile(r"^([2-9]\d|\d{3,})$")
@@ -116,7 +137,7 @@ async def test_screenshot_of_a_populated_dashboard(
             timeout=20_000,
         )
         await expect(page.locator("#relay [data-field=rate]")).to_have_text(re.compile(r"/s$"))
-        png = await page.screenshot()
+        png = await page.screenshot(full_page=True)  # the relay panel too, below the alerts
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(png) > 20_000
     targets = [tmp_path / "dashboard.png"]

@@ -337,5 +337,6 @@ class Relay:
             "auth": settings.auth,
             "history": self.history is not None,
             "stats_interval_s": settings.stats_interval,
+            "silence_timeout_s": settings.silence_timeout,  # a chart's gap, for a new bot
             # No version: this is open to anyone, like /healthz (relay:state has it).
         }

@@ -10,6 +10,9 @@
 //   pingpongDashboard.logic.<function>(…)      the pure functions below
 //   pingpongDashboard.chartIds(botId)          history ids of the points a bot's chart plots
 //   pingpongDashboard.chartPoints(botId)       [[relay ms, latency ms], …] of that chart
+//   pingpongDashboard.chartLine(botId, series) the line drawn ('latency' or 'p95'): [[ms, value]],
+//                                              with [ms, null] where it breaks
+//   pingpongDashboard.chartTimeLabels(botId)   the time axis's labels as drawn
 // The token is never written to the DOM, the console, or that hook.
 (() => {
   'use strict';
@@ -18,6 +21,12 @@
   const CHART_SPAN_MS = 15 * 60 * 1000; // a chart shows at most the last 15 minutes
   const MIN_VIEW_MS = 10 * 1000; // ... and at least 10 s, while a bot is younger than that
   const P95_WINDOW_MS = 60 * 1000; // the p95 line: trailing 60 s of the plotted latencies
+  const GAP_FACTOR = 3; // a line breaks where points are 3x the bot's usual interval apart,
+  const MIN_GAP_MS = 1000; // ... and at least this far apart
+  const INTERVAL_SAMPLE = 1000; // the usual interval: the median of the latest intervals
+  const TIME_STEPS_S = [1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600];
+  const TICK_GAP_PX = 8; // at least this much room between two time labels
+  const TICK_EVERY_PX = 110; // a wider chart gets more time labels: about one per this many px
   const CHART_HEIGHT_REM = 8.8; // as .chart's height in dashboard.css
   const REDRAW_EVERY_MS = 250; // charts and tile text are redrawn in batches, not per message
   const SLIDE_EVERY_MS = 5000; // every chart moves on (and drops old points) this often
@@ -162,41 +171,153 @@
     return counts;
   }
 
+  /**
+   * What a tile keeps of an /analytics answer: the relay's availability at to_ms, and what
+   * availabilityNow needs to bring it forward; null when the relay has no figure yet.
+   */
+  function availabilityFrom(body) {
+    if (!body || typeof body.availability_pct !== 'number') return null;
+    const outages = Array.isArray(body.outages) ? body.outages : [];
+    return {
+      pct: body.availability_pct,
+      fromMs: body.from_ms,
+      toMs: body.to_ms,
+      observedFromMs: body.observed_from_ms ?? body.from_ms,
+      ongoing: outages.some((outage) => outage && outage.ongoing === true),
+    };
+  }
+
+  /**
+   * The relay's availability `a` (from availabilityFrom) at nowMs, by the relay's own rule, so
+   * that a tile need not ask every second: the observed time grows with the clock, and while
+   * the outage the relay reported is ongoing the silence grows with it, until resumedMs (the
+   * bot's first heartbeat since, if any). Times in the relay's clock.
+   */
+  function availabilityNow(a, nowMs, resumedMs = null) {
+    if (!a) return null;
+    const { pct, fromMs, toMs, observedFromMs } = a;
+    if (![fromMs, toMs, observedFromMs, nowMs].every(Number.isFinite) || nowMs <= toMs) return pct;
+    const observedThen = toMs - observedFromMs;
+    const observedNow = nowMs - Math.max(nowMs - (toMs - fromMs), observedFromMs);
+    if (observedThen <= 0 || observedNow <= 0) return pct;
+    let silentMs = observedThen * (1 - pct / 100);
+    if (a.ongoing) silentMs += Math.max(0, Math.min(nowMs, resumedMs ?? nowMs) - toMs);
+    return 100 * (1 - Math.min(silentMs, observedNow) / observedNow);
+  }
+
+  /** The time of the first beat ({ms}, oldest first) after ms, or null. */
+  function firstBeatAfter(beats, ms) {
+    for (const beat of beats) if (beat.ms > ms) return beat.ms;
+    return null;
+  }
+
   /** Where the x axis starts: 15 min back at most, the bot's first point (padded) at least. */
   function chartStart(firstMs, nowMs) {
     const padded = firstMs - Math.max(1000, (nowMs - firstMs) * 0.05);
     return Math.max(nowMs - CHART_SPAN_MS, Math.min(padded, nowMs - MIN_VIEW_MS));
   }
 
-  /** uPlot's aligned data: [x seconds, latency or null, p95 or null], x ascending. */
-  function chartData(points, p95Points) {
+  /**
+   * How far apart two points ({t}, oldest first) may be before the line between them breaks:
+   * GAP_FACTOR times the bot's usual interval (as the relay's silence rule has it), at least
+   * MIN_GAP_MS; fallbackMs (the relay's silence timeout) while there are too few to tell.
+   */
+  function gapThresholdMs(points, fallbackMs) {
+    if (points.length < 3) return fallbackMs;
+    const intervals = [];
+    for (let i = Math.max(1, points.length - INTERVAL_SAMPLE); i < points.length; i += 1) {
+      intervals.push(points[i].t - points[i - 1].t);
+    }
+    return Math.max(MIN_GAP_MS, GAP_FACTOR * quantile(intervals, 0.5));
+  }
+
+  /**
+   * The silences in points ({t}, oldest first): {from, to} between two points more than gapMs
+   * apart, and {from, to: null} after the last one when nowMs is more than gapMs past it.
+   */
+  function findGaps(points, gapMs, nowMs) {
+    const gaps = [];
+    for (let i = 1; i < points.length; i += 1) {
+      const [before, after] = [points[i - 1].t, points[i].t];
+      if (after - before > gapMs) gaps.push({ from: before, to: after });
+    }
+    const last = points[points.length - 1];
+    if (last && nowMs - last.t > gapMs) gaps.push({ from: last.t, to: null });
+    return gaps;
+  }
+
+  /**
+   * uPlot's aligned data: [x seconds, latency, p95], x ascending. A value a series has not at
+   * some x is undefined, which uPlot steps over; inside a gap (findGaps) both are null, which
+   * breaks both lines (their spanGaps is off), an x being added mid-gap if none falls there.
+   */
+  function chartData(points, p95Points, gaps = []) {
     const xs = [];
     const latency = [];
     const p95s = [];
+    const push = (t, v, p) => {
+      xs.push(t / 1000);
+      latency.push(v);
+      p95s.push(p);
+    };
     let i = 0;
     let j = 0;
+    let g = 0;
+    let marked = false; // gap g has a null already
     while (i < points.length || j < p95Points.length) {
       const a = points[i];
       const b = p95Points[j];
+      let t;
+      let v;
+      let p;
       if (b === undefined || (a !== undefined && a.t < b.t)) {
-        xs.push(a.t / 1000);
-        latency.push(a.v);
-        p95s.push(null);
+        [t, v] = [a.t, a.v];
         i += 1;
       } else if (a === undefined || b.t < a.t) {
-        xs.push(b.t / 1000);
-        latency.push(null);
-        p95s.push(b.v);
+        [t, p] = [b.t, b.v];
         j += 1;
       } else {
-        xs.push(a.t / 1000);
-        latency.push(a.v);
-        p95s.push(b.v);
+        [t, v, p] = [a.t, a.v, b.v];
         i += 1;
         j += 1;
       }
+      while (g < gaps.length && gaps[g].to !== null && gaps[g].to <= t) {
+        if (!marked) push((gaps[g].from + gaps[g].to) / 2, null, null);
+        g += 1;
+        marked = false;
+      }
+      if (g < gaps.length && t > gaps[g].from) {
+        push(t, null, null);
+        marked = true;
+      } else {
+        push(t, v, p);
+      }
     }
     return [xs, latency, p95s];
+  }
+
+  /**
+   * The ticks of a time axis from fromMs to toMs, widthPx wide: {stepMs, ticks: [ms]}. Steps are
+   * round (TIME_STEPS_S) and ticks fall on round local times (offsetMs: the time zone's offset
+   * from UTC). The coarsest step that gives at least 3 ticks (more on a wide chart) with room
+   * for their labels (labelPx(withSeconds) wide, TICK_GAP_PX apart); the finest with room else.
+   */
+  function timeTicks(fromMs, toMs, widthPx, labelPx, offsetMs = 0) {
+    const spanMs = toMs - fromMs;
+    if (!(spanMs > 0) || !(widthPx > 0)) return { stepMs: 0, ticks: [] };
+    const wanted = Math.min(8, Math.max(3, Math.round(widthPx / TICK_EVERY_PX)));
+    let chosen = null;
+    for (let k = TIME_STEPS_S.length - 1; k >= 0; k -= 1) {
+      const stepMs = TIME_STEPS_S[k] * 1000;
+      const roomPx = (stepMs / spanMs) * widthPx;
+      if (chosen && roomPx < labelPx(stepMs < 60000) + TICK_GAP_PX) break;
+      const ticks = [];
+      const first = Math.ceil((fromMs + offsetMs) / stepMs) * stepMs - offsetMs;
+      for (let t = first; t <= toMs; t += stepMs) ticks.push(t);
+      chosen = { stepMs, ticks };
+      if (ticks.length >= wanted) break;
+    }
+    return chosen;
   }
 
   /** An IPv6 address goes in brackets in a URL; location.hostname may have them already. */
@@ -216,7 +337,7 @@
     return url.toString();
   }
 
-  /** "14:03" or, on a short chart, "14:03:27" (this browser's time zone). */
+  /** "14:03" or, with seconds, "14:03:27" (this browser's time zone). */
   function clockText(ms, withSeconds) {
     const date = new Date(ms);
     const two = (n) => String(n).padStart(2, '0');
@@ -593,6 +714,7 @@
     const bot = ensureBot(message.bot);
     const at = typeof message.at_ms === 'number' ? message.at_ms : relayNow();
     if (at < bot.statusAt) return;
+    const changed = bot.status !== null && bot.status !== message.status;
     bot.status = message.status;
     bot.statusAt = at;
     bot.statusReason = typeof message.reason === 'string' ? message.reason : '';
@@ -602,6 +724,8 @@
     renderStatus(bot);
     renderLastSeen(bot, relayNow());
     renderSummary();
+    // Time down counts against availability from the moment it starts: ask the relay again.
+    if (changed) loadAnalytics(bot);
   }
 
   function onAlert(alert) {
@@ -668,7 +792,7 @@
       view: [0, 0],
       base: { ping: 0, pong: 0, toMs: -Infinity }, // from analytics 24h
       beats: [], // live {ms, type} not yet in `base`
-      availability: { '24h': null, '7d': null },
+      availability: { '24h': null, '7d': null }, // from analytics, see availabilityFrom
       stats: null,
       element: null,
       fields: {},
@@ -678,6 +802,7 @@
       loadedFor: 0,
       historyBusy: false,
       analyticsBusy: false,
+      analyticsAgain: false,
     };
   }
 
@@ -809,24 +934,31 @@
   }
 
   async function loadAnalytics(bot) {
-    if (!app.config.history || bot.analyticsBusy) return;
+    if (!app.config.history) return;
+    if (bot.analyticsBusy) {
+      bot.analyticsAgain = true; // its status changed meanwhile: ask again after this answer
+      return;
+    }
     bot.analyticsBusy = true;
     const ask = (window) => apiGet(`analytics?${new URLSearchParams({ bot: bot.id, window })}`);
-    const [day, week] = await Promise.all([ask('24h'), ask('7d')]);
-    bot.analyticsBusy = false;
-    if (day.status === 200 && day.body) {
-      bot.availability['24h'] = day.body.availability_pct ?? null;
-      const messages = day.body.messages;
-      if (messages && typeof messages.ping === 'number' && typeof messages.pong === 'number') {
-        const toMs = typeof day.body.to_ms === 'number' ? day.body.to_ms : relayNow();
-        bot.base = { ping: messages.ping, pong: messages.pong, toMs };
-        bot.beats = bot.beats.filter((beat) => beat.ms > toMs);
+    do {
+      bot.analyticsAgain = false;
+      const [day, week] = await Promise.all([ask('24h'), ask('7d')]);
+      if (day.status === 200 && day.body) {
+        bot.availability['24h'] = availabilityFrom(day.body);
+        const messages = day.body.messages;
+        if (messages && typeof messages.ping === 'number' && typeof messages.pong === 'number') {
+          const toMs = typeof day.body.to_ms === 'number' ? day.body.to_ms : relayNow();
+          bot.base = { ping: messages.ping, pong: messages.pong, toMs };
+          bot.beats = bot.beats.filter((beat) => beat.ms > toMs);
+        }
       }
-    }
-    if (week.status === 200 && week.body) {
-      bot.availability['7d'] = week.body.availability_pct ?? null;
-    }
-    bot.textDirty = true;
+      if (week.status === 200 && week.body) {
+        bot.availability['7d'] = availabilityFrom(week.body);
+      }
+      bot.textDirty = true;
+    } while (bot.analyticsAgain && app.bots.get(bot.id) === bot);
+    bot.analyticsBusy = false;
   }
 
   function refreshAllAnalytics() {
@@ -852,6 +984,14 @@
     setText(bot.fields['last-seen'], text);
   }
 
+  function renderAvailability(bot, now) {
+    for (const window of ['24h', '7d']) {
+      const a = bot.availability[window];
+      const resumed = a && a.ongoing ? firstBeatAfter(bot.beats, a.toMs) : null;
+      setText(bot.fields[`availability-${window}`], formatPct(availabilityNow(a, now, resumed)));
+    }
+  }
+
   function renderText(bot) {
     bot.textDirty = false;
     const f = bot.fields;
@@ -859,8 +999,7 @@
     const counts = countBeats(bot.base, bot.beats);
     setText(f.pings, formatCount(counts.ping));
     setText(f.pongs, formatCount(counts.pong));
-    setText(f['availability-24h'], formatPct(bot.availability['24h']));
-    setText(f['availability-7d'], formatPct(bot.availability['7d']));
+    renderAvailability(bot, relayNow());
     const s = bot.stats;
     let rate = '';
     if (s) {
@@ -913,11 +1052,28 @@
         })
       : null;
 
+  const clockWidths = new Map(); // axis font -> px of "00:00" and of "00:00:00"
+
+  /** labelPx(withSeconds) for timeTicks: how wide a clock label is in `font`. */
+  function clockLabelPx(font) {
+    let widths = clockWidths.get(font);
+    if (!widths) {
+      const context = document.createElement('canvas').getContext('2d');
+      context.font = font;
+      widths = [context.measureText('00:00').width, context.measureText('00:00:00').width];
+      clockWidths.set(font, widths);
+    }
+    return (withSeconds) => widths[withSeconds ? 1 : 0];
+  }
+
   function chartOptions(bot, width) {
     const scale = remPx() / 15;
+    const font = `${Math.round(11 * scale)}px system-ui, "DejaVu Sans", sans-serif`;
+    const labelPx = clockLabelPx(font);
+    let timeStepMs = 0;
     const axis = {
       stroke: '#9ba7b4',
-      font: `${Math.round(11 * scale)}px system-ui, "DejaVu Sans", sans-serif`,
+      font,
       grid: { stroke: 'rgba(255,255,255,0.07)', width: 1 },
       ticks: { stroke: 'rgba(255,255,255,0.15)', width: 1, size: 4 },
     };
@@ -937,7 +1093,7 @@
           label: 'latency',
           stroke: '#58a6ff',
           width: 1.5,
-          spanGaps: true,
+          spanGaps: false, // nulls mark outages (chartData); undefined values are stepped over
           points: { size: 4, fill: '#58a6ff' },
         },
         {
@@ -945,7 +1101,7 @@
           stroke: '#f2cc60',
           width: 1.5,
           dash: [6, 4],
-          spanGaps: true,
+          spanGaps: false,
           points: { show: false },
         },
       ],
@@ -954,10 +1110,17 @@
           ...axis,
           size: Math.round(30 * scale),
           space: Math.round(70 * scale),
-          values: (_u, splits) => {
-            const withSeconds = bot.view[1] - bot.view[0] <= 5 * 60 * 1000;
-            return splits.map((s) => (s == null ? '' : clockText(s * 1000, withSeconds)));
+          // Ticks of our own (timeTicks): uPlot's steps jump from 1 to 5 (s or min), which
+          // left a chart of 4 to 10 minutes one label.
+          splits: (u, _axis, min, max) => {
+            const widthPx = u.bbox.width / window.uPlot.pxRatio;
+            const offsetMs = -new Date(min * 1000).getTimezoneOffset() * 60 * 1000;
+            const found = timeTicks(min * 1000, max * 1000, widthPx, labelPx, offsetMs);
+            timeStepMs = found.stepMs;
+            return found.ticks.map((t) => t / 1000);
           },
+          values: (_u, splits) =>
+            splits.map((s) => (s == null ? '' : clockText(s * 1000, timeStepMs < 60 * 1000))),
         },
         { ...axis, size: Math.round(42 * scale), space: Math.round(30 * scale) },
       ],
@@ -986,7 +1149,8 @@
     const start = chartStart(bot.points.length ? bot.points[0].t : end, end);
     bot.view = [start, end];
     const p95Points = p95Series(bot.points, start, end, p95StepMs(end - start), P95_WINDOW_MS);
-    const data = chartData(bot.points, p95Points);
+    const gapMs = gapThresholdMs(bot.points, app.config.silenceTimeoutMs);
+    const data = chartData(bot.points, p95Points, findGaps(bot.points, gapMs, end));
     const box = bot.fields.chart;
     box.dataset.points = String(bot.points.length);
     box.setAttribute('aria-label', chartSummary(bot, p95Points));
@@ -1001,6 +1165,34 @@
       return;
     }
     bot.chart = new window.uPlot(chartOptions(bot, width), data, box);
+  }
+
+  /**
+   * What a chart (a uPlot) draws of one series ('latency' or 'p95'): [[ms, value]], oldest
+   * first, with one [ms, null] where the line breaks. uPlot skips an undefined value, and a
+   * null too when the series spans gaps; otherwise a null breaks the line.
+   */
+  function drawnLine(chart, name) {
+    if (!chart) return [];
+    const index = { latency: 1, p95: 2 }[name];
+    if (!index) return [];
+    const spans = chart.series[index].spanGaps === true;
+    const [xs, ys] = [chart.data[0], chart.data[index]];
+    const line = [];
+    for (let i = 0; i < xs.length; i += 1) {
+      const y = ys[i];
+      if (y === undefined || (y === null && spans)) continue;
+      if (y === null && (line.length === 0 || line[line.length - 1][1] === null)) continue;
+      line.push([xs[i] * 1000, y]);
+    }
+    if (line.length && line[line.length - 1][1] === null) line.pop();
+    return line;
+  }
+
+  /** The labels a chart's time axis shows (uPlot keeps what it drew in axes[i]._values). */
+  function drawnTimeLabels(chart) {
+    const values = chart && chart.axes[0] && chart.axes[0]._values;
+    return Array.isArray(values) ? values.filter((v) => v != null && v !== '').map(String) : [];
   }
 
   /** The batch: charts and tile text of bots that changed since the last one. */
@@ -1120,10 +1312,13 @@
     noteElement.hidden = !note;
   }
 
-  /** Every second: relative times, the reconnect countdown, the relay's uptime. */
+  /** Every second: relative times, availability, the reconnect countdown, the relay's uptime. */
   function tick() {
     const now = relayNow();
-    for (const bot of app.bots.values()) renderLastSeen(bot, now);
+    for (const bot of app.bots.values()) {
+      renderLastSeen(bot, now);
+      renderAvailability(bot, now);
+    }
     renderAlertTimes(now);
     renderCountdown();
     if (app.relay) renderRelay();
@@ -1165,6 +1360,8 @@
       ws_scheme: config.ws_scheme === 'wss' ? 'wss' : 'ws',
       auth: config.auth === 'jwt' ? 'jwt' : 'none',
       history: config.history === true,
+      // Where a chart's line breaks while a bot has too few points to know its interval.
+      silenceTimeoutMs: Number(config.silence_timeout_s) * 1000 || Infinity,
       version: config.version,
     };
     if (app.config.auth === 'jwt') {
@@ -1195,8 +1392,13 @@
       mergeById,
       trimOlderThan,
       countBeats,
+      availabilityFrom,
+      availabilityNow,
       chartStart,
+      gapThresholdMs,
+      findGaps,
       chartData,
+      timeTicks,
       clockText,
       hostForUrl,
       websocketUrl,
@@ -1205,6 +1407,8 @@
     }),
     chartIds: (botId) => (app.bots.get(botId)?.points ?? []).map((p) => p.id),
     chartPoints: (botId) => (app.bots.get(botId)?.points ?? []).map((p) => [p.t, p.v]),
+    chartLine: (botId, series = 'latency') => drawnLine(app.bots.get(botId)?.chart, series),
+    chartTimeLabels: (botId) => drawnTimeLabels(app.bots.get(botId)?.chart),
   });
 
   start();
