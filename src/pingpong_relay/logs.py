@@ -140,4 +140,8 @@ def setup_logging(
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in ("picows", "aiohttp.access"):
         logging.getLogger(name).setLevel(quiet)
+    # Apprise logs every failed try of a notification at WARNING; the sender logs a
+    # channel's outage once, quoting Apprise's reason. Apprise still sees its own records
+    # (it hands them to the sender), they only stay out of the log unless at DEBUG.
+    logging.getLogger("apprise").propagate = level == "DEBUG"
     return stop

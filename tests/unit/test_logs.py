@@ -174,6 +174,24 @@ def test_background_logging_writes_every_record_by_the_time_it_is_stopped() -> N
     assert [orjson.loads(line)["n"] for line in lines] == list(range(500))
 
 
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("WARNING", False), ("DEBUG", True)])
+def test_apprise_retries_stay_out_of_the_log_unless_at_debug(level: str, shown: bool) -> None:
+    # The notification sender logs a channel's outage once; Apprise would log every try.
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        setup_logging(level, "text", stream)
+        logging.getLogger("apprise").warning("A Connection error occurred sending JSON")
+        logging.getLogger("pingpong_relay.notify").warning("channel 1 failed")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        logging.getLogger("apprise").propagate = True
+    assert ("A Connection error occurred" in stream.getvalue()) is shown
+    assert "channel 1 failed" in stream.getvalue()
+
+
 # --- the text format: one line per record, whatever the message quotes ------------------
 
 

@@ -45,6 +45,7 @@ class RelayMetrics:
         self._bots()
         self._refusals()
         self._history_and_webhooks()
+        self._notifications()
 
     def _messages_and_clients(self) -> None:
         counter = partial(Counter, registry=self.registry)
@@ -192,6 +193,31 @@ class RelayMetrics:
         )
         self.webhook_dropped = counter(
             "pingpong_webhook_dropped", "Alert webhooks dropped because the queue was full"
+        )
+
+    def _notifications(self) -> None:
+        # Per --notify channel: its position (from 1) and scheme, never its URL, which
+        # carries the service's token. Bounded by the number of --notify flags.
+        counter = partial(Counter, registry=self.registry)
+        labels = ["channel", "scheme"]
+        self.notifications_sent = counter(
+            "pingpong_notifications_sent",
+            "Notifications delivered, per --notify channel (its position) and scheme",
+            labels,
+        )
+        self.notification_failures = counter(
+            "pingpong_notification_failures",
+            "Notifications that failed after every retry, per --notify channel and scheme",
+            labels,
+        )
+        self.notifications_dropped = counter(
+            "pingpong_notifications_dropped",
+            "Notifications dropped because the channel's queue was full, per channel and scheme",
+            labels,
+        )
+        self.notification_errors = counter(
+            "pingpong_notification_errors",
+            "Alert transitions the notifier could not read (a bug; see the log)",
         )
 
     def render(self) -> bytes:
