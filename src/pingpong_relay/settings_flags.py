@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from pingpong_relay.parsing import boolean
-from pingpong_relay.settings import SETTING_GROUPS, Settings
+from pingpong_relay.setting_topics import SETTING_GROUPS
+from pingpong_relay.settings import Settings
 
 __all__ = [
     "add_settings_arguments",

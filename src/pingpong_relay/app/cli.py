@@ -22,8 +22,8 @@ from pingpong_relay.parsing import (
     positive_int,
     redis_url,
 )
-from pingpong_relay.settings import LOG_LEVELS
 from pingpong_relay.settings_flags import add_settings_arguments
+from pingpong_relay.settings_serving import LOG_LEVELS
 from pingpong_relay.subscriptions import EVENTS
 
 __all__ = ["build_parser", "main"]
