@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import ssl
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,11 @@ def assert_browser_headers(headers: Mapping[str, str], frame_ancestors: str, wha
     assert headers["X-Content-Type-Options"] == "nosniff", what
     assert headers["Referrer-Policy"] == "no-referrer", what
     assert headers["Server"] == "pingpong-relay", what  # no aiohttp, Python or relay version
+
+
+@contextlib.contextmanager
+def refused_socket() -> Iterator[socket.socket]:
+    """A loopback port that is bound but not listening: every connection is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock

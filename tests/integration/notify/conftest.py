@@ -21,19 +21,14 @@ from tests.integration.notify.support import (
     SmtpServer,
 )
 from tests.integration.webhooks.support import HookServer
-from tests.support import http_server
+from tests.support import refused_socket
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[HookServer]:
     """A real HTTP server recording what Apprise's json:// POSTs (/ok/…, /status/…, /slow/…)."""
-    hooks = HookServer()
-    async with http_server("/{tail:.*}", hooks.handle) as port:
-        hooks.port = port
-        try:
-            yield hooks
-        finally:
-            hooks.release.set()
+    async with HookServer.serving() as hooks:
+        yield hooks
 
 
 @pytest.fixture
@@ -49,8 +44,7 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 @pytest.fixture
 def refused_port() -> Iterator[socket.socket]:
     """A loopback port that is bound but not listening: every connection is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    with refused_socket() as sock:
         yield sock
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,25 +19,19 @@ from tests.integration.webhooks.support import (
     HookServer,
     SenderFactory,
 )
-from tests.support import http_server
+from tests.support import refused_socket
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[HookServer]:
-    hooks = HookServer()
-    async with http_server("/{tail:.*}", hooks.handle) as port:
-        hooks.port = port
-        try:
-            yield hooks
-        finally:
-            hooks.release.set()
+    async with HookServer.serving() as hooks:
+        yield hooks
 
 
 @pytest.fixture
 def refused_url() -> Iterator[str]:
     """A loopback port that is bound but not listening: every connection is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+    with refused_socket() as sock:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
 

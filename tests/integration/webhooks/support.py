@@ -4,8 +4,9 @@ log handler for the sender's failures, the metrics they read, and a sample alert
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp import web
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.telemetry.metrics import RelayMetrics
+from tests.support import http_server
 
 FAST_BACKOFF = Backoff(base_s=0.01, cap_s=0.02)
 WAIT_S = 10.0  # the bound on every wait; a healthy run needs a fraction of it
@@ -35,6 +37,18 @@ class HookServer:
     Every request is recorded (and waiters woken) on arrival, before the response, so a
     test can tell that a request reached the server while its handler is still held.
     """
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def serving(cls) -> AsyncIterator[HookServer]:
+        """A running server on a free loopback port; held handlers are released at the end."""
+        hooks = cls()
+        async with http_server("/{tail:.*}", hooks.handle) as port:
+            hooks.port = port
+            try:
+                yield hooks
+            finally:
+                hooks.release.set()
 
     def __init__(self) -> None:
         self.seen: list[Seen] = []
