@@ -92,7 +92,9 @@ async def test_an_open_non_loopback_relay_refuses_to_start(redis_server: RedisSe
     await relay.start_process()
     assert await relay.wait_exit() == 2
     refusal = [line for line in relay.raw_lines if line.strip()]
-    assert len(refusal) == 1, refusal  # one line, naming the way out
+    # One line naming the way out, then the CLI's pointer to --help (as every usage error).
+    assert len(refusal) == 2, refusal
+    assert refusal[1].strip() == "try 'pingpong-relay serve --help'"
     assert "--allow-anonymous" in refusal[0]
     assert "PINGPONG_ALLOW_ANONYMOUS" in refusal[0]
     assert "--auth jwt" in refusal[0]
