@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import aiohttp
 import orjson
 
+from harness.logs import Record
 from pingpong_relay.messages import build_bot_message
 from tests.integration.http_support import JWT, SECRET, bearer, token
 from tests.support import RedisServer, RelayFactory, RelayProcess
@@ -23,7 +25,11 @@ async def _two_bots(redis_server: RedisServer, relay: RelayProcess) -> None:
         beat = build_bot_message("ping", 42.0, round(time.time() * 1000), source)
         await redis_server.publish(beat)
     for bot in (PUBLIC, PRIVATE):
-        await relay.wait_for(lambda r, bot=bot: r.get("event") == "bot_status" and r["bot"] == bot)
+        await relay.wait_for(_status_of(bot))
+
+
+def _status_of(bot: str) -> Callable[[Record], bool]:
+    return lambda record: record.get("event") == "bot_status" and record.get("bot") == bot
 
 
 def _svg_texts(body: bytes) -> list[str]:
