@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 import aiohttp
 import orjson
+import pytest
+import redis.asyncio as aioredis
 
 from harness.logs import Record
 from pingpong_relay.messages import build_bot_message
+from pingpong_relay.redis_io.history import BOTS_KEY, ESTABLISHED_KEY, FIRST_KEY, stream_key
 from tests.integration.http_support import JWT, SECRET, bearer, token
 from tests.support import RedisServer, RelayFactory, RelayProcess
 
@@ -125,3 +128,61 @@ async def test_badge_cache_headers_and_no_status_page_without_public_bots(
             assert _svg_texts(await response.read())[1] == "unknown"
         async with session.get(f"{relay.http_url}/badge.json") as response:
             assert response.status == 400
+
+
+async def _seed(client: aioredis.Redis, bot: str, times: list[int]) -> None:
+    """A bot's recorded history, as relays before this one left it in Redis."""
+    pipe = client.pipeline(transaction=False)
+    for at in times:
+        raw = b'{"type":"ping","latency":5}'
+        pipe.xadd(
+            stream_key(bot), {"channel": "c", "relay_ms": at, "seq": 0, "raw": raw}, id=f"{at}-0"
+        )
+    for key in (BOTS_KEY, ESTABLISHED_KEY):
+        pipe.zadd(key, {bot: times[-1]})
+    pipe.hset(FIRST_KEY, bot, f"{times[0]}-0")
+    await pipe.execute()
+
+
+async def test_the_status_page_lists_each_outage_and_the_one_going_on(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    client = aioredis.from_url(redis_server.url)
+    seconds, _ = await client.time()
+    now_ms = int(seconds) * 1000
+    last = now_ms - 120_000  # silent for the last two minutes
+    hole = (last - 300_000, last - 210_000)  # 90 s without a message, five minutes earlier
+    times = [at for at in range(last - 600_000, last + 1, 1000) if not hole[0] <= at < hole[1]]
+    await _seed(client, PUBLIC, times)
+    await _seed(client, PRIVATE, times)
+    await client.aclose()
+    relay = await start_relay(redis_server.url, "--public-bots", PUBLIC, "--log-level", "DEBUG")
+    await relay.wait_for("rollup_pass")
+    await relay.wait_for("bot_status", count=2)  # both bots seeded from the history
+
+    status, body = await relay.get("/status.json")
+    assert status == 200
+    assert b"vault" not in body
+    [entry] = orjson.loads(body)["bots"]
+    _, bots = await relay.get("/bots")
+    assert entry["status"] == orjson.loads(bots)["bots"][PUBLIC]["status"]
+    ongoing, earlier = entry["incidents"]  # newest first
+    assert ongoing["ongoing"] is True
+    assert ongoing["start_ms"] == last + 30_000
+    assert earlier["ongoing"] is False
+    assert earlier["start_ms"] == hole[0] - 1000 + 30_000
+    assert earlier["end_ms"] == hole[1]
+    assert round(earlier["duration_s"]) == 61
+    assert 0 < entry["availability_pct"]["24h"] < 100
+    _, analytics = await relay.get(f"/analytics?bot={PUBLIC}&window=24h")
+    assert entry["availability_pct"]["24h"] == pytest.approx(
+        orjson.loads(analytics)["availability_pct"], abs=0.1
+    )
+
+    status, page = await relay.get("/status")
+    assert status == 200
+    assert b"ongoing" in page
+    assert b"1 min 1 s" in page
+    assert b"vault" not in page
+    _, badge = await relay.get(f"/badge.svg?bot={PUBLIC}")
+    assert _svg_texts(badge) == [PUBLIC, entry["status"]]  # no latency heard since the start
