@@ -141,6 +141,14 @@ class Settings(ServingSettings):
         bot_pattern,
         repeat=True,
     )
+    public_bots: list[str] = _monitoring(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "shell-style pattern of bot ids shown on the public status page (/status, "
+        "/status.json) and by badges (/badge.svg, /badge.json) to anyone, without a token "
+        "even with --auth jwt; repeatable; default: none, and /status answers 404",
+        bot_pattern,
+        repeat=True,
+    )
     evaluation_interval: float = _alerts(
         1.0, "seconds between evaluations of silence and alert rules", duration
     )

@@ -133,6 +133,12 @@ UPGRADE_STATUSES: Final = (
 HTTP_STATUSES: Final = (
     Code(200, "OK", "the answer", "use it"),
     Code(
+        304,
+        "Not Modified",
+        "a badge whose ETag matches the request's If-None-Match",
+        "show the badge already cached",
+    ),
+    Code(
         400,
         "Bad Request",
         "a bad parameter: window, limit, position, missing bot (JSON: error, message)",
@@ -156,8 +162,10 @@ HTTP_STATUSES: Final = (
         404,
         "Not Found",
         "a bot never seen (neither tracked nor in the history) or outside the token's bots "
-        "(JSON: error unknown_bot), history off, or no such path",
-        "check the bot id; /history and /analytics need --history-retention > 0",
+        "(JSON: error unknown_bot; /badge.svg draws a grey unknown badge), history off, "
+        "/status without --public-bots (error status_off), or no such path",
+        "check the bot id; /history and /analytics need --history-retention > 0, /status "
+        "needs --public-bots",
     ),
     Code(
         421,

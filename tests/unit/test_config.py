@@ -72,6 +72,13 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
         "a/*,b/x",
         ["a/*", "b/x"],
     ),
+    (
+        "public_bots",
+        "bot:pingpong/gate-*",
+        ["bot:pingpong/gate-*"],
+        "a/*,b/x",
+        ["a/*", "b/x"],
+    ),
     ("evaluation_interval", "0.25", 0.25, "2s", 2.0),
     ("history_retention", "0", 0.0, "12h", 43200.0),
     ("history_max_entries", "500", 500, "1000", 1000),

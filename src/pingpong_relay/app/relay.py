@@ -292,6 +292,7 @@ class Relay:
                 hosts=self.hosts,
                 frame_ancestors=settings.frame_ancestors,
                 refused=refusals,
+                public_bots=tuple(settings.public_bots),
             ),
             refused=refusals,
             max_connections=settings.max_http_connections,

@@ -23,6 +23,14 @@ from pingpong_relay.http.pages import (
     dashboard,
     dashboard_settings,
 )
+from pingpong_relay.http.public import (
+    PUBLIC,
+    PublicStatus,
+    badge_json,
+    badge_svg,
+    status_json,
+    status_page,
+)
 from pingpong_relay.http.state import STATE, Access, PlaneState
 from pingpong_relay.http.stats import bots, stats
 from pingpong_relay.monitor import Monitor
@@ -47,10 +55,12 @@ def build_app(
     hosts: HostPolicy | None = None,
     frame_ancestors: str = "'none'",
     refused: Callable[[str, str], None] = lambda _reason, _detail: None,
+    public_bots: tuple[str, ...] = (),
 ) -> web.Application:
     """The HTTP plane's routes. `health` gives the detailed body (the operator's view);
     anyone gets only its public part. `hosts` (None: no check) says which Host headers
-    name the relay; `refused(reason, detail)` is told of every request refused for one."""
+    name the relay; `refused(reason, detail)` is told of every request refused for one;
+    `public_bots` (patterns) are shown on /status and by badges without a token."""
     app = web.Application(middlewares=[access_guard])
     app[STATE] = PlaneState(
         health=health,
@@ -64,6 +74,7 @@ def build_app(
         headers=security_headers(frame_ancestors),
         access=Access(hosts, authenticate, metrics_token, refused),
     )
+    app[PUBLIC] = PublicStatus(public_bots)
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/asyncapi.json", asyncapi_document)
     app.router.add_get("/", dashboard)
@@ -76,4 +87,8 @@ def build_app(
     app.router.add_get("/bots", bots)
     app.router.add_get("/history", history_page)
     app.router.add_get("/analytics", analytics)
+    app.router.add_get("/badge.svg", badge_svg)
+    app.router.add_get("/badge.json", badge_json)
+    app.router.add_get("/status", status_page)
+    app.router.add_get("/status.json", status_json)
     return app

@@ -9,11 +9,20 @@ from aiohttp import hdrs, web
 
 from pingpong_relay.auth import AuthError
 from pingpong_relay.http.guard import bearer_matches, wants_detail
+from pingpong_relay.http.public import PUBLIC
 from pingpong_relay.http.responses import error, unauthorized, where_from
 from pingpong_relay.http.state import STATE, Access, remember_grant
 from pingpong_relay.messages import excerpt
 
-__all__ = ["ENDPOINT_EVENTS", "OPEN_PATHS", "access_guard", "add_security_headers", "refuse_token"]
+__all__ = [
+    "BADGE_PATHS",
+    "ENDPOINT_EVENTS",
+    "OPEN_PATHS",
+    "PUBLIC_PATHS",
+    "access_guard",
+    "add_security_headers",
+    "refuse_token",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -24,9 +33,15 @@ ENDPOINT_EVENTS: Final = {
     "/bots": "status",
     "/history": "pingpong",
     "/analytics": "pingpong",
+    "/badge.svg": "status",
+    "/badge.json": "status",
 }
 # Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
 OPEN_PATHS: Final = frozenset({"/", "/healthz", "/dashboard/config.json", "/asyncapi.json"})
+# The public status page: open whatever the auth mode, it shows only --public-bots' bots.
+PUBLIC_PATHS: Final = frozenset({"/status", "/status.json"})
+# Badges: open for a public bot; for any other, a data endpoint like /bots.
+BADGE_PATHS: Final = frozenset({"/badge.svg", "/badge.json"})
 
 
 def host_refusal(access: Access, request: web.Request) -> web.Response | None:
@@ -89,7 +104,8 @@ def refuse_token(access: Access, request: web.Request, refused: AuthError) -> we
 @web.middleware
 async def access_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Host first; then data endpoints need a token when auth is on, /metrics and the
-    detailed health the operator's credential, the rest (no bot data) nothing."""
+    detailed health the operator's credential; the status page and a public bot's badge
+    (--public-bots) nothing, nor the rest (no bot data)."""
     access = request.app[STATE].access
     refusal = host_refusal(access, request)
     if refusal is not None:
@@ -97,7 +113,9 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     path = request.path
     if path == "/metrics" or (path == "/healthz" and wants_detail(request.query)):
         return operator_refusal(access, request) or await handler(request)
-    if path in OPEN_PATHS or path.startswith("/dashboard/"):
+    if path in OPEN_PATHS or path in PUBLIC_PATHS or path.startswith("/dashboard/"):
+        return await handler(request)
+    if path in BADGE_PATHS and request.app[PUBLIC].covers(request.query.get("bot", "")):
         return await handler(request)
     authenticate = access.authenticate
     if authenticate is not None:
