@@ -85,14 +85,14 @@ async def test_a_silent_bot_notifies_firing_then_resolved_with_the_dashboard_lin
     firing = await _title(receiver, "ok/a", f"[FIRING] {bot} silent")
     assert "(rule silence)" in firing["title"]
     assert firing["type"] == "failure"
-    assert f"Dashboard: {PUBLIC_URL}" in firing["message"]
-    assert "bot%3Apingpong%2Fgate-1" in firing["message"] or bot in firing["message"]
+    assert f"Dashboard: {PUBLIC_URL}?bot=bot%3Apingpong%2Fgate-1" in firing["message"]
 
     await _beat_all(redis_server, "gate-1")
     resolved = await _title(receiver, "ok/a", f"[RESOLVED] {bot}")
     assert "(rule silence)" in resolved["title"]
     assert resolved["type"] == "success"
-    assert await relay.metric('pingpong_notifications_sent_total{channel="1",scheme="json"}') >= 2
+    # The receiver records a request before answering it: the firing one is counted by now.
+    assert await relay.metric('pingpong_notifications_sent_total{channel="1",scheme="json"}') >= 1
 
 
 async def test_twenty_silent_bots_are_one_message_and_a_limited_channel_gets_its_bots_only(
