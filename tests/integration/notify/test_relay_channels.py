@@ -166,10 +166,12 @@ async def test_two_relays_on_one_redis_send_each_transition_once(
     notify = ("--notify", json_url(receiver, "ok/a"), "--notify-group-wait", "0.2")
     args = (*FAST, *notify, "--webhook-lease", "1")
     relays = [await start_relay(redis_server.url, *args) for _ in range(2)]
+    # With --notify alone (no --webhook-url) the relays still elect one sender.
     waits = [asyncio.create_task(r.wait_for("lease_acquired")) for r in relays]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in waits:
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
         task.cancel()
+    done.pop().result()  # a relay that never acquires it raises here
     await _establish(redis_server, "gate-1")
     await _title(receiver, "ok/a", "[FIRING] bot:pingpong/gate-1")
     await _wait_alert(relays, "firing")
@@ -178,6 +180,7 @@ async def test_two_relays_on_one_redis_send_each_transition_once(
     await _wait_alert(relays, "resolved")
     titles = _titles(receiver, "ok/a")
     assert [t.split()[0] for t in titles] == ["[FIRING]", "[RESOLVED]"], titles
+    assert sum(1 for relay in relays if relay.events("lease_acquired")) == 1
 
 
 async def test_alertmanager_format_sends_the_version_4_payload(
