@@ -5,11 +5,15 @@ a receiver that is down leaves the relay relaying."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.integration.notify.support import json_url
 from tests.integration.webhooks.support import HookServer, Seen
@@ -217,3 +221,39 @@ async def test_alertmanager_format_sends_the_version_4_payload(
     assert firing["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
     assert resolved["alerts"][0]["endsAt"] > resolved["alerts"][0]["startsAt"]
     assert firing["alerts"][0]["fingerprint"] == resolved["alerts"][0]["fingerprint"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "error"),
+    [
+        (
+            ["--notify", "json://127.0.0.1/x", "--notify", "nosuch://user:s3cret-pw@host/tok"],
+            {},
+            "notification channel 2 (nosuch://…): Apprise has no service nosuch://",
+        ),
+        (
+            [],
+            {"PINGPONG_NOTIFY": "json://127.0.0.1/x  tgram://s3cret-pw/1?rules="},
+            "notification channel 2 (tgram://…): rules= needs a comma-separated list",
+        ),
+        (["--notify-group-wait", "30s"], {}, "--notify-group-wait (30) must be more than 0"),
+        (["--public-url", "relay.example.com"], {}, "--public-url: 'relay.example.com' is not"),
+        (["--webhook-format", "xml"], {}, "--webhook-format: 'xml' is not one of json"),
+    ],
+    ids=["unknown scheme", "env var, bad filter", "group wait", "public url", "format"],
+)
+def test_a_bad_notification_setting_is_one_error_line_without_the_url(
+    args: list[str], env: dict[str, str], error: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pingpong_relay", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 2
+    first, second = done.stderr.splitlines()
+    assert first.startswith(f"pingpong-relay serve: error: {error}"), first
+    assert second == "try 'pingpong-relay serve --help'"
+    assert "s3cret" not in done.stderr
