@@ -22,6 +22,8 @@ from harness.redis_server import RedisServer
 from pingpong_relay.parsing import positive_float, positive_int
 
 from .context import Bench, Part, Runs, client_procs
+from .notifying import add_flags as add_notification_flags
+from .notifying import start_notification_load
 from .parts import burst, filters, idle, latency, slow, throughput
 from .report import render_report
 from .runner import cancel_on_sigterm, run_harness
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_round_flags(parser)
     for part in PARTS[1:]:
         part.add_flags(parser)
+    add_notification_flags(parser)
     _add_run_flags(parser)
     return parser
 
@@ -142,16 +145,18 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
         await redis_server.start()
         bot = aioredis.from_url(redis_server.url, socket_timeout=10)
         bench = Bench(children, redis_server.url, bot, run_dir, args)
-        try:
-            for repeat in range(args.repeat):
-                for part in enabled:
-                    await part.run(bench, runs[part.key], repeat)
-        finally:
-            await bot.aclose()
+        async with contextlib.AsyncExitStack() as extras:
+            load = await start_notification_load(args, children, redis_server.url, extras)
+            try:
+                for repeat in range(args.repeat):
+                    for part in enabled:
+                        await part.run(bench, runs[part.key], repeat)
+            finally:
+                await bot.aclose()
     finally:
         redis_server.stop()
     return {
-        "meta": _meta(started),
+        "meta": {**_meta(started), "notifications_received": load.received},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         **{part.key: part.result(args, runs[part.key]) for part in PARTS},
     }
@@ -203,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0 or results is None:
         return code
     print(render_report(results, PARTS))
+    if args.notify_channels or args.flapping_bots:
+        print(
+            f"\nNotification load: {args.notify_channels} channel(s), {args.flapping_bots} "
+            f"flapping bot(s); {results['meta']['notifications_received']} notification(s) "
+            "received"
+        )
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return 0

@@ -14,7 +14,7 @@ from ..common import split_evenly
 from ..context import Bench, Part, Run, Runs, start_relay
 from ..flags import int_list
 from ..notes import log_notes, run_notes, short
-from ..publishing import CHANNEL, ClientFilter
+from ..publishing import CHANNEL, SOURCE, ClientFilter
 from ..rounds import ANALYSIS_TIMEOUT_S, CONNECT_TIMEOUT_S, RoundPlan, connect_clients, run_round
 from ..runner import progress
 from ..tables import count, latency_cells, median_of, num, table
@@ -116,7 +116,10 @@ async def run_scenario(
         room = await start_relay(relay)
         rss_before = relay.tree.rss_bytes()
         if filters is None:
-            groups = [(relay.ws_url, clients)]
+            # Beside flapping bots (bench/notifying.py) the clients take the measured bot's
+            # messages only, so the round's accounting sees nothing else.
+            url = relay.ws_url_with(f"bots={CHANNEL}/{SOURCE}") if args.flapping_bots else None
+            groups = [(url or relay.ws_url, clients)]
         else:
             groups = [(relay.ws_url_with(f.query), n) for f, n in zip(filters, counts, strict=True)]
         connect = await connect_clients(fleet, relay, groups, args.connect_concurrency, life_s)

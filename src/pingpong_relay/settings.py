@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from pingpong_relay.defaults import (
     DEFAULT_CHANNEL,
@@ -12,9 +12,12 @@ from pingpong_relay.defaults import (
     MAX_CLOCK_SKEW_S,
 )
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
+from pingpong_relay.notification_groups import DEFAULT_GROUP_INTERVAL_S, DEFAULT_GROUP_WAIT_S
+from pingpong_relay.notifications import parse_channel
 from pingpong_relay.origins import is_loopback
 from pingpong_relay.parsing import (
     bot_pattern,
+    choice,
     duration,
     duration_or_zero,
     http_url,
@@ -27,7 +30,11 @@ from pingpong_relay.parsing import (
 from pingpong_relay.setting_topics import topic_option
 from pingpong_relay.settings_serving import ServingSettings
 
-__all__ = ["Settings"]
+__all__ = ["MAX_GROUP_WAIT_S", "WEBHOOK_FORMATS", "Settings"]
+
+WEBHOOK_FORMATS: Final = ("json", "alertmanager")
+# The promise: a group's first notification leaves within 10 s of its first transition.
+MAX_GROUP_WAIT_S: Final = 10.0
 
 _redis = topic_option("Redis")
 _monitoring = topic_option("monitoring")
@@ -109,13 +116,42 @@ class Settings(ServingSettings):
     webhook_url: list[str] = _alerts(  # noqa: RUF009 - returns a dataclasses.field
         [], "URL each alert transition is POSTed to as JSON; repeatable", http_url, repeat=True
     )
+    webhook_format: str = _alerts(
+        "json",
+        "body of each webhook: json (the bot:alert transition) or alertmanager "
+        "(Alertmanager's version 4 payload, for receivers made for Alertmanager)",
+        choice(WEBHOOK_FORMATS, str.lower),
+    )
+    notify: list[str] = _alerts(  # noqa: RUF009 - returns a dataclasses.field
+        [],
+        "Apprise URL each alert is sent to (tgram://TOKEN/CHAT_ID, discord://ID/TOKEN, "
+        "mailtos://…, json://…; see docs/notifications.md); ?bots=PATTERN,…&rules=NAME,… "
+        "limits the channel; repeatable (the env var separates URLs by whitespace)",
+        repeat=True,
+        separator=None,
+    )
+    public_url: str = _alerts(
+        "", "the relay's dashboard as people reach it, linked from notifications", http_url
+    )
+    notify_group_wait: float = _alerts(
+        DEFAULT_GROUP_WAIT_S,
+        "a group's first notification waits this long for more transitions to list (> 0, "
+        "at most 10 s)",
+        duration,
+    )
+    notify_group_interval: float = _alerts(
+        DEFAULT_GROUP_INTERVAL_S,
+        "after a group's first notification, its later transitions go out together this often",
+        duration,
+    )
     alert_repeat: float = _alerts(
         3600.0, "repeat notifications of a still-firing alert at most this often", duration
     )
     webhook_lease: float = _alerts(
         10.0,
-        "with --webhook-url: relays on one Redis elect one sender of alert webhooks with a "
-        "lease of this many seconds; a survivor takes over within it when the sender dies",
+        "with --webhook-url or --notify: relays on one Redis elect one sender of alert "
+        "webhooks and notifications with a lease of this many seconds; a survivor takes over "
+        "within it when the sender dies",
         duration,
     )
     max_bots: int = _monitoring(
@@ -193,3 +229,10 @@ def _check(settings: Settings) -> None:
             "would read every bot's data. Use --auth jwt, or --allow-anonymous "
             "(PINGPONG_ALLOW_ANONYMOUS=1) to serve it open anyway"
         )
+    if not 0 < settings.notify_group_wait <= MAX_GROUP_WAIT_S:
+        raise ValueError(
+            f"--notify-group-wait ({settings.notify_group_wait:g}) must be more than 0 and "
+            f"at most {MAX_GROUP_WAIT_S:g} s, so a group's first notification stays prompt"
+        )
+    for position, text in enumerate(settings.notify, 1):
+        parse_channel(text, position)  # names the channel by position, never its URL

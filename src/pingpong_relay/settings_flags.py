@@ -107,7 +107,10 @@ def settings_from_args(namespace: argparse.Namespace, environ: Mapping[str, str]
             parse = spec.metadata["parse"]
             try:
                 if spec.metadata.get("repeat"):
-                    given = [parse(part.strip()) for part in raw.split(",") if part.strip()]
+                    # Most lists are comma-separated; a URL list (separator None) is split
+                    # by whitespace, as Apprise URLs hold commas.
+                    parts = raw.split(spec.metadata.get("separator", ","))
+                    given = [parse(part.strip()) for part in parts if part.strip()]
                     if not given:
                         raise ValueError("names no value")
                 else:

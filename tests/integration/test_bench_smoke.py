@@ -57,6 +57,14 @@ PROGRAMS: dict[str, tuple[Sequence[str], Sequence[Sequence[str]]]] = {
         (("measure", "value", "bar"),),
     ),
 }  # fmt: skip
+# The notification load (bench/notifying.py): the scenario table with 3 --notify channels
+# and flapping bots, as the figure is measured, at a tiny size.
+NOTIFYING = (
+    "--clients", "4", "--rate", "4", "--duration", "1", "--drain-timeout", "2",
+    "--no-throughput", "--no-filters", "--no-idle", "--no-burst", "--no-slow",
+    "--notify-channels", "3", "--flapping-bots", "5",
+    "--relay-args", "--silence-timeout 1 --silence-for 0",
+)  # fmt: skip
 DASHBOARD = (("--messages", "3", "--interval", "0.3", "--repeat", "1"), (("run", "seen"),))
 # Each program takes seconds at these sizes; this bounds a hung one.
 RUN_TIMEOUT_S = 200.0
@@ -159,3 +167,10 @@ def test_the_table_reader_needs_a_header_a_rule_and_a_row() -> None:
     assert missing_tables(text, [("a",)]) == []
     assert missing_tables(text, [("c",)]) == ["the table headed c has no data row"]
     assert missing_tables(text, [("d",)]) == ["no table headed d"]
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 60)
+async def test_the_notification_load_runs_beside_the_scenario_table() -> None:
+    result = await run_program("bench.run", NOTIFYING)
+    assert not problems_of("bench.run", result, [("clients", "p50 ms", "p99 ms")])
+    assert "Notification load: 3 channel(s), 5 flapping bot(s);" in result[1]

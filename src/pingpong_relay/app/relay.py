@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
+from pingpong_relay.app.alerting import AlertPath
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.rules_setup import rules_from_settings
@@ -34,12 +35,10 @@ from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.monitor import Monitor
-from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
-from pingpong_relay.redis_io.lease import WebhookLease
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
@@ -76,12 +75,12 @@ class Relay:
             "close" if settings.slow_client == "close" else "conflate",
             worker.index if worker is not None else None,
         )
-        self.webhooks = WebhookSender(settings.webhook_url, self.metrics)
+        self.alerting = AlertPath(settings, self.metrics)  # webhooks, channels, the lease
         self.monitor = Monitor(
             self.hub,
             self.metrics,
             rules if rules is not None else rules_from_settings(settings),
-            alert_sink=self.webhooks.submit,
+            alert_sink=self.alerting.send,
             alert_repeat_s=settings.alert_repeat,
             max_bots=settings.max_bots,
             max_clock_skew_s=settings.max_clock_skew,
@@ -97,7 +96,6 @@ class Relay:
         self.history: History | None = None
         self.rollups: RollupStore | None = None
         self.http: HttpPlane | None = None
-        self.lease: WebhookLease | None = None
         self._stack = AsyncExitStack()
 
     def _build_planes(
@@ -222,15 +220,9 @@ class Relay:
         if settings.log_summary_interval > 0:
             summaries = self.pipeline.keep_summarising(settings.log_summary_interval)
             self._task(stack, summaries, "log-summary")
-        self.webhooks.start()
-        stack.push_async_callback(self.webhooks.stop)
-        if settings.webhook_url:
-            self.lease = WebhookLease(
-                redis_url, self.relay_id, self.webhooks.submit, ttl_s=settings.webhook_lease
-            )
-            self.monitor.alert_sink = self.lease.notify
-            self.lease.start()
-            stack.push_async_callback(self.lease.stop)  # notes what was sent, hands it over
+        self.monitor.alert_sink = await self.alerting.start(
+            stack, redis_url, self.relay_id, settings.webhook_lease
+        )
         self.monitor.start()
         stack.push_async_callback(self.monitor.stop)
         if self.history is not None:

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pingpong_relay.app.alerting import check_channels
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, run_async
 from pingpong_relay.app.rules_setup import rules_from_settings
@@ -120,6 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rules = rules_from_settings(settings)
         token_verifier(settings)
         tls_context(settings)
+        check_channels(settings)
     except ValueError as exc:
         return print_usage_error("pingpong-relay serve", str(exc))
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
