@@ -9,6 +9,7 @@ One message's path: `redis_io.subscriber` → `pipeline.Pipeline.on_message` →
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
@@ -34,12 +37,14 @@ from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.monitor import Monitor
+from pingpong_relay.notify.mutes import MuteGate
 from pingpong_relay.notify.webhooks import WebhookSender
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
 from pingpong_relay.redis_io.lease import WebhookLease
+from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
@@ -50,7 +55,7 @@ from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.ws.dataplane import DataPlane
 from pingpong_relay.ws.sessions import Sessions
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "open_mutes"]
 
 log = logging.getLogger("pingpong_relay.server")
 
@@ -98,6 +103,7 @@ class Relay:
         self.rollups: RollupStore | None = None
         self.http: HttpPlane | None = None
         self.lease: WebhookLease | None = None
+        self.mutes: MuteStore | None = None
         self._stack = AsyncExitStack()
 
     def _build_planes(
@@ -207,6 +213,7 @@ class Relay:
         self.health.source = self.source
         if settings.history_retention > 0:
             self._open_history(stack, redis_url)
+        self.mutes, gate = await open_mutes(stack, redis_url, self.monitor)
         tls = tls_context(settings)
         reuse_port = self.worker is not None
         await self.siblings.start()
@@ -231,6 +238,7 @@ class Relay:
             self.monitor.alert_sink = self.lease.notify
             self.lease.start()
             stack.push_async_callback(self.lease.stop)  # notes what was sent, hands it over
+        self.monitor.alert_sink = gate.wrap(self.monitor.alert_sink)  # mutes hold alerts back
         self.monitor.start()
         stack.push_async_callback(self.monitor.stop)
         if self.history is not None:
@@ -292,6 +300,7 @@ class Relay:
                 hosts=self.hosts,
                 frame_ancestors=settings.frame_ancestors,
                 refused=refusals,
+                mutes=self.mutes,
             ),
             refused=refusals,
             max_connections=settings.max_http_connections,
@@ -340,3 +349,19 @@ class Relay:
             "silence_timeout_s": settings.silence_timeout,  # a chart's gap, for a new bot
             # No version: this is open to anyone, like /healthz (relay:state has it).
         }
+
+
+async def open_mutes(
+    stack: AsyncExitStack, redis_url: str, monitor: Monitor
+) -> tuple[MuteStore, MuteGate]:
+    """The mute store (read once now, so a restarted relay knows its mutes before any
+    alert) and the gate that holds muted alerts back; the monitor marks muted events."""
+    mutes = MuteStore(redis_url)
+    gate = MuteGate(lambda: mutes.cached)
+    mutes.on_refresh = gate.check
+    monitor.muted = gate.muted
+    with contextlib.suppress(RedisError, OSError):  # the refresh loop logs it
+        await mutes.load()
+    mutes.start()
+    stack.push_async_callback(mutes.stop)
+    return mutes, gate

@@ -16,7 +16,8 @@ from pingpong_relay.http.guard import security_headers
 from pingpong_relay.http.health import healthz
 from pingpong_relay.http.history import history_page
 from pingpong_relay.http.metrics import metrics
-from pingpong_relay.http.middleware import access_guard, add_security_headers
+from pingpong_relay.http.middleware import MUTES_PATH, access_guard, add_security_headers
+from pingpong_relay.http.mutes import add_mute, expire_mute, list_mutes
 from pingpong_relay.http.pages import (
     DASHBOARD_DIR,
     asyncapi_document,
@@ -28,6 +29,7 @@ from pingpong_relay.http.stats import bots, stats
 from pingpong_relay.monitor import Monitor
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import History
+from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.rollup_store import RollupStore
 
 __all__ = ["build_app"]
@@ -47,6 +49,7 @@ def build_app(
     hosts: HostPolicy | None = None,
     frame_ancestors: str = "'none'",
     refused: Callable[[str, str], None] = lambda _reason, _detail: None,
+    mutes: MuteStore | None = None,
 ) -> web.Application:
     """The HTTP plane's routes. `health` gives the detailed body (the operator's view);
     anyone gets only its public part. `hosts` (None: no check) says which Host headers
@@ -63,6 +66,7 @@ def build_app(
         asyncapi_document=orjson.dumps(asyncapi()),
         headers=security_headers(frame_ancestors),
         access=Access(hosts, authenticate, metrics_token, refused),
+        mutes=mutes,
     )
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/asyncapi.json", asyncapi_document)
@@ -76,4 +80,7 @@ def build_app(
     app.router.add_get("/bots", bots)
     app.router.add_get("/history", history_page)
     app.router.add_get("/analytics", analytics)
+    app.router.add_get(MUTES_PATH, list_mutes)
+    app.router.add_post(MUTES_PATH, add_mute)
+    app.router.add_delete(MUTES_PATH + "/{id}", expire_mute)
     return app
