@@ -101,6 +101,8 @@ async def test_a_mute_outlives_a_restart_and_its_end_notifies_a_firing_alert(
     assert muted == {MUTED: True, OTHER: False}
     assert _sent_for(webhook, MUTED) == []
     await watcher.close()
+    _, shown = await _request(relay, "GET", "/alerts")
+    assert {a["bot"]: a.get("muted", False) for a in shown["active"]} == muted
 
     # Expired while the bot is still silent: the firing alert is sent now.
     status, _ = await _request(relay, "DELETE", f"/api/mutes/{created['id']}")
@@ -129,7 +131,7 @@ async def test_a_scheduled_window_starts_and_ends(
 ) -> None:
     relay = await start_relay(redis_server.url, "--webhook-url", webhook.url, *FAST_SILENCE)
     now_ms = time.time() * 1000
-    ends_ms = now_ms + 9000
+    ends_ms = now_ms + 12_000  # long enough for the bot to go silent inside it
     window = {"bots": [MUTED], "starts_at": now_ms + 1500, "ends_at": ends_ms}
     status, created = await _request(relay, "POST", body=window)
     assert status == 201
