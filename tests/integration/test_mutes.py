@@ -100,15 +100,22 @@ async def test_a_mute_outlives_a_restart_and_its_end_notifies_a_firing_alert(
             muted[alert["bot"]] = alert.get("muted", False)
     assert muted == {MUTED: True, OTHER: False}
     assert _sent_for(webhook, MUTED) == []
-    await watcher.close()
     _, shown = await _request(relay, "GET", "/alerts")
     assert {a["bot"]: a.get("muted", False) for a in shown["active"]} == muted
 
-    # Expired while the bot is still silent: the firing alert is sent now.
+    # Expired while the bot is still silent: the firing alert is sent now, and the clients
+    # that saw it muted get it again, unmuted, as a repeat.
     status, _ = await _request(relay, "DELETE", f"/api/mutes/{created['id']}")
     assert status == 200
     sent = await webhook.wait_for("silence", MUTED, "firing", timeout=10)
     assert "muted" not in sent
+    while True:
+        count += 1
+        again = (await watcher.wait_count(count, timeout=10))[count - 1]
+        if again.get("bot") == MUTED:
+            break
+    assert (again["state"], again["repeat"], "muted" in again) == ("firing", True, False)
+    await watcher.close()
     status, again = await _request(relay, "DELETE", f"/api/mutes/{created['id']}")
     assert (status, again["error"]) == (404, "unknown_mute")
 

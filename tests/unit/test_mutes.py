@@ -105,6 +105,8 @@ def test_the_gate_holds_muted_alerts_and_sends_a_firing_one_when_its_mute_ends()
     mutes = [_mute()]
     gate = MuteGate(lambda: mutes, clock=lambda: now[0])
     sent: list[dict[str, Any]] = []
+    told: list[dict[str, Any]] = []
+    gate.on_unmuted = told.append
     sink = gate.wrap(sent.append)
     sink(_alert("firing"))
     sink(_alert("firing", "bot:pingpong/other"))
@@ -116,6 +118,7 @@ def test_the_gate_holds_muted_alerts_and_sends_a_firing_one_when_its_mute_ends()
     assert sent[-1]["bot"] == GATE
     assert sent[-1]["state"] == "firing"
     assert sent[-1]["at_ms"] == round(now[0] * 1000)
+    assert told == [sent[-1]]
     assert gate.check() == 0  # once
 
 

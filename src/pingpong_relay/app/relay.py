@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
@@ -360,6 +361,14 @@ async def open_mutes(
     gate = MuteGate(lambda: mutes.cached)
     mutes.on_refresh = gate.check
     monitor.muted = gate.muted
+
+    def unmuted(alert: dict[str, Any]) -> None:  # clients saw it muted: now it is not
+        again = orjson.dumps({**alert, "repeat": True})
+        monitor.hub.broadcast(
+            again, "alerts", alert["bot"], key=("alert", alert["rule"], alert["bot"])
+        )
+
+    gate.on_unmuted = unmuted
     with contextlib.suppress(RedisError, OSError):  # the refresh loop logs it
         await mutes.load()
     mutes.start()

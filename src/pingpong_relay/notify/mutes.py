@@ -31,6 +31,9 @@ class MuteGate:
         self._clock = clock
         self._sink: AlertSink = lambda _alert: None
         self._held: dict[tuple[str, str], dict[str, Any]] = {}  # firing while muted
+        # Told of each alert sent when its mute ended (the wiring tells the clients that
+        # saw it muted: the same event again, unmuted, as a repeat).
+        self.on_unmuted: AlertSink = lambda _alert: None
 
     def muted(self, bot: str, rule: str) -> bool:
         """Whether a mute in force now covers this bot and rule."""
@@ -69,6 +72,7 @@ class MuteGate:
                 extra={"event": "mute_ended_firing", "rule": key[0], "bot": key[1]},
             )
             self._sink(unmuted)
+            self.on_unmuted(unmuted)
             sent += 1
         return sent
 
