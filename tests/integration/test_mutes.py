@@ -11,8 +11,10 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
 from pingpong_relay.auth import mint
+from pingpong_relay.redis_io.mutes import MUTES_KEY
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
 from tests.support import (
     FAST_SILENCE,
@@ -267,3 +269,23 @@ async def test_the_cli_adds_lists_and_expires_mutes_a_relay_honours(
     assert code == 2
     assert "duration:" in err
     assert (await _request(relay, "GET"))[1] == {"active": [], "scheduled": []}
+
+
+async def test_an_unreadable_mute_in_redis_is_skipped_and_logged_once(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    client = aioredis.from_url(redis_server.url)
+    try:
+        await client.hset(MUTES_KEY, "broken", b"{not json")
+    finally:
+        await client.aclose()
+    code, out, _ = await _cli("add", MUTED, "--for", "1h", "--redis-url", redis_server.url)
+    assert code == 0
+    relay = await start_relay(redis_server.url)
+    for _ in range(3):  # each answer reads Redis again
+        status, listed = await _request(relay, "GET")
+        assert (status, [m["id"] for m in listed["active"]]) == (200, [out.strip()])
+    record = await relay.wait_for(lambda r: r.get("event") == "mute_unreadable")
+    assert "broken" in record["message"]
+    await _request(relay, "GET")
+    assert len(relay.events("mute_unreadable")) == 1

@@ -58,6 +58,7 @@ class MuteStore:
         self.cached: tuple[Mute, ...] = ()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._unreadable: set[str] = set()  # logged once each, not every refresh
 
     async def add(self, mute: Mute) -> None:
         """Stores a mute (RedisError when Redis fails) and caches it at once."""
@@ -83,12 +84,15 @@ class MuteStore:
             try:
                 mute = Mute.from_json(orjson.loads(value))
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "mute %s in Redis is unreadable (%s); ignored",
-                    as_text(field)[:100],
-                    exc,
-                    extra={"event": "mute_unreadable"},
-                )
+                name = as_text(field)[:100]
+                if name not in self._unreadable:
+                    self._unreadable.add(name)
+                    log.warning(
+                        "mute %s in Redis is unreadable (%s); ignored",
+                        name,
+                        exc,
+                        extra={"event": "mute_unreadable"},
+                    )
                 continue
             if mute.ends_at_s <= now_s:
                 ended.append(mute.id)
