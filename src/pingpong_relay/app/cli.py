@@ -265,11 +265,11 @@ def _add_mute(commands: Commands) -> None:
     add.add_argument(
         "--rule",
         action="append",
-        default=[],
+        default=None,
         metavar="RULE",
         help="mute only this rule (repeatable; default: every rule)",
     )
-    add.add_argument("-m", "--message", default="", help="why: a comment shown with the mute")
+    add.add_argument("-m", "--message", default=None, help="why: a comment shown with the mute")
     listing = actions.add_parser(
         "list", help="mutes in force and scheduled", formatter_class=DefaultsHelpFormatter
     )

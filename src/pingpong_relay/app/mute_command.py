@@ -42,7 +42,7 @@ def _line(mute: Mute, now_s: float) -> str:
 
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {"bots": args.patterns, "comment": args.message}
+    body: dict[str, Any] = {"bots": args.patterns, "comment": args.message or ""}
     if args.rule:
         body["rules"] = args.rule
     if args.duration is not None:
