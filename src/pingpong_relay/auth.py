@@ -36,8 +36,9 @@ BEARER_PREFIX: Final = "bearer."
 HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 PUBLIC_KEY_ALGORITHMS: Final = ("RS256", "ES256")
 MAX_TOKEN_CHARS: Final = 8192
-# OAuth 2 style `scope` claim (space-separated); `metrics` lets a token read /metrics.
-SCOPES: Final = ("metrics",)
+# OAuth 2 style `scope` claim (space-separated); `metrics` lets a token read /metrics,
+# `mute` lets it create and expire mutes (/api/mutes).
+SCOPES: Final = ("metrics", "mute")
 # Registered time claims must be JSON numbers: PyJWT would take "9999999999" (a string)
 # and the relay would then see no expiry at all.
 _TIME_CLAIMS: Final = ("exp", "nbf", "iat")
@@ -65,6 +66,7 @@ class Grant:
     events: frozenset[str] | None  # None: every event
     expires_at_s: float | None
     metrics: bool = False  # the `scope` claim names "metrics": /metrics is readable
+    mute: bool = False  # the `scope` claim names "mute": mutes may be created and expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ def grant_from_claims(claims: Mapping[str, Any]) -> Grant:
         events=frozenset(events) if events is not None else None,
         expires_at_s=float(expires) if isinstance(expires, int | float) else None,
         metrics="metrics" in scope.split(),
+        mute="mute" in scope.split(),
     )
 
 

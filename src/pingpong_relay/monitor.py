@@ -123,6 +123,7 @@ class Monitor:
         # Where alert transitions go besides the clients: the webhook sender, or with several
         # relays on one Redis the lease that lets one of them send. The wiring binds it.
         self.alert_sink = alert_sink
+        self.muted: Callable[[str, str], bool] = lambda _b, _r: False  # the mute gate's
         self._clock = clock
         self._evaluation_interval_s = evaluation_interval_s
         self._stats_interval_s = stats_interval_s
@@ -297,6 +298,8 @@ class Monitor:
             _log_alert(event)
             self.series.alert(event)
             body = event.to_json()
+            if self.muted(event.bot, event.rule):
+                body["muted"] = True
             self.hub.broadcast(
                 orjson.dumps(body), "alerts", event.bot, key=("alert", event.rule, event.bot)
             )

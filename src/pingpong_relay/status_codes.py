@@ -141,7 +141,8 @@ HTTP_STATUSES: Final = (
     Code(
         400,
         "Bad Request",
-        "a bad parameter: window, limit, position, missing bot (JSON: error, message)",
+        "a bad parameter: window, limit, position, missing bot (JSON: error, message); a "
+        "bad /api/mutes body (error bad_mute, and field: the field at fault)",
         "fix the request",
     ),
     Code(
@@ -155,8 +156,9 @@ HTTP_STATUSES: Final = (
     Code(
         403,
         "Forbidden",
-        "the token's `events` claim does not grant this endpoint's event",
-        "use a token that grants it",
+        "the token's `events` claim does not grant this endpoint's event; changing a mute "
+        "without the `mute` scope, or the mute API from a non-loopback address without --auth",
+        "use a token that grants it (or, without --auth, mute from the relay's machine)",
     ),
     Code(
         404,

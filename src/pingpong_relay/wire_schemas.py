@@ -246,6 +246,14 @@ def _bot_alert() -> dict[str, Any]:
         repeat={"type": "boolean"},
         fired={"type": "boolean"},
         summary={"type": "string"},
+        muted=_Optional(
+            {
+                "type": "boolean",
+                "const": True,
+                "description": "present when a mute (/api/mutes) covers the alert: shown, "
+                "but sent to no notification channel and no webhook",
+            }
+        ),
     )
 
 

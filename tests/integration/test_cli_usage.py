@@ -63,7 +63,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
             ["serv"],
             {},
             "pingpong-relay: error: COMMAND: 'serv' is not one of serve, publish, watch, "
-            "simulate, token; did you mean serve?",
+            "simulate, token, mute; did you mean serve?",
         ),
     ],
     ids=["choice", "number", "upper-case choice", "env var", "unknown flag", "positional", "cmd"],

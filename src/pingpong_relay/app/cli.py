@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 from pingpong_relay import __version__
 from pingpong_relay.app.bots import cmd_publish, cmd_simulate
+from pingpong_relay.app.mute_command import cmd_mute
 from pingpong_relay.app.serve import cmd_serve
 from pingpong_relay.app.tools import cmd_token, cmd_watch
 from pingpong_relay.app.usage import CommandLineParser, DefaultsHelpFormatter
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_publish, _add_watch, _add_simulate, _add_token):
+    for add in (_add_serve, _add_publish, _add_watch, _add_simulate, _add_token, _add_mute):
         add(commands)
     return parser
 
@@ -213,7 +214,8 @@ def _add_token(commands: Commands) -> None:
         nargs="+",
         default=None,
         choices=SCOPES,
-        help="extra rights: metrics (may read /metrics when the relay uses --auth jwt)",
+        help="extra rights: metrics (may read /metrics when the relay uses --auth jwt), "
+        "mute (may create and expire mutes)",
     )
     token.add_argument("--audience", default=None, help="`aud` claim")
     token.add_argument("--issuer", default=None, help="`iss` claim")
@@ -224,6 +226,64 @@ def _add_token(commands: Commands) -> None:
         help="the relay's secret (prefer the PINGPONG_JWT_SECRET env var)",
     )
     token.set_defaults(handler=cmd_token)
+
+
+def _add_mute(commands: Commands) -> None:
+    mute = commands.add_parser(
+        "mute",
+        help="add, list or expire mutes (maintenance windows)",
+        description="Mutes live in the relays' Redis: a muted alert is still shown, marked "
+        "muted, but notifies no channel and no webhook until the mute ends. This talks to "
+        "Redis directly (--redis-url, as publish does); the HTTP API is /api/mutes.",
+    )
+    actions = mute.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add",
+        help="mute bots (patterns) for a while or in a window",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    add.add_argument(
+        "patterns", nargs="+", metavar="PATTERN", help="bot patterns, e.g. 'bot:pingpong/gate-*'"
+    )
+    add.add_argument(
+        "--for", dest="duration", default=None, metavar="DURATION", help="how long, e.g. 2h, 30m"
+    )
+    add.add_argument(
+        "--from",
+        dest="starts_at",
+        default=None,
+        metavar="TIME",
+        help="start (ISO 8601 with offset; default: now)",
+    )
+    add.add_argument(
+        "--until",
+        dest="ends_at",
+        default=None,
+        metavar="TIME",
+        help="end (ISO 8601 with offset), instead of --for",
+    )
+    add.add_argument(
+        "--rule",
+        action="append",
+        default=None,
+        metavar="RULE",
+        help="mute only this rule (repeatable; default: every rule)",
+    )
+    add.add_argument("-m", "--message", default=None, help="why: a comment shown with the mute")
+    listing = actions.add_parser(
+        "list", help="mutes in force and scheduled", formatter_class=DefaultsHelpFormatter
+    )
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+    expire = actions.add_parser(
+        "expire", help="end a mute now", formatter_class=DefaultsHelpFormatter
+    )
+    expire.add_argument("id", help="the mute's id, as add printed it")
+    for sub in (add, listing, expire):
+        sub.add_argument(
+            "--redis-url", type=redis_url, default=DEFAULT_REDIS_URL, help="the relays' Redis"
+        )
+        _client_options(sub)
+    mute.set_defaults(handler=cmd_mute)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ One message's path: `redis_io.subscriber` → `pipeline.Pipeline.on_message` →
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -17,6 +18,9 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
 
 from pingpong_relay.app.alerting import AlertPath
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
@@ -35,10 +39,12 @@ from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.monitor import Monitor
+from pingpong_relay.notify.mutes import MuteGate
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
+from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
@@ -49,7 +55,7 @@ from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.ws.dataplane import DataPlane
 from pingpong_relay.ws.sessions import Sessions
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "open_mutes"]
 
 log = logging.getLogger("pingpong_relay.server")
 
@@ -96,6 +102,7 @@ class Relay:
         self.history: History | None = None
         self.rollups: RollupStore | None = None
         self.http: HttpPlane | None = None
+        self.mutes: MuteStore | None = None
         self._stack = AsyncExitStack()
 
     def _build_planes(
@@ -205,6 +212,7 @@ class Relay:
         self.health.source = self.source
         if settings.history_retention > 0:
             self._open_history(stack, redis_url)
+        self.mutes, gate = await open_mutes(stack, redis_url, self.monitor)
         tls = tls_context(settings)
         reuse_port = self.worker is not None
         await self.siblings.start()
@@ -220,9 +228,8 @@ class Relay:
         if settings.log_summary_interval > 0:
             summaries = self.pipeline.keep_summarising(settings.log_summary_interval)
             self._task(stack, summaries, "log-summary")
-        self.monitor.alert_sink = await self.alerting.start(
-            stack, redis_url, self.relay_id, settings.webhook_lease
-        )
+        sink = await self.alerting.start(stack, redis_url, self.relay_id, settings.webhook_lease)
+        self.monitor.alert_sink = gate.wrap(sink)  # mutes hold alerts back
         self.monitor.start()
         stack.push_async_callback(self.monitor.stop)
         if self.history is not None:
@@ -285,6 +292,7 @@ class Relay:
                 frame_ancestors=settings.frame_ancestors,
                 refused=refusals,
                 public_bots=tuple(settings.public_bots),
+                mutes=self.mutes,
             ),
             refused=refusals,
             max_connections=settings.max_http_connections,
@@ -333,3 +341,27 @@ class Relay:
             "silence_timeout_s": settings.silence_timeout,  # a chart's gap, for a new bot
             # No version: this is open to anyone, like /healthz (relay:state has it).
         }
+
+
+async def open_mutes(
+    stack: AsyncExitStack, redis_url: str, monitor: Monitor
+) -> tuple[MuteStore, MuteGate]:
+    """The mute store (read once now, so a restarted relay knows its mutes before any
+    alert) and the gate that holds muted alerts back; the monitor marks muted events."""
+    mutes = MuteStore(redis_url)
+    gate = MuteGate(lambda: mutes.cached)
+    mutes.on_refresh = gate.check
+    monitor.muted = gate.muted
+
+    def unmuted(alert: dict[str, Any]) -> None:  # clients saw it muted: now it is not
+        again = orjson.dumps({**alert, "repeat": True})
+        monitor.hub.broadcast(
+            again, "alerts", alert["bot"], key=("alert", alert["rule"], alert["bot"])
+        )
+
+    gate.on_unmuted = unmuted
+    with contextlib.suppress(RedisError, OSError):  # the refresh loop logs it
+        await mutes.load()
+    mutes.start()
+    stack.push_async_callback(mutes.stop)
+    return mutes, gate

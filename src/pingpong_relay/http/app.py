@@ -16,7 +16,8 @@ from pingpong_relay.http.guard import security_headers
 from pingpong_relay.http.health import healthz
 from pingpong_relay.http.history import history_page
 from pingpong_relay.http.metrics import metrics
-from pingpong_relay.http.middleware import access_guard, add_security_headers
+from pingpong_relay.http.middleware import MUTES_PATH, access_guard, add_security_headers
+from pingpong_relay.http.mutes import add_mute, expire_mute, list_mutes
 from pingpong_relay.http.pages import (
     DASHBOARD_DIR,
     asyncapi_document,
@@ -36,6 +37,7 @@ from pingpong_relay.http.stats import bots, stats
 from pingpong_relay.monitor import Monitor
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import History
+from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.rollup_store import RollupStore
 
 __all__ = ["build_app"]
@@ -56,6 +58,7 @@ def build_app(
     frame_ancestors: str = "'none'",
     refused: Callable[[str, str], None] = lambda _reason, _detail: None,
     public_bots: tuple[str, ...] = (),
+    mutes: MuteStore | None = None,
 ) -> web.Application:
     """The HTTP plane's routes. `health` gives the detailed body (the operator's view);
     anyone gets only its public part. `hosts` (None: no check) says which Host headers
@@ -73,6 +76,7 @@ def build_app(
         asyncapi_document=orjson.dumps(asyncapi()),
         headers=security_headers(frame_ancestors),
         access=Access(hosts, authenticate, metrics_token, refused),
+        mutes=mutes,
     )
     app[PUBLIC] = PublicStatus(public_bots)
     app.on_response_prepare.append(add_security_headers)
@@ -91,4 +95,7 @@ def build_app(
     app.router.add_get("/badge.json", badge_json)
     app.router.add_get("/status", status_page)
     app.router.add_get("/status.json", status_json)
+    app.router.add_get(MUTES_PATH, list_mutes)
+    app.router.add_post(MUTES_PATH, add_mute)
+    app.router.add_delete(MUTES_PATH + "/{id}", expire_mute)
     return app

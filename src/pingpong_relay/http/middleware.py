@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -17,10 +18,13 @@ from pingpong_relay.messages import excerpt
 __all__ = [
     "BADGE_PATHS",
     "ENDPOINT_EVENTS",
+    "MUTES_PATH",
     "OPEN_PATHS",
     "PUBLIC_PATHS",
     "access_guard",
     "add_security_headers",
+    "is_loopback",
+    "mute_refusal",
     "refuse_token",
 ]
 
@@ -36,6 +40,7 @@ ENDPOINT_EVENTS: Final = {
     "/badge.svg": "status",
     "/badge.json": "status",
 }
+MUTES_PATH: Final = "/api/mutes"
 # Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
 OPEN_PATHS: Final = frozenset({"/", "/healthz", "/dashboard/config.json", "/asyncapi.json"})
 # The public status page: open whatever the auth mode, it shows only --public-bots' bots.
@@ -95,6 +100,39 @@ def operator_refusal(access: Access, request: web.Request) -> web.Response | Non
     )
 
 
+def mute_refusal(access: Access, request: web.Request) -> web.Response | None:
+    """/api/mutes: with auth, any valid token lists and only the `mute` scope changes;
+    an anonymous relay answers it only on loopback (a mute silences every alert)."""
+    authenticate = access.authenticate
+    if authenticate is None:
+        if is_loopback(request.remote):
+            return None
+        access.refused("forbidden", f"not loopback: {where_from(request)}")
+        return error(403, "forbidden", "without --auth the mute API answers only on loopback")
+    if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
+        malformed = AuthError("malformed", "Authorization must be 'Bearer <token>'")
+        return refuse_token(access, request, malformed)
+    try:
+        grant, _ = authenticate(request.headers, request.query_string)
+    except AuthError as refused_token:
+        return refuse_token(access, request, refused_token)
+    if request.method not in ("GET", "HEAD") and (grant is None or not grant.mute):
+        access.refused("forbidden", where_from(request))
+        return error(403, "forbidden", "the token does not grant the 'mute' scope")
+    remember_grant(request, grant)
+    return None
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1)."""
+    if not address:
+        return False
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def refuse_token(access: Access, request: web.Request, refused: AuthError) -> web.Response:
     """401, counted and logged (at most once per interval) with the path and the caller."""
     access.refused("unauthorized", f"{refused.reason}: {where_from(request)}")
@@ -113,6 +151,8 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     path = request.path
     if path == "/metrics" or (path == "/healthz" and wants_detail(request.query)):
         return operator_refusal(access, request) or await handler(request)
+    if path == MUTES_PATH or path.startswith(MUTES_PATH + "/"):
+        return mute_refusal(access, request) or await handler(request)
     if path in OPEN_PATHS or path in PUBLIC_PATHS or path.startswith("/dashboard/"):
         return await handler(request)
     if path in BADGE_PATHS and request.app[PUBLIC].covers(request.query.get("bot", "")):

@@ -13,9 +13,19 @@ from pingpong_relay.auth import Authenticator, Grant
 from pingpong_relay.monitor import Monitor
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import History
+from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.rollup_store import RollupStore
 
-__all__ = ["STATE", "Access", "PlaneState", "known", "remember_grant", "scoped", "visible"]
+__all__ = [
+    "STATE",
+    "Access",
+    "PlaneState",
+    "granted",
+    "known",
+    "remember_grant",
+    "scoped",
+    "visible",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,7 @@ class PlaneState:
     asyncapi_document: bytes  # built once: it only changes with the code
     headers: dict[str, str]  # the security headers every response carries
     access: Access
+    mutes: MuteStore | None = None  # None: no mute API (a plane without the relay's Redis)
 
 
 STATE: Final = web.AppKey("plane_state", PlaneState)
@@ -55,6 +66,12 @@ _GRANT: Final = "grant"
 def remember_grant(request: web.Request, grant: Grant | None) -> None:
     """Keeps the grant of the request's token for the handlers that filter by it."""
     request[_GRANT] = grant
+
+
+def granted(request: web.Request) -> Grant | None:
+    """The grant of the request's token (None: auth is off)."""
+    grant: Grant | None = request.get(_GRANT)
+    return grant
 
 
 def scoped(request: web.Request) -> bool:

@@ -1225,6 +1225,11 @@
     fillAlertList($('#alerts-resolved'), resolved);
     $('#alerts-none').hidden = active.length > 0;
     $('#resolved-none').hidden = resolved.length > 0;
+    // A bot's tile is marked muted while a mute (/api/mutes) covers one of its live alerts.
+    const muted = new Set(active.filter((a) => a.muted === true).map((a) => a.bot));
+    for (const bot of app.bots.values()) {
+      if (bot.element) bot.element.toggleAttribute('data-muted', muted.has(bot.id));
+    }
     renderAlertTimes(relayNow());
   }
 
@@ -1238,9 +1243,12 @@
         existing.get(key) || document.querySelector(`#alerts [data-alert="${CSS.escape(key)}"]`);
       if (!item) item = alertItem(key);
       item.dataset.state = alert.state;
+      item.toggleAttribute('data-muted', alert.muted === true);
+      item.title = alert.muted === true ? 'muted: notifies no one until its mute ends' : '';
       item.dataset.sinceMs = String(alert.since_ms ?? '');
       item.dataset.atMs = String(alert.at_ms ?? '');
-      setText($('.alert-state', item), alert.state);
+      const state = alert.muted === true ? `${alert.state} · muted` : alert.state;
+      setText($('.alert-state', item), state);
       setText($('.alert-bot', item), alert.bot);
       const kind = alert.kind && alert.kind !== alert.rule ? ` (${alert.kind})` : '';
       setText($('.alert-rule', item), `${alert.rule}${kind}`);
