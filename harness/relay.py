@@ -19,6 +19,8 @@ from .tree import ProcessTree
 
 # Its own shutdown allows clients 3 s; a relay that takes longer is killed.
 STOP_GRACE_S = 10.0
+# Times start() tries again, on fresh ports, after losing one to another process.
+BIND_ATTEMPTS = 3
 
 
 class RelayProcess:
@@ -50,18 +52,16 @@ class RelayProcess:
         self.log_path = log_path
         self.children = children
         self.cores = None if cores is None else sorted(cores)
+        # Ports the harness picked may be taken by another process before the relay binds
+        # them (free_port cannot hold them): then start() tries again with fresh ones.
+        self._ports_chosen = port is None and http_port is None
         self.port = port or free_port()
         self.http_port = http_port or free_port()
-        self.args = [
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--http-port", str(self.http_port),
-            "--log-format", "json",
-        ]  # fmt: skip
-        if redis_url is not None:
-            self.args += ["--redis-url", redis_url]
-        self.args += list(args)
+        self._redis_url = redis_url
+        self._extra_args = list(args)
+        self.args = self._command_args()
         self.env = {**os.environ, **(env or {})}
+        self._log_keep = log_keep
         self.process: asyncio.subprocess.Process | None = None
         self.http_headers: dict[str, str] = {}  # e.g. a bearer token for /metrics
         self.log = LogFollower(log_path, keep=log_keep, running=self._running)
@@ -69,6 +69,17 @@ class RelayProcess:
         self._reader: asyncio.Task[None] | None = None
         self._tree: ProcessTree | None = None
         self._http: aiohttp.ClientSession | None = None
+
+    def _command_args(self) -> list[str]:
+        args = [
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--http-port", str(self.http_port),
+            "--log-format", "json",
+        ]  # fmt: skip
+        if self._redis_url is not None:
+            args += ["--redis-url", self._redis_url]
+        return args + self._extra_args
 
     @property
     def ws_url(self) -> str:
@@ -109,8 +120,16 @@ class RelayProcess:
 
     async def start(self, *, wait_subscribed: bool = True, timeout: float = 20.0) -> None:
         """Starts it; waits until it listens and, by default, has subscribed to Redis."""
-        await self.start_process()
-        await self.wait_for("listening", timeout=timeout)
+        for attempt in range(BIND_ATTEMPTS):
+            await self.start_process()
+            try:
+                await self.wait_for("listening", timeout=timeout)
+                break
+            except HarnessError as exc:
+                lost_race = self._ports_chosen and "address already in use" in str(exc)
+                if not lost_race or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                await self._restart_on_fresh_ports()
         if wait_subscribed:
             await self.wait_for(
                 lambda r: r.get("event") in ("redis_subscribed", "redis_outage_end"),
@@ -139,6 +158,17 @@ class RelayProcess:
             self._reader = asyncio.create_task(
                 self.log.pump(self.process.stderr), name="relay-log-reader"
             )
+
+    async def _restart_on_fresh_ports(self) -> None:
+        """After the relay lost a port to another process: its old run gone, new ports."""
+        await self.wait_exit()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self.port, self.http_port = free_port(), free_port()
+        self.args = self._command_args()
+        self.log = LogFollower(self.log_path, keep=self._log_keep, running=self._running)
+        self._tree = None
 
     def events(self, name: str) -> list[Record]:
         """Every log record of this event so far."""
