@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pingpong_relay.http.middleware import is_loopback
+from pingpong_relay.http.middleware import is_loopback_peer
 from pingpong_relay.mutes import Mute, MuteError, covering, mute_from_body, split_mutes
 from pingpong_relay.notify.mutes import MuteGate
 
@@ -142,6 +142,7 @@ def test_an_alert_resolved_under_its_mute_is_never_sent() -> None:
         ("127.0.0.1", True),
         ("127.0.0.2", True),
         ("::1", True),
+        ("::ffff:127.0.0.1", True),  # an IPv4 loopback peer on a dual-stack socket
         ("10.0.0.5", False),
         ("192.168.1.2", False),
         (None, False),
@@ -150,4 +151,4 @@ def test_an_alert_resolved_under_its_mute_is_never_sent() -> None:
     ],
 )
 def test_only_loopback_peers_count_as_loopback(address: str | None, loopback: bool) -> None:
-    assert is_loopback(address) is loopback
+    assert is_loopback_peer(address) is loopback

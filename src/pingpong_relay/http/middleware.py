@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import hdrs, web
 
-from pingpong_relay.auth import AuthError
+from pingpong_relay.auth import Authenticator, AuthError, Grant
 from pingpong_relay.http.guard import bearer_matches, wants_detail
 from pingpong_relay.http.public import PUBLIC
 from pingpong_relay.http.responses import error, unauthorized, where_from
 from pingpong_relay.http.state import STATE, Access, remember_grant
 from pingpong_relay.messages import excerpt
+from pingpong_relay.origins import is_loopback, normalise_ip
 
 __all__ = [
     "BADGE_PATHS",
@@ -23,7 +23,7 @@ __all__ = [
     "PUBLIC_PATHS",
     "access_guard",
     "add_security_headers",
-    "is_loopback",
+    "is_loopback_peer",
     "mute_refusal",
     "refuse_token",
 ]
@@ -105,17 +105,13 @@ def mute_refusal(access: Access, request: web.Request) -> web.Response | None:
     an anonymous relay answers it only on loopback (a mute silences every alert)."""
     authenticate = access.authenticate
     if authenticate is None:
-        if is_loopback(request.remote):
+        if is_loopback_peer(request.remote):
             return None
         access.refused("forbidden", f"not loopback: {where_from(request)}")
         return error(403, "forbidden", "without --auth the mute API answers only on loopback")
-    if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
-        malformed = AuthError("malformed", "Authorization must be 'Bearer <token>'")
-        return refuse_token(access, request, malformed)
-    try:
-        grant, _ = authenticate(request.headers, request.query_string)
-    except AuthError as refused_token:
-        return refuse_token(access, request, refused_token)
+    grant, refusal = _authenticated(access, request, authenticate)
+    if refusal is not None:
+        return refusal
     if request.method not in ("GET", "HEAD") and (grant is None or not grant.mute):
         access.refused("forbidden", where_from(request))
         return error(403, "forbidden", "the token does not grant the 'mute' scope")
@@ -123,14 +119,25 @@ def mute_refusal(access: Access, request: web.Request) -> web.Response | None:
     return None
 
 
-def is_loopback(address: str | None) -> bool:
-    """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1)."""
-    if not address:
-        return False
+def is_loopback_peer(address: str | None) -> bool:
+    """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1, IPv4-mapped)."""
+    ip = normalise_ip(address) if address else None
+    return ip is not None and is_loopback(ip)
+
+
+def _authenticated(
+    access: Access, request: web.Request, authenticate: Authenticator
+) -> tuple[Grant | None, web.Response | None]:
+    """The request's grant, or the 401 that refuses it (counted and logged)."""
+    if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
+        # A token is ASCII; anything else is refused here, not deep in a decoder.
+        malformed = AuthError("malformed", "Authorization must be 'Bearer <token>'")
+        return None, refuse_token(access, request, malformed)
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
+        grant, _ = authenticate(request.headers, request.query_string)
+    except AuthError as refused_token:
+        return None, refuse_token(access, request, refused_token)
+    return grant, None
 
 
 def refuse_token(access: Access, request: web.Request, refused: AuthError) -> web.Response:
@@ -159,14 +166,9 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     authenticate = access.authenticate
     if authenticate is not None:
-        if not request.headers.get(hdrs.AUTHORIZATION, "").isascii():
-            # A token is ASCII; anything else is refused here, not deep in a decoder.
-            malformed = AuthError("malformed", "Authorization must be 'Bearer <token>'")
-            return refuse_token(access, request, malformed)
-        try:
-            grant, _ = authenticate(request.headers, request.query_string)
-        except AuthError as refused_token:
-            return refuse_token(access, request, refused_token)
+        grant, refusal = _authenticated(access, request, authenticate)
+        if refusal is not None:
+            return refusal
         event = ENDPOINT_EVENTS.get(request.path)
         if grant is not None and grant.events is not None and event not in grant.events:
             access.refused("forbidden", where_from(request))
