@@ -159,7 +159,7 @@ publish() {  # publish KIND LATENCY: via the CLI; the relay must be its one subs
   local out
   out="$(pingpong-relay publish "$1" --latency "$2" --redis-url "$redis_url" --channel "$CHANNEL")" \
     || fail "pingpong-relay publish $1 failed"
-  [[ "$out" == "published $1 (latency $2 ms) to $CHANNEL: 1 subscriber(s)" ]] \
+  [[ "$out" == "published $1 (latency $2 ms) to $CHANNEL as $CHANNEL/bot: 1 subscriber(s)" ]] \
     || fail "publish $1 did not reach exactly one subscriber: $out"
 }
 ping_from="$(now_ms)"
