@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -46,6 +47,8 @@ __all__ = [
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
 # Silence judged within about a second, so alert tests wait on events that come soon.
 FAST_SILENCE = ("--silence-timeout", "0.6", "--silence-for", "0.6", "--evaluation-interval", "0.1")
+
+HandlerT = TypeVar("HandlerT", bound=logging.Handler)
 
 
 class SentinelServer:
@@ -232,3 +235,17 @@ def refused_socket() -> Iterator[socket.socket]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock
+
+
+@contextlib.contextmanager
+def attached(handler: HandlerT, logger_name: str, level: int) -> Iterator[HandlerT]:
+    """`handler` on the named logger at `level` for the block; both restored afterwards."""
+    logger = logging.getLogger(logger_name)
+    previous_level = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)

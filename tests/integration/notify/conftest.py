@@ -21,7 +21,7 @@ from tests.integration.notify.support import (
     SmtpServer,
 )
 from tests.integration.webhooks.support import HookServer
-from tests.support import refused_socket
+from tests.support import attached, refused_socket
 
 
 @pytest.fixture
@@ -50,16 +50,8 @@ def refused_port() -> Iterator[socket.socket]:
 
 @pytest.fixture
 def sender_log() -> Iterator[EventLog]:
-    logger = logging.getLogger("pingpong_relay.notify")
-    handler = EventLog()
-    previous_level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
+    with attached(EventLog(), "pingpong_relay.notify", logging.DEBUG) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
 
 
 @pytest.fixture

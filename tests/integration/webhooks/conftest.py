@@ -19,7 +19,7 @@ from tests.integration.webhooks.support import (
     HookServer,
     SenderFactory,
 )
-from tests.support import refused_socket
+from tests.support import attached, refused_socket
 
 
 @pytest.fixture
@@ -37,16 +37,8 @@ def refused_url() -> Iterator[str]:
 
 @pytest.fixture
 def failures() -> Iterator[FailureLog]:
-    logger = logging.getLogger("pingpong_relay.webhooks")
-    handler = FailureLog()
-    previous_level = logger.level
-    logger.setLevel(logging.WARNING)
-    logger.addHandler(handler)
-    try:
+    with attached(FailureLog(), "pingpong_relay.webhooks", logging.WARNING) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
 
 
 @pytest.fixture
