@@ -132,6 +132,11 @@ class Hub:
         # Relay latency (ms) of the messages written since the pipeline's last summary.
         self.relay_latency_ms = LogHistogram()
 
+    def take_relay_latency(self) -> LogHistogram:
+        """The relay latencies (ms) observed since the last call, and a fresh start."""
+        taken, self.relay_latency_ms = self.relay_latency_ms, LogHistogram()
+        return taken
+
     # --- who is connected (audience.py keeps the books) ---------------------------------
     def __len__(self) -> int:
         return len(self.audience)

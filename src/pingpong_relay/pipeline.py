@@ -17,7 +17,6 @@ from functools import partial
 from typing import Any, Final, Protocol
 
 from pingpong_relay.audience import Group
-from pingpong_relay.histogram import LogHistogram
 from pingpong_relay.hub import Hub
 from pingpong_relay.instruments import Counter, Labelled
 from pingpong_relay.limits import BotAllowList, BotRateLimiter, LogThrottle
@@ -308,7 +307,7 @@ class Pipeline:
         """One INFO line with what was relayed since the last one (and the relay latency's
         p99 over it), then starts counting again; none, and None, when nothing happened."""
         traffic, self.traffic = self.traffic, Traffic()
-        latency_ms, self.hub.relay_latency_ms = self.hub.relay_latency_ms, LogHistogram()
+        latency_ms = self.hub.take_relay_latency()
         if not (traffic.messages or traffic.rejected or traffic.dropped):
             return None
         fields = traffic.summary(interval_s, len(self.hub), latency_ms.quantile(0.99))
