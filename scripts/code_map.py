@@ -15,6 +15,7 @@ LAYER_TITLES = (
     "Entry point",
     "Wiring (`app/`): the command line and one relay's lifecycle",
     "Outer edges: the HTTP plane, workers, the bot-side and client APIs",
+    "Ingestion: heartbeats from push URLs, MQTT and pollers, published to Redis",
     "Inner edges: the WebSocket data plane, Redis, outgoing webhooks",
     "Telemetry: the Prometheus registry",
 )

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
-from pingpong_relay.rules import LatencyRule, Rule, RuleKind, format_s, percentile_label
+from pingpong_relay.rules import (
+    LatencyRule,
+    ReportRule,
+    Rule,
+    RuleKind,
+    format_s,
+    percentile_label,
+)
 from pingpong_relay.wire_types import ALERT_EVENT_TYPE, STATUS_EVENT_TYPE
 
 __all__ = [
@@ -111,8 +118,10 @@ def alert_event(
     *,
     repeat: bool = False,
     fired: bool = False,
+    detail: str = "",
 ) -> AlertEvent:
-    """One transition of a rule's alert for a bot, with its human summary."""
+    """One transition of a rule's alert for a bot, with its human summary; `detail` is a
+    report rule's reason (what the bot said of itself)."""
     return AlertEvent(
         rule=rule.name,
         kind=rule.kind,
@@ -124,13 +133,23 @@ def alert_event(
         threshold=threshold,
         repeat=repeat,
         fired=fired,
-        summary=_summary(rule, bot, state, value, threshold, held_s),
+        summary=_summary(rule, bot, state, value, threshold, held_s, detail),
     )
 
 
 def _summary(
-    rule: Rule, bot: str, state: AlertState, value: float | None, threshold: float, held_s: float
+    rule: Rule,
+    bot: str,
+    state: AlertState,
+    value: float | None,
+    threshold: float,
+    held_s: float,
+    detail: str,
 ) -> str:
+    if isinstance(rule, ReportRule):
+        if state == "resolved":
+            return f"{bot} no longer reports itself {rule.level}"
+        return f"{bot} reported {rule.level}: {detail or 'no reason given'}"
     if isinstance(rule, LatencyRule):
         quantile = f"{bot} {percentile_label(rule.percentile)} latency"
         if state == "resolved":

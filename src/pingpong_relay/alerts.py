@@ -17,7 +17,9 @@ from pingpong_relay.alert_events import (
     alert_event,
 )
 from pingpong_relay.rules import (
+    REPORT_RULES,
     LatencyRule,
+    ReportRule,
     Rule,
     SilenceRule,
 )
@@ -43,6 +45,10 @@ class BotMetrics(Protocol):
     def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
         """The bot's latency quantile `q` (0 to 1) in ms over the named window; None when
         the window holds no samples."""
+
+    def reported(self, bot: str) -> tuple[str, str] | None:
+        """What the bot's last message reported of it, when it said down or degraded:
+        (status, reason); None otherwise."""
 
 
 # --- the engine ----------------------------------------------------------------------------
@@ -91,6 +97,7 @@ class AlertEngine:
             raise ValueError(f"repeat_s must be a finite number of seconds > 0, not {repeat_s!r}")
         if history < 0:
             raise ValueError(f"history must be >= 0, not {history!r}")
+        rules = [*rules, *REPORT_RULES]  # built in: a bot that says it is down is down
         names = [rule.name for rule in rules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -221,7 +228,7 @@ class AlertEngine:
         bot_state.alerts[rule.name] = _Alert(state, active_since_s, now_s, event)
         bot_state.last_seen_s = last_seen_s
         bot_state.at_s = now_s
-        status, reason = self._status_of(bot_state)
+        status, reason = _status_of(bot_state)
         if status != bot_state.status:
             bot_state.previous, bot_state.status = bot_state.status, status
             bot_state.since_s = since_s
@@ -248,10 +255,17 @@ class AlertEngine:
             state = self._bots[bot] = _BotState(rules=rules)
         interval_s: float | None = None
         interval_read = False
-        applied = state.rules if self._alerting is None or self._alerting(bot) else ()
+        applied = state.rules
+        if self._alerting is not None and not self._alerting(bot):
+            # On probation only a bot's own report counts: it knows it is down.
+            applied = tuple(rule for rule in applied if isinstance(rule, ReportRule))
         for rule in applied:
             value: float | None
-            if isinstance(rule, LatencyRule):
+            detail = ""
+            if isinstance(rule, ReportRule):
+                active, detail = _reported(metrics, rule, bot)
+                value, threshold = None, 0.0
+            elif isinstance(rule, LatencyRule):
                 value = metrics.latency_quantile(bot, rule.window, rule.percentile, now_s)
                 threshold = rule.threshold_ms
                 # No samples in the window is no evidence of slowness; silence rules
@@ -264,10 +278,10 @@ class AlertEngine:
                 threshold = rule.timeout_for(interval_s)
                 value = max(0.0, now_s - last_seen_s)
                 active = value > threshold
-            self._step(state, rule, bot, active, value, threshold, now_s, events)
+            self._step(state, rule, bot, active, value, threshold, now_s, events, detail)
         state.last_seen_s = last_seen_s
         state.at_s = now_s
-        status, reason = self._status_of(state)
+        status, reason = _status_of(state)
         if status != state.status:
             if state.status is None:
                 reason = "first seen" if status == "up" else reason
@@ -296,6 +310,7 @@ class AlertEngine:
         threshold: float,
         now_s: float,
         events: list[AlertEvent],
+        detail: str = "",
     ) -> None:
         def event(
             alert_state: AlertState,
@@ -316,6 +331,7 @@ class AlertEngine:
                 held_s,
                 repeat=repeat,
                 fired=fired,
+                detail=detail,
             )
             events.append(made)
             return made
@@ -343,26 +359,34 @@ class AlertEngine:
             since_s = alert.last_event.since_s
             alert.last_event = event("firing", since_s, held_s, repeat=True, fired=True)
 
-    @staticmethod
-    def _status_of(state: _BotState) -> tuple[Status, str]:
-        # The first alert (in rule-name order) of the worst kind explains the status.
-        down: _Alert | None = None
-        pending: _Alert | None = None
-        degraded: _Alert | None = None
-        for rule in state.rules:
-            alert = state.alerts.get(rule.name)
-            if alert is None:
-                continue
-            if rule.kind == "latency":
-                degraded = degraded or alert
-            elif alert.state == "firing":
-                down = down or alert
-            else:
-                pending = pending or alert
-        if down is not None:
-            return "down", down.last_event.summary
-        if pending is not None:
-            return "pending", pending.last_event.summary
-        if degraded is not None:
-            return "degraded", degraded.last_event.summary
-        return "up", "no alert active"
+
+def _reported(metrics: BotMetrics, rule: ReportRule, bot: str) -> tuple[bool, str]:
+    """Whether the bot's last message reported it at the rule's level, and its reason."""
+    reported = metrics.reported(bot)
+    if reported is None or reported[0] != rule.level:
+        return False, ""
+    return True, reported[1]
+
+
+def _status_of(state: _BotState) -> tuple[Status, str]:
+    # The first alert (in rule-name order) of the worst kind explains the status.
+    down: _Alert | None = None
+    pending: _Alert | None = None
+    degraded: _Alert | None = None
+    for rule in state.rules:
+        alert = state.alerts.get(rule.name)
+        if alert is None:
+            continue
+        if rule.kind == "latency" or (isinstance(rule, ReportRule) and rule.level == "degraded"):
+            degraded = degraded or alert
+        elif alert.state == "firing":
+            down = down or alert
+        else:
+            pending = pending or alert
+    if down is not None:
+        return "down", down.last_event.summary
+    if pending is not None:
+        return "pending", pending.last_event.summary
+    if degraded is not None:
+        return "degraded", degraded.last_event.summary
+    return "up", "no alert active"

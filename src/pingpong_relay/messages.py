@@ -116,6 +116,22 @@ BOT_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
             "type": ["string", "null"],
             "pattern": f"^[A-Za-z0-9_.:@/+-]{{1,{MAX_SOURCE_CHARS}}}(?![\\s\\S])",
         },
+        # Described, not constrained: they were free-form extra fields before they meant
+        # anything, and a message that uses them otherwise is still relayed as it was.
+        "status": {
+            "description": (
+                '"down" or "degraded": the bot reports itself so, and is so at once (the '
+                "built-in report rules) until a message without it; any other value means "
+                "nothing"
+            ),
+        },
+        "reason": {"description": "why the bot reports itself down or degraded, in words"},
+        "via": {
+            "description": (
+                "how a heartbeat reached Redis when the bot did not publish it itself: "
+                "push (a push URL), healthchecks (a ping URL), mqtt, or poll"
+            ),
+        },
     },
     "additionalProperties": True,
 }

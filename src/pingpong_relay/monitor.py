@@ -20,51 +20,17 @@ from pingpong_relay.limits import LogThrottle
 from pingpong_relay.messages import BotMessage
 from pingpong_relay.rules import Rule
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S, StatsBook
+from pingpong_relay.stats_view import StatsView
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.wire_types import STATS_TYPE
 
-__all__ = ["OVERALL", "Monitor", "MonitorMetrics", "StatsView"]
+__all__ = ["OVERALL", "Monitor", "MonitorMetrics"]
 
 log = logging.getLogger("pingpong_relay.monitor")
 
 OVERALL = "*"  # the `bot` of the all-bots statistics message
 EVICTION_LOG_INTERVAL_S = 10.0
 CLOCK_SKEW_LOG_INTERVAL_S = 60.0  # a bot's wrong clock is wrong in every message
-
-
-class StatsView:
-    """The alert engine's view of the statistics (its BotMetrics protocol)."""
-
-    def __init__(self, book: StatsBook) -> None:
-        self.book = book
-        # When the relay itself was deaf (its Redis subscription down), a bot's silence
-        # is not the bot's doing: silence is measured from when the relay could hear again.
-        self.hearing_since_s: float | None = None
-
-    def bots(self) -> list[str]:
-        """Every bot the statistics track."""
-        return self.book.bots()
-
-    def last_seen_s(self, bot: str) -> float | None:
-        """When the bot was last heard, but no earlier than when the relay could hear Redis
-        again: silence while the relay was deaf is not the bot's."""
-        stats = self.book.get(bot)
-        seen = stats.last_seen_s if stats is not None else None
-        if seen is None or self.hearing_since_s is None:
-            return seen
-        return max(seen, self.hearing_since_s)
-
-    def typical_interval_s(self, bot: str, now_s: float) -> float | None:
-        """The bot's median seconds between messages over "5m"; None if it is not tracked
-        or sent fewer than two messages in that window."""
-        stats = self.book.get(bot)
-        return stats.typical_interval_s(now_s) if stats is not None else None
-
-    def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
-        """The bot's latency quantile `q` (0 to 1) over `window`, in ms; None if it is not
-        tracked or reported no latency in the window."""
-        stats = self.book.get(bot)
-        return stats.latency_quantile(window, q, now_s) if stats is not None else None
 
 
 class MonitorMetrics(HubMetrics, BotMetrics, Protocol):
@@ -146,14 +112,9 @@ class Monitor:
             self.metrics.bots_refused.inc()
             if not self._untracked_logged:
                 self._untracked_logged = True
-                log.warning(
-                    "more than %d established bots: %s and later new bots are relayed but "
-                    "not tracked (raise --max-bots)",
-                    self.book.max_bots,
-                    bot,
-                    extra={"event": "max_bots_reached", "bot": bot},
-                )
+                _log_untracked(self.book.max_bots, bot)
             return
+        self.view.note_report(bot, message.fields)
         established = self.book.is_established(bot)
         if established:
             self.series.heard(bot, now_s, message.latency_ms)
@@ -202,6 +163,7 @@ class Monitor:
         """A bot evicted or forgotten: its status, alerts and metric series go, unannounced."""
         self.series.drop(bot, (rule.name for rule in self.engine.rules))
         self.engine.forget(bot)
+        self.view.reports.pop(bot, None)
 
     def _log_evictions(self, count: int) -> None:
         """Evictions are logged at most once per EVICTION_LOG_INTERVAL_S, with a count."""
@@ -434,4 +396,14 @@ def _log_clock_skew(count: int, bot: str, transit_ms: float, bound_s: float) -> 
         abs(transit_ms) / 1000.0,
         "behind" if transit_ms > 0 else "ahead",
         extra={"event": "clock_skew", "messages": count, "bot": bot, "transit_ms": transit_ms},
+    )
+
+
+def _log_untracked(max_bots: int, bot: str) -> None:
+    log.warning(
+        "more than %d established bots: %s and later new bots are relayed but not tracked "
+        "(raise --max-bots)",
+        max_bots,
+        bot,
+        extra={"event": "max_bots_reached", "bot": bot},
     )

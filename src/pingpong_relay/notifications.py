@@ -55,7 +55,11 @@ _STATES: Final[Mapping[str, AlertState]] = {
     "firing": "firing",
     "resolved": "resolved",
 }
-_KINDS: Final[Mapping[str, RuleKind]] = {"latency": "latency", "silence": "silence"}
+_KINDS: Final[Mapping[str, RuleKind]] = {
+    "latency": "latency",
+    "silence": "silence",
+    "report": "report",
+}
 
 
 # --- which transitions ---------------------------------------------------------------------
@@ -224,6 +228,8 @@ def dashboard_link(public_url: str, bot: str | None = None) -> str:
 
 def _headline(event: AlertEvent) -> str:
     """What happened to the bot, in a few words (no bot, no rule)."""
+    if event.kind == "report":  # the bot's own words: the summary after its name
+        return event.summary.removeprefix(f"{event.bot} ")
     if event.kind == "silence":
         if event.state == "resolved":
             return "sending again"
@@ -235,6 +241,8 @@ def _headline(event: AlertEvent) -> str:
 
 
 def _value_line(event: AlertEvent) -> str:
+    if event.kind == "report":
+        return "Value: the bot's own report"
     if event.kind == "silence":
         return (
             f"Value: silent for {format_s(event.value or 0.0)} s, "
@@ -339,6 +347,8 @@ def _group_subject(transitions: Sequence[Transition], rules: list[str]) -> str:
         kind, state = kinds.pop(), states.pop()
         if kind == "silence":
             return f"{'silent' if state == 'firing' else 'sending again'} {named}"
+        if kind == "report":
+            return f"{'reported' if state == 'firing' else 'no longer reported'} {named}"
         return f"latency {'above' if state == 'firing' else 'back at or below'} threshold {named}"
     return named.strip("()")
 

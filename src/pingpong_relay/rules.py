@@ -18,8 +18,11 @@ from pingpong_relay.defaults import WINDOW_NAMES
 from pingpong_relay.parsing import parse_duration
 
 __all__ = [
+    "REPORT_RULES",
     "RULE_KINDS",
+    "TOML_RULE_KINDS",
     "LatencyRule",
+    "ReportRule",
     "Rule",
     "RuleKind",
     "SilenceRule",
@@ -29,8 +32,10 @@ __all__ = [
     "percentile_label",
 ]
 
-RuleKind: TypeAlias = Literal["latency", "silence"]
-RULE_KINDS: Final = ("latency", "silence")
+RuleKind: TypeAlias = Literal["latency", "silence", "report"]
+RULE_KINDS: Final = ("latency", "silence", "report")
+# The kinds a rules file may declare; the report rules are built in (REPORT_RULES).
+TOML_RULE_KINDS: Final = ("latency", "silence")
 
 
 def format_s(seconds: float) -> str:
@@ -139,7 +144,31 @@ class SilenceRule:
         return max(self.timeout_s, self.interval_factor * typical_interval_s)
 
 
-Rule: TypeAlias = LatencyRule | SilenceRule
+@dataclass(frozen=True, slots=True)
+class ReportRule:
+    """Alert while a bot's last message reported it `level` (down or degraded) itself: a
+    push with status=down, a failed cron job, a poller's verdict. Built in, for every bot,
+    and at once (no `for`)."""
+
+    kind: ClassVar[RuleKind] = "report"
+
+    name: str
+    level: Literal["down", "degraded"]
+    for_s: float = 0.0
+    bots: tuple[str, ...] = ()
+
+    def applies_to(self, bot: str) -> bool:
+        """Every bot: a bot that says it is down is down."""
+        return True
+
+
+# Added to whatever rules the flags or the rules file give (app.rules_setup).
+REPORT_RULES: Final = (
+    ReportRule(name="reported-down", level="down"),
+    ReportRule(name="reported-degraded", level="degraded"),
+)
+
+Rule: TypeAlias = LatencyRule | SilenceRule | ReportRule
 
 
 def default_rules(
@@ -264,7 +293,7 @@ def _rule_from_table(index: int, table: dict[str, Any]) -> Rule:
     if "kind" not in table:
         fail("kind", 'is missing; it is "latency" or "silence"')
     kind = table["kind"]
-    if kind not in RULE_KINDS:
+    if kind not in TOML_RULE_KINDS:
         fail("kind", f'must be "latency" or "silence", not {kind!r}')
     keys = _KEYS[kind]
     values: dict[str, Any] = {"name": name}

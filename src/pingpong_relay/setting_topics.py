@@ -13,6 +13,7 @@ __all__ = ["SETTING_GROUPS", "topic_option"]
 SETTING_GROUPS: Final = (
     ("network", "where the relay listens, and its clients' connections"),
     ("Redis", "where the heartbeats come from"),
+    ("ingestion", "heartbeats from bots that don't speak Redis: push URLs, MQTT, pollers"),
     ("auth", "who may connect: tokens, origins, host names, framing"),
     ("limits", "what one client, address or bot may cost the relay"),
     ("monitoring", "which bots are tracked, and their statistics"),

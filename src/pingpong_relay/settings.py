@@ -28,7 +28,7 @@ from pingpong_relay.parsing import (
     window,
 )
 from pingpong_relay.setting_topics import topic_option
-from pingpong_relay.settings_serving import ServingSettings
+from pingpong_relay.settings_ingest import IngestSettings
 
 __all__ = ["MAX_GROUP_WAIT_S", "WEBHOOK_FORMATS", "Settings"]
 
@@ -43,7 +43,7 @@ _history = topic_option("history")
 
 
 @dataclass(frozen=True)
-class Settings(ServingSettings):
+class Settings(IngestSettings):
     """Everything `pingpong-relay serve` can be told. Field names are the flag names."""
 
     redis_url: str = _redis(

@@ -19,6 +19,7 @@ class FakeMetrics:
     seen: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[tuple[str, str, float], float] = field(default_factory=dict)
     interval_s: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, tuple[str, str]] = field(default_factory=dict)
     listed: list[str] | None = None
 
     def bots(self) -> list[str]:
@@ -32,6 +33,9 @@ class FakeMetrics:
 
     def latency_quantile(self, bot: str, window: str, q: float, now_s: float) -> float | None:
         return self.latency_ms.get((bot, window, q))
+
+    def reported(self, bot: str) -> tuple[str, str] | None:
+        return self.reports.get(bot)
 
     def set_latency(self, bot: str, ms: float | None, window: str = "1m", q: float = 0.95) -> None:
         if ms is None:

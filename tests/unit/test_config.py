@@ -11,6 +11,7 @@ import pytest
 from pingpong_relay.app.cli import build_parser
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
 from pingpong_relay.messages import MAX_PAYLOAD_BYTES
+from pingpong_relay.poll_targets import parse_poll_target
 from pingpong_relay.settings import Settings
 from pingpong_relay.settings_flags import env_name, flag_name, settings_from_args
 from pingpong_relay.urls import redact_url
@@ -145,6 +146,31 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("log_summary_interval", "30s", 30.0, "0", 0.0),
     ("tls_cert", "c.pem", "c.pem", "d.pem", "d.pem"),
     ("tls_key", "k.pem", "k.pem", "l.pem", "l.pem"),
+    (
+        "push_token",
+        "a" * 16 + "=cron-1",
+        [("a" * 16, "cron-1")],
+        "b" * 20 + "=x, " + "c" * 36 + "=y",
+        [("b" * 20, "x"), ("c" * 36, "y")],
+    ),
+    ("push_rate", "2", 2.0, "0.5", 0.5),
+    ("push_address_rate", "5", 5.0, "50", 50.0),
+    (
+        "mqtt_url",
+        "mqtt://127.0.0.1:1883",
+        "mqtt://127.0.0.1:1883",
+        "mqtts://u:p@b",
+        "mqtts://u:p@b",
+    ),
+    ("mqtt_topic", "hbot/+/hb", ["hbot/+/hb"], "a/+,b/+/c", ["a/+", "b/+/c"]),
+    ("mqtt_share_group", "g1", "g1", "", ""),
+    (
+        "poll",
+        "ft=http://127.0.0.1:8080 mode=freqtrade",
+        [parse_poll_target("ft=http://127.0.0.1:8080 mode=freqtrade")],
+        "a=http://h/x interval=10s; b=https://h:9/y",
+        [parse_poll_target("a=http://h/x interval=10s"), parse_poll_target("b=https://h:9/y")],
+    ),
 ]
 PRECEDENCE_IDS = [row[0] for row in PRECEDENCE]
 

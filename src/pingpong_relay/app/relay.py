@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from pingpong_relay.app.alerting import AlertPath
 from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
+from pingpong_relay.app.ingestion import Ingestion
 from pingpong_relay.app.rules_setup import rules_from_settings
 from pingpong_relay.app.seeding import seed_from_history
 from pingpong_relay.app.tls import tls_context
@@ -82,6 +83,7 @@ class Relay:
             worker.index if worker is not None else None,
         )
         self.alerting = AlertPath(settings, self.metrics)  # webhooks, channels, the lease
+        self.ingestion = Ingestion(settings, self.metrics)  # push URLs, MQTT, pollers
         self.monitor = Monitor(
             self.hub,
             self.metrics,
@@ -213,6 +215,7 @@ class Relay:
         if settings.history_retention > 0:
             self._open_history(stack, redis_url)
         self.mutes, gate = await open_mutes(stack, redis_url, self.monitor)
+        await self.ingestion.start(stack, redis_url, self.relay_id)
         tls = tls_context(settings)
         reuse_port = self.worker is not None
         await self.siblings.start()

@@ -7,6 +7,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from pingpong_relay.ingest import INGEST_REJECT_REASONS, VIA_VALUES
 from pingpong_relay.messages import REJECT_REASONS
 
 __all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics"]
@@ -46,6 +47,7 @@ class RelayMetrics:
         self._refusals()
         self._history_and_webhooks()
         self._notifications()
+        self._ingestion()
 
     def _messages_and_clients(self) -> None:
         counter = partial(Counter, registry=self.registry)
@@ -219,6 +221,37 @@ class RelayMetrics:
             "pingpong_notification_errors",
             "Alert transitions the notifier could not read (a bug; see the log)",
         )
+
+    def _ingestion(self) -> None:
+        # Labels from fixed lists (how a heartbeat came, why it was refused): bounded.
+        counter = partial(Counter, registry=self.registry)
+        self.ingest_accepted = counter(
+            "pingpong_ingest_accepted",
+            "Heartbeats from push URLs, ping URLs, MQTT and pollers published to Redis, by via",
+            ["via"],
+        )
+        self.ingest_rejected = counter(
+            "pingpong_ingest_rejected",
+            "Pushes, pings, MQTT messages and poll results not published, by via and reason",
+            ["via", "reason"],
+        )
+        for via in VIA_VALUES:
+            self.ingest_accepted.labels(via)
+            for reason in (*INGEST_REJECT_REASONS, *REJECT_REASONS):
+                self.ingest_rejected.labels(via, reason)
+        self.mqtt_connected = Gauge(
+            "pingpong_mqtt_connected",
+            "1 while subscribed to the --mqtt-url broker, else 0",
+            registry=self.registry,
+        )
+        self.mqtt_reconnects = counter(
+            "pingpong_mqtt_reconnects", "Times the MQTT subscription was re-established"
+        )
+        self.polls = counter(
+            "pingpong_polls", "Polls of --poll targets, by what they found", ["result"]
+        )
+        for result in ("up", "degraded", "down"):
+            self.polls.labels(result)
 
     def render(self) -> bytes:
         """The registry in Prometheus's text exposition format."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from pingpong_relay.monitor import StatsView
+from pingpong_relay.stats_view import StatsView
 from tests.unit.monitor.support import ALPHA, BETA, T0, Clock, MonitorFactory, establish, message
 
 # --- what clients and HTTP ask for -----------------------------------------------------------
