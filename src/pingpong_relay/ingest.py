@@ -25,6 +25,8 @@ from pingpong_relay.messages import MAX_LATENCY_MS, check_source, escape_control
 __all__ = [
     "INGEST_REJECT_REASONS",
     "MAX_REASON_CHARS",
+    "PING_PREFIX",
+    "PUSH_PREFIX",
     "REPORTED_STATUSES",
     "VIA_VALUES",
     "IngestError",
@@ -33,9 +35,11 @@ __all__ = [
     "Via",
     "healthchecks_report",
     "heartbeat",
+    "is_push_path",
     "kuma_report",
     "new_token",
     "parse_push_token",
+    "redact_push_path",
     "reported_status",
     "token_hash",
     "token_id",
@@ -171,6 +175,23 @@ def healthchecks_report(
 
 
 # --- tokens -----------------------------------------------------------------------------
+
+PUSH_PREFIX: Final = "/api/push/"  # Uptime Kuma's push URL: /api/push/<token>
+PING_PREFIX: Final = "/ping/"  # Healthchecks' ping URL: /ping/<uuid>[/<signal>]
+
+
+def is_push_path(path: str) -> bool:
+    """Whether `path` is a push or ping URL (its token is its credential)."""
+    return path.startswith(PUSH_PREFIX) or path.startswith(PING_PREFIX)
+
+
+def redact_push_path(path: str) -> str:
+    """`path` with a push or ping URL's token replaced by ***, for log lines."""
+    for prefix in (PUSH_PREFIX, PING_PREFIX):
+        if path.startswith(prefix):
+            _, slash, rest = path[len(prefix) :].partition("/")
+            return f"{prefix}***{slash}{rest}"
+    return path
 
 
 def valid_token(text: str) -> bool:

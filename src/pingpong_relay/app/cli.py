@@ -10,6 +10,7 @@ from typing import TypeAlias
 from pingpong_relay import __version__
 from pingpong_relay.app.bots import cmd_publish, cmd_simulate
 from pingpong_relay.app.mute_command import cmd_mute
+from pingpong_relay.app.push_command import cmd_push
 from pingpong_relay.app.serve import cmd_serve
 from pingpong_relay.app.tools import cmd_token, cmd_watch
 from pingpong_relay.app.usage import CommandLineParser, DefaultsHelpFormatter
@@ -43,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_serve, _add_publish, _add_watch, _add_simulate, _add_token, _add_mute):
+    for add in (
+        _add_serve,
+        _add_publish,
+        _add_watch,
+        _add_simulate,
+        _add_token,
+        _add_mute,
+        _add_push,
+    ):
         add(commands)
     return parser
 
@@ -284,6 +293,42 @@ def _add_mute(commands: Commands) -> None:
         )
         _client_options(sub)
     mute.set_defaults(handler=cmd_mute)
+
+
+def _add_push(commands: Commands) -> None:
+    push = commands.add_parser(
+        "push",
+        help="issue, list or revoke push tokens (push and ping URLs for bots without Redis)",
+        description="A push token lets one bot report through /api/push/TOKEN (Uptime Kuma's "
+        "push URL) and /ping/TOKEN (Healthchecks' ping URL) on the HTTP port. Tokens live in "
+        "the relays' Redis, hashed: add prints the URLs once. Static tokens can be given to "
+        "serve instead (--push-token TOKEN=BOT).",
+    )
+    actions = push.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add",
+        help="issue a token for a bot and print its URLs",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    add.add_argument("bot", type=bot_source, help="the bot's name (its source), e.g. cron-backup")
+    add.add_argument(
+        "--url",
+        default="http://127.0.0.1:2809",
+        help="the relay's HTTP address as the bot reaches it, for the printed URLs",
+    )
+    listing = actions.add_parser(
+        "list", help="tokens by bot (ids, never the tokens)", formatter_class=DefaultsHelpFormatter
+    )
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+    revoke = actions.add_parser(
+        "revoke",
+        help="revoke a token by id, or every token of a bot",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    revoke.add_argument("what", metavar="ID|BOT", help="a token id (from list) or a bot's name")
+    for sub in (add, listing, revoke):
+        _redis_options(sub)
+    push.set_defaults(handler=cmd_push)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
+from pingpong_relay.http.push import PushPlane
 from pingpong_relay.ingestion.inlet import Inlet
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.redis_io.push_tokens import PushTokens
@@ -48,3 +49,14 @@ class Ingestion:
         )
         stack.push_async_callback(inlet.aclose)
         self.tokens = PushTokens(inlet.redis, settings.push_token)
+
+    def push_plane(self) -> PushPlane | None:
+        """What the HTTP plane's push and ping URLs need (None: ingestion is off)."""
+        if self.inlet is None or self.tokens is None:
+            return None
+        return PushPlane(
+            self.inlet,
+            self.tokens,
+            token_rate_per_s=self.settings.push_rate,
+            address_rate_per_s=self.settings.push_address_rate,
+        )

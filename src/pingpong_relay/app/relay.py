@@ -296,6 +296,7 @@ class Relay:
                 refused=refusals,
                 public_bots=tuple(settings.public_bots),
                 mutes=self.mutes,
+                push=self.ingestion.push_plane(),
             ),
             refused=refusals,
             max_connections=settings.max_http_connections,

@@ -32,6 +32,7 @@ from pingpong_relay.http.public import (
     status_json,
     status_page,
 )
+from pingpong_relay.http.push import PushPlane, add_push_routes
 from pingpong_relay.http.state import STATE, Access, PlaneState
 from pingpong_relay.http.stats import bots, stats
 from pingpong_relay.monitor import Monitor
@@ -59,11 +60,13 @@ def build_app(
     refused: Callable[[str, str], None] = lambda _reason, _detail: None,
     public_bots: tuple[str, ...] = (),
     mutes: MuteStore | None = None,
+    push: PushPlane | None = None,
 ) -> web.Application:
     """The HTTP plane's routes. `health` gives the detailed body (the operator's view);
     anyone gets only its public part. `hosts` (None: no check) says which Host headers
     name the relay; `refused(reason, detail)` is told of every request refused for one;
-    `public_bots` (patterns) are shown on /status and by badges without a token."""
+    `public_bots` (patterns) are shown on /status and by badges without a token; `push`
+    (None: none) serves the push and ping URLs."""
     app = web.Application(middlewares=[access_guard])
     app[STATE] = PlaneState(
         health=health,
@@ -98,4 +101,6 @@ def build_app(
     app.router.add_get(MUTES_PATH, list_mutes)
     app.router.add_post(MUTES_PATH, add_mute)
     app.router.add_delete(MUTES_PATH + "/{id}", expire_mute)
+    if push is not None:
+        add_push_routes(app, push)
     return app

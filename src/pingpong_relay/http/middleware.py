@@ -12,6 +12,7 @@ from pingpong_relay.http.guard import bearer_matches, wants_detail
 from pingpong_relay.http.public import PUBLIC
 from pingpong_relay.http.responses import error, unauthorized, where_from
 from pingpong_relay.http.state import STATE, Access, remember_grant
+from pingpong_relay.ingest import is_push_path
 from pingpong_relay.messages import excerpt
 from pingpong_relay.origins import is_loopback, normalise_ip
 
@@ -161,6 +162,9 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     if path == MUTES_PATH or path.startswith(MUTES_PATH + "/"):
         return mute_refusal(access, request) or await handler(request)
     if path in OPEN_PATHS or path in PUBLIC_PATHS or path.startswith("/dashboard/"):
+        return await handler(request)
+    if is_push_path(path):  # the token in the path is the credential
+        return await handler(request)
         return await handler(request)
     if path in BADGE_PATHS and request.app[PUBLIC].covers(request.query.get("bot", "")):
         return await handler(request)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from pingpong_relay.auth import AuthError
 from pingpong_relay.http.state import STATE
+from pingpong_relay.ingest import redact_push_path
 from pingpong_relay.messages import excerpt
 
 __all__ = [
@@ -64,7 +65,7 @@ def unauthorized(refused: AuthError) -> web.Response:
 def where_from(request: web.Request) -> str:
     """What a refusal's log line says of the request: its method and path (never the query,
     which may hold a token) and the caller's address."""
-    return f"{request.method} {request.path} from {request.remote or '?'}"
+    return f"{request.method} {redact_push_path(request.path)} from {request.remote or '?'}"
 
 
 def unknown_bot(request: web.Request, bot: str | None) -> web.Response:
