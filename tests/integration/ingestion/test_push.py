@@ -296,3 +296,22 @@ async def _cli(*args: str) -> str:
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     return out.decode()
+
+
+async def test_with_jwt_auth_a_push_needs_only_its_token_which_opens_nothing_else(
+    redis_server: RedisServer, start_relay: RelayFactory
+) -> None:
+    relay = await start_relay(
+        redis_server.url,
+        "--auth", "jwt",
+        "--push-token", f"{TOKEN}=cron-1",
+        env={"PINGPONG_JWT_SECRET": "push-test-secret-" + "k" * 40},
+    )  # fmt: skip
+    assert await _call(relay, f"/api/push/{TOKEN}?ping=4") == (200, {"ok": True})
+    assert (await _call(relay, f"/ping/{TOKEN}"))[0] == 200
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session,
+        session.get(f"{relay.http_url}/bots") as response,
+    ):
+        assert response.status == 401
+    assert (await _call(relay, f"/api/push/{OTHER_TOKEN}"))[0] == 404
