@@ -63,7 +63,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
             ["serv"],
             {},
             "pingpong-relay: error: COMMAND: 'serv' is not one of serve, publish, watch, "
-            "simulate, token, mute; did you mean serve?",
+            "simulate, token, mute, push; did you mean serve?",
         ),
     ],
     ids=["choice", "number", "upper-case choice", "env var", "unknown flag", "positional", "cmd"],
@@ -97,7 +97,18 @@ def test_an_unknown_flag_far_from_any_gets_no_suggestion() -> None:
     ]
 
 
-TOPICS = ["network", "Redis", "auth", "limits", "monitoring", "alerts", "history", "TLS", "workers"]
+TOPICS = [
+    "network",
+    "Redis",
+    "ingestion",
+    "auth",
+    "limits",
+    "monitoring",
+    "alerts",
+    "history",
+    "TLS",
+    "workers",
+]
 TOPICS += ["logging"]
 
 
