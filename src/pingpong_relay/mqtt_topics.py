@@ -1,7 +1,8 @@
-"""MQTT for bots that speak it: which broker, which topic filters, which bot a topic names
-and what a message says of it (pure; `ingestion.mqtt` is the client). The bot id is the
-segment a filter's first `+` matches: `hbot/+/hb` hears Hummingbot instance `abc` on
-`hbot/abc/hb`.
+"""MQTT for bots that speak it: the broker, the topics, and what a message says (pure).
+
+Which broker, which topic filters, which bot a topic names and what a message says of it;
+`ingestion.mqtt` is the client. The bot id is the segment a filter's first `+` matches:
+`hbot/+/hb` hears Hummingbot instance `abc` on `hbot/abc/hb`.
 
 Two payloads are understood: Hummingbot's heartbeat, `{"ts": …}` (its MQTT bridge, commlib,
 stamps it in microseconds), and the design's own bot message (`{"type": "ping"|"pong", …}`).

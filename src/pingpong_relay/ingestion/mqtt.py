@@ -1,6 +1,8 @@
-"""The MQTT bridge: subscribes to the --mqtt-topic filters on the --mqtt-url broker and hands
-every heartbeat it hears to the inlet; reconnects with backoff and resubscribes after the
-broker goes away. What a message means is decided in `mqtt_topics` (pure)."""
+"""The MQTT bridge: heartbeats heard on the --mqtt-url broker's topics, through the inlet.
+
+It subscribes to the --mqtt-topic filters, hands every message to the inlet, and reconnects
+with backoff and resubscribes after the broker goes away. What a message means is decided
+in `mqtt_topics` (pure)."""
 
 from __future__ import annotations
 
