@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
 import shutil
 import signal
+import ssl
+import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -32,10 +37,18 @@ def find_mosquitto() -> str | None:
 
 class MosquittoServer:
     """`mosquitto -c <config>` listening on 127.0.0.1:`port` (a free one by default), with
-    anonymous clients allowed (Mosquitto 2 refuses them without a config saying so). Its
-    log is kept in `log_path`, for a test that fails to show."""
+    anonymous clients allowed (Mosquitto 2 refuses them without a config saying so), or
+    with `users` ({name: password}) only those. `extra_config` applies to the listener
+    (e.g. certfile and keyfile for TLS). Its log is kept in `log_path`, for a test that
+    fails to show."""
 
-    def __init__(self, port: int | None = None, *, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        extra_config: str = "",
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         executable = find_mosquitto()
         if executable is None:
             raise HarnessError("no mosquitto binary (apt-get install mosquitto)")
@@ -43,12 +56,31 @@ class MosquittoServer:
         self.port = port or free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="pingpong-mosquitto-"))
         self.config = self.directory / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            + extra_config
-        )
+        # Run as whoever we are: started as root, mosquitto would switch to its own user,
+        # who cannot read the files made here.
+        lines = [
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+        ]
+        if users:
+            lines += ["allow_anonymous false", f"password_file {self._passwords(users)}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config.write_text("\n".join(lines) + "\n" + extra_config)
         self.log_path = self.directory / "mosquitto.log"
         self.process: asyncio.subprocess.Process | None = None
+
+    def _passwords(self, users: Mapping[str, str]) -> Path:
+        path = self.directory / "passwords"
+        path.touch(mode=0o600)
+        for name, password in users.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(path), name, password],
+                check=True,
+                capture_output=True,
+            )
+        return path
 
     @property
     def url(self) -> str:
@@ -113,9 +145,19 @@ class MosquittoServer:
 
 
 async def mqtt_publish(
-    port: int, topic: str, payload: bytes | str, *, host: str = "127.0.0.1", qos: int = 1
+    port: int,
+    topic: str,
+    payload: bytes | str,
+    *,
+    host: str = "127.0.0.1",
+    qos: int = 1,
+    username: str | None = None,
+    password: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> None:
     """Publishes one message over a connection of its own (QoS 1 by default: it returns
     once the broker has it)."""
-    async with aiomqtt.Client(host, port, timeout=10) as client:
+    async with aiomqtt.Client(
+        host, port, username=username, password=password, tls_context=tls_context, timeout=10
+    ) as client:
         await client.publish(topic, payload, qos=qos)

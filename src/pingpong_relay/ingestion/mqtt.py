@@ -206,7 +206,7 @@ class MqttBridge:
         if self._ever_subscribed:
             self._metrics.mqtt_reconnects.inc()
         self._ever_subscribed = True
-        fields = {"broker": self.broker, "topics": self.subscriptions}
+        fields = {"broker": self.broker, "topics": self.subscriptions, "client_id": self.client_id}
         if self.down_since is not None:
             outage_s = time.time() - self.down_since
             self.down_since = None

@@ -5,6 +5,7 @@ once, and a broker restart is survived."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -223,3 +224,15 @@ async def test_a_broker_down_at_start_is_waited_for(
         assert len(relay.events("mqtt_outage_start")) == 1, "one warning, not one per retry"
     finally:
         await broker.stop()
+
+
+async def test_the_relay_stops_cleanly_leaving_the_broker_politely(
+    redis_server: RedisServer, start_relay: RelayFactory, mosquitto: MosquittoServer
+) -> None:
+    relay = await mqtt_relay(start_relay, redis_server.url, mosquitto.url, "--mqtt-topic", "x/+")
+    relay.signal(signal.SIGTERM)
+    assert await relay.wait_exit(timeout=10) == 0
+    assert not [r for r in relay.records if r.get("level") in ("ERROR", "CRITICAL")]
+    client_id = relay.events("mqtt_subscribed")[0]["client_id"]
+    assert client_id.startswith("pingpong-relay-")
+    assert f"Client {client_id} disconnected." in mosquitto.log(), mosquitto.log()
