@@ -236,3 +236,31 @@ async def test_the_relay_stops_cleanly_leaving_the_broker_politely(
     client_id = relay.events("mqtt_subscribed")[0]["client_id"]
     assert client_id.startswith("pingpong-relay-")
     assert f"Client {client_id} disconnected." in mosquitto.log(), mosquitto.log()
+
+
+async def test_workers_each_hold_a_share_and_their_health_is_merged(
+    redis_server: RedisServer,
+    start_relay: RelayFactory,
+    mosquitto: MosquittoServer,
+    watching: Watch,
+) -> None:
+    relay = await start_relay(
+        redis_server.url, "--workers", "2", "--mqtt-url", mosquitto.url, "--mqtt-topic", "w/+"
+    )
+    subscribed = await relay.wait_for("mqtt_subscribed", count=2, timeout=WAIT_S)
+    ids = {r["client_id"] for r in relay.events("mqtt_subscribed")}
+    assert len(ids) == 2, f"each worker is its own MQTT client: {ids}"
+    assert subscribed["topics"] == ["$share/pingpong-relay/w/+"]
+    health = await relay.health()
+    assert health["mqtt"] == "subscribed"
+    assert [w["mqtt"] for w in health["workers"]] == ["subscribed", "subscribed"]
+    client = await watching(relay)
+    for n in range(6):
+        await mosquitto.publish(f"w/bot-{n}", orjson.dumps({"type": "pong", "latency": n}))
+    envelopes = await client.wait_count(6)
+    assert sorted(e["data"]["latency"] for e in envelopes) == list(range(6))
+
+    await mosquitto.stop()
+    await relay.wait_for("mqtt_outage_start", count=2, timeout=WAIT_S)
+    health = await relay.health()
+    assert (health["status"], health["mqtt"]) == ("ok", "disconnected")
