@@ -1,1 +1,2 @@
-"""One harness for tests and benchmarks: redis-server, relay and load processes on loopback."""
+"""One harness for tests and benchmarks: redis-server, mosquitto, relay and load processes
+on loopback."""

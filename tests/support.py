@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
+from harness.mosquitto import MosquittoServer, mqtt_publish
 from harness.processes import ROOT, free_port
 from harness.redis_server import RedisServer, publish
 from harness.relay import RelayFactory, RelayProcess
@@ -32,6 +33,7 @@ __all__ = [
     "FAST_SILENCE",
     "ROOT",
     "Collector",
+    "MosquittoServer",
     "RedisServer",
     "RelayFactory",
     "RelayProcess",
@@ -40,6 +42,7 @@ __all__ = [
     "WebhookReceiver",
     "free_port",
     "http_server",
+    "mqtt_publish",
     "publish",
     "publish_established",
 ]

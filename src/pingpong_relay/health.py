@@ -18,7 +18,7 @@ from pingpong_relay import __version__
 from pingpong_relay.hub import Hub
 from pingpong_relay.wire_types import RELAY_DEAF_TYPE, RELAY_STATE_TYPE
 
-__all__ = ["RelayHealth", "SourceState", "public_health"]
+__all__ = ["MqttState", "RelayHealth", "SourceState", "public_health"]
 
 
 class SourceState(Protocol):
@@ -35,6 +35,22 @@ class SourceState(Protocol):
     @property
     def last_error(self) -> str:
         """Why it is not subscribed, in words that may name Redis's address."""
+
+
+class MqttState(Protocol):
+    """What health reads of the MQTT bridge (`ingestion.mqtt.MqttBridge`), when there is one:
+    shown, never a reason for the relay to be unhealthy (Redis is its lifeline)."""
+
+    def status(self) -> str:
+        """ "subscribed" or "disconnected"."""
+
+    @property
+    def broker(self) -> str:
+        """The broker's URL, its password redacted."""
+
+    @property
+    def last_error(self) -> str:
+        """Why it is not subscribed, in words that may name the broker's address."""
 
 
 def public_health(ok: bool, detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,6 +87,7 @@ class RelayHealth:
         # recorded (the history) when it is on.
         self.source: SourceState | None = None
         self.record_deaf: Callable[[int, int, str], None] | None = None
+        self.mqtt: MqttState | None = None  # bound when --mqtt-url is set
 
     def health(self, *, error_text: bool = True) -> tuple[bool, dict[str, Any]]:
         """The operator's view: /healthz?detail=1, and what sibling workers merge. Without
@@ -88,6 +105,8 @@ class RelayHealth:
         }
         if self._worker is not None:
             body["worker"] = self._worker
+        if self.mqtt is not None:
+            body.update(_mqtt_health(self.mqtt, error_text))
         if not alive:
             reason = "relay starting" if source is None else "Redis subscription not verified"
             body["reason"] = (
@@ -138,3 +157,14 @@ class RelayHealth:
             targets = self.hub.targets("relay")
             if targets:
                 self.hub.deliver(self.state_message(), targets, (RELAY_STATE_TYPE,))
+
+
+def _mqtt_health(mqtt: MqttState, error_text: bool) -> dict[str, Any]:
+    """The MQTT bridge's lines of the operator's view; its address and error only there."""
+    status = mqtt.status()
+    body: dict[str, Any] = {"mqtt": status}
+    if error_text:
+        body["mqtt_broker"] = mqtt.broker
+        if status != "subscribed":
+            body["mqtt_error"] = mqtt.last_error
+    return body

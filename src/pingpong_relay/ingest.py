@@ -60,6 +60,7 @@ INGEST_REJECT_REASONS: Final = (
     "address_rate",  # 429: over --push-address-rate for the caller's address
     "bot_rate",  # 429: over --max-bot-rate for the bot
     "redis_unavailable",  # 503: Redis did not take the PUBLISH
+    "unknown_payload",  # an MQTT message that is neither Hummingbot's heartbeat nor the design's
 )
 # A token is a secret in a URL: long enough not to be guessed, and nothing that needs
 # escaping in a path. A Healthchecks uuid (36 characters) is one.

@@ -84,3 +84,17 @@ def test_healthy_only_when_every_expected_worker_answers_ok() -> None:
     ok, body = merge_health(2, [(0, _health("ok", 3, 10)), (1, _health("unavailable", 0, 11))])
     assert not ok
     assert body["redis"] == "disconnected"
+
+
+def test_mqtt_is_subscribed_only_when_every_worker_is_and_never_decides_ok() -> None:
+    broker = {"mqtt_broker": "mqtt://u:***@b:1883"}
+    up = {**_health("ok", 1, 10), "mqtt": "subscribed", **broker}
+    down = {**_health("ok", 1, 11), "mqtt": "disconnected", **broker}
+    ok, body = merge_health(2, [(0, up), (1, down)])
+    assert ok
+    assert (body["mqtt"], body["mqtt_broker"]) == ("disconnected", "mqtt://u:***@b:1883")
+    assert [w["mqtt"] for w in body["workers"]] == ["subscribed", "disconnected"]
+    _, body = merge_health(2, [(0, up), (1, {**down, "mqtt": "subscribed"})])
+    assert body["mqtt"] == "subscribed"
+    _, body = merge_health(2, [(0, _health("ok", 1, 10)), (1, _health("ok", 1, 11))])
+    assert "mqtt" not in body

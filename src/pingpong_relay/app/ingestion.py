@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack
 
 from pingpong_relay.http.push import PushPlane
 from pingpong_relay.ingestion.inlet import Inlet
+from pingpong_relay.ingestion.mqtt import MqttBridge
 from pingpong_relay.limits import BotAllowList
+from pingpong_relay.mqtt_topics import client_id
 from pingpong_relay.redis_io.push_tokens import PushTokens
 from pingpong_relay.settings import Settings
 from pingpong_relay.telemetry.metrics import RelayMetrics
@@ -26,6 +28,7 @@ class Ingestion:
         self.metrics = metrics
         self.inlet: Inlet | None = None
         self.tokens: PushTokens | None = None
+        self.mqtt: MqttBridge | None = None
 
     async def start(self, stack: AsyncExitStack, redis_url: str, relay_id: str) -> None:
         """Opens the inlet (and the MQTT bridge and pollers when configured), registering
@@ -49,6 +52,24 @@ class Ingestion:
         )
         stack.push_async_callback(inlet.aclose)
         self.tokens = PushTokens(inlet.redis, settings.push_token)
+        if settings.mqtt_url:
+            self.mqtt = self._start_mqtt(stack, inlet, relay_id)
+
+    def _start_mqtt(self, stack: AsyncExitStack, inlet: Inlet, relay_id: str) -> MqttBridge:
+        """The MQTT bridge, running until the stack stops it (before the inlet closes)."""
+        settings = self.settings
+        bridge = MqttBridge(
+            settings.mqtt_url,
+            settings.mqtt_topic,
+            inlet,
+            self.metrics,
+            client_id=client_id(relay_id),
+            share_group=settings.mqtt_share_group,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        bridge.start()
+        stack.push_async_callback(bridge.stop)
+        return bridge
 
     def push_plane(self) -> PushPlane | None:
         """What the HTTP plane's push and ping URLs need (None: ingestion is off)."""

@@ -119,7 +119,23 @@ def merge_health(
         "version": first.get("version"),
         "workers": workers,
     }
+    merged.update(_merge_mqtt(bodies, workers))
     if not ok:
         down = [w for w in workers if w["status"] != "ok"]
         merged["reason"] = f"{len(down)} of {expected} workers not ok" if down else "no workers"
     return ok, merged
+
+
+def _merge_mqtt(bodies: list[dict[str, Any]], workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The MQTT bridge's state across workers (each has its own): subscribed only when every
+    one is, shown per worker too; nothing without --mqtt-url. Never part of `ok`."""
+    states = [b["mqtt"] for b in bodies if "mqtt" in b]
+    if not states:
+        return {}
+    for worker, body in zip((w for w in workers if "pid" in w), bodies, strict=False):
+        worker["mqtt"] = body.get("mqtt")
+    first = next(b for b in bodies if "mqtt" in b)
+    merged = {"mqtt": next((s for s in states if s != "subscribed"), "subscribed")}
+    if "mqtt_broker" in first:
+        merged["mqtt_broker"] = first["mqtt_broker"]
+    return merged
