@@ -12,6 +12,7 @@ import logging
 import shutil
 import socket
 import ssl
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "mqtt_publish",
     "publish",
     "publish_established",
+    "run_cli",
 ]
 
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
@@ -252,3 +254,18 @@ def attached(handler: HandlerT, logger_name: str, level: int) -> Iterator[Handle
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
+
+
+async def run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """`python -m pingpong_relay ARGS` to its end: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pingpong_relay",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

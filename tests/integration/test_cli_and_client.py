@@ -16,21 +16,11 @@ from aiohttp import web
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.client import Heartbeat, envelopes, heartbeats
 from pingpong_relay.publisher import Publisher, PublishError
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, free_port, run_cli
 
 
 async def _run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(*args, timeout=timeout)
 
 
 async def _watch(relay: RelayProcess, *args: str) -> asyncio.subprocess.Process:

@@ -4,7 +4,6 @@ scheduled window, a mute that ends on a firing alert, who may mute, and the CLI.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.support import (
     RelayProcess,
     WebhookReceiver,
     publish,
+    run_cli,
 )
 
 MUTED = "bot:pingpong/gate-1"
@@ -227,18 +227,7 @@ async def test_without_auth_the_mute_api_answers_only_on_loopback(
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        "mute",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli("mute", *args, timeout=30)
 
 
 async def test_the_cli_adds_lists_and_expires_mutes_a_relay_honours(

@@ -5,7 +5,6 @@ request is refused with its reason, counted, and costs no one else anything."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import aiohttp
@@ -14,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from pingpong_relay.redis_io.push_tokens import TOKENS_KEY
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, run_cli
 
 TOKEN = "cron1-token-0123456789"
 OTHER_TOKEN = "other-token-0123456789"
@@ -285,17 +284,9 @@ async def test_tokens_from_the_cli_work_at_every_relay_until_revoked(
 
 
 async def _cli(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pingpong_relay",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    code, out, err = await run_cli(*args, timeout=30)
+    assert code == 0, err
+    return out
 
 
 async def test_with_jwt_auth_a_push_needs_only_its_token_which_opens_nothing_else(
