@@ -7,6 +7,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from pingpong_relay.ingestion.inlet import Inlet
+from pingpong_relay.ingestion.pollers import Pollers
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.redis_io.push_tokens import PushTokens
 from pingpong_relay.settings import Settings
@@ -25,6 +26,7 @@ class Ingestion:
         self.metrics = metrics
         self.inlet: Inlet | None = None
         self.tokens: PushTokens | None = None
+        self.pollers: Pollers | None = None
 
     async def start(self, stack: AsyncExitStack, redis_url: str, relay_id: str) -> None:
         """Opens the inlet (and the MQTT bridge and pollers when configured), registering
@@ -48,3 +50,14 @@ class Ingestion:
         )
         stack.push_async_callback(inlet.aclose)
         self.tokens = PushTokens(inlet.redis, settings.push_token)
+        if settings.poll:
+            pollers = self.pollers = Pollers(
+                settings.poll,
+                inlet,
+                self.metrics,
+                redis_url,
+                relay_id,
+                lease_ttl_s=settings.poll_lease,
+            )
+            pollers.start()
+            stack.push_async_callback(pollers.stop)
