@@ -113,9 +113,7 @@ class FakeFreqtrade:
         )
 
     async def _other(self, request: web.Request) -> web.Response:
-        return await self._behave(request) or web.json_response(
-            {"detail": "Not Found"}, status=404
-        )
+        return await self._behave(request) or web.json_response({"detail": "Not Found"}, status=404)
 
 
 def _moment(name: str, at_s: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
+from harness.freqtrade import FakeFreqtrade
 from harness.processes import ROOT, free_port
 from harness.redis_server import RedisServer, publish
 from harness.relay import RelayFactory, RelayProcess
@@ -32,6 +33,7 @@ __all__ = [
     "FAST_SILENCE",
     "ROOT",
     "Collector",
+    "FakeFreqtrade",
     "RedisServer",
     "RelayFactory",
     "RelayProcess",

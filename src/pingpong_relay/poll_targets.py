@@ -125,7 +125,9 @@ def age_text(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:.0f}s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}s"
+    if seconds >= 10:
+        return f"{seconds:.0f}s"
+    return f"{seconds:.2f}".rstrip("0").rstrip(".") + "s"
 
 
 def timeout_reason(timeout_s: float) -> str:

@@ -116,8 +116,12 @@ class Pollers:
 
     def start(self) -> None:
         """Starts competing for the lease, and polling while it is held."""
-        # One session (one connection pool) for every target; no cookies kept between polls.
-        self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        # One session for every target; a fresh connection for each request, so that a
+        # keep-alive connection the target closed meanwhile is never taken for it being down.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         self._task = asyncio.create_task(self._run(), name="pollers")
 
     async def stop(self) -> None:

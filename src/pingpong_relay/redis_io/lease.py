@@ -1,6 +1,7 @@
-"""Which relay does a job that only one may do when several share one Redis: the holder of
-a lease (`Lease`). Alert webhooks are one such job (`WebhookLease`), polling the --poll
-targets another.
+"""Leases on one Redis: which of the relays sharing it does a job only one may do.
+
+`Lease` is one holder of a key among them; sending alert webhooks (`WebhookLease`) and
+polling the --poll targets (`ingestion.pollers`) each hold one.
 
 Every relay (and every worker) evaluates the same alerts from the same messages, so each
 would POST every transition. Instead they compete for one key, `{pingpong}:lease:webhooks`
