@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
@@ -65,6 +66,9 @@ def _unreachable(exc: BaseException, timeout_s: float) -> str:
         error = exc.os_error
         if isinstance(error, socket.gaierror):
             return f"cannot resolve the host: {error.strerror}"
+        if isinstance(error, ssl.SSLError):  # its errno is OpenSSL's, not the OS's
+            words = getattr(error, "verify_message", None) or error.reason or "handshake failed"
+            return f"TLS failed: {words}"
         words = os.strerror(error.errno) if error.errno else str(error)
         return f"cannot connect: {words}"
     if isinstance(exc, OSError) and exc.errno:
@@ -113,6 +117,11 @@ class Pollers:
     def polling(self) -> bool:
         """Whether this relay polls now (it holds the lease)."""
         return bool(self._polls)
+
+    @property
+    def target_count(self) -> int:
+        """How many targets there are to poll."""
+        return len(self.targets)
 
     def start(self) -> None:
         """Starts competing for the lease, and polling while it is held."""
@@ -181,7 +190,11 @@ class Pollers:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            report = await self.poll(target)
+            try:
+                report = await self.poll(target)
+            except Exception as exc:  # a bug here must not end this target's polling
+                log.exception("polling %s failed", target.name, extra={"event": "poll_error"})
+                report = Report("down", reason=f"the poll failed: {type(exc).__name__}")
             if self._lease.held:  # lost meanwhile: not this relay's to say any more
                 self._metrics.polls.labels(report.status).inc()
                 self._note(target, report)

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import jsonschema
 import orjson
 
+from pingpong_relay.asyncapi import asyncapi
 from tests.support import (
     FAST_SILENCE,
     Collector,
@@ -218,6 +220,15 @@ async def test_one_of_two_relays_polls_and_a_survivor_takes_over(
     await _metric_until(holder, POLLED, lambda v: v >= 5)
     assert await other.metric(POLLED) == 0
     assert not other.events("polling_started")
+    assert (await holder.health())["pollers"] == {"targets": 1, "polling": True}
+    assert (await other.health())["pollers"] == {"targets": 1, "polling": False}
+    # Watchers of the relay's own state hear it too, as the protocol describes.
+    watcher = Collector()
+    await watcher.connect(other.ws_url + "?events=relay")
+    _, state = await _next(watcher, lambda m: m["type"] == "relay:state")
+    jsonschema.validate(state, asyncapi()["components"]["schemas"]["RelayState"])
+    assert state["pollers"] == {"targets": 1, "polling": False}
+    await watcher.close()
 
     # The holder dies without a word: within the lease's TTL (1 s) the other polls.
     assert holder.process is not None
