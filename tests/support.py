@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
+from harness.freqtrade import FakeFreqtrade
 from harness.mosquitto import MosquittoServer, mqtt_publish
 from harness.processes import ROOT, free_port
 from harness.redis_server import RedisServer, publish
@@ -34,6 +35,7 @@ __all__ = [
     "FAST_SILENCE",
     "ROOT",
     "Collector",
+    "FakeFreqtrade",
     "MosquittoServer",
     "RedisServer",
     "RelayFactory",

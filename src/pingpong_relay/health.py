@@ -18,7 +18,7 @@ from pingpong_relay import __version__
 from pingpong_relay.hub import Hub
 from pingpong_relay.wire_types import RELAY_DEAF_TYPE, RELAY_STATE_TYPE
 
-__all__ = ["MqttState", "RelayHealth", "SourceState", "public_health"]
+__all__ = ["MqttState", "PollerState", "RelayHealth", "SourceState", "public_health"]
 
 
 class SourceState(Protocol):
@@ -51,6 +51,18 @@ class MqttState(Protocol):
     @property
     def last_error(self) -> str:
         """Why it is not subscribed, in words that may name the broker's address."""
+
+
+class PollerState(Protocol):
+    """What health reads of the pollers (`ingestion.pollers.Pollers`)."""
+
+    @property
+    def polling(self) -> bool:
+        """Whether this relay polls the --poll targets now (it holds their lease)."""
+
+    @property
+    def target_count(self) -> int:
+        """How many --poll targets there are."""
 
 
 def public_health(ok: bool, detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,6 +98,7 @@ class RelayHealth:
         # Bound by the wiring: the subscriber once started, and where deaf periods are
         # recorded (the history) when it is on.
         self.source: SourceState | None = None
+        self.pollers: PollerState | None = None
         self.record_deaf: Callable[[int, int, str], None] | None = None
         self.mqtt: MqttState | None = None  # bound when --mqtt-url is set
 
@@ -107,6 +120,11 @@ class RelayHealth:
             body["worker"] = self._worker
         if self.mqtt is not None:
             body.update(_mqtt_health(self.mqtt, error_text))
+        if self.pollers is not None:  # one relay among those on one Redis polls
+            body["pollers"] = {
+                "targets": self.pollers.target_count,
+                "polling": self.pollers.polling,
+            }
         if not alive:
             reason = "relay starting" if source is None else "Redis subscription not verified"
             body["reason"] = (

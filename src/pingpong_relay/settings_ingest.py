@@ -10,7 +10,7 @@ from typing import Any
 
 from pingpong_relay.ingest import parse_push_token
 from pingpong_relay.mqtt_topics import DEFAULT_MQTT_TOPICS, check_topic_filter, mqtt_url
-from pingpong_relay.parsing import positive_float
+from pingpong_relay.parsing import duration, positive_float
 from pingpong_relay.poll_targets import PollTarget, parse_poll_target
 from pingpong_relay.setting_topics import topic_option
 from pingpong_relay.settings_serving import ServingSettings
@@ -83,4 +83,10 @@ class IngestSettings(ServingSettings):
         _argument(parse_poll_target),
         repeat=True,
         separator=";",
+    )
+    poll_lease: float = _ingestion(
+        10.0,
+        "with --poll: relays on one Redis elect the one that polls with a lease of this many "
+        "seconds; a survivor takes over within it when that relay dies",
+        duration,
     )

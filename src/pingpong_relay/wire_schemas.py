@@ -292,6 +292,16 @@ def _relay_state() -> dict[str, Any]:
             }
         ),
         redis_down_since_ms=_Optional(_MS),
+        pollers=_Optional(
+            {
+                "type": "object",
+                "description": "with --poll: {targets, polling}: how many targets, and "
+                "whether this relay polls them (one relay among those on one Redis does)",
+                "properties": {"targets": {"type": "integer"}, "polling": {"type": "boolean"}},
+                "required": ["targets", "polling"],
+                "additionalProperties": False,
+            }
+        ),
     )
 
 

@@ -115,6 +115,7 @@ PRECEDENCE: list[tuple[str, str, Any, str, Any]] = [
     ("slow_client", "close", "close", "Close", "close"),
     ("workers", "3", 3, "2", 2),
     ("webhook_lease", "2s", 2.0, "30", 30.0),
+    ("poll_lease", "2s", 2.0, "30", 30.0),
     (
         "public_ws_url",
         "wss://a.example/ws",

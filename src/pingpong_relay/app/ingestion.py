@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from pingpong_relay.http.push import PushPlane
 from pingpong_relay.ingestion.inlet import Inlet
 from pingpong_relay.ingestion.mqtt import MqttBridge
+from pingpong_relay.ingestion.pollers import Pollers
 from pingpong_relay.limits import BotAllowList
 from pingpong_relay.mqtt_topics import client_id
 from pingpong_relay.redis_io.push_tokens import PushTokens
@@ -29,6 +30,7 @@ class Ingestion:
         self.inlet: Inlet | None = None
         self.tokens: PushTokens | None = None
         self.mqtt: MqttBridge | None = None
+        self.pollers: Pollers | None = None
 
     async def start(self, stack: AsyncExitStack, redis_url: str, relay_id: str) -> None:
         """Opens the inlet (and the MQTT bridge and pollers when configured), registering
@@ -54,6 +56,17 @@ class Ingestion:
         self.tokens = PushTokens(inlet.redis, settings.push_token)
         if settings.mqtt_url:
             self.mqtt = self._start_mqtt(stack, inlet, relay_id)
+        if settings.poll:
+            pollers = self.pollers = Pollers(
+                settings.poll,
+                inlet,
+                self.metrics,
+                redis_url,
+                relay_id,
+                lease_ttl_s=settings.poll_lease,
+            )
+            pollers.start()
+            stack.push_async_callback(pollers.stop)
 
     def _start_mqtt(self, stack: AsyncExitStack, inlet: Inlet, relay_id: str) -> MqttBridge:
         """The MQTT bridge, running until the stack stops it (before the inlet closes)."""

@@ -217,6 +217,7 @@ class Relay:
         self.mutes, gate = await open_mutes(stack, redis_url, self.monitor)
         await self.ingestion.start(stack, redis_url, self.relay_id)
         self.health.mqtt = self.ingestion.mqtt
+        self.health.pollers = self.ingestion.pollers
         tls = tls_context(settings)
         reuse_port = self.worker is not None
         await self.siblings.start()

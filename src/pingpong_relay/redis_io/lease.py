@@ -1,4 +1,7 @@
-"""Which relay sends alert webhooks when several share one Redis: the holder of a lease.
+"""Leases on one Redis: which of the relays sharing it does a job only one may do.
+
+`Lease` is one holder of a key among them; sending alert webhooks (`WebhookLease`) and
+polling the --poll targets (`ingestion.pollers`) each hold one.
 
 Every relay (and every worker) evaluates the same alerts from the same messages, so each
 would POST every transition. Instead they compete for one key, `{pingpong}:lease:webhooks`
@@ -29,7 +32,7 @@ from pingpong_relay.redis_io.history import KEY_PREFIX
 from pingpong_relay.redis_io.subscriber import as_text
 from pingpong_relay.tasks import cancel_and_wait
 
-__all__ = ["SAME_TRANSITION_MS", "SENT_KEY", "WebhookLease", "open_alerts", "unsent"]
+__all__ = ["SAME_TRANSITION_MS", "SENT_KEY", "Lease", "WebhookLease", "open_alerts", "unsent"]
 
 log = logging.getLogger("pingpong_relay.lease")
 
@@ -104,6 +107,61 @@ async def open_alerts(
     return found
 
 
+class Lease:
+    """One holder among the relays on one Redis for `key`: taken with SET NX and a TTL,
+    renewed by its holder only (call `keep` every `renew_interval_s`), taken over by
+    another once the holder stops renewing it. Redis errors propagate to the caller."""
+
+    def __init__(
+        self,
+        redis: Any,
+        key: str,
+        holder_id: str,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.holder_id = holder_id
+        self._redis = redis
+        self._ttl_ms = int(ttl_s * 1000)
+        self._clock = clock
+        self._held_until = 0.0
+
+    @property
+    def held(self) -> bool:
+        """Whether this relay holds the lease now, by its own clock: renewed within the TTL."""
+        # Not renewed within the TTL (Redis unreachable): another relay may hold it now.
+        return self._clock() < self._held_until
+
+    @property
+    def renew_interval_s(self) -> float:
+        """How often to `keep` it: a third of the TTL, so one slow round does not lose it."""
+        return self._ttl_ms / 3000
+
+    async def keep(self) -> tuple[bool, bool]:
+        """Renews the lease when held, else tries to take it; (lost, acquired) say what
+        changed in this round (a holder whose key had expired may lose and take it anew)."""
+        started = self._clock()
+        lost = False
+        if self.held:
+            if await self._redis.eval(_RENEW, 1, self.key, self.holder_id, self._ttl_ms):
+                self._held_until = started + self._ttl_ms / 1000
+                return False, False
+            self._held_until = 0.0
+            lost = True
+        if await self._redis.set(self.key, self.holder_id, nx=True, px=self._ttl_ms):
+            self._held_until = started + self._ttl_ms / 1000
+            return lost, True
+        return lost, False
+
+    async def release(self) -> None:
+        """Gives a held lease up, so another relay takes it at once rather than after the TTL."""
+        if self.held:
+            self._held_until = 0.0
+            await self._redis.eval(_RELEASE, 1, self.key, self.holder_id)
+
+
 class WebhookLease:
     """Gates alert notifications on holding the lease; hands them to `send` when held."""
 
@@ -119,9 +177,7 @@ class WebhookLease:
         self._redis = redis_client(redis_url, socket_timeout=ttl_s / 3)
         self.owner = owner
         self._send = send
-        self._ttl_ms = int(ttl_s * 1000)
-        self._clock = clock
-        self._held_until = 0.0
+        self._lease = Lease(self._redis, LEASE_KEY, owner, ttl_s, clock=clock)
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_TRANSITIONS)
         self._to_note: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
@@ -130,8 +186,7 @@ class WebhookLease:
     @property
     def held(self) -> bool:
         """Whether this relay holds the lease now, by its own clock: renewed within the TTL."""
-        # Not renewed within the TTL (Redis unreachable): another relay may hold it now.
-        return self._clock() < self._held_until
+        return self._lease.held
 
     def notify(self, alert: dict[str, Any]) -> None:
         """Every transition comes here, in every relay; only the holder sends it."""
@@ -156,12 +211,11 @@ class WebhookLease:
         self._task = None
         with contextlib.suppress(RedisError, OSError):
             await self._note_sent()
-            if self.held:  # hand it over now rather than after the TTL
-                await self._redis.eval(_RELEASE, 1, LEASE_KEY, self.owner)
+            await self._lease.release()  # hand it over now rather than after the TTL
         await self._redis.aclose()
 
     async def _run(self) -> None:
-        interval_s = self._ttl_ms / 3000
+        interval_s = self._lease.renew_interval_s
         while True:
             try:
                 # Noting first keeps short the window in which a holder that dies has sent
@@ -175,18 +229,13 @@ class WebhookLease:
                 await asyncio.wait_for(self._wake.wait(), interval_s)
 
     async def _keep(self) -> None:
-        started = self._clock()
-        if self.held:
-            if await self._redis.eval(_RENEW, 1, LEASE_KEY, self.owner, self._ttl_ms):
-                self._held_until = started + self._ttl_ms / 1000
-                return
-            self._held_until = 0.0
+        lost, acquired = await self._lease.keep()
+        if lost:
             log.warning(
                 "webhook lease lost: another relay sends alert webhooks now",
                 extra={"event": "lease_lost", "owner": self.owner},
             )
-        if await self._redis.set(LEASE_KEY, self.owner, nx=True, px=self._ttl_ms):
-            self._held_until = started + self._ttl_ms / 1000
+        if acquired:
             log.info(
                 "webhook lease acquired: this relay sends alert webhooks",
                 extra={"event": "lease_acquired", "owner": self.owner},
