@@ -66,10 +66,10 @@ def message_tags(data: dict[str, Any]) -> tuple[int, int, int]:
     or its `msg` tag when pushed (`push_tag`); KeyError/ValueError/TypeError for neither."""
     if "seq" in data:
         return int(data["seq"]), int(data["round"]), int(data["sent_ns"])
-    prefix, round_id, seq, sent_ns = str(data["msg"]).split(":")
-    if prefix != PUSH_TAG:
+    parts = str(data["msg"]).split(":")
+    if len(parts) != 4 or parts[0] != PUSH_TAG:
         raise ValueError("not a benchmark push")
-    return int(seq), int(round_id), int(sent_ns)
+    return int(parts[2]), int(parts[1]), int(parts[3])
 
 
 @dataclass(slots=True)
