@@ -245,10 +245,9 @@ async def _one_repeat(
 
 def _progress_line(run: Run) -> str:
     if "accepted_per_s" in run:
-        return (
-            f"{run['accepted_per_s']:,.0f} pushes/s accepted, p50 {run['p50_ms']:.2f} ms, "
-            f"p99 {run['p99_ms']:.2f} ms, lost {run['lost']:,}"
-        )
+        timed = "" if math.isnan(run["p50_ms"]) else f"p50 {run['p50_ms']:.2f} ms, "
+        timed += "" if math.isnan(run["p99_ms"]) else f"p99 {run['p99_ms']:.2f} ms, "
+        return f"{run['accepted_per_s']:,.0f} pushes/s accepted, {timed}lost {run['lost']:,}"
     return f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, lost {run['lost']:,}"
 
 
