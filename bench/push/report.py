@@ -75,6 +75,13 @@ def _run_notes(label: str, mode: str, run: Run) -> list[str]:
         f"{_share(run['load_cpu_s'], run['elapsed_s'])} and clients "
         f"{_share(run['client_cpu_s'], run['client_wall_s'])} of theirs"
     ]
+    cpu_us = run["cpu_us_per_message"]
+    if mode == "closed" and cpu_us > 0:
+        notes.append(
+            f"{label}: at {num(cpu_us)} µs of relay CPU per push, a core of its own would "
+            f"take about {count(1e6 / cpu_us)} pushes/s (the relay CPU share above says how "
+            "far it was from that)"
+        )
     if mode == "open" and run.get("late"):
         notes.append(
             f"{label}: {run['late']} push(es) waited for one of the slots in flight "
