@@ -91,9 +91,11 @@ screenshot: $(STAMP) $(CHROMIUM)
 e2e: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test_bot_pingpong.sh
 
-## bench: the latency/throughput benchmark; prints a table, asserts nothing
+## bench: the latency/throughput benchmark, then the push URLs' (PUSH_BENCH_ARGS, e.g.
+## "--repeat 3"); prints tables, asserts nothing
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run $(BENCH_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.push $(PUSH_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(ASYNCAPI_SPECS)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,9 @@ round), "collect" (wait until every client has the round's messages or a deadlin
 "complete", analyse, write the result file, print "result"), and "quit". EOF on stdin,
 or its own lifetime running out, also ends it. "collect" may carry "wanted": per group,
 a list of 0/1 per seq of the round, the subset that group's filter lets through; without
-it every client expects every seq. With "raw_out" it also writes the round's latencies
+it every client expects every seq; with "frames" (a count) it waits only until every
+client has had that many frames, recorded or not (a round armed with capacity 0 counts
+frames without keeping them, as overflow). With "raw_out" it also writes the round's latencies
 (pickled int64 arrays) there, for the harness to merge with other client processes'.
 
 The harness may run several of these processes, each with its share of every group (the
@@ -198,6 +200,21 @@ async def wait_for_round(
     return not pending
 
 
+async def wait_for_frames(
+    clients: Sequence[RecordingClient], frames: int, timeout_s: float
+) -> bool:
+    """Until every live client has had `frames` text frames since it was armed (recorded
+    or not: a round armed with no room only counts them), or the deadline; True if all did."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = list(clients)
+    while pending and loop.time() < deadline:
+        pending = [c for c in pending if not c.disconnected and c.count + c.overflow < frames]
+        if pending:
+            await asyncio.sleep(POLL_S)
+    return not pending
+
+
 async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> None:
     """Closes every client, waiting up to `timeout_s` for them to go."""
     waits = []
@@ -212,6 +229,48 @@ async def close_all(clients: Sequence[RecordingClient], timeout_s: float) -> Non
     if waits:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout_s)
+
+
+async def collect(
+    clients: Sequence[RecordingClient],
+    groups: int,
+    command: dict[str, Any],
+    cpu_at_arm: float,
+    wall_at_arm: float,
+) -> bool:
+    """The "collect" command: wait for the round, say "complete", analyse it, write the
+    result, say "result"; False (after an "error") for a command it cannot follow."""
+    round_id = int(command["round"])
+    count = int(command["count"])
+    wanted: list[list[int]] | None = command.get("wanted")
+    if wanted is not None and len(wanted) != groups:
+        emit("error", error=f"{len(wanted)} masks for {groups} groups")
+        return False
+    targets = round_targets(count, groups, wanted)
+    timeout_s = float(command["timeout_s"])
+    if "frames" in command:  # a round that only counts (see wait_for_frames)
+        all_received = await wait_for_frames(clients, int(command["frames"]), timeout_s)
+    else:
+        all_received = await wait_for_round(clients, round_id, targets, timeout_s)
+    cpu_s = time.process_time() - cpu_at_arm
+    wall_s = time.perf_counter() - wall_at_arm
+    emit("complete", round=round_id, all_received=all_received)
+    masks = None if wanted is None else [bytes(mask[:count]) for mask in wanted]
+    raw: dict[str, Any] | None = {} if command.get("raw_out") else None
+    analysis = analyse_round([c.log() for c in clients], round_id, count, masks, raw)
+    result = analysis.to_json()
+    result["all_received"] = all_received
+    result["client_cpu_s"] = round(cpu_s, 3)
+    result["client_wall_s"] = round(wall_s, 3)
+    if raw is not None:
+        # Latencies for the harness to merge with another client process's.
+        data = pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL)
+        await asyncio.to_thread(Path(command["raw_out"]).write_bytes, data)
+    await asyncio.to_thread(Path(command["out"]).write_bytes, orjson.dumps(result))
+    for client in clients:
+        client.arm(0)  # frees the round's payloads before the next one
+    emit("result", round=round_id, path=command["out"])
+    return True
 
 
 async def serve_commands(args: argparse.Namespace) -> int:
@@ -252,34 +311,8 @@ async def serve_commands(args: argparse.Namespace) -> int:
                 wall_at_arm = time.perf_counter()
                 emit("armed", round=command["round"])
             elif name == "collect":
-                round_id = int(command["round"])
-                count = int(command["count"])
-                wanted: list[list[int]] | None = command.get("wanted")
-                if wanted is not None and len(wanted) != len(args.groups):
-                    emit("error", error=f"{len(wanted)} masks for {len(args.groups)} groups")
+                if not await collect(clients, len(args.groups), command, cpu_at_arm, wall_at_arm):
                     return 2
-                targets = round_targets(count, len(args.groups), wanted)
-                all_received = await wait_for_round(
-                    clients, round_id, targets, float(command["timeout_s"])
-                )
-                cpu_s = time.process_time() - cpu_at_arm
-                wall_s = time.perf_counter() - wall_at_arm
-                emit("complete", round=round_id, all_received=all_received)
-                masks = None if wanted is None else [bytes(mask[:count]) for mask in wanted]
-                raw: dict[str, Any] | None = {} if command.get("raw_out") else None
-                analysis = analyse_round([c.log() for c in clients], round_id, count, masks, raw)
-                result = analysis.to_json()
-                result["all_received"] = all_received
-                result["client_cpu_s"] = round(cpu_s, 3)
-                result["client_wall_s"] = round(wall_s, 3)
-                if raw is not None:
-                    # Latencies for the harness to merge with another client process's.
-                    data = pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL)
-                    await asyncio.to_thread(Path(command["raw_out"]).write_bytes, data)
-                await asyncio.to_thread(Path(command["out"]).write_bytes, orjson.dumps(result))
-                for client in clients:
-                    client.arm(0)  # frees the round's payloads before the next one
-                emit("result", round=round_id, path=command["out"])
             elif name == "quit":
                 return 0
             else:

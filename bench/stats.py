@@ -14,6 +14,8 @@ import orjson
 ENVELOPE_TYPE = "bot:pingpong"
 # What a conflating relay sends a backed-up client once it drains (--slow-client conflate).
 CONFLATED_TYPE = "relay:conflated"
+# How a pushed message says which round and seq it is, and when it was sent (push_tag).
+PUSH_TAG = "bench"
 # RoundAnalysis fields that add up across client processes.
 _SUMMED = (
     "clients",
@@ -51,6 +53,23 @@ def median(values: Iterable[float]) -> float:
     if len(finite) % 2:
         return finite[middle]
     return (finite[middle - 1] + finite[middle]) / 2
+
+
+def push_tag(round_id: int, seq: int, sent_ns: int) -> str:
+    """The `msg` of a benchmark push (bench.push): a push URL carries no fields of its own,
+    and the relay puts `msg` in the envelope's `data`."""
+    return f"{PUSH_TAG}:{round_id}:{seq}:{sent_ns}"
+
+
+def message_tags(data: dict[str, Any]) -> tuple[int, int, int]:
+    """(seq, round, sent_ns) of a benchmark message: its own fields when published to Redis,
+    or its `msg` tag when pushed (`push_tag`); KeyError/ValueError/TypeError for neither."""
+    if "seq" in data:
+        return int(data["seq"]), int(data["round"]), int(data["sent_ns"])
+    parts = str(data["msg"]).split(":")
+    if len(parts) != 4 or parts[0] != PUSH_TAG:
+        raise ValueError("not a benchmark push")
+    return int(parts[2]), int(parts[1]), int(parts[3])
 
 
 @dataclass(slots=True)
@@ -156,9 +175,7 @@ class _RoundScan:
                 data = envelope["data"]
                 if envelope["type"] != ENVELOPE_TYPE or envelope["source"] != "bot":
                     raise ValueError("not a bot:pingpong envelope")
-                seq = int(data["seq"])
-                frame_round = int(data["round"])
-                sent_ns = int(data["sent_ns"])
+                seq, frame_round, sent_ns = message_tags(data)
             except (ValueError, KeyError, TypeError):
                 result.malformed += 1
                 continue

@@ -49,6 +49,13 @@ PROGRAMS: dict[str, tuple[Sequence[str], Sequence[Sequence[str]]]] = {
         ("--days", "1", "--keep-raw-days", "1", "--requests", "2", "--warmups", "0"),
         (("stage", "used_memory MB"), ("endpoint", "median ms"), ("window", "messages.count")),
     ),
+    "bench.push": (
+        (
+            "--clients", "5", "--bots", "3", "--rate", "20", "--duration", "1",
+            "--drain-timeout", "2", "--concurrency", "4", "--connect-concurrency", "5",
+        ),
+        (("clients", "mode", "pushes/s offered", "pushes/s accepted"),),
+    ),
     "bench.soak": (
         (
             "--duration", "10", "--clients", "4", "--rate", "5", "--workers", "2",
