@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from pingpong_relay.poll_targets import parse_poll_target
+from pingpong_relay.rules import SilenceRule, load_rules
 from tests.integration.bot_snippets import (
     BOT_DOCS,
     EXAMPLE_TOKEN,
@@ -40,6 +41,7 @@ NODE_BOT = ROOT / "examples" / "node-bot"
 VENV_BIN = Path(sys.executable).parent
 # The snippets each page must keep marked (a test below runs each).
 MARKED = {
+    "README.md": {"rules"},
     "cron.md": {"with-ping", "one-liner"},
     "freqtrade.md": {"api-server", "poll", "webhook"},
     "hummingbot.md": {"relay", "heartbeat"},
@@ -52,10 +54,25 @@ Envelope = dict[str, Any]
 
 
 def test_every_page_keeps_its_runnable_snippets_marked() -> None:
-    pages = {page.name for page in BOT_DOCS.glob("*.md")} - {"README.md"}
+    pages = {page.name for page in BOT_DOCS.glob("*.md")}
     assert pages == set(MARKED), "a page was added or removed: list its snippets in MARKED"
     for page, names in MARKED.items():
         assert set(marked_snippets(BOT_DOCS / page)) == names, page
+
+
+def test_the_slow_bots_silence_rule_judges_only_them() -> None:
+    rules = {rule.name: rule for rule in load_rules(snippet("README.md", "rules"))}
+    assert set(rules) == {"silent", "cron-silent"}
+    fast, slow = rules["silent"], rules["cron-silent"]
+    assert isinstance(fast, SilenceRule)
+    assert isinstance(slow, SilenceRule)
+    assert slow.timeout_s == 2 * 3600
+    for bot, judged_by in (
+        ("bot:pingpong/cron-backup", slow),
+        ("bot:pingpong/gate-1", fast),
+        ("bot:pingpong/hbot-desk", fast),
+    ):
+        assert [rule for rule in rules.values() if rule.applies_to(bot)] == [judged_by], bot
 
 
 async def _first(
