@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 NODE_EXAMPLE := examples/node
+NODE_BOT := examples/node-bot
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
 # Branch coverage of the whole suite (relay subprocesses included) may not fall below this:
@@ -31,6 +32,11 @@ $(STAMP): $(RUN_STAMP) pyproject.toml
 
 $(NODE_EXAMPLE)/node_modules/.installed: $(STAMP) $(NODE_EXAMPLE)/package.json $(NODE_EXAMPLE)/package-lock.json
 	cd $(NODE_EXAMPLE) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# docs/bots/node.md's bot (node-redis), run by tests/integration/test_bot_docs.py.
+$(NODE_BOT)/node_modules/.installed: $(STAMP) $(NODE_BOT)/package.json $(NODE_BOT)/package-lock.json
+	cd $(NODE_BOT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 ASYNCAPI_SPECS := tests/asyncapi
@@ -72,7 +78,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
@@ -98,7 +104,7 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.push $(PUSH_BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(ASYNCAPI_SPECS)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(NODE_BOT)/node_modules $(ASYNCAPI_SPECS)/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 ## vendor-uplot: replace the dashboard's vendored uPlot from the npm registry
 UPLOT_VERSION ?= 1.6.32

@@ -31,7 +31,8 @@ MARKDOWN_LINK_TEXT = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 
 
 def _pages() -> list[Path]:
-    return sorted(DOCS.glob("*.md"))
+    """Every page under docs/, its folders' (docs/bots/) included."""
+    return sorted(DOCS.rglob("*.md"))
 
 
 def _hand_written_pages() -> list[Path]:
@@ -40,8 +41,8 @@ def _hand_written_pages() -> list[Path]:
 
 def _linking_files() -> list[Path]:
     """Every Markdown file of ours whose links a reader follows."""
-    folders = (ROOT, DOCS, ROOT / "bench", ROOT / "examples")
-    return sorted(path for folder in folders for path in folder.glob("*.md"))
+    folders = (ROOT, ROOT / "bench", ROOT / "examples")
+    return sorted([*(path for folder in folders for path in folder.glob("*.md")), *_pages()])
 
 
 def _prose_lines(text: str) -> list[str]:
@@ -115,22 +116,42 @@ def test_the_readme_starts_with_the_two_commands() -> None:
     assert commands == ["make run", "make test"]
 
 
+def _linked_from(path: Path, text: str) -> set[Path]:
+    """The files the links in `text` (Markdown in `path`) lead to."""
+    return {(path.parent / target.split("#")[0]).resolve() for target in _links([text])}
+
+
 def test_the_readmes_documentation_section_links_every_docs_page() -> None:
+    """docs/*.md and each folder's README.md from README's Documentation section; the other
+    pages of a folder (docs/bots/freqtrade.md) from that folder's README.md."""
     text = README.read_text(encoding="utf-8")
     start = text.index("\n## Documentation\n")
     end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else len(text)]
-    linked = {(README.parent / target.split("#")[0]).resolve() for target in _links([section])}
-    missing = [page.name for page in _pages() if page.resolve() not in linked]
+    linked = _linked_from(README, text[start : end if end != -1 else len(text)])
+    top = [page for page in _pages() if page.parent == DOCS or page.name == "README.md"]
+    missing = [str(page.relative_to(DOCS)) for page in top if page.resolve() not in linked]
     assert not missing, f"README's Documentation section does not link {missing}"
+    for page in set(_pages()) - set(top):
+        index = page.parent / "README.md"
+        assert index.exists(), f"docs/{page.parent.name}/ has no README.md to list its pages"
+        assert page.resolve() in _linked_from(index, index.read_text(encoding="utf-8")), (
+            f"{index.relative_to(ROOT)} does not link {page.name}"
+        )
 
 
-@pytest.mark.parametrize("page", _hand_written_pages(), ids=lambda page: page.name)
+@pytest.mark.parametrize(
+    "page", _hand_written_pages(), ids=lambda page: str(page.relative_to(DOCS))
+)
 def test_every_docs_page_starts_with_a_table_of_contents(page: Path) -> None:
     lines = _prose_lines(page.read_text(encoding="utf-8"))
     headings = _headings(page.read_text(encoding="utf-8"))
     sections = [slug for level, slug in headings if level == 2]
     assert headings[0][0] == 1, f"{page.name} starts with its title"
+    title = next(index for index, line in enumerate(lines) if line.startswith("# "))
+    summary = next((line for line in lines[title + 1 :] if line.strip()), "")
+    assert not re.match(r"\s*([-*] |#)", summary), (
+        f"{page.name}: a sentence saying what the page is for comes before its contents"
+    )
     assert sections, f"{page.name} has no ## sections"
     first_section = next(index for index, line in enumerate(lines) if line.startswith("## "))
     contents = [line for line in lines[:first_section] if re.match(r"\s*[-*] \[", line)]
