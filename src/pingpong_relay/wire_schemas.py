@@ -292,6 +292,13 @@ def _relay_state() -> dict[str, Any]:
             }
         ),
         redis_down_since_ms=_Optional(_MS),
+        mqtt=_Optional(
+            {
+                "enum": ["subscribed", "disconnected"],
+                "description": "with --mqtt-url: the broker subscription (never a reason for "
+                "status to be unavailable: Redis is the relay's lifeline)",
+            }
+        ),
         pollers=_Optional(
             {
                 "type": "object",

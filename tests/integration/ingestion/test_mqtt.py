@@ -9,9 +9,11 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import jsonschema
 import orjson
 import pytest
 
+from pingpong_relay.asyncapi import asyncapi
 from tests.integration.ingestion.mqtt_support import (
     ACCEPTED,
     SHARED_BROKER_PORT,
@@ -102,6 +104,17 @@ async def test_hummingbot_heartbeat_and_design_message_reach_a_client(
     assert (health["status"], health["mqtt"]) == ("ok", "subscribed")
     assert health["mqtt_broker"] == SHARED_BROKER
     assert await relay.metric("pingpong_mqtt_connected") == 1
+    # Watchers of the relay's own state hear the broker too, as the protocol describes.
+    watcher = Collector()
+    await watcher.connect(relay.ws_url + "?events=relay")
+    try:
+        (state,) = await watcher.wait_count(1)
+    finally:
+        await watcher.close()
+    assert state["type"] == "relay:state"
+    jsonschema.validate(state, asyncapi()["components"]["schemas"]["RelayState"])
+    assert state["mqtt"] == "subscribed"
+    assert "mqtt_broker" not in state  # the address is the operator's, in the log and ?detail=1
 
 
 async def test_bad_messages_are_counted_and_the_next_good_one_arrives(
