@@ -237,20 +237,29 @@ def _add_token(commands: Commands) -> None:
     token.set_defaults(handler=cmd_token)
 
 
+def _actions(
+    commands: Commands, name: str, help: str, description: str
+) -> tuple[CommandLineParser, Commands]:
+    """A subcommand whose first argument is an action (`mute add`, `push list`)."""
+    parser = commands.add_parser(name, help=help, description=description)
+    return parser, parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def _action(actions: Commands, name: str, help: str) -> CommandLineParser:
+    """One action of such a subcommand, its --help showing defaults."""
+    return actions.add_parser(name, help=help, formatter_class=DefaultsHelpFormatter)
+
+
 def _add_mute(commands: Commands) -> None:
-    mute = commands.add_parser(
+    mute, actions = _actions(
+        commands,
         "mute",
-        help="add, list or expire mutes (maintenance windows)",
-        description="Mutes live in the relays' Redis: a muted alert is still shown, marked "
-        "muted, but notifies no channel and no webhook until the mute ends. This talks to "
-        "Redis directly (--redis-url, as publish does); the HTTP API is /api/mutes.",
+        "add, list or expire mutes (maintenance windows)",
+        "Mutes live in the relays' Redis: a muted alert is still shown, marked muted, but "
+        "notifies no channel and no webhook until the mute ends. This talks to Redis directly "
+        "(--redis-url, as publish does); the HTTP API is /api/mutes.",
     )
-    actions = mute.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser(
-        "add",
-        help="mute bots (patterns) for a while or in a window",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    add = _action(actions, "add", "mute bots (patterns) for a while or in a window")
     add.add_argument(
         "patterns", nargs="+", metavar="PATTERN", help="bot patterns, e.g. 'bot:pingpong/gate-*'"
     )
@@ -279,13 +288,9 @@ def _add_mute(commands: Commands) -> None:
         help="mute only this rule (repeatable; default: every rule)",
     )
     add.add_argument("-m", "--message", default=None, help="why: a comment shown with the mute")
-    listing = actions.add_parser(
-        "list", help="mutes in force and scheduled", formatter_class=DefaultsHelpFormatter
-    )
+    listing = _action(actions, "list", "mutes in force and scheduled")
     listing.add_argument("--json", action="store_true", help="print the listing as JSON")
-    expire = actions.add_parser(
-        "expire", help="end a mute now", formatter_class=DefaultsHelpFormatter
-    )
+    expire = _action(actions, "expire", "end a mute now")
     expire.add_argument("id", help="the mute's id, as add printed it")
     for sub in (add, listing, expire):
         sub.add_argument(
@@ -296,35 +301,25 @@ def _add_mute(commands: Commands) -> None:
 
 
 def _add_push(commands: Commands) -> None:
-    push = commands.add_parser(
+    push, actions = _actions(
+        commands,
         "push",
-        help="issue, list or revoke push tokens (push and ping URLs for bots without Redis)",
-        description="A push token lets one bot report through /api/push/TOKEN (Uptime Kuma's "
-        "push URL) and /ping/TOKEN (Healthchecks' ping URL) on the HTTP port. Tokens live in "
-        "the relays' Redis, hashed: add prints the URLs once. Static tokens can be given to "
-        "serve instead (--push-token TOKEN=BOT).",
+        "issue, list or revoke push tokens (push and ping URLs for bots without Redis)",
+        "A push token lets one bot report through /api/push/TOKEN (Uptime Kuma's push URL) "
+        "and /ping/TOKEN (Healthchecks' ping URL) on the HTTP port. Tokens live in the relays' "
+        "Redis, hashed: add prints the URLs once. Static tokens can be given to serve instead "
+        "(--push-token TOKEN=BOT).",
     )
-    actions = push.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = actions.add_parser(
-        "add",
-        help="issue a token for a bot and print its URLs",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    add = _action(actions, "add", "issue a token for a bot and print its URLs")
     add.add_argument("bot", type=bot_source, help="the bot's name (its source), e.g. cron-backup")
     add.add_argument(
         "--url",
         default="http://127.0.0.1:2809",
         help="the relay's HTTP address as the bot reaches it, for the printed URLs",
     )
-    listing = actions.add_parser(
-        "list", help="tokens by bot (ids, never the tokens)", formatter_class=DefaultsHelpFormatter
-    )
+    listing = _action(actions, "list", "tokens by bot (ids, never the tokens)")
     listing.add_argument("--json", action="store_true", help="print the listing as JSON")
-    revoke = actions.add_parser(
-        "revoke",
-        help="revoke a token by id, or every token of a bot",
-        formatter_class=DefaultsHelpFormatter,
-    )
+    revoke = _action(actions, "revoke", "revoke a token by id, or every token of a bot")
     revoke.add_argument("what", metavar="ID|BOT", help="a token id (from list) or a bot's name")
     for sub in (add, listing, revoke):
         _redis_options(sub)
