@@ -24,6 +24,10 @@ from pingpong_relay.auth import (
 
 SECRET = "s3cret-key-long-enough-for-hs512-" + "k" * 40  # 64+ bytes: no PyJWT warning
 NOW = time.time()
+# The tokens below are made when the module is imported and checked against the clock
+# when their test runs, which in a whole suite can be many minutes later: a day apart
+# from now, they are still in the future (or valid) whenever the suite gets to them.
+DAY_S = 86_400
 
 
 def _hs(claims: dict[str, Any], secret: str = SECRET, alg: str = "HS256") -> str:
@@ -31,7 +35,7 @@ def _hs(claims: dict[str, Any], secret: str = SECRET, alg: str = "HS256") -> str
 
 
 def _claims(**extra: Any) -> dict[str, Any]:
-    return {"sub": "dashboard", "exp": int(NOW + 3600), **extra}
+    return {"sub": "dashboard", "exp": int(NOW + DAY_S), **extra}
 
 
 def _pem_pair(kind: str) -> tuple[Any, str]:
@@ -57,7 +61,7 @@ HS = TokenVerifier(secret=SECRET, audience="relay", issuer="ops")
         ("garbage", "malformed"),
         ("a.b.c", "malformed"),
         (_hs(_claims(aud="relay", iss="ops", exp=int(NOW) - 10)), "expired"),
-        (_hs(_claims(aud="relay", iss="ops", nbf=int(NOW) + 600)), "not_yet_valid"),
+        (_hs(_claims(aud="relay", iss="ops", nbf=int(NOW) + DAY_S)), "not_yet_valid"),
         (
             _hs(_claims(aud="relay", iss="ops"), secret="another-secret-of-at-least-32-bytes!"),
             "bad_signature",
@@ -87,7 +91,7 @@ def test_a_valid_token_grants_its_scopes() -> None:
     assert grant.subject == "dashboard"
     assert grant.bots == ("bot:gate*",)
     assert grant.events == frozenset({"pingpong"})
-    assert grant.expires_at_s == int(NOW + 3600)
+    assert grant.expires_at_s == int(NOW + DAY_S)
 
 
 @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
