@@ -120,12 +120,14 @@ async def _load(
     """The scenario above, run until the silent bot's alert reached both receivers; the
     beating bots and the clients go on until the block ends."""
     clients = [Collector(), Collector()]
-    for client in clients:
-        await client.connect(relay.ws_url_with(f"token={_token()}"))
-    await _refuse_twice(relay, prometheus)
-    await asyncio.gather(*(publish_established(redis, _beats(bot)) for bot in (*BEATING, SILENT)))
-    beating = asyncio.create_task(_keep_beating(redis), name="beating-bots")
+    beating: asyncio.Task[None] | None = None
     try:
+        for client in clients:
+            await client.connect(relay.ws_url_with(f"token={_token()}"))
+        await _refuse_twice(relay, prometheus)
+        bots = (*BEATING, SILENT)
+        await asyncio.gather(*(publish_established(redis, _beats(bot)) for bot in bots))
+        beating = asyncio.create_task(_keep_beating(redis), name="beating-bots")
         await publish(redis.url, b"\xff not json")
         async with (
             aiohttp.ClientSession() as session,
@@ -136,9 +138,10 @@ async def _load(
         await hooks.until(lambda: bool(hooks.at("ok/webhook")) and bool(hooks.at("ok/notify")))
         yield
     finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
+        if beating is not None:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         for client in clients:
             await client.close()
 
