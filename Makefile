@@ -8,6 +8,8 @@ NODE_EXAMPLE := examples/node
 NODE_BOT := examples/node-bot
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
+# The Grafana dashboard's test runs its queries through a real Prometheus (Debian's package).
+PROMETHEUS ?= /usr/bin/prometheus
 # Branch coverage of the whole suite (relay subprocesses included) may not fall below this:
 # 95.7 % when it was first measured (2026-12-05), less the timing-dependent branches.
 COVERAGE_FLOOR ?= 95
@@ -55,6 +57,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 
+# Debian's prometheus package may also start its own service on :9090; the tests start theirs
+# on free loopback ports and never use that one.
+$(PROMETHEUS):
+	@echo "installing Debian's prometheus for the Grafana dashboard's test"
+	$(SUDO) apt-get install -y --no-install-recommends prometheus \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus)
+
 ## run: set up the relay's own dependencies (no dev tools), then start it (extra flags:
 ## make run ARGS="--log-level DEBUG")
 run: $(RUN_STAMP)
@@ -78,9 +87,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS)
 	rm -f .coverage .coverage.*
-	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) PINGPONG_PROMETHEUS=$(PROMETHEUS) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report $(if $(PYTEST_ARGS),,--fail-under=$(COVERAGE_FLOOR))
 

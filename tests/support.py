@@ -24,6 +24,7 @@ import orjson
 from harness.freqtrade import FakeFreqtrade
 from harness.mosquitto import MosquittoServer, mqtt_publish
 from harness.processes import ROOT, free_port
+from harness.prometheus import PrometheusServer, scrape_job
 from harness.redis_server import RedisServer, publish
 from harness.relay import RelayFactory, RelayProcess
 from harness.web import WebhookReceiver, http_server
@@ -37,6 +38,7 @@ __all__ = [
     "Collector",
     "FakeFreqtrade",
     "MosquittoServer",
+    "PrometheusServer",
     "RedisServer",
     "RelayFactory",
     "RelayProcess",
@@ -49,6 +51,7 @@ __all__ = [
     "publish",
     "publish_established",
     "run_cli",
+    "scrape_job",
 ]
 
 DESIGN_PING = b'{"type":"ping","latency":10,"timestamp":1234567890,"source":"bot"}'
