@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 COVERAGE_FLOOR ?= 95
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test unit lint imports typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
+.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot
 
 setup: $(STAMP)
 
@@ -50,6 +50,14 @@ $(REDIS7):
 	$(SUDO) apt-get install -y --no-install-recommends redis-server \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends redis-server)
 
+# promtool checks the alerting rules (deploy/prometheus/); the package brings Prometheus too.
+PROMTOOL ?= /usr/bin/promtool
+RULES := deploy/prometheus/pingpong-relay.rules.yml
+$(PROMTOOL):
+	@echo "installing Debian's prometheus for promtool"
+	$(SUDO) apt-get install -y --no-install-recommends prometheus \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus)
+
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
@@ -61,7 +69,12 @@ run: $(RUN_STAMP)
 	$(BIN)/pingpong-relay serve $(ARGS)
 
 ## test: set up, then ruff + import contracts + mypy --strict + the whole pytest suite
-test: lint imports typecheck pytest
+test: lint imports typecheck rules pytest
+
+## rules: promtool checks the Prometheus rules and runs their unit tests
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules $(RULES)
+	$(PROMTOOL) test rules $(RULES:.yml=.test.yml)
 
 ## unit: the fast lane: ruff, the import contracts and the pure unit tests (no Redis, no sockets)
 unit: lint imports
@@ -78,7 +91,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMTOOL)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
