@@ -13,6 +13,7 @@ import jwt
 from pingpong_relay.subscriptions import EVENTS
 
 __all__ = [
+    "AUTH_REASONS",
     "HMAC_ALGORITHMS",
     "SCOPES",
     "SUBPROTOCOL",
@@ -42,6 +43,20 @@ SCOPES: Final = ("metrics", "mute")
 # Registered time claims must be JSON numbers: PyJWT would take "9999999999" (a string)
 # and the relay would then see no expiry at all.
 _TIME_CLAIMS: Final = ("exp", "nbf", "iat")
+# Every reason a client's token is refused for (AuthError.reason): the label values of
+# pingpong_auth_failures_total, each exported from the start so rate() sees the first.
+AUTH_REASONS: Final = (
+    "missing",
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "bad_signature",
+    "bad_audience",
+    "bad_issuer",
+    "bad_algorithm",
+    "bad_claims",
+    "unknown_key",
+)
 
 
 class AuthError(Exception):

@@ -9,8 +9,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
+from typing import Final
 
-__all__ = ["BotAllowList", "BotRateLimiter", "LogThrottle", "TokenBucket"]
+__all__ = [
+    "CONNECTION_REFUSAL_REASONS",
+    "BotAllowList",
+    "BotRateLimiter",
+    "LogThrottle",
+    "TokenBucket",
+]
+
+# Why a WebSocket upgrade is refused before it happens (ws.admission): the label values of
+# pingpong_connections_refused_total, each exported from the start so rate() sees the first.
+CONNECTION_REFUSAL_REASONS: Final = ("per_ip", "per_ip_rate", "origin", "capacity")
 
 
 @dataclass(slots=True)

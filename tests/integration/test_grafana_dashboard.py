@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,10 @@ async def test_every_panel_query_parses_and_returns_data_from_a_real_prometheus(
             "--webhook-url", hooks.url("ok/webhook"),
             "--notify", json_url(hooks, "ok/notify"),
             "--notify-group-wait", "0.2",
+            # The shared broker, on a topic no one publishes to: the MQTT panel has its gauge.
+            "--mqtt-url", "mqtt://127.0.0.1:1883",
+            "--mqtt-topic", f"grafana-test-{os.getpid()}/+",
+            "--mqtt-share-group", "",
             env={"PINGPONG_JWT_SECRET": SECRET},
         )  # fmt: skip
         instance = f"127.0.0.1:{relay.http_port}"

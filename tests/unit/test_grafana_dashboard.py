@@ -98,7 +98,7 @@ def test_queries_name_only_metrics_the_relay_exports(dashboard: dict[str, Any]) 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     exported = {
         family.name + suffix
-        for family in RelayMetrics().registry.collect()
+        for family in RelayMetrics(mqtt=True).registry.collect()
         for suffix in suffixes[family.type]
     }
     texts = [q.expr for q in panel_queries(dashboard)]

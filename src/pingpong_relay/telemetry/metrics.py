@@ -9,7 +9,9 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from pingpong_relay import __version__
+from pingpong_relay.auth import AUTH_REASONS
 from pingpong_relay.ingest import INGEST_REJECT_REASONS, VIA_VALUES
+from pingpong_relay.limits import CONNECTION_REFUSAL_REASONS
 from pingpong_relay.messages import REJECT_REASONS
 
 __all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics"]
@@ -170,6 +172,12 @@ class RelayMetrics:
             "Upgrades refused before they happened (origin, capacity), by reason",
             ["reason"],
         )
+        for labelled, reasons in (
+            (self.auth_failures, AUTH_REASONS),
+            (self.connections_refused, CONNECTION_REFUSAL_REASONS),
+        ):
+            for reason in reasons:
+                labelled.labels(reason)
         self.http_refused = counter(
             "pingpong_http_refused",
             "HTTP-plane connections and requests refused: host (a Host that does not name the "
