@@ -18,7 +18,7 @@ from aiohttp import web
 
 from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
 
-__all__ = ["Siblings", "Worker", "gather_health", "gather_metrics"]
+__all__ = ["Siblings", "Worker", "gather_health", "gather_metrics", "workers_health"]
 
 GATHER_TIMEOUT_S: Final = 2.0
 
@@ -80,6 +80,18 @@ async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict
     for index, answer in zip(worker.siblings(), answers, strict=True):
         bodies.append((index, orjson.loads(answer) if answer is not None else None))
     return merge_health(worker.count, bodies)
+
+
+async def workers_health(run_dir: Path, count: int) -> tuple[bool, dict[str, Any]]:
+    """Every worker's /healthz merged, as the supervisor sees them (it has none of its own):
+    ok only when all `count` workers answered ok."""
+    asker = Worker(-1, count, run_dir)  # not a worker: every index is a sibling
+    answers = await asyncio.gather(*(_ask(asker, i, "/healthz") for i in range(count)))
+    bodies = [
+        (index, orjson.loads(answer) if answer is not None else None)
+        for index, answer in enumerate(answers)
+    ]
+    return merge_health(count, bodies)
 
 
 class Siblings:
