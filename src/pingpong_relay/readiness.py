@@ -14,6 +14,7 @@ from typing import Any, Final
 __all__ = [
     "WATCHDOG",
     "Readiness",
+    "clients_text",
     "notify_message",
     "status_line",
     "watchdog_interval_s",
@@ -71,13 +72,16 @@ def _state(health: Mapping[str, Any], ready: bool) -> str:
     return "; ".join(parts)
 
 
+def clients_text(count: int) -> str:
+    """A client count in words: "1 client", "3 clients"."""
+    return f"{count} client{'' if count == 1 else 's'}"
+
+
 def status_line(health: Mapping[str, Any], *, ready: bool) -> str:
     """The `STATUS=` text from a /healthz?detail=1 body (one relay's, or the workers'
     merged), e.g. "Redis subscribed; 12 clients; MQTT subscribed"; before the relay is
     ready, "waiting for Redis (…why…); 0 clients"."""
-    clients = int(health.get("clients", 0))
-    state = _state(health, ready)
-    return f"{state}; {clients} client{'' if clients == 1 else 's'}"
+    return f"{_state(health, ready)}; {clients_text(int(health.get('clients', 0)))}"
 
 
 class Readiness:

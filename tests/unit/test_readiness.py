@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from pingpong_relay.readiness import Readiness, notify_message, status_line, watchdog_interval_s
+from pingpong_relay.readiness import (
+    Readiness,
+    clients_text,
+    notify_message,
+    status_line,
+    watchdog_interval_s,
+)
 
 OK: dict[str, Any] = {"status": "ok", "redis": "subscribed", "clients": 0}
 WAITING: dict[str, Any] = {
@@ -114,3 +120,7 @@ def test_a_state_change_is_told_at_once_a_client_count_at_most_every_interval() 
     clock.now += 0.5
     assert readiness.update(True, {**OK, "clients": 1}) == b"STATUS=Redis subscribed; 1 client"
     assert readiness.update(True, {**OK, "clients": 1}) is None
+
+
+def test_client_counts_in_words() -> None:
+    assert [clients_text(n) for n in (0, 1, 2)] == ["0 clients", "1 client", "2 clients"]

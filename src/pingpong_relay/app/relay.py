@@ -44,6 +44,7 @@ from pingpong_relay.monitor import Monitor
 from pingpong_relay.notify.mutes import MuteGate
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
+from pingpong_relay.readiness import clients_text
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
 from pingpong_relay.redis_io.mutes import MuteStore
@@ -336,7 +337,7 @@ class Relay:
         return self.health.health()
 
     def _stopping(self, systemd: SystemdNotifier) -> None:
-        systemd.stopping(f"shutting down: closing {len(self.hub)} clients")
+        systemd.stopping(f"shutting down: closing {clients_text(len(self.hub))}")
 
     def _close_clients(self) -> None:
         self.dataplane.stop_accepting()
