@@ -27,6 +27,7 @@ from pingpong_relay.app.announce import log_listening, warn_if_exposed
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.ingestion import Ingestion
 from pingpong_relay.app.rules_setup import rules_from_settings
+from pingpong_relay.app.sd_notify import SystemdNotifier
 from pingpong_relay.app.seeding import seed_from_history
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.backoff import Backoff
@@ -43,6 +44,7 @@ from pingpong_relay.monitor import Monitor
 from pingpong_relay.notify.mutes import MuteGate
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.pipeline import Pipeline
+from pingpong_relay.readiness import clients_text
 from pingpong_relay.redis_io.embedded import EmbeddedRedis
 from pingpong_relay.redis_io.history import History
 from pingpong_relay.redis_io.mutes import MuteStore
@@ -71,9 +73,11 @@ class Relay:
         rules: Sequence[Rule] | None = None,
         wall_clock_ns: Callable[[], int] = time.time_ns,
         worker: Worker | None = None,
+        systemd: SystemdNotifier | None = None,
     ) -> None:
         self.settings = settings
         self.worker = worker
+        self.systemd = systemd  # when run by systemd with Type=notify (never in a worker)
         self.relay_id = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = RelayMetrics(mqtt=bool(settings.mqtt_url))
         self.hub = Hub(
@@ -198,6 +202,8 @@ class Relay:
     async def _start(self, stack: AsyncExitStack) -> None:
         settings = self.settings
         warn_if_exposed(settings)
+        if self.systemd is not None:  # pings from the start on, until the very end
+            self._task(stack, self.systemd.keep_watchdog(), "systemd-watchdog")
         redis_url, self.embedded = await resolve_redis_url(settings)
         if self.embedded is not None:
             stack.callback(self.embedded.stop)
@@ -249,7 +255,10 @@ class Relay:
             refresh = keep_jwks(self.verifier.jwks, settings.jwks_url, settings.jwks_refresh)
             self._task(stack, refresh, "jwks-refresh")
         stack.push_async_callback(self.sessions.close)
-        stack.callback(self._close_clients)  # the first thing stopping does
+        stack.callback(self._close_clients)
+        if self.systemd is not None:
+            self._task(stack, self.systemd.keep_status(self._health), "systemd-status")
+            stack.callback(self._stopping, self.systemd)  # the first thing stopping does
         log_listening(
             settings,
             ws_port=self.dataplane.port,
@@ -323,6 +332,12 @@ class Relay:
             await cancel_and_wait(task)
 
         stack.push_async_callback(stop)
+
+    async def _health(self) -> tuple[bool, dict[str, Any]]:
+        return self.health.health()
+
+    def _stopping(self, systemd: SystemdNotifier) -> None:
+        systemd.stopping(f"shutting down: closing {clients_text(len(self.hub))}")
 
     def _close_clients(self) -> None:
         self.dataplane.stop_accepting()

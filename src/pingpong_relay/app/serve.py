@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from pingpong_relay.app.alerting import check_channels
 from pingpong_relay.app.auth_setup import token_verifier
 from pingpong_relay.app.commands import EXIT_FAILURE, EXIT_OK, run_async
 from pingpong_relay.app.rules_setup import rules_from_settings
+from pingpong_relay.app.sd_notify import SystemdNotifier
 from pingpong_relay.app.tls import tls_context
 from pingpong_relay.app.usage import print_usage_error
 from pingpong_relay.logs import setup_logging
@@ -84,13 +86,18 @@ def _client_capacity(settings: Settings) -> Settings:
     return settings
 
 
-async def _serve(settings: Settings, rules: Sequence[Rule], worker: Worker | None = None) -> int:
+async def _serve(
+    settings: Settings,
+    rules: Sequence[Rule],
+    worker: Worker | None = None,
+    systemd: SystemdNotifier | None = None,
+) -> int:
     # Lazy: the relay pulls in picows, aiohttp and redis; `--help` and the other
     # subcommands should not pay for loading them.
     from pingpong_relay.app.relay import Relay
 
     settings = _client_capacity(settings)
-    relay = Relay(settings, rules=rules, worker=worker)
+    relay = Relay(settings, rules=rules, worker=worker, systemd=systemd)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,14 +132,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return print_usage_error("pingpong-relay serve", str(exc))
     stop_logging = setup_logging(settings.log_level, settings.log_format, background=True)
+    # Taken out of the environment before any child process starts (the embedded
+    # redis-server, the workers): only this, the main process, speaks to systemd.
+    systemd = SystemdNotifier.from_environ(os.environ, os.getpid(), settings.stats_interval)
     try:
         if settings.workers > 1:
             # Lazy: only `--workers N` needs the supervisor (and the redis it imports).
             from pingpong_relay.cluster.supervisor import supervise
 
-            return run_async(supervise(settings, run_relay))
-        return run_async(_serve(settings, rules))
+            return run_async(supervise(settings, run_relay, systemd))
+        return run_async(_serve(settings, rules, systemd=systemd))
     finally:
+        if systemd is not None:
+            systemd.close()
         stop_logging()
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from pingpong_relay.cluster.aggregate import merge_health, merge_metrics
 
-__all__ = ["Siblings", "Worker", "gather_health", "gather_metrics"]
+__all__ = ["Siblings", "Worker", "gather_health", "gather_metrics", "workers_health"]
 
 GATHER_TIMEOUT_S: Final = 2.0
 
@@ -49,9 +49,9 @@ class Worker:
         self.ready_path().touch()
 
 
-async def _ask(worker: Worker, index: int, path: str) -> bytes | None:
-    """A sibling's answer on its private socket, or None (restarting, or too slow)."""
-    connector = aiohttp.UnixConnector(path=str(worker.socket_path(index)))
+async def _ask(socket_path: Path, path: str) -> bytes | None:
+    """A worker's answer on its private socket, or None (restarting, or too slow)."""
+    connector = aiohttp.UnixConnector(path=str(socket_path))
     timeout = aiohttp.ClientTimeout(total=GATHER_TIMEOUT_S)
     try:
         async with (
@@ -65,7 +65,9 @@ async def _ask(worker: Worker, index: int, path: str) -> bytes | None:
 
 async def gather_metrics(worker: Worker, own: bytes) -> bytes:
     """Every worker's metrics merged (a worker that does not answer is left out)."""
-    answers = await asyncio.gather(*(_ask(worker, i, "/metrics") for i in worker.siblings()))
+    answers = await asyncio.gather(
+        *(_ask(worker.socket_path(i), "/metrics") for i in worker.siblings())
+    )
     texts = [own.decode(), *(a.decode() for a in answers if a is not None)]
     # Parsing and merging every worker's text is the heaviest part: off the event loop.
     merged = await asyncio.to_thread(merge_metrics, texts)
@@ -75,11 +77,25 @@ async def gather_metrics(worker: Worker, own: bytes) -> bytes:
 async def gather_health(worker: Worker, own: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
     """Every worker's /healthz merged with `own`: ok only when every worker answered ok (one
     that does not answer is listed as unavailable)."""
-    answers = await asyncio.gather(*(_ask(worker, i, "/healthz") for i in worker.siblings()))
+    answers = await asyncio.gather(
+        *(_ask(worker.socket_path(i), "/healthz") for i in worker.siblings())
+    )
     bodies: list[tuple[int, dict[str, Any] | None]] = [(worker.index, own)]
     for index, answer in zip(worker.siblings(), answers, strict=True):
         bodies.append((index, orjson.loads(answer) if answer is not None else None))
     return merge_health(worker.count, bodies)
+
+
+async def workers_health(run_dir: Path, count: int) -> tuple[bool, dict[str, Any]]:
+    """Every worker's /healthz merged, as the supervisor sees them (it has none of its own):
+    ok only when all `count` workers answered ok."""
+    sockets = [Worker(i, count, run_dir).socket_path() for i in range(count)]
+    answers = await asyncio.gather(*(_ask(socket, "/healthz") for socket in sockets))
+    bodies = [
+        (index, orjson.loads(answer) if answer is not None else None)
+        for index, answer in enumerate(answers)
+    ]
+    return merge_health(count, bodies)
 
 
 class Siblings:

@@ -20,20 +20,21 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from pingpong_relay.backoff import Backoff
-from pingpong_relay.cluster.siblings import Worker
+from pingpong_relay.cluster.siblings import Worker, workers_health
 from pingpong_relay.logs import setup_logging
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.settings import Settings
+from pingpong_relay.tasks import cancel_and_wait
 
-__all__ = ["WorkerEntry", "supervise"]
+__all__ = ["ServiceManager", "WorkerEntry", "supervise"]
 
 log = logging.getLogger("pingpong_relay.workers")
 
@@ -42,6 +43,22 @@ log = logging.getLogger("pingpong_relay.workers")
 WorkerEntry = Callable[[Settings, "Worker"], int]
 
 EXIT_FAILURE: Final = 1
+
+
+class ServiceManager(Protocol):
+    """Who the supervisor tells it is ready, alive and stopping (`app.sd_notify`'s
+    SystemdNotifier, when systemd runs the relay): the supervisor is the main process."""
+
+    async def keep_watchdog(self) -> None:
+        """Pings the watchdog from this event loop until cancelled."""
+
+    async def keep_status(
+        self, probe: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+    ) -> None:
+        """Says ready once `probe` is ok, and the status, until cancelled."""
+
+    def stopping(self, status: str = ...) -> None:
+        """Says shutdown has begun."""
 
 
 # --- the worker process ---------------------------------------------------------------
@@ -97,9 +114,15 @@ class _Slot:
 class Supervisor:
     """Starts the workers, restarts a crashed one, stops them all on SIGTERM/SIGINT."""
 
-    def __init__(self, settings: Settings, start_worker: Callable[..., BaseProcess]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        start_worker: Callable[..., BaseProcess],
+        systemd: ServiceManager | None = None,
+    ) -> None:
         self.settings = settings
         self._start_worker = start_worker
+        self._systemd = systemd
         self._slots = [_Slot(i) for i in range(settings.workers)]
         self._stopping = asyncio.Event()
         self._all_exited = asyncio.Event()
@@ -187,14 +210,28 @@ class Supervisor:
             self.settings.http_port,
             extra={"event": "supervising", "workers": len(self._slots)},
         )
+        systemd = self._systemd
+        watchdog = status = None
+        if systemd is not None:  # from this loop: a wedged supervisor stops the pings
+            watchdog = asyncio.create_task(systemd.keep_watchdog(), name="systemd-watchdog")
         try:
             for slot in self._slots:
                 self._spawn(slot)
+            if systemd is not None:  # ready once every worker is (listens, subscribed)
+                status = asyncio.create_task(systemd.keep_status(self.health), name="systemd")
             await self._stopping.wait()
         finally:
+            await cancel_and_wait(status)
+            if systemd is not None:
+                systemd.stopping(f"shutting down: stopping {len(self._slots)} workers")
             await self._stop_all()
+            await cancel_and_wait(watchdog)
             shutil.rmtree(self.run_dir, ignore_errors=True)
         return EXIT_FAILURE if self._failed else 0
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Every worker's health, merged (what /healthz?detail=1 says on any of them)."""
+        return await workers_health(self.run_dir, len(self._slots))
 
     async def _stop_all(self) -> None:
         live = [s.process for s in self._slots if s.process is not None and s.process.is_alive()]
@@ -227,9 +264,12 @@ def start_worker_process(
     return process
 
 
-async def supervise(settings: Settings, run_worker: WorkerEntry) -> int:
+async def supervise(
+    settings: Settings, run_worker: WorkerEntry, systemd: ServiceManager | None = None
+) -> int:
     """`serve --workers N`: the shared Redis first (embedded if need be), then the workers,
-    each running `run_worker` (the CLI's entry point for one relay)."""
+    each running `run_worker` (the CLI's entry point for one relay); `systemd`, when it
+    runs the relay, hears from the supervisor alone."""
     try:
         redis_url, embedded = await resolve_redis_url(settings)
     except RuntimeError as exc:
@@ -239,7 +279,7 @@ async def supervise(settings: Settings, run_worker: WorkerEntry) -> int:
     settings = dataclasses.replace(settings, redis_url=redis_url, redis_url_explicit=True)
     try:
         return await Supervisor(
-            settings, partial(start_worker_process, run_worker=run_worker)
+            settings, partial(start_worker_process, run_worker=run_worker), systemd
         ).run()
     finally:
         if embedded is not None:
