@@ -50,6 +50,13 @@ $(REDIS7):
 	$(SUDO) apt-get install -y --no-install-recommends redis-server \
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends redis-server)
 
+# deploy/container/compose.yaml is checked by `docker-compose config` (Debian's, 1.29: it
+# validates the file against the Compose schema and interpolates it; no daemon needed).
+DOCKER_COMPOSE ?= /usr/bin/docker-compose
+$(DOCKER_COMPOSE):
+	$(SUDO) apt-get install -y --no-install-recommends docker-compose \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends docker-compose)
+
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
 	$(SUDO) apt-get install -y --no-install-recommends chromium \
@@ -125,7 +132,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(DOCKER_COMPOSE)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
