@@ -18,7 +18,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 apt_install = $(SUDO) apt-get install -y --no-install-recommends $(1) \
   || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(1))
 
-.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot
+.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot image
 
 setup: $(STAMP)
 
@@ -64,9 +64,61 @@ $(PROMTOOL) $(PROMETHEUS):
 	@echo "installing Debian's prometheus (promtool and Prometheus)"
 	$(call apt_install,prometheus)
 
+# deploy/container/compose.yaml is checked by `docker-compose config` (Debian's, 1.29: it
+# validates the file against the Compose schema and interpolates it; no daemon needed).
+DOCKER_COMPOSE ?= /usr/bin/docker-compose
+$(DOCKER_COMPOSE):
+	$(call apt_install,docker-compose)
+
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the dashboard's browser tests"
 	$(call apt_install,chromium)
+
+# `make image` (not part of `make test`: it downloads a Debian rootfs). No registry is
+# needed: the base is a Debian bookworm rootfs made by mmdebstrap from this host's apt
+# sources, imported into podman; the Dockerfile takes it as BASE.
+PODMAN ?= /usr/bin/podman
+MMDEBSTRAP ?= /usr/bin/mmdebstrap
+IMAGE ?= localhost/pingpong-relay:latest
+IMAGE_BASE ?= localhost/pingpong-base:bookworm
+IMAGE_DIR := build/image
+IMAGE_SOURCES ?= $(firstword $(wildcard /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list))
+# RUN steps under chroot isolation: crun refuses to create a container on a host with
+# hybrid cgroups v1/v2 ("cgroups in hybrid mode not supported"); chroot needs no cgroup.
+IMAGE_ISOLATION ?= chroot
+
+$(PODMAN) $(MMDEBSTRAP) &:
+	@echo "installing Debian's podman, buildah and mmdebstrap for make image"
+	$(call apt_install,podman buildah mmdebstrap)
+
+# Essential packages, python3 (3.11 on bookworm) with its venv module, and passwd (useradd);
+# merged /usr without the usrmerge package (and its perl), no docs. Where pip reaches PyPI
+# through a TLS proxy (PIP_CERT set), that CA bundle goes in too, for the build stage's pip.
+$(IMAGE_DIR)/base.tar: | $(PODMAN) $(MMDEBSTRAP)
+	mkdir -p $(IMAGE_DIR)
+	$(MMDEBSTRAP) --format=tar --variant=essential --include=python3,python3-venv,passwd \
+	  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+	  --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+	  $(if $(PIP_CERT),--customize-hook='upload $(PIP_CERT) /usr/local/share/pip-ca.crt') \
+	  bookworm $@.tmp $(IMAGE_SOURCES) </dev/null
+	mv $@.tmp $@
+
+## image: build the container image with podman from a local Debian base (no registry);
+## prints its size (not part of `make test`)
+image: $(IMAGE_DIR)/base.tar
+	$(PODMAN) import --change 'CMD ["python3"]' \
+	  $(if $(PIP_CERT),--change 'ENV PIP_CERT=/usr/local/share/pip-ca.crt') \
+	  $(IMAGE_DIR)/base.tar $(IMAGE_BASE)
+	$(PODMAN) build --format docker --isolation $(IMAGE_ISOLATION) \
+	  --build-arg BASE=$(IMAGE_BASE) -f deploy/container/Dockerfile -t $(IMAGE) .
+	$(PODMAN) image ls $(IMAGE)
+	@echo "size in bytes: $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE))"
+	@# Where `podman run` is refused (here crun cannot set RLIMIT_NOFILE), run the image's
+	@# entrypoint from its mounted filesystem under chroot, as the image's user (needs root).
+	root=$$($(PODMAN) image mount $(IMAGE)) \
+	  && chroot --userspec=10001:10001 "$$root" /usr/bin/env -i PATH=/opt/venv/bin:/usr/bin \
+	    pingpong-relay --version; status=$$?; $(PODMAN) image unmount $(IMAGE) >/dev/null; exit $$status
 
 ## run: set up the relay's own dependencies (no dev tools), then start it (extra flags:
 ## make run ARGS="--log-level DEBUG")
@@ -96,7 +148,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS) $(PROMTOOL)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS) $(PROMTOOL) $(DOCKER_COMPOSE)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) PINGPONG_PROMETHEUS=$(PROMETHEUS) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
