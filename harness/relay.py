@@ -236,6 +236,20 @@ class RelayProcess:
                 return float(value)
         raise HarnessError(f"metric {name} not in /metrics")
 
+    async def metric_until(
+        self, name: str, done: Callable[[float], bool], timeout_s: float = 20.0
+    ) -> float:
+        """Reads sample `name` from /metrics until `done(value)`, polling (the relay's state
+        has no event to wait on), for at most `timeout_s`; its value then."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            value = await self.metric(name)
+            if done(value):
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise HarnessError(f"{name} is still {value} after {timeout_s} s")
+            await asyncio.sleep(0.05)
+
     def _session(self) -> aiohttp.ClientSession:
         # One keep-alive connection for the repeated reads of a benchmark, opened on the
         # first; a test's one-off `get` opens its own.

@@ -1,12 +1,9 @@
 """What the MQTT tests share: a topic of their own on the shared broker, a relay that
-hears MQTT, and waiting on a relay's metrics."""
+hears MQTT."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
 
 from tests.support import RelayFactory, RelayProcess
 
@@ -26,20 +23,6 @@ async def mqtt_relay(
     relay = await start_relay(redis_url, "--mqtt-url", broker_url, *flags)
     await relay.wait_for("mqtt_subscribed", timeout=WAIT_S)
     return relay
-
-
-async def metric_until(
-    relay: RelayProcess, name: str, predicate: Callable[[float], bool], timeout_s: float = WAIT_S
-) -> float:
-    """Reads /metrics until sample `name` satisfies `predicate`; its value then."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await relay.metric(name)
-        if predicate(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} is still {value} after {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 def rejected(reason: str) -> str:

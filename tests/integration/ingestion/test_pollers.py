@@ -77,21 +77,6 @@ async def _watch(relay: RelayProcess) -> Collector:
     return client
 
 
-async def _metric_until(
-    relay: RelayProcess, name: str, done: Callable[[float], bool], timeout_s: float = 15
-) -> float:
-    """Reads a metric until `done(value)`: /metrics is the relay's state, polled (bounded)."""
-
-    async def read() -> float:
-        while True:
-            value = await relay.metric(name)
-            if done(value):
-                return value
-            await asyncio.sleep(0.1)
-
-    return await asyncio.wait_for(read(), timeout_s)
-
-
 async def test_a_freqtrade_target_goes_slow_stale_and_down_and_recovers(
     redis_server: RedisServer, start_relay: RelayFactory, freqtrade: FakeFreqtrade
 ) -> None:
@@ -217,7 +202,7 @@ async def test_one_of_two_relays_polls_and_a_survivor_takes_over(
     holder = relays[starts.index(done.pop())]
     other = relays[1] if holder is relays[0] else relays[0]
 
-    await _metric_until(holder, POLLED, lambda v: v >= 5)
+    await holder.metric_until(POLLED, lambda v: v >= 5, 15)
     assert await other.metric(POLLED) == 0
     assert not other.events("polling_started")
     assert (await holder.health())["pollers"] == {"targets": 1, "polling": True}
@@ -236,4 +221,4 @@ async def test_one_of_two_relays_polls_and_a_survivor_takes_over(
     os.kill(holder.process.pid, signal.SIGKILL)
     await other.wait_for(lambda e: e.get("event") == "polling_started", timeout=10)
     assert time.monotonic() - killed_at < 1 + 1.5
-    await _metric_until(other, POLLED, lambda v: v > 0)
+    await other.metric_until(POLLED, lambda v: v > 0, 15)
