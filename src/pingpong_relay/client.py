@@ -15,7 +15,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from pingpong_relay.backoff import Backoff
+from pingpong_relay.backoff import Backoff, Retries
 from pingpong_relay.messages import (
     MAX_DEPTH,
     escape_controls,
@@ -24,15 +24,20 @@ from pingpong_relay.messages import (
     format_latency,
     nesting_depth_exceeds,
 )
+from pingpong_relay.resume import Resume
 from pingpong_relay.wire_types import ENVELOPE_TYPE
 
 __all__ = [
+    "CLIENT_BACKOFF",
     "DEFAULT_RELAY_URL",
+    "FINAL_CLOSE_CODES",
     "MAX_ENVELOPE_DEPTH",
+    "ClosedByRelay",
     "Disconnected",
     "HandshakeRefused",
     "Heartbeat",
     "InvalidFrame",
+    "Refused",
     "describe",
     "envelopes",
     "heartbeats",
@@ -75,7 +80,11 @@ def parse_envelope(text: str | bytes) -> dict[str, Any]:
     return envelope
 
 
-class HandshakeRefused(Exception):
+class Refused(Exception):
+    """The relay said no in a way that asking again unchanged would only repeat."""
+
+
+class HandshakeRefused(Refused):
     """The relay answered the WebSocket handshake with an HTTP error: `status`, and the
     `error` and `message` of its JSON body (or the status's phrase and the body's text)."""
 
@@ -113,6 +122,23 @@ async def _refuse(response: aiohttp.ClientResponse) -> None:
     raise HandshakeRefused(response.status, escape_controls(error), escape_controls(message))
 
 
+class ClosedByRelay(Refused):
+    """The relay closed the connection with a code that reconnecting cannot fix (4003: the
+    token expired): `code`, and what it means."""
+
+    def __init__(self, code: int, meaning: str) -> None:
+        super().__init__(f"{code} {meaning}")
+        self.code = code
+        self.meaning = meaning
+
+
+# Close codes after which a reconnect with the same token would be refused (status_codes).
+FINAL_CLOSE_CODES: Final = {4003: "token expired"}
+
+# Full jitter from 0.5 s doubling to 20 s, as the TypeScript client does.
+CLIENT_BACKOFF: Final = Backoff(base_s=0.5, cap_s=20.0, jitter="full")
+
+
 @dataclass(frozen=True, slots=True)
 class Disconnected:
     """Why a connection to the relay ended (`connected`) or never began, and in how many
@@ -138,66 +164,109 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(slots=True)
+class _Link:
+    """One connection's fate, as `_frames` learns it."""
+
+    connected: bool = False
+    reason: str = "connection lost"
+
+
 async def received_envelopes(
     url: str = DEFAULT_RELAY_URL,
     *,
     reconnect: bool = True,
+    resume: bool = True,
     backoff: Backoff | None = None,
-    heartbeat_s: float = 20.0,
+    heartbeat_s: float | None = 20.0,
+    idle_timeout_s: float | None = None,
     token: str | None = None,
     on_disconnect: Callable[[Disconnected], None] | None = None,
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Like `envelopes`, each with the text of its frame as received."""
-    backoff = backoff or Backoff()
+    retries = Retries(backoff or CLIENT_BACKOFF)
+    seen = Resume() if resume else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    attempt = 0
     async with aiohttp.ClientSession(raise_for_status=_refuse) as session:
         while True:
-            connected = False
+            link = _Link()
+            target = url if seen is None else seen.url(url)
             try:
-                async with session.ws_connect(
-                    url, heartbeat=heartbeat_s, autoping=True, headers=headers
-                ) as ws:
-                    connected = True
-                    log.info("connected to %s", url)
-                    attempt = 0
-                    async for frame in ws:
-                        if frame.type == aiohttp.WSMsgType.TEXT:
-                            try:
-                                envelope = parse_envelope(frame.data)
-                            except InvalidFrame as invalid:
-                                _skipped(url, str(invalid), frame.data.encode("utf-8", "replace"))
-                                continue
-                            yield frame.data, envelope
-                        elif frame.type == aiohttp.WSMsgType.BINARY:
-                            _skipped(url, "a binary frame", frame.data)
-                        elif frame.type == aiohttp.WSMsgType.ERROR:
-                            break
-                    reason = f"closed by relay ({ws.close_code})"
+                async for text, envelope in _frames(
+                    session, target, headers, heartbeat_s, idle_timeout_s, link
+                ):
+                    if seen is None or seen.admit(envelope):
+                        yield text, envelope
             except HandshakeRefused as refused:
                 if not refused.retryable:
                     raise
-                reason = _reason(refused)
+                link.reason = _reason(refused)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                reason = _reason(exc)
-            delay = backoff.delay(attempt) if reconnect else None
+                link.reason = _reason(exc)
+            if link.connected:
+                retries.reset()  # a connection was made: the next wait starts short again
+            delay = retries.next_delay() if reconnect else None
             if on_disconnect is not None:
-                on_disconnect(Disconnected(url, reason, connected, delay))
+                on_disconnect(Disconnected(url, link.reason, link.connected, delay))
             if delay is None:
                 return
-            attempt += 1
             if on_disconnect is None:
-                what = "connection to %s lost" if connected else "cannot connect to %s"
-                log.warning(what + " (%s); retrying in %.2f s", url, reason, delay)
+                what = "connection to %s lost" if link.connected else "cannot connect to %s"
+                log.warning(what + " (%s); retrying in %.2f s", url, link.reason, delay)
             await asyncio.sleep(delay)
+
+
+async def _frames(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    heartbeat_s: float | None,
+    idle_timeout_s: float | None,
+    link: _Link,
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The envelopes of one connection; why it ended is left in `link`."""
+    async with session.ws_connect(
+        url,
+        heartbeat=heartbeat_s,
+        receive_timeout=idle_timeout_s,
+        autoping=True,
+        headers=headers,
+    ) as ws:
+        link.connected = True
+        log.info("connected to %s", url)
+        try:
+            async for frame in ws:
+                if frame.type == aiohttp.WSMsgType.TEXT:
+                    try:
+                        envelope = parse_envelope(frame.data)
+                    except InvalidFrame as invalid:
+                        _skipped(url, str(invalid), frame.data.encode("utf-8", "replace"))
+                        continue
+                    yield frame.data, envelope
+                elif frame.type == aiohttp.WSMsgType.BINARY:
+                    _skipped(url, "a binary frame", frame.data)
+                elif frame.type == aiohttp.WSMsgType.ERROR:
+                    break
+        except TimeoutError:
+            link.reason = f"nothing received for {idle_timeout_s:g} s"
+            return
+        code, failure = ws.close_code, ws.exception()
+    if code in FINAL_CLOSE_CODES:
+        raise ClosedByRelay(code, FINAL_CLOSE_CODES[code])
+    if failure is not None:
+        link.reason = _reason(failure)  # no pong in time, say
+    elif code is not None and code != aiohttp.WSCloseCode.ABNORMAL_CLOSURE:
+        link.reason = f"closed by relay ({code})"
 
 
 async def envelopes(
     url: str = DEFAULT_RELAY_URL,
     *,
     reconnect: bool = True,
+    resume: bool = True,
     backoff: Backoff | None = None,
-    heartbeat_s: float = 20.0,
+    heartbeat_s: float | None = 20.0,
+    idle_timeout_s: float | None = None,
     token: str | None = None,
     on_disconnect: Callable[[Disconnected], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
@@ -205,19 +274,27 @@ async def envelopes(
 
     A frame that is not an envelope (not JSON, not an object, no "type") is skipped
     with a warning: whatever the other end sends, the iteration goes on.
-    When the connection drops (relay restart, network), it reconnects with capped
-    exponential backoff and carries on; with reconnect=False it returns instead.
-    Messages sent while disconnected are not replayed. `token` is sent as
-    `Authorization: Bearer <token>`. A handshake the relay refuses with a 4xx (a bad
-    token, an origin, a query; not 408 or 429) raises HandshakeRefused: trying again
-    would only repeat it. `on_disconnect` hears of every failed or lost connection
-    (instead of the warning logged by default).
+    When the connection drops (relay restart, network, no pong within `heartbeat_s / 2`
+    of a ping, nothing at all for `idle_timeout_s`), it reconnects after a delay from
+    `backoff` (by default full jitter: random up to 0.5 s doubling to 20 s, short again
+    once a connection is made) and carries on; with reconnect=False it returns instead.
+    With `resume` (the default) it asks for history ids (`ids=1`) and reconnects with
+    `since=`, so what was published meanwhile is replayed from the relay's history: each
+    bot message arrives once and in order, and where the history does not reach back the
+    relay's `bot:gap` message is yielded like any other envelope (each gap once).
+    Envelopes then carry `id` and `bot` too. `token` is sent as `Authorization: Bearer
+    <token>`. A handshake the relay refuses with a 4xx (a bad token, an origin, a query;
+    not 408 or 429) raises HandshakeRefused, and a close for an expired token (4003)
+    raises ClosedByRelay: trying again would only repeat them. `on_disconnect` hears of
+    every failed or lost connection (instead of the warning logged by default).
     """
     async for _, envelope in received_envelopes(
         url,
         reconnect=reconnect,
+        resume=resume,
         backoff=backoff,
         heartbeat_s=heartbeat_s,
+        idle_timeout_s=idle_timeout_s,
         token=token,
         on_disconnect=on_disconnect,
     ):
@@ -296,8 +373,10 @@ async def heartbeats(
     clock_ms: Callable[[], float] = lambda: time.time_ns() / 1e6,
     token: str | None = None,
 ) -> AsyncIterator[Heartbeat]:
-    """Like `envelopes`, but only bot:pingpong messages, each stamped on receipt."""
-    async for envelope in envelopes(url, reconnect=reconnect, backoff=backoff, token=token):
+    """Like `envelopes`, but only bot:pingpong messages, each stamped on receipt; no resume,
+    so that each arrives as soon as the relay has it (the split of the delay is the point)."""
+    received = envelopes(url, reconnect=reconnect, resume=False, backoff=backoff, token=token)
+    async for envelope in received:
         if envelope.get("type") == ENVELOPE_TYPE:
             yield Heartbeat(envelope, clock_ms())
 

@@ -32,7 +32,12 @@ def _say(line: str) -> None:
 
 async def _watch(args: argparse.Namespace, token: str | None) -> int:
     # Lazy: aiohttp is loaded only by the subcommand that connects as a client.
-    from pingpong_relay.client import Disconnected, HandshakeRefused, received_envelopes
+    from pingpong_relay.client import (
+        Disconnected,
+        HandshakeRefused,
+        Refused,
+        received_envelopes,
+    )
 
     reached = False
 
@@ -49,6 +54,7 @@ async def _watch(args: argparse.Namespace, token: str | None) -> int:
         received = received_envelopes(
             args.url,
             reconnect=not args.once,
+            resume=False,  # the design's four-key envelope, at once
             backoff=WATCH_BACKOFF,
             token=token,
             on_disconnect=report,
@@ -60,8 +66,9 @@ async def _watch(args: argparse.Namespace, token: str | None) -> int:
             count += 1
             if args.count and count >= args.count:
                 break
-    except HandshakeRefused as refused:
-        _say(f"watch: the relay refused the connection: {refused}")
+    except Refused as refused:
+        what = "refused" if isinstance(refused, HandshakeRefused) else "closed"
+        _say(f"watch: the relay {what} the connection: {refused}")
         return EXIT_FAILURE
     # --once ends with its one connection; having never made it is a failure.
     return EXIT_OK if reached else EXIT_FAILURE
