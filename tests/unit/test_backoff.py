@@ -1,14 +1,15 @@
-"""Capped exponential backoff with equal jitter."""
+"""Capped exponential backoff with equal or full jitter, and a loop's place in it (Retries)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong_relay.backoff import Backoff
+from pingpong_relay.backoff import Backoff, Retries
 
 
 def low(backoff: Backoff, attempt: int) -> float:
@@ -93,3 +94,45 @@ def test_default_rand_stays_in_bounds() -> None:
     delays = [backoff.delay(10) for _ in range(1000)]
     assert all(4.0 <= delay <= 8.0 for delay in delays)
     assert len(set(delays)) > 1  # jittered, not constant
+
+
+def _scripted(*draws: float) -> Callable[[], float]:
+    """A random source that returns `draws` in turn (and fails the test if asked more)."""
+    left = iter(draws)
+    return lambda: next(left)
+
+
+def test_full_jitter_is_random_from_zero_to_the_ceiling() -> None:
+    backoff = Backoff(base_s=0.5, cap_s=20.0, jitter="full", rand=_scripted(0.0, 0.25, 1.0))
+    assert [backoff.delay(2) for _ in range(3)] == [0.0, 0.5, 2.0]
+
+
+@given(attempt=st.integers(min_value=0, max_value=10**6), draw=st.floats(0.0, 1.0))
+def test_full_jitter_stays_within_zero_and_the_ceiling(attempt: int, draw: float) -> None:
+    backoff = Backoff(base_s=0.5, cap_s=20.0, jitter="full")
+    assert 0.0 <= backoff.delay(attempt, rand=lambda: draw) <= backoff.ceiling(attempt) <= 20.0
+
+
+def test_full_jitter_ceilings_double_from_half_a_second_to_twenty() -> None:
+    backoff = Backoff(base_s=0.5, cap_s=20.0, jitter="full")
+    highs = [backoff.delay(attempt, rand=lambda: 1.0) for attempt in range(10)]
+    assert highs == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0, 20.0]
+
+
+def test_the_injected_random_source_is_used_by_default() -> None:
+    backoff = Backoff(base_s=1.0, cap_s=8.0, jitter="full", rand=_scripted(0.5, 0.25))
+    assert (backoff.delay(3), backoff.delay(3)) == (4.0, 2.0)
+    assert backoff == Backoff(base_s=1.0, cap_s=8.0, jitter="full")  # rand is not compared
+
+
+def test_retries_grow_until_the_cap_and_start_over_after_a_reset() -> None:
+    retries = Retries(Backoff(base_s=0.5, cap_s=4.0, jitter="full", rand=lambda: 1.0))
+    assert [retries.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    retries.reset()
+    assert [retries.next_delay() for _ in range(2)] == [0.5, 1.0]
+
+
+def test_retries_draw_a_fresh_jitter_each_time() -> None:
+    draws = _scripted(0.0, 1.0, 0.5, 0.1)
+    retries = Retries(Backoff(base_s=1.0, cap_s=20.0, jitter="full", rand=draws))
+    assert [retries.next_delay() for _ in range(4)] == [0.0, 2.0, 2.0, pytest.approx(0.8)]
