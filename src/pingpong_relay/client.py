@@ -228,7 +228,7 @@ async def _frames(
     async with session.ws_connect(
         url,
         heartbeat=heartbeat_s,
-        receive_timeout=idle_timeout_s,
+        timeout=aiohttp.ClientWSTimeout(ws_receive=idle_timeout_s, ws_close=10.0),
         autoping=True,
         headers=headers,
     ) as ws:
