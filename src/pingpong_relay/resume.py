@@ -1,5 +1,4 @@
-"""Resuming a client's stream across reconnects: where to ask the relay to start again, and
-which envelopes a replay would repeat (pure).
+"""A client's resume across reconnects: where to start again, and what is a repeat (pure).
 
 The relay gives a client that asks (`?ids=1`, `?since=`, `?last=`) each bot message with its
 history `id` (a Redis stream id, "ms-seq") and its `bot`. Each bot has its own stream, so ids
