@@ -3,7 +3,8 @@
     python examples/python_client.py [ws://HOST:2808/] [--count N]
 
 `pingpong_relay.client.envelopes` does the WebSocket work (aiohttp underneath): it yields each
-message the relay sends, already parsed, and reconnects with backoff when the connection drops.
+message the relay sends, already parsed, and reconnects with backoff when the connection drops,
+asking for what it missed meanwhile (a relay with history replays it, each message once).
 """
 
 from __future__ import annotations
