@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -191,12 +192,12 @@ async def received_envelopes(
         while True:
             link = _Link()
             target = url if seen is None else seen.url(url)
+            frames = _frames(session, target, headers, heartbeat_s, idle_timeout_s, link)
             try:
-                async for text, envelope in _frames(
-                    session, target, headers, heartbeat_s, idle_timeout_s, link
-                ):
-                    if seen is None or seen.admit(envelope):
-                        yield text, envelope
+                async with contextlib.aclosing(frames):  # closed here even if the caller stops
+                    async for text, envelope in frames:
+                        if seen is None or seen.admit(envelope):
+                            yield text, envelope
             except HandshakeRefused as refused:
                 if not refused.retryable:
                     raise
@@ -223,7 +224,7 @@ async def _frames(
     heartbeat_s: float | None,
     idle_timeout_s: float | None,
     link: _Link,
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
     """The envelopes of one connection; why it ended is left in `link`."""
     async with session.ws_connect(
         url,
@@ -253,8 +254,10 @@ async def _frames(
         code, failure = ws.close_code, ws.exception()
     if code in FINAL_CLOSE_CODES:
         raise ClosedByRelay(code, FINAL_CLOSE_CODES[code])
-    if failure is not None:
-        link.reason = _reason(failure)  # no pong in time, say
+    if isinstance(failure, TimeoutError):  # aiohttp's heartbeat: a ping went unanswered
+        link.reason = "no answer to a ping"
+    elif failure is not None:
+        link.reason = _reason(failure)
     elif code is not None and code != aiohttp.WSCloseCode.ABNORMAL_CLOSURE:
         link.reason = f"closed by relay ({code})"
 
