@@ -49,7 +49,7 @@ class _Translator:
 
     def type_of(self, schema: Mapping[str, Any], depth: int, top: str | None = None) -> str:
         title = schema.get("title")
-        if title in self.named and title != top:
+        if isinstance(title, str) and title in self.named and title != top:
             return _name(title)
         if "const" in schema:
             return _literal(schema["const"])

@@ -136,15 +136,25 @@ export class RelayClient extends Emitter<RelayClientEvents> {
   }
 
   /**
-   * Replaces the token: in-band (the relay's refresh command) when connected, else for the
-   * next connection; after a refusal, connects again with it.
+   * Replaces the token: in-band (the relay's refresh command) when connected, kept only
+   * when the relay acks it; else for the next connection; after a refusal, connects with it.
    */
   async setToken(token: string): Promise<Ack | undefined> {
+    if (this.isOpen) {
+      try {
+        const ack = (await this.command({ action: "refresh", token })) as Ack;
+        this.token = token;
+        return ack;
+      } catch (error) {
+        // Refused by the relay: the old token stays. Lost connection: the next one uses it.
+        if (error instanceof RelayClientError && error.code === "closed") {
+          this.token = token;
+        }
+        throw error;
+      }
+    }
     const changed = token !== this.token;
     this.token = token;
-    if (this.isOpen) {
-      return (await this.command({ action: "refresh", token })) as Ack;
-    }
     if (this.stopped && !this.closedByUser && changed) {
       this.stopped = false;
       this.attempt = 0;
@@ -153,20 +163,16 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return undefined;
   }
 
-  /** Closes the connection for good; pending iterations end. */
+  /** Closes the connection for good; iterations end at once (what they buffered is dropped). */
   close(): void {
     if (this.closedByUser) {
       return;
     }
-    const wasStopped = this.stopped;
     this.closedByUser = this.stopped = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.idleTimer);
-    if (this.connection !== undefined) {
-      this.connection.close(1000, "client closed");
-    } else if (!wasStopped) {
-      this.emit("close", { code: 1000, reason: "client closed", retryInMs: null });
-    }
+    // Between connections (a close event was already emitted) there is nothing to close.
+    this.connection?.close(1000, "client closed");
     this.endQueues();
   }
 
@@ -182,6 +188,9 @@ export class RelayClient extends Emitter<RelayClientEvents> {
 
   // --- connecting -------------------------------------------------------------------------
   private connect(): void {
+    if (this.closedByUser) {
+      return;
+    }
     const url = this.connectUrl();
     const protocols = ["pingpong.v1", ...(this.token ? [`bearer.${this.token}`] : [])];
     const attempt = this.attempt;
@@ -245,8 +254,9 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       return;
     }
     const delay = backoffDelayMs(this.attempt++, this.options.backoff, this.options.random);
-    this.emit("close", { code, reason: refusal ? `HTTP ${refusal.status}` : reason, retryInMs: delay });
+    // Scheduled first, so that a close() in a close handler cancels it.
     this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.emit("close", { code, reason: refusal ? `HTTP ${refusal.status}` : reason, retryInMs: delay });
   }
 
   /** Stops without retrying (until setToken gives another token) and says why. */
@@ -261,7 +271,7 @@ export class RelayClient extends Emitter<RelayClientEvents> {
 
   private endQueues(): void {
     for (const queue of this.queues) {
-      queue.end();
+      queue.end(true);
     }
     this.queues.clear();
   }

@@ -14,9 +14,12 @@ export class EnvelopeQueue<T> implements AsyncIterator<T> {
     this.wake?.();
   }
 
-  /** Ends the iteration once what is buffered has been read. */
-  end(): void {
+  /** Ends the iteration: at once with `discard`, else once what is buffered has been read. */
+  end(discard = false): void {
     this.ended = true;
+    if (discard) {
+      this.items.length = 0;
+    }
     this.wake?.();
   }
 
