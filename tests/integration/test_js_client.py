@@ -25,7 +25,6 @@ CONTROL_CHANNEL = "js-test:control"
 NODE_SUITE_TIMEOUT_S = 60.0
 
 
-
 @pytest.fixture(autouse=True)
 def built() -> None:
     """clients/js installed and built, as `make pytest` leaves it (no silent skip)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from scripts import gen_ts_types
 
 from pingpong_relay.asyncapi import asyncapi
@@ -62,3 +63,10 @@ def test_schema_constructs_translate() -> None:
     assert "  data?: BotMessage;" in sample
     assert "[key: string]: unknown" not in sample
     assert "/** a sample */" in text
+
+
+def test_a_schema_type_without_a_translation_is_an_error() -> None:
+    document = asyncapi()
+    document["components"]["schemas"] = {"Odd": {"type": "tuple"}}
+    with pytest.raises(ValueError, match="tuple"):
+        gen_ts_types.render(document)

@@ -176,6 +176,8 @@ test("a token expiry close is reported and not retried until setToken", async ()
   assert.equal((await closed).retryInMs, null);
   assert.equal((await error).code, "token_expired");
   assert.equal(client.connected, false);
+  assert.equal(await client.setToken("old"), undefined, "the same token: still stopped");
+  assert.equal(sockets.length, 1);
   await client.setToken("new");
   await nextEvent(client, "open");
   assert.deepEqual(sockets[1].protocols, ["pingpong.v1", "bearer.new"]);
