@@ -61,7 +61,6 @@ export class RelayClientError extends Error {
 }
 
 export interface RelayClientEvents {
-  [name: string]: unknown;
   message: HeartbeatEnvelope;
   status: BotStatus | RelayDeaf;
   alert: BotAlert;

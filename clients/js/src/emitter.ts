@@ -2,7 +2,7 @@
 
 export type Listener<T> = (value: T) => void;
 
-export class Emitter<Events extends { [name: string]: unknown }> {
+export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
 
   /** Calls `handler` for each `name` event; returns a function that removes it. */
