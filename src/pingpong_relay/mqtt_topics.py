@@ -59,7 +59,6 @@ def mqtt_url(text: str) -> str:
         raise ValueError("the broker URL's port is not a number from 1 to 65535") from None
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("the broker URL takes no path or query: mqtt://host:1883")
-    unquote(parts.password or "")
     return text
 
 

@@ -13,7 +13,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from pingpong_relay.redis_io.push_tokens import TOKENS_KEY
-from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, run_cli
+from tests.support import (
+    Collector,
+    RedisServer,
+    RelayFactory,
+    RelayProcess,
+    free_port,
+    run_cli,
+)
 
 TOKEN = "cron1-token-0123456789"
 OTHER_TOKEN = "other-token-0123456789"
@@ -306,3 +313,21 @@ async def test_with_jwt_auth_a_push_needs_only_its_token_which_opens_nothing_els
     ):
         assert response.status == 401
     assert (await _call(relay, f"/api/push/{OTHER_TOKEN}"))[0] == 404
+
+
+async def test_the_push_cli_says_what_went_wrong_in_one_line(redis_server: RedisServer) -> None:
+    code, out, err = await run_cli("push", "revoke", "nobody", "--redis-url", redis_server.url)
+    assert (code, out) == (1, "")
+    assert err.strip() == "push revoke: no token has id or bot 'nobody'"
+    assert (await _cli("push", "add", "cron-7", "--redis-url", redis_server.url)).startswith(
+        "token "
+    )
+    listed = await _cli("push", "list", "--redis-url", redis_server.url)
+    assert listed.splitlines()[0] == "push tokens: 1"
+    assert " bot:pingpong/cron-7  created " in listed
+    unreachable = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"
+    code, out, err = await run_cli("push", "list", "--redis-url", unreachable)
+    assert code == 1
+    assert err.startswith("push list: cannot reach Redis at redis://")
+    assert "hunter2secret" not in err
+    assert len(err.strip().splitlines()) == 1
