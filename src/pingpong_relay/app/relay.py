@@ -36,7 +36,6 @@ from pingpong_relay.codes import REASON_SHUTDOWN, CloseCode
 from pingpong_relay.health import RelayHealth
 from pingpong_relay.http.app import build_app
 from pingpong_relay.http.jwks import keep_jwks
-from pingpong_relay.http.refusals import Refusals
 from pingpong_relay.http.server import HttpPlane
 from pingpong_relay.hub import Hub
 from pingpong_relay.limits import BotAllowList
@@ -51,10 +50,11 @@ from pingpong_relay.redis_io.mutes import MuteStore
 from pingpong_relay.redis_io.resolve import resolve_redis_url
 from pingpong_relay.redis_io.rollup_store import RollupStore
 from pingpong_relay.redis_io.subscriber import RedisSource
+from pingpong_relay.refusals import Refusals
 from pingpong_relay.rules import Rule
 from pingpong_relay.settings import Settings
 from pingpong_relay.tasks import cancel_and_wait
-from pingpong_relay.telemetry.metrics import RelayMetrics
+from pingpong_relay.telemetry.metrics import RelayMetrics, http_refusal_words
 from pingpong_relay.ws.dataplane import DataPlane
 from pingpong_relay.ws.sessions import Sessions
 
@@ -289,7 +289,7 @@ class Relay:
         self, stack: AsyncExitStack, tls: ssl.SSLContext | None, reuse_port: bool
     ) -> None:
         settings = self.settings
-        refusals = Refusals(self.metrics.http_refused)
+        refusals = Refusals(self.metrics.http_refused, describe=http_refusal_words)
         stack.callback(refusals.close)
         self.http = HttpPlane(
             build_app(

@@ -13,15 +13,15 @@ from redis.exceptions import RedisError
 
 from pingpong_relay.ingest import Report, Via, heartbeat
 from pingpong_relay.instruments import Counter, Labelled
-from pingpong_relay.limits import BotAllowList, BotRateLimiter, LogThrottle
+from pingpong_relay.limits import BotAllowList, BotRateLimiter
 from pingpong_relay.messages import RejectedMessage, excerpt, parse_bot_message
 from pingpong_relay.redis_io.clients import redis_client
+from pingpong_relay.refusals import Refusals
 
 __all__ = ["Inlet", "InletMetrics", "Refused"]
 
 log = logging.getLogger("pingpong_relay.ingestion")
 
-REFUSAL_LOG_INTERVAL_S: Final = 10.0
 # The HTTP status each refusal answers with (MQTT and pollers only count and log them).
 _STATUS: Final = {
     "unknown_token": 404,
@@ -78,7 +78,15 @@ class Inlet:
         self._bot_rate = BotRateLimiter(max_bot_rate)
         self._clock = clock
         self._wall_clock_ns = wall_clock_ns
-        self._refusals = LogThrottle(REFUSAL_LOG_INTERVAL_S)
+        # Logged per way in and reason ("push/unknown_token"), counted here by both labels.
+        self._refusals = Refusals(
+            None,
+            clock=clock,
+            what="ingestion",
+            describe=lambda key: f"heartbeat(s) via {key.replace('/', ' (', 1)})",
+            logger=log,
+            event="ingest_refused",
+        )
 
     def bot_id(self, source: str) -> str:
         """The id a bot pushing as `source` has at every relay: `<channel>/<source>`."""
@@ -126,18 +134,10 @@ class Inlet:
         """Counts a refusal and logs it (at most once per interval per via and reason, with
         how many there were); returns the Refused to raise or answer with."""
         self.metrics.ingest_rejected.labels(via, reason).inc()
-        count = self._refusals.note(f"{via}:{reason}", self._clock())
-        if count:
-            log.warning(
-                "refused %d heartbeat(s) via %s (%s); last: %s",
-                count,
-                via,
-                reason,
-                excerpt(detail.encode(), 200),
-                extra={"event": "ingest_refused", "via": via, "reason": reason, "count": count},
-            )
+        self._refusals(f"{via}/{reason}", excerpt(detail.encode(), 200))
         return Refused(reason, detail)
 
     async def aclose(self) -> None:
-        """Closes the Redis connection."""
+        """Closes the Redis connection (and drops the refusal lines still held back)."""
+        self._refusals.close()
         await self.redis.aclose()

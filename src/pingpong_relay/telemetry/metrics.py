@@ -14,7 +14,7 @@ from pingpong_relay.ingest import INGEST_REJECT_REASONS, VIA_VALUES
 from pingpong_relay.limits import CONNECTION_REFUSAL_REASONS
 from pingpong_relay.messages import REJECT_REASONS
 
-__all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics"]
+__all__ = ["HTTP_REFUSAL_REASONS", "RelayMetrics", "http_refusal_words"]
 
 
 def _one_two_five(low_s: float, count: int) -> tuple[float, ...]:
@@ -38,6 +38,11 @@ HTTP_REFUSAL_REASONS: Final = {
     "forbidden": "request(s) whose token does not grant the endpoint (403)",
     "unknown_bot": "request(s) for a bot never seen or outside the token's bots (404)",
 }
+
+
+def http_refusal_words(reason: str) -> str:
+    """What the HTTP plane's refusal log line says of a reason (the reason itself if new)."""
+    return HTTP_REFUSAL_REASONS.get(reason, reason)
 
 
 class RelayMetrics:

@@ -1,5 +1,5 @@
-"""Refusals of the HTTP plane (and the upgrade's): counted by reason, logged at most once per
-interval each."""
+"""Refusals counted by reason and logged at most once per interval each: the HTTP plane's,
+the WebSocket upgrade's and the ingestion's (pure: the caller hands in its counter)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from prometheus_client import Counter
-
+from pingpong_relay.instruments import Counter, Labelled
 from pingpong_relay.limits import LogThrottle
-from pingpong_relay.telemetry.metrics import HTTP_REFUSAL_REASONS
 
 __all__ = ["REFUSAL_LOG_INTERVAL_S", "Refusals"]
 
@@ -23,22 +21,22 @@ REFUSAL_LOG_INTERVAL_S: Final = 10.0
 
 
 class Refusals:
-    """Counts every refusal of the HTTP plane by reason and logs them at WARNING, at most
-    one line per reason every REFUSAL_LOG_INTERVAL_S, saying how many there were.
+    """Counts every refusal by reason and logs them at WARNING, at most one line per reason
+    every REFUSAL_LOG_INTERVAL_S, saying how many there were; those held back are logged
+    when their interval ends, even if none follow.
 
-    The data plane's refusals for a token use one too: `what` names whose refusals they
-    are, `describe` puts a reason in words, `logger` and `event` say where they are logged
-    (`counter` None: someone else counts them).
+    `what` names whose refusals they are, `describe` puts a reason in words, `logger` and
+    `event` say where they are logged (`counter` None: someone else counts them).
     """
 
     def __init__(
         self,
-        counter: Counter | None,
+        counter: Labelled[Counter] | None,
         interval_s: float = REFUSAL_LOG_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         *,
         what: str = "HTTP plane",
-        describe: Callable[[str], str] = lambda reason: HTTP_REFUSAL_REASONS.get(reason, reason),
+        describe: Callable[[str], str] = lambda reason: reason,
         logger: logging.Logger = log,
         event: str = "http_refused",
     ) -> None:
