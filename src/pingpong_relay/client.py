@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -17,6 +15,7 @@ import aiohttp
 import orjson
 
 from pingpong_relay.backoff import Backoff, Retries
+from pingpong_relay.logs import os_words
 from pingpong_relay.messages import (
     MAX_DEPTH,
     escape_controls,
@@ -156,10 +155,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, HandshakeRefused):
         return str(exc)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        if error.errno is not None and error.errno in errno.errorcode:  # not the address again
-            return os.strerror(error.errno)
-        return error.strerror or str(error)  # a DNS failure, say
+        error = exc.os_error  # its words, not the address again
+        return os_words(error) or error.strerror or str(error)  # a DNS failure, say
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}"

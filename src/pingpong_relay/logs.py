@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import orjson
 
 from pingpong_relay.messages import escape_controls
 
-__all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "os_words", "setup_logging"]
 
 # Enough for a long burst at INFO; past it records are dropped (and counted), not queued.
 _QUEUE_RECORDS = 100_000
@@ -145,3 +147,21 @@ def setup_logging(
     # (it hands them to the sender), they only stay out of the log unless at DEBUG.
     logging.getLogger("apprise").propagate = level == "DEBUG"
     return stop
+
+
+def os_words(exc: BaseException) -> str | None:
+    """The OS's words for why a call failed ("Connection refused"): those of the first
+    OSError in `exc` and its causes whose errno the OS knows; None when there is none
+    (a DNS failure, an error of a library's own)."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never follow one forever
+        if cause is None:
+            break
+        if (
+            isinstance(cause, OSError)
+            and cause.errno is not None
+            and cause.errno in errno.errorcode
+        ):
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -14,6 +12,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from pingpong_relay.defaults import DEFAULT_CHANNEL, DEFAULT_REDIS_URL
+from pingpong_relay.logs import os_words
 from pingpong_relay.messages import build_bot_message, check_source, format_latency
 from pingpong_relay.redis_io.clients import redis_client
 from pingpong_relay.urls import redact_url
@@ -34,17 +33,9 @@ class PublishError(RuntimeError):
 
 def _reason(exc: BaseException) -> str:
     """Why Redis failed, in a few words: the OS's word for it when there is one."""
-    cause: BaseException | None = exc
-    for _ in range(8):  # a chain of causes is short; never follow one forever
-        if cause is None:
-            break
-        if (
-            isinstance(cause, OSError)
-            and cause.errno is not None
-            and cause.errno in errno.errorcode
-        ):
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
+    words = os_words(exc)
+    if words is not None:
+        return words
     text = str(exc).strip().rstrip(".")
     # redis-py: "Error 111 connecting to host:port. Connection refused."
     return text.rpartition(". ")[2] if text.startswith("Error ") else text or type(exc).__name__

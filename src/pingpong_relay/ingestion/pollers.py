@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import ssl
 import time
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from pingpong_relay.ingest import Report
 from pingpong_relay.ingestion.inlet import Inlet, Refused
 from pingpong_relay.instruments import Counter, Labelled
+from pingpong_relay.logs import os_words
 from pingpong_relay.poll_targets import (
     FREQTRADE_HEALTH_PATH,
     FREQTRADE_PING_PATH,
@@ -69,10 +69,10 @@ def _unreachable(exc: BaseException, timeout_s: float) -> str:
         if isinstance(error, ssl.SSLError):  # its errno is OpenSSL's, not the OS's
             words = getattr(error, "verify_message", None) or error.reason or "handshake failed"
             return f"TLS failed: {words}"
-        words = os.strerror(error.errno) if error.errno else str(error)
-        return f"cannot connect: {words}"
-    if isinstance(exc, OSError) and exc.errno:
-        return f"the connection failed: {os.strerror(exc.errno)}"
+        return f"cannot connect: {os_words(error) or str(error)}"
+    words = os_words(exc)
+    if words is not None:
+        return f"the connection failed: {words}"
     return f"the connection failed: {type(exc).__name__}" + (f" ({exc})" if str(exc) else "")
 
 
