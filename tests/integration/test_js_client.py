@@ -20,6 +20,10 @@ from pingpong_relay.auth import mint
 from tests.support import ROOT, RedisServer, RelayProcess
 
 JS = ROOT / "clients" / "js"
+# The browser build the dashboard loads, made from clients/js/src by `make dashboard-client`.
+BROWSER_BUILD = (
+    ROOT / "src/pingpong_relay/http/dashboard/vendor/pingpong-relay-client/pingpong-relay-client.js"
+)
 SECRET = "js-client-test-secret-of-at-least-32-chars"
 CONTROL_CHANNEL = "js-test:control"
 NODE_SUITE_TIMEOUT_S = 60.0
@@ -123,8 +127,8 @@ async def test_node_suite_against_real_relays(redis_server: RedisServer) -> None
     assert code == 0, f"node --test failed ({code}):\n{output}"
     assert restarter.restarts == 1, output
     assert "# fail 0" in output, output
-    # Every file ran: 7 tests against the relays, 8 without (test/unit.test.mjs).
-    assert "# pass 15" in output, output
+    # Every file ran: 7 tests against the relays, 9 without (test/unit.test.mjs).
+    assert "# pass 16" in output, output
 
 
 async def run_node_suite(env: dict[str, str]) -> tuple[int, str]:
@@ -158,9 +162,29 @@ def test_types_reject_what_the_protocol_does_not_allow() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def npm_env() -> dict[str, str]:
+    """The environment with the venv's node first on PATH, as npm's scripts need."""
+    node_dir = Path(venv_tool("npm")).parent
+    return {**os.environ, "PATH": f"{node_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_the_dashboards_browser_build_is_made_from_the_client_as_it_is(tmp_path: Path) -> None:
+    """The dashboard runs the library, not a stale copy: rebuilding it changes nothing."""
+    rebuilt = tmp_path / "pingpong-relay-client.js"
+    done = subprocess.run(
+        [venv_tool("npm"), "run", "--silent", "bundle"],
+        cwd=JS, env={**npm_env(), "BUNDLE": str(rebuilt)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rebuilt.read_text() == BROWSER_BUILD.read_text(), (
+        f"{BROWSER_BUILD.name} is stale: run `make dashboard-client` and commit it"
+    )
+
+
 def test_npm_pack_installs_into_a_fresh_project(tmp_path: Path) -> None:
     npm = venv_tool("npm")
-    run_env = {**os.environ, "PATH": f"{Path(npm).parent}{os.pathsep}{os.environ['PATH']}"}
+    run_env = npm_env()
 
     def run(*argv: str, cwd: Path) -> str:
         done = subprocess.run(

@@ -162,6 +162,21 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     return undefined;
   }
 
+  /**
+   * While waiting to reconnect, tries at once and starts the backoff over (say, a user's
+   * "reconnect now", or a browser back online). Whether an attempt was started.
+   */
+  reconnectNow(): boolean {
+    if (this.retryTimer === undefined || this.stopped) {
+      return false;
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.attempt = 0;
+    this.connect();
+    return true;
+  }
+
   /** Closes the connection for good; iterations end at once (what they buffered is dropped). */
   close(): void {
     if (this.closedByUser) {
@@ -254,7 +269,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     }
     const delay = backoffDelayMs(this.attempt++, this.options.backoff, this.options.random);
     // Scheduled first, so that a close() in a close handler cancels it.
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, delay);
     this.emit("close", { code, reason: refusal ? `HTTP ${refusal.status}` : reason, retryInMs: delay });
   }
 

@@ -72,6 +72,8 @@ function once(handlers: ConnectionHandlers): ConnectionHandlers["onClose"] {
   };
 }
 
+const CONNECTING = 0; // WebSocket.CONNECTING, which a polyfill's class may not define
+
 function openNative(
   WebSocketImpl: WebSocketConstructor,
   url: string,
@@ -91,7 +93,14 @@ function openNative(
   socket.onerror = () => undefined; // a close event follows, with what can be known
   return {
     send: (text) => socket.send(text),
-    close: (code, reason) => socket.close(code, reason),
+    close: (code, reason) => {
+      // Closing a socket still connecting makes browsers log a warning: close it once open.
+      if (socket.readyState === CONNECTING) {
+        socket.onopen = () => socket.close(code, reason);
+      } else {
+        socket.close(code, reason);
+      }
+    },
     // A browser has no way to drop a socket at once: close it and stop listening.
     terminate: () => {
       socket.close();

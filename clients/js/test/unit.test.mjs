@@ -161,6 +161,26 @@ test("a connection silent past the idle timeout is probed, then dropped and repl
   client.close();
 });
 
+test("reconnectNow: only while a retry waits, which it replaces, the backoff starting over", async () => {
+  const { FakeSocket, sockets } = fakeWebSocket();
+  const client = new RelayClient("ws://relay.test/", {
+    WebSocket: FakeSocket,
+    backoff: { initialMs: 60_000, maxMs: 60_000 },
+    random: () => 0.5,
+    idleTimeoutMs: 0,
+  });
+  await nextEvent(client, "open");
+  assert.equal(client.reconnectNow(), false, "connected: nothing to hurry");
+  sockets[0].serverClose(1006, "");
+  assert.equal((await nextEvent(client, "close")).retryInMs, 30_000);
+  assert.equal(client.reconnectNow(), true);
+  assert.equal(client.reconnectNow(), false, "the attempt is under way: no second one");
+  await nextEvent(client, "open");
+  assert.equal(sockets.length, 2);
+  client.close();
+  assert.equal(client.reconnectNow(), false, "closed for good");
+});
+
 test("a token expiry close is reported and not retried until setToken", async () => {
   const { FakeSocket, sockets } = fakeWebSocket();
   const client = new RelayClient("ws://relay.test/", {

@@ -3,6 +3,9 @@
 // Plain ES2020 and no build step: the relay serves this file as it is. Everything comes from
 // the relay: dashboard/config.json says where the WebSocket is and what it may ask; the HTTP
 // endpoints (bots, alerts, history, analytics) fill in what was there before the page opened.
+// The WebSocket is the relay's own client library, pingpong-relay-client (clients/js), whose
+// browser build index.html loads first as vendor/pingpong-relay-client (the global
+// PingpongRelayClient): it reconnects, resumes and types what this page receives.
 //
 // The pure logic (p95 over a trailing window, relative time, backoff, merge by id, …) is in
 // small named functions at the top. They, and a read-only view of the charts, are exposed as
@@ -31,8 +34,7 @@
   const REDRAW_EVERY_MS = 250; // charts and tile text are redrawn in batches, not per message
   const SLIDE_EVERY_MS = 5000; // every chart moves on (and drops old points) this often
   const ANALYTICS_EVERY_MS = 60 * 1000;
-  const BACKOFF_BASE_MS = 1000;
-  const BACKOFF_CAP_MS = 30 * 1000;
+  const BACKOFF = { initialMs: 1000, maxMs: 30 * 1000 }; // full jitter, as protocol.md advises
   const HISTORY_PAGE = 10000;
   const HISTORY_MAX_PAGES = 30;
   const MAX_PENDING_BEATS = 50000;
@@ -40,7 +42,6 @@
   const ANNOUNCEMENTS_KEPT = 5;
   const TOKEN_KEY = 'pingpong-relay.token';
   const EVENTS = 'pingpong,status,alerts,stats,relay';
-  const SUBPROTOCOL = 'pingpong.v1';
   const STATUSES = ['up', 'pending', 'degraded', 'down'];
   const CLOSE_REASONS = {
     1001: 'the relay is shutting down',
@@ -112,12 +113,11 @@
   }
 
   /**
-   * Milliseconds before reconnect attempt number `attempt` (0 first): doubling from 1 s,
-   * capped at 30 s, each between 75 % and 100 % of its ceiling so pages spread out.
+   * Milliseconds before retry number `attempt` (0 first): the client library's full jitter,
+   * uniform in [0, min(30 s, 1 s * 2^attempt)), so that pages spread out.
    */
   function backoffDelay(attempt, random = Math.random) {
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
-    return Math.round(Math.max(BACKOFF_BASE_MS, ceiling * (1 - 0.25 * random())));
+    return Math.round(PingpongRelayClient.backoffDelayMs(attempt, BACKOFF, random));
   }
 
   /** The milliseconds of a history id ("1795662100245-0"), or null. */
@@ -383,12 +383,10 @@
     overallRate: null,
     relayNote: '',
     clockOffsetMs: 0, // the relay's clock minus this browser's, from relay:state
-    socket: null,
+    client: null, // the RelayClient (vendor/pingpong-relay-client) while one is wanted
     generation: 0, // bumped to abandon a connection attempt in flight
     connectionSerial: 0, // bumped on every successful open
-    attempt: 0,
-    retryTimer: 0,
-    retryAt: 0,
+    retryAt: 0, // when the client's next attempt is; 0 while none is waiting
     retryWhy: '',
   };
 
@@ -413,11 +411,15 @@
     const indicator = $('#connection');
     indicator.dataset.state = state;
     $('[data-field="connection-text"]', indicator).textContent = text;
-    $('#reconnect-now').hidden = !(state === 'closed' && app.retryTimer);
+    $('#reconnect-now').hidden = !(state === 'closed' && app.retryAt);
   }
 
   function renderCountdown() {
-    if (!app.retryTimer) return;
+    if (!app.retryAt) return;
+    if (Date.now() >= app.retryAt) {
+      setConnection('connecting', 'reconnecting…');
+      return;
+    }
     const seconds = Math.max(1, Math.ceil((app.retryAt - Date.now()) / 1000));
     const why = app.retryWhy ? ` (${app.retryWhy})` : '';
     setConnection('closed', `disconnected${why} — reconnecting in ${seconds} s`);
@@ -479,11 +481,9 @@
   /** Stops everything and shows the token form, with why. */
   function askForToken(reason) {
     app.generation += 1;
-    clearTimeout(app.retryTimer);
-    app.retryTimer = 0;
     app.token = null;
     storeToken(null);
-    closeSocket();
+    closeClient();
     $('#auth').hidden = false;
     $('#token-reason').textContent = reason;
     $('#change-token').hidden = true;
@@ -507,71 +507,59 @@
     $('#change-token').hidden = false;
     $('#bots-heading').focus();
     resetData();
-    app.attempt = 0;
     connect();
   }
 
-  // --- WebSocket ------------------------------------------------------------------------------
-  function closeSocket() {
-    const socket = app.socket;
-    app.socket = null;
-    if (!socket) return;
-    // Closing one still connecting makes the browser log a warning: close it once open.
-    if (socket.readyState === WebSocket.CONNECTING) {
-      socket.addEventListener('open', () => socket.close(1000, 'bye'));
-    } else if (socket.readyState === WebSocket.OPEN) {
-      socket.close(1000, 'bye');
-    }
+  // --- WebSocket: the relay's own client library ----------------------------------------------
+  // PingpongRelayClient (vendor/pingpong-relay-client, built from clients/js) reconnects with
+  // jittered backoff and resumes from the last heartbeat it delivered: what the relay's
+  // history holds of an outage is replayed over the socket, each message once.
+  function closeClient() {
+    const client = app.client;
+    app.client = null;
+    app.retryAt = 0;
+    if (client) client.close();
   }
 
   async function connect() {
-    clearTimeout(app.retryTimer);
-    app.retryTimer = 0;
-    closeSocket();
+    closeClient();
     const generation = (app.generation += 1);
     if (app.config.auth === 'jwt' && !app.token) {
       askForToken('');
       return;
     }
-    setConnection('connecting', app.attempt ? 'reconnecting…' : 'connecting…');
+    setConnection('connecting', 'connecting…');
     if (app.config.auth === 'jwt') {
       // A refused upgrade shows in a browser only as close 1006: ask over HTTP first.
-      const check = await apiGet('bots');
+      await apiGet('bots');
       if (generation !== app.generation) return; // 401: the form is up; or superseded
-      if (check.status === 0) {
-        scheduleReconnect('the relay is unreachable');
-        return;
-      }
     }
-    const protocols = [SUBPROTOCOL];
-    if (app.token) protocols.push(`bearer.${app.token}`);
-    let socket;
-    try {
-      socket = new WebSocket(websocketUrl(app.config, window.location), protocols);
-    } catch {
-      // A URL or subprotocol the browser will not even try: retrying would not help.
-      setConnection('closed', 'cannot connect: the WebSocket URL or the token is not valid');
-      return;
-    }
-    app.socket = socket;
+    const client = new PingpongRelayClient.RelayClient(websocketUrl(app.config, window.location), {
+      token: app.token || undefined,
+      backoff: BACKOFF,
+    });
+    app.client = client;
     let opened = false;
-    socket.addEventListener('open', () => {
-      if (app.socket !== socket) return;
+    // Events of a client this page has let go of (a new token, say) are not for it.
+    const on = (name, handler) => client.on(name, (event) => app.client === client && handler(event));
+    on('open', () => {
       opened = true;
       onOpen();
     });
-    socket.addEventListener('message', (event) => {
-      if (app.socket === socket && typeof event.data === 'string') handleMessage(event.data);
+    on('close', (event) => {
+      onClose(event, opened);
+      opened = false;
     });
-    socket.addEventListener('close', (event) => {
-      if (app.socket !== socket) return;
-      app.socket = null;
-      onClose(event.code, opened);
-    });
+    on('message', onHeartbeat);
+    on('status', (message) => (message.type === 'relay:deaf' ? onDeaf(message) : onStatus(message)));
+    on('alert', onAlert);
+    on('stats', onStats);
+    on('relay', onRelayState);
+    on('error', onClientError);
   }
 
   function onOpen() {
-    app.attempt = 0;
+    app.retryAt = 0;
     app.relayNote = ''; // the relay says again what still holds
     app.connectionSerial += 1;
     setConnection('open', 'connected');
@@ -579,30 +567,40 @@
     refetchAfterConnect();
   }
 
-  function onClose(code, opened) {
-    if (code === 4003) {
-      askForToken('Your token expired. Enter a new one to go on.');
-      return;
-    }
+  /** The client's close event: retryInMs is when it tries again, null when it stopped. */
+  function onClose({ code, retryInMs }, opened) {
     if (opened) announce('Disconnected from the relay. Reconnecting automatically.');
     app.relay = null;
     renderRelay();
+    if (retryInMs === null) return; // stopped: its error event says why
     // A refused or failed upgrade is 1006 whatever the cause.
-    scheduleReconnect(opened ? CLOSE_REASONS[code] || `closed with code ${code}` : 'no answer');
+    app.retryWhy = opened ? CLOSE_REASONS[code] || `closed with code ${code}` : 'no answer';
+    app.retryAt = Date.now() + retryInMs;
+    renderCountdown();
+    // A token refused at the upgrade looks the same: HTTP says so (and brings up the form).
+    if (!opened && app.config.auth === 'jwt') apiGet('bots');
   }
 
-  function scheduleReconnect(why) {
-    const delay = backoffDelay(app.attempt);
-    app.attempt += 1;
-    app.retryWhy = why;
-    app.retryAt = Date.now() + delay;
-    clearTimeout(app.retryTimer);
-    app.retryTimer = setTimeout(connect, delay);
-    renderCountdown();
+  /** The client stopped (a token expired, a refusal), or the relay reported an error. */
+  function onClientError(error) {
+    if (error.code === 'token_expired') {
+      askForToken('Your token expired. Enter a new one to go on.');
+    } else if (error.code === 'no_websocket') {
+      // A URL or subprotocol the browser will not even try (its words may hold the token).
+      setConnection('closed', 'cannot connect: the WebSocket URL or the token is not valid');
+    } else if (error.closeCode === undefined && error.status === undefined) {
+      app.relayNote = `The relay reported an error: ${error.code}: ${error.message || ''}`;
+      renderRelay();
+    } else {
+      setConnection('closed', `not connected: ${error.message}`);
+    }
   }
 
   function reconnectNow() {
-    if (app.retryTimer) connect();
+    if (app.client && app.client.reconnectNow()) {
+      app.retryAt = 0;
+      setConnection('connecting', 'reconnecting…');
+    }
   }
 
   /** After every (re)connect: what may have been missed meanwhile. */
@@ -655,43 +653,7 @@
     else alerts.set(key, alert);
   }
 
-  // --- messages -------------------------------------------------------------------------------
-  function handleMessage(text) {
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (!message || typeof message !== 'object') return;
-    switch (message.type) {
-      case 'bot:pingpong':
-        onHeartbeat(message);
-        break;
-      case 'bot:status':
-        onStatus(message);
-        break;
-      case 'bot:alert':
-        onAlert(message);
-        break;
-      case 'bot:stats':
-        onStats(message);
-        break;
-      case 'relay:state':
-        onRelayState(message);
-        break;
-      case 'relay:deaf':
-        onDeaf(message);
-        break;
-      case 'error':
-        app.relayNote = `The relay reported an error: ${message.error}: ${message.message || ''}`;
-        renderRelay();
-        break;
-      default:
-        break; // unknown kinds are for newer dashboards
-    }
-  }
-
+  // --- messages (the client's events) ----------------------------------------------------------
   function onHeartbeat(message) {
     const data = message.data && typeof message.data === 'object' ? message.data : {};
     const channel = (app.relay && app.relay.channels && app.relay.channels[0]) || 'bot:pingpong';
@@ -962,7 +924,7 @@
   }
 
   function refreshAllAnalytics() {
-    if (!app.socket) return;
+    if (!app.client || !app.client.connected) return;
     for (const bot of app.bots.values()) loadAnalytics(bot);
   }
 
@@ -1297,7 +1259,7 @@
     if (!relay) {
       panel.dataset.state = 'unknown';
       panel.dataset.redis = 'unknown';
-      setText(field('relay-status'), app.socket ? '—' : 'not connected');
+      setText(field('relay-status'), app.client && app.client.connected ? '—' : 'not connected');
       setText(field('redis'), '—');
       setText(field('clients'), '—');
       setText(field('uptime'), '—');
@@ -1343,7 +1305,7 @@
       return await response.json();
     } catch {
       const delay = backoffDelay(attempt);
-      const seconds = Math.ceil(delay / 1000);
+      const seconds = Math.max(1, Math.ceil(delay / 1000));
       setConnection('closed', `cannot load the relay’s settings — retrying in ${seconds} s`);
       await new Promise((resolve) => setTimeout(resolve, delay));
       return loadConfig(attempt + 1);
