@@ -114,19 +114,17 @@ _REFUSAL_BODY_BYTES: Final = 4096
 MAX_RETRY_AFTER_S: Final = 60.0
 
 
+# Retry-After's delta-seconds (digits; a fraction is tolerated), as the TypeScript client reads it.
+_RETRY_AFTER_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """A Retry-After header's seconds, at most MAX_RETRY_AFTER_S; None when there is no
-    header or it is not a non-negative number of seconds (an HTTP date is not used: the
-    relay sends seconds, and a date would need the two clocks to agree)."""
-    if value is None:
+    header or it is not a number of seconds (an HTTP date is not used: the relay sends
+    seconds, and a date would need the two clocks to agree)."""
+    if value is None or not _RETRY_AFTER_SECONDS.fullmatch(value.strip()):
         return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not seconds >= 0:  # negative, or NaN
-        return None
-    return min(seconds, MAX_RETRY_AFTER_S)
+    return min(float(value), MAX_RETRY_AFTER_S)
 
 
 async def _refuse(response: aiohttp.ClientResponse) -> None:
