@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_RELAY_URL",
     "FINAL_CLOSE_CODES",
     "MAX_ENVELOPE_DEPTH",
+    "MAX_RETRY_AFTER_S",
     "ClosedByRelay",
     "Disconnected",
     "HandshakeRefused",
@@ -43,6 +44,7 @@ __all__ = [
     "heartbeats",
     "one_line_json",
     "parse_envelope",
+    "parse_retry_after",
     "received_envelopes",
 ]
 
@@ -86,13 +88,17 @@ class Refused(Exception):
 
 class HandshakeRefused(Refused):
     """The relay answered the WebSocket handshake with an HTTP error: `status`, and the
-    `error` and `message` of its JSON body (or the status's phrase and the body's text)."""
+    `error` and `message` of its JSON body (or the status's phrase and the body's text);
+    `retry_after_s`: its Retry-After header, in seconds (None: none, or not a number)."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, *, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{status} {error}" + (f" ({message})" if message else ""))
         self.status = status
         self.error = error
         self.message = message
+        self.retry_after_s = retry_after_s
 
     @property
     def retryable(self) -> bool:
@@ -103,6 +109,22 @@ class HandshakeRefused(Refused):
 
 # At most this much of a refusal's body is read: the relay's JSON errors are far shorter.
 _REFUSAL_BODY_BYTES: Final = 4096
+# The longest a Retry-After makes the client wait: a relay (or a proxy in front of it) asking
+# for an hour must not make a watcher look dead for that long.
+MAX_RETRY_AFTER_S: Final = 60.0
+
+
+# Retry-After's delta-seconds (digits; a fraction is tolerated), as the TypeScript client reads it.
+_RETRY_AFTER_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A Retry-After header's seconds, at most MAX_RETRY_AFTER_S; None when there is no
+    header or it is not a number of seconds (an HTTP date is not used: the relay sends
+    seconds, and a date would need the two clocks to agree)."""
+    if value is None or not _RETRY_AFTER_SECONDS.fullmatch(value.strip()):
+        return None
+    return min(float(value), MAX_RETRY_AFTER_S)
 
 
 async def _refuse(response: aiohttp.ClientResponse) -> None:
@@ -119,7 +141,12 @@ async def _refuse(response: aiohttp.ClientResponse) -> None:
         if isinstance(fields, dict):
             error = str(fields.get("error") or error)
             message = str(fields.get("message") or fields.get("reason") or "")
-    raise HandshakeRefused(response.status, escape_controls(error), escape_controls(message))
+    raise HandshakeRefused(
+        response.status,
+        escape_controls(error),
+        escape_controls(message),
+        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+    )
 
 
 class ClosedByRelay(Refused):
@@ -168,6 +195,8 @@ class _Link:
 
     connected: bool = False
     reason: str = "connection lost"
+    # The relay's Retry-After on a refusal: the next try waits at least this long.
+    retry_after_s: float | None = None
 
 
 async def received_envelopes(
@@ -199,11 +228,14 @@ async def received_envelopes(
                 if not refused.retryable:
                     raise
                 link.reason = _reason(refused)
+                link.retry_after_s = refused.retry_after_s
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 link.reason = _reason(exc)
             if link.connected:
                 retries.reset()  # a connection was made: the next wait starts short again
             delay = retries.next_delay() if reconnect else None
+            if delay is not None and link.retry_after_s is not None:
+                delay = max(delay, link.retry_after_s)
             if on_disconnect is not None:
                 on_disconnect(Disconnected(url, link.reason, link.connected, delay))
             if delay is None:
@@ -278,6 +310,8 @@ async def envelopes(
     of a ping, nothing at all for `idle_timeout_s`), it reconnects after a delay from
     `backoff` (by default full jitter: random up to 0.5 s doubling to 20 s, short again
     once a connection is made) and carries on; with reconnect=False it returns instead.
+    A handshake refused with a Retry-After (a 503 at the relay's connection limit, a 429)
+    waits at least that long (at most MAX_RETRY_AFTER_S) before the next try.
     With `resume` (the default) it asks for history ids (`ids=1`) and reconnects with
     `since=`, so what was published meanwhile is replayed from the relay's history: each
     bot message arrives once and in order, and where the history does not reach back the

@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import time
 import uuid
@@ -28,17 +27,17 @@ from aiohttp import web
 
 from pingpong_relay.poll_targets import parse_poll_target
 from pingpong_relay.rules import SilenceRule, load_rules
-from tests.integration.bot_snippets import (
+from tests.integration.doc_snippets import (
     BOT_DOCS,
     EXAMPLE_TOKEN,
     for_test,
     marked_snippets,
+    running,
     snippet,
 )
 from tests.support import ROOT, Collector, RedisServer, RelayFactory, RelayProcess
 
 NODE_BOT = ROOT / "examples" / "node-bot"
-VENV_BIN = Path(sys.executable).parent
 # The snippets each page must keep marked (a test below runs each).
 MARKED = {
     "README.md": {"rules"},
@@ -137,33 +136,6 @@ async def watch() -> AsyncIterator[Callable[[RelayProcess], Any]]:
     yield connect
     for client in clients:
         await client.close()
-
-
-@contextlib.asynccontextmanager
-async def running(
-    argv: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A snippet that runs until stopped (a bot's loop), stopped on the way out with all it
-    started (a shell's children; the venv's `node` is a wrapper that starts the real one)."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
 
 
 async def _run(argv: list[str], *, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -1,11 +1,12 @@
 """The Python client across outages (issue 18, item 6): resume from history with nothing
 missed or repeated, the relay's gap when history does not reach back, dead connections
-noticed, and refusals raised once."""
+noticed, refusals raised once, and a refusal's Retry-After waited for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from pingpong_relay.auth import mint
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.client import ClosedByRelay, Disconnected, HandshakeRefused, envelopes
 from pingpong_relay.subscriptions import position_key
-from tests.support import RedisServer, RelayFactory, RelayProcess, TcpProxy
+from tests.support import Collector, RedisServer, RelayFactory, RelayProcess, TcpProxy
 
 QUICK = Backoff(base_s=0.05, cap_s=0.2, jitter="full")
 SECRET = "resume-test-secret-" + "r" * 40
@@ -34,6 +35,7 @@ class Consumer:
     def __init__(self, url: str, **options: Any) -> None:
         self.received: list[dict[str, Any]] = []
         self.disconnects: list[Disconnected] = []
+        self.disconnected_at_s: list[float] = []  # time.monotonic() of each disconnect
         self._changed = asyncio.Event()  # set on anything new, and when the task ends
         options.setdefault("backoff", QUICK)
         self._task = asyncio.create_task(self._run(url, options))
@@ -46,6 +48,7 @@ class Consumer:
 
     def _disconnected(self, event: Disconnected) -> None:
         self.disconnects.append(event)
+        self.disconnected_at_s.append(time.monotonic())
         self._changed.set()
 
     @property
@@ -228,3 +231,55 @@ async def test_a_token_expiring_mid_connection_is_raised_not_retried(
     assert client.disconnects == []
     assert len(guarded.events("client_connected")) == 1
     assert guarded.events("auth_refused") == []
+
+
+@pytest.fixture
+async def holder() -> AsyncIterator[Collector]:
+    """A client that takes the relay's one place (or its one connection token)."""
+    client = Collector()
+    yield client
+    await client.close()
+
+
+async def test_a_full_relays_retry_after_sets_the_next_try(
+    redis_server: RedisServer,
+    start_relay: RelayFactory,
+    holder: Collector,
+    consumers: list[Consumer],
+) -> None:
+    relay = await start_relay(redis_server.url, "--max-connections", "1")
+    await holder.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    client = Consumer(relay.ws_url)  # QUICK: its own delay would be at most 0.05 s
+    consumers.append(client)
+    await client.wait(lambda: bool(client.disconnects))
+    refused = client.disconnects[0]
+    assert not refused.connected
+    assert refused.reason.startswith("503 capacity"), refused.reason
+    assert refused.retry_in_s == 5.0  # the relay's Retry-After: 5, not QUICK's delay
+    await relay.wait_for("capacity_refused")
+
+
+async def test_a_rate_limited_client_waits_out_retry_after_then_connects(
+    redis_server: RedisServer,
+    start_relay: RelayFactory,
+    holder: Collector,
+    consumers: list[Consumer],
+) -> None:
+    # One new connection per 2 s from an address, in bursts of 1: the holder takes it.
+    relay = await start_relay(redis_server.url, "--connection-rate-per-ip", "0.5")
+    await holder.connect(relay.ws_url)
+    await relay.wait_for("client_connected")
+    client = Consumer(relay.ws_url)
+    consumers.append(client)
+    await relay.wait_for("client_connected", count=2)  # the token came back: it got in
+    # Each 429 said Retry-After: 1. QUICK alone (at most 0.2 s) would have been refused
+    # ten times or more in the 2 s the token takes.
+    assert 1 <= len(client.disconnects) <= 2, client.disconnects
+    for refused in client.disconnects:
+        assert not refused.connected
+        assert refused.reason.startswith("429 too_many_connections"), refused.reason
+        assert refused.retry_in_s == 1.0
+    gaps = [b - a for a, b in itertools.pairwise(client.disconnected_at_s)]
+    assert all(gap >= 1.0 for gap in gaps), gaps
+    assert len(relay.events("per_ip_rate_refused")) == len(client.disconnects)

@@ -100,9 +100,10 @@ async def test_node_suite_against_real_relays(redis_server: RedisServer) -> None
     restarting = RelayProcess(redis_server.url)
     jwt = RelayProcess(redis_server.url, "--auth", "jwt", "--jwt-secret", SECRET)
     trim = RelayProcess(trim_redis.url, "--history-max-entries", "3")
+    full = RelayProcess(redis_server.url, "--max-connections", "1")  # 503, Retry-After: 5
     restarter = Restarter(restarting, redis_server.url)
     try:
-        async with relays(main, restarting, jwt, trim):
+        async with relays(main, restarting, jwt, trim, full):
             control = asyncio.create_task(restarter.serve(), name="js-restarter")
             env = {
                 **os.environ,
@@ -113,6 +114,7 @@ async def test_node_suite_against_real_relays(redis_server: RedisServer) -> None
                 "PINGPONG_JWT_RELAY_URL": jwt.ws_url,
                 "PINGPONG_TRIM_RELAY_URL": trim.ws_url,
                 "PINGPONG_TRIM_REDIS_URL": trim_redis.url,
+                "PINGPONG_FULL_RELAY_URL": full.ws_url,
                 **tokens(),
             }
             try:
@@ -127,8 +129,8 @@ async def test_node_suite_against_real_relays(redis_server: RedisServer) -> None
     assert code == 0, f"node --test failed ({code}):\n{output}"
     assert restarter.restarts == 1, output
     assert "# fail 0" in output, output
-    # Every file ran: 7 tests against the relays, 9 without (test/unit.test.mjs).
-    assert "# pass 16" in output, output
+    # Every file ran: 8 tests against the relays, 10 without (test/unit.test.mjs).
+    assert "# pass 18" in output, output
 
 
 async def run_node_suite(env: dict[str, str]) -> tuple[int, str]:

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from pingpong_relay.client import (
     MAX_ENVELOPE_DEPTH,
+    MAX_RETRY_AFTER_S,
     Heartbeat,
     InvalidFrame,
     describe,
     one_line_json,
     parse_envelope,
+    parse_retry_after,
 )
 
 VALID = (
@@ -138,3 +140,39 @@ def test_any_json_frame_is_an_envelope_or_invalid_and_describable(value: Any) ->
         return
     assert isinstance(describe(envelope), str)
     assert "\n" not in describe(envelope)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        (" 1 ", 1.0),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("60", 60.0),
+        ("61", MAX_RETRY_AFTER_S),
+        ("86400", MAX_RETRY_AFTER_S),
+        ("9" * 400, MAX_RETRY_AFTER_S),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # a date: the relay sends seconds
+        ("-1", None),
+        ("-0.5", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e3", None),
+        ("+5", None),
+        ("\uff15", None),  # a fullwidth 5: a digit to Python, not to HTTP
+    ],
+)
+def test_retry_after_is_seconds_capped_and_anything_else_is_ignored(
+    header: str | None, seconds: float | None
+) -> None:
+    assert parse_retry_after(header) == seconds
+
+
+@given(st.text())
+def test_retry_after_is_never_negative_nor_past_the_cap(header: str) -> None:
+    seconds = parse_retry_after(header)
+    assert seconds is None or 0 <= seconds <= MAX_RETRY_AFTER_S

@@ -26,6 +26,20 @@ export function backoffDelayMs(
   return random() * cap;
 }
 
+/** The longest a refusal's Retry-After makes the client wait, ms. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/**
+ * A Retry-After header (seconds) in ms, at most MAX_RETRY_AFTER_MS; undefined when there is
+ * none or it is not a non-negative number of seconds (the relay sends seconds, not a date).
+ */
+export function retryAfterMs(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(header)) {
+    return undefined;
+  }
+  return Math.min(Number(header) * 1000, MAX_RETRY_AFTER_MS);
+}
+
 /** A history id ("<ms>-<seq>") as two numbers, or undefined when it is not one. */
 function parseId(id: string): [number, number] | undefined {
   const match = /^(\d+)-(\d+)$/.exec(id);

@@ -267,7 +267,11 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       this.fail(refusalError(code, reason, refusal));
       return;
     }
-    const delay = backoffDelayMs(this.attempt++, this.options.backoff, this.options.random);
+    // A relay that refused with Retry-After (a 503 when full, a 429) said when to come back.
+    const delay = Math.max(
+      backoffDelayMs(this.attempt++, this.options.backoff, this.options.random),
+      refusal?.retryAfterMs ?? 0,
+    );
     // Scheduled first, so that a close() in a close handler cancels it.
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

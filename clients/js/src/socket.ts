@@ -2,12 +2,16 @@
 // package, which, unlike a native WebSocket, shows the upgrade's HTTP status and the
 // relay's pings): the client sees open, text frames, liveness and one close.
 
+import { retryAfterMs } from "./backoff.js";
+
 /** The relay refused the upgrade: its HTTP status and its JSON body's fields. */
 export interface Refusal {
   status: number;
   error?: string;
   reason?: string;
   message?: string;
+  /** its Retry-After header, ms (capped at 60 s); only where it can be seen (Node, not browsers) */
+  retryAfterMs?: number;
 }
 
 /** What a connection tells its owner. onClose is called exactly once. */
@@ -132,7 +136,12 @@ function openWithWs(
     const chunks: Buffer[] = [];
     response.on("data", (chunk: Buffer) => chunks.push(chunk));
     response.on("end", () => {
-      refusal = { status: response.statusCode ?? 0, ...parseBody(Buffer.concat(chunks)) };
+      const retryAfter = retryAfterMs(response.headers["retry-after"]);
+      refusal = {
+        status: response.statusCode ?? 0,
+        ...parseBody(Buffer.concat(chunks)),
+        ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}),
+      };
       socket.terminate();
     });
   });

@@ -5,8 +5,10 @@ import { test } from "node:test";
 import {
   RelayClient,
   ResumePoint,
+  MAX_RETRY_AFTER_MS,
   backoffDelayMs,
   compareIds,
+  retryAfterMs,
   validateHeartbeat,
   HeartbeatError,
 } from "../dist/index.js";
@@ -20,6 +22,20 @@ test("backoff: full jitter within [0, min(max, initial * 2^n)]", () => {
   assert.ok(backoffDelayMs(50, {}, top) > 19999 && backoffDelayMs(50, {}, top) < 20000);
   assert.ok(backoffDelayMs(2000, { initialMs: 10, maxMs: 100 }, top) < 100);
   assert.equal(backoffDelayMs(1, { initialMs: 10, maxMs: 100 }, () => 0.5), 10);
+});
+
+test("Retry-After: seconds in ms, capped; anything else ignored", () => {
+  assert.equal(retryAfterMs("5"), 5000);
+  assert.equal(retryAfterMs(" 1 "), 1000);
+  assert.equal(retryAfterMs("0"), 0);
+  assert.equal(retryAfterMs("2.5"), 2500);
+  assert.equal(retryAfterMs("60"), MAX_RETRY_AFTER_MS);
+  assert.equal(retryAfterMs("86400"), MAX_RETRY_AFTER_MS);
+  assert.equal(retryAfterMs("9".repeat(400)), MAX_RETRY_AFTER_MS);
+  for (const ignored of [undefined, "", "soon", "-1", "+5", "1e3", "NaN", "Infinity",
+    "Wed, 21 Oct 2026 07:28:00 GMT"]) {
+    assert.equal(retryAfterMs(ignored), undefined, String(ignored));
+  }
 });
 
 test("history ids are ordered as Redis orders them", () => {

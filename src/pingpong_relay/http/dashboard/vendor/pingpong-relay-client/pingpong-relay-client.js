@@ -51,6 +51,7 @@ var PingpongRelayClient = (() => {
     CLOSE_CODES: () => CLOSE_CODES,
     Heartbeat: () => Heartbeat,
     HeartbeatError: () => HeartbeatError,
+    MAX_RETRY_AFTER_MS: () => MAX_RETRY_AFTER_MS,
     RelayClient: () => RelayClient,
     RelayClientError: () => RelayClientError,
     ResumePoint: () => ResumePoint,
@@ -59,6 +60,7 @@ var PingpongRelayClient = (() => {
     backoffDelayMs: () => backoffDelayMs,
     compareIds: () => compareIds,
     publishHeartbeat: () => publishHeartbeat,
+    retryAfterMs: () => retryAfterMs,
     validateHeartbeat: () => validateHeartbeat
   });
 
@@ -69,6 +71,13 @@ var PingpongRelayClient = (() => {
     const max = options.maxMs ?? DEFAULT_BACKOFF.maxMs;
     const cap = Math.min(max, initial * 2 ** Math.max(0, attempt));
     return random() * cap;
+  }
+  var MAX_RETRY_AFTER_MS = 6e4;
+  function retryAfterMs(header) {
+    if (header === void 0 || !/^\s*\d+(\.\d+)?\s*$/.test(header)) {
+      return void 0;
+    }
+    return Math.min(Number(header) * 1e3, MAX_RETRY_AFTER_MS);
   }
   function parseId(id) {
     const match = /^(\d+)-(\d+)$/.exec(id);
@@ -272,7 +281,12 @@ var PingpongRelayClient = (() => {
       const chunks = [];
       response.on("data", (chunk) => chunks.push(chunk));
       response.on("end", () => {
-        refusal = { status: response.statusCode ?? 0, ...parseBody(Buffer.concat(chunks)) };
+        const retryAfter = retryAfterMs(response.headers["retry-after"]);
+        refusal = {
+          status: response.statusCode ?? 0,
+          ...parseBody(Buffer.concat(chunks)),
+          ...retryAfter !== void 0 ? { retryAfterMs: retryAfter } : {}
+        };
         socket.terminate();
       });
     });
@@ -480,7 +494,10 @@ var PingpongRelayClient = (() => {
         this.fail(refusalError(code, reason, refusal));
         return;
       }
-      const delay = backoffDelayMs(this.attempt++, this.options.backoff, this.options.random);
+      const delay = Math.max(
+        backoffDelayMs(this.attempt++, this.options.backoff, this.options.random),
+        refusal?.retryAfterMs ?? 0
+      );
       this.retryTimer = setTimeout(() => {
         this.retryTimer = void 0;
         this.connect();

@@ -1,5 +1,5 @@
-"""The runnable snippets of docs/bots/: found by their `<!-- test: NAME -->` mark, and made
-to point at a test's own relay, Redis and fake bots.
+"""The runnable snippets of the docs (docs/bots/, README.md): found by their
+`<!-- test: NAME -->` mark, made to point at a test's own relay, Redis and fake bots, and run.
 
 A mark is an HTML comment on the line right before a fenced block. What a test changes in a
 snippet is a fixed list of example values (the pages say so under "How these pages are
@@ -9,8 +9,13 @@ test stands in for (a fake freqtrade, a Hummingbot instance id, a job's command)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
-from collections.abc import Mapping
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -20,12 +25,19 @@ __all__ = [
     "BOT_DOCS",
     "EXAMPLE_RELAY",
     "EXAMPLE_TOKEN",
+    "README",
+    "VENV_BIN",
     "for_test",
     "marked_snippets",
+    "readme_snippet",
+    "running",
     "snippet",
 ]
 
 BOT_DOCS: Final = ROOT / "docs" / "bots"
+README: Final = ROOT / "README.md"
+# The venv's node, npm and python come first on a snippet's PATH.
+VENV_BIN: Final = Path(sys.executable).parent
 # The example values the pages use.
 EXAMPLE_RELAY: Final = "https://relay.example.com:2809"
 EXAMPLE_REDIS: Final = "redis://127.0.0.1:6379"
@@ -62,6 +74,13 @@ def snippet(page_name: str, name: str) -> str:
     return snippets[name]
 
 
+def readme_snippet(name: str) -> str:
+    """The snippet marked `name` in README.md."""
+    snippets = marked_snippets(README)
+    assert name in snippets, f"README.md has no snippet marked {name!r}"
+    return snippets[name]
+
+
 def for_test(
     text: str, *, relay: str = "", redis: str = "", replace: Mapping[str, str] | None = None
 ) -> str:
@@ -76,3 +95,36 @@ def for_test(
         assert example in text, f"the snippet no longer has {example!r} to replace"
         text = text.replace(example, replacement)
     return text
+
+
+@contextlib.asynccontextmanager
+async def running(
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    output: bool = False,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A snippet that runs until stopped (a bot's loop), stopped on the way out with all it
+    started (a shell's children; the venv's `node` is a wrapper that starts the real one).
+    With `output`, its stdout is a pipe for the test to read (its stderr still goes to the
+    test's, where pytest shows it on a failure)."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if output else asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
