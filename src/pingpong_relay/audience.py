@@ -2,7 +2,9 @@
 
 Peers are grouped by equal subscription so that a message is matched once per group, and
 the peers replaying history are held out of the fan-out meanwhile. The hub writes; this
-only keeps the books.
+only keeps the books, including each group's fan-out list: the write functions of its
+members that take a message with no question asked (open, not backed up), rebuilt only
+when a member joins, leaves, closes, backs up or drains.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Peer(Protocol):
     def write(self, data: bytes) -> None:
         """Hands whole frames to the socket (never blocks)."""
 
+    @property
+    def writer(self) -> Callable[[bytes], None]:
+        """What `write` does, as one callable the fan-out keeps (the socket's own write)."""
+
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the kernel."""
 
@@ -44,10 +50,18 @@ class Peer(Protocol):
 
 @dataclass(slots=True, eq=False)
 class Group:
-    """Peers with equal subscriptions, and the frames queued for them this loop turn."""
+    """Peers with equal subscriptions, and the frames queued for them this loop turn.
+
+    `writers` is the fan-out list (None: stale, see `Audience.fanout`): the `writer` of each
+    member in `ready`, in the same order; `stalled` are the members written to only through
+    the hub's checks (backed up); closing members are in neither.
+    """
 
     members: dict[str, Peer] = field(default_factory=dict)
     pending: list[tuple[bytes, Hashable]] = field(default_factory=list)
+    writers: list[Callable[[bytes], None]] | None = None
+    ready: list[Peer] = field(default_factory=list)
+    stalled: list[Peer] = field(default_factory=list)
 
 
 class AudienceMetrics(Protocol):
@@ -176,11 +190,34 @@ class Audience:
             if peer.subscription.wants(RECORDED, bot, kind):
                 held.append((bot, entry_id, payload))
 
+    def changed(self, peer: Peer) -> None:
+        """The peer closed, backed up or drained: its group's fan-out list is rebuilt."""
+        group = self._groups.get(peer.subscription)
+        if group is not None and peer.client_id in group.members:
+            group.writers = None
+
+    def fanout(
+        self, group: Group, stalled: Callable[[Peer], bool]
+    ) -> list[Callable[[bytes], None]]:
+        """The group's fan-out list, rebuilt if stale: the writers of its open members that
+        are not `stalled` (those go to `group.stalled`)."""
+        writers = group.writers
+        if writers is None:
+            group.ready = []
+            group.stalled = []
+            for peer in group.members.values():
+                if not peer.is_open():
+                    continue
+                (group.stalled if stalled(peer) else group.ready).append(peer)
+            writers = group.writers = [peer.writer for peer in group.ready]
+        return writers
+
     def _join_group(self, peer: Peer) -> None:
         group = self._groups.get(peer.subscription)
         if group is None:
             group = self._groups[peer.subscription] = Group()
         group.members[peer.client_id] = peer
+        group.writers = None
 
     def _leave_group(self, peer: Peer) -> None:
         # What the peer's group queued before it moves must still reach it, in order.
@@ -190,6 +227,7 @@ class Audience:
         group = self._groups.get(peer.subscription)
         if group is not None:
             group.members.pop(peer.client_id, None)
+            group.writers = None
             if not group.members:
                 del self._groups[peer.subscription]
 

@@ -14,25 +14,18 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-import orjson
+from typing import Protocol
 
 from pingpong_relay.audience import Audience, Group, Peer
-from pingpong_relay.codes import REASON_SEND_FAILED, REASON_SLOW, CloseCode
+from pingpong_relay.fanout import BroadcastResult, FanOut, SlowClientPolicy
 from pingpong_relay.frames import text_frame
 from pingpong_relay.histogram import LogHistogram
 from pingpong_relay.instruments import Counter, Gauge, Histogram
 from pingpong_relay.subscriptions import Subscription
-from pingpong_relay.wire_types import CONFLATED_TYPE
 
 __all__ = ["BroadcastResult", "Hub", "HubMetrics", "SlowClientPolicy"]
 
 log = logging.getLogger("pingpong_relay.hub")
-
-# What the hub does with a client whose socket is backed up (--slow-client).
-SlowClientPolicy = Literal["close", "conflate"]
 
 
 def _client_id_factory(worker: int | None = None) -> Callable[[], str]:
@@ -42,31 +35,6 @@ def _client_id_factory(worker: int | None = None) -> Callable[[], str]:
     sequence = itertools.count(1)
     prefix = "" if worker is None else f"{worker}."
     return lambda: f"CLIENT-{time.time_ns() // 1_000_000}-{prefix}{next(sequence)}"
-
-
-@dataclass(slots=True)
-class BroadcastResult:
-    """What one flush did: messages written, peers that failed or were closed as slow."""
-
-    delivered: int
-    failed: int
-    slow_closed: int
-
-
-@dataclass(slots=True)
-class Backlog:
-    """What waits for a conflating peer whose socket is backed up: the newest frame per key
-    (bot and message type), in the order they last changed, and how many were replaced."""
-
-    frames: dict[Hashable, bytes] = field(default_factory=dict)
-    skipped: int = 0
-
-    def add(self, frame: bytes, key: Hashable) -> bool:
-        """Keeps `frame` as the newest for its key; True if it replaced an older one."""
-        replaced = self.frames.pop(key, None) is not None
-        self.frames[key] = frame
-        self.skipped += replaced
-        return replaced
 
 
 class HubMetrics(Protocol):
@@ -119,15 +87,14 @@ class Hub:
         worker: int | None = None,
     ) -> None:
         self.audience = Audience(metrics, self._flush_queued)
-        # Conflating peers whose sockets are backed up, and what waits for them.
-        self._backlogs: dict[str, Backlog] = {}
         self._dirty: list[Group] = []
         self._received: list[float] = []
         self._written: list[Callable[[], None]] = []
         self._unique = itertools.count()
         self.metrics = metrics
-        self.max_client_buffer_bytes = max_client_buffer_bytes
-        self.slow_client = slow_client
+        self.fanout = FanOut(
+            self.audience, metrics, max_client_buffer_bytes, slow_client, self.remove
+        )
         self.new_client_id = _client_id_factory(worker)
         # Relay latency (ms) of the messages written since the pipeline's last summary.
         self.relay_latency_ms = LogHistogram()
@@ -154,7 +121,7 @@ class Hub:
 
     def remove(self, peer: Peer, why: str) -> None:
         """A peer is gone (`why` is logged), with anything that waited for it."""
-        self._backlogs.pop(peer.client_id, None)
+        self.fanout.forget(peer)
         self.audience.remove(peer, why)
 
     async def wait_empty(self, timeout_s: float) -> bool:
@@ -246,116 +213,41 @@ class Hub:
         return peers
 
     def flush(self) -> BroadcastResult:
-        """Writes what the groups queued since the last flush: one write per peer."""
+        """Writes what the groups queued since the last flush (`FanOut.write`): one write
+        per peer; observes the relay latency of what was written."""
         dirty, self._dirty = self._dirty, []
-        limit = self.max_client_buffer_bytes
-        closing = self.slow_client == "close"
-        backlogs = self._backlogs
-        per_client_debug = log.isEnabledFor(logging.DEBUG)
-        delivered = failed = slow = skipped = 0
-        for group in dirty:
-            pending, group.pending = group.pending, []
-            count = len(pending)
-            data = pending[0][0] if count == 1 else b"".join([frame for frame, _ in pending])
-            for peer in tuple(group.members.values()):
-                # Backed-up peers are rare: no lookup per peer unless there are some.
-                if backlogs and (backlog := backlogs.get(peer.client_id)) is not None:
-                    for frame, key in pending:
-                        skipped += backlog.add(frame, key)
-                    continue
-                try:
-                    if not peer.is_open():
-                        continue
-                    if closing and peer.buffered_bytes() > limit:
-                        self._close_slow(peer)
-                        slow += 1
-                        continue
-                    peer.write(data)
-                except Exception as exc:  # any one client's failure must not stop the others
-                    failed += 1
-                    self._drop_failed(peer, exc)
-                    continue
-                delivered += count
-                if per_client_debug:
-                    # The design's line, once per message (in one write or not).
-                    for _ in range(count):
-                        log.debug(
-                            "sent to client %s",
-                            peer.client_id,
-                            extra={"event": "sent", "client": peer.client_id},
-                        )
-        metrics = self.metrics
-        metrics.deliveries.inc(delivered)
-        if failed:
-            metrics.send_failures.inc(failed)
-        if slow:
-            metrics.slow_client_closes.inc(slow)
-        if skipped:
-            metrics.conflated.inc(skipped)
+        result = self.fanout.write(dirty)
         if self._received:
             now = time.perf_counter()
             latency_ms = self.relay_latency_ms
+            observe = self.metrics.relay_latency.observe
             for received in self._received:
-                metrics.relay_latency.observe(now - received)
+                observe(now - received)
                 latency_ms.add((now - received) * 1000.0)
             self._received.clear()
         if self._written:
             written, self._written = self._written, []
             for callback in written:
                 callback()
-        return BroadcastResult(delivered, failed, slow)
+        return result
 
     def send_to(self, peer: Peer, payload: bytes) -> None:
         """A reply to one client (errors, acks); a failure drops only that client."""
         self._flush_queued()  # what was queued before the reply goes before it
-        frame = text_frame(payload)
-        backlog = self._backlogs.get(peer.client_id)
-        if backlog is not None:
-            backlog.add(frame, next(self._unique))
-            return
-        try:
-            peer.write(frame)
-        except Exception as exc:
-            self.metrics.send_failures.inc()
-            self._drop_failed(peer, exc)
+        self.fanout.send_to(peer, text_frame(payload), next(self._unique))
 
-    # --- flow control: a peer's socket backed up, then drained ---------------------------
+    # --- flow control: a peer's socket backed up, then drained (`FanOut`) -----------------
     def pause(self, peer: Peer) -> None:
         """The peer's socket buffer passed its high-water mark (the transport says so)."""
-        if self.slow_client != "conflate" or peer not in self.audience:
-            return
-        if peer.client_id not in self._backlogs:
-            self._backlogs[peer.client_id] = Backlog()
-            log.info(
-                "client %s is backed up (%d bytes unsent): newest message per bot and type "
-                "until it drains",
-                peer.client_id,
-                peer.buffered_bytes(),
-                extra={"event": "client_backed_up", "client": peer.client_id},
-            )
+        self.fanout.pause(peer)
 
     def resume(self, peer: Peer) -> None:
         """The peer's socket drained: what waited for it, and how much was skipped."""
-        backlog = self._backlogs.pop(peer.client_id, None)
-        if backlog is None or not backlog.frames:
-            return
-        frames = list(backlog.frames.values())
-        if backlog.skipped:
-            notice = {"type": CONFLATED_TYPE, "skipped": backlog.skipped}
-            frames.insert(0, text_frame(orjson.dumps(notice)))
-            log.info(
-                "client %s caught up: %d message(s) skipped while its socket was backed up",
-                peer.client_id,
-                backlog.skipped,
-                extra={"event": "conflated", "client": peer.client_id, "skipped": backlog.skipped},
-            )
-        try:
-            if peer.is_open():
-                peer.write(b"".join(frames))
-                self.metrics.deliveries.inc(len(backlog.frames))
-        except Exception as exc:
-            self.metrics.send_failures.inc()
-            self._drop_failed(peer, exc)
+        self.fanout.resume(peer)
+
+    def closing(self, peer: Peer) -> None:
+        """The peer sent its close frame: the fan-out writes nothing more to it."""
+        self.audience.changed(peer)
 
     def close_all(self, code: int, reason: bytes) -> None:
         """Closes every peer with `code` (after writing what was queued)."""
@@ -369,31 +261,3 @@ class Hub:
     def _flush_queued(self) -> None:
         if self._dirty:
             self.flush()
-
-    def _close_slow(self, peer: Peer) -> None:
-        log.warning(
-            "client %s closed: %d bytes unsent exceeds the %d-byte limit (slow client)",
-            peer.client_id,
-            peer.buffered_bytes(),
-            self.max_client_buffer_bytes,
-            extra={
-                "event": "slow_client_closed",
-                "client": peer.client_id,
-                "buffered_bytes": peer.buffered_bytes(),
-            },
-        )
-        peer.close(CloseCode.SLOW_CLIENT, REASON_SLOW)
-        self.remove(peer, "slow client")
-
-    def _drop_failed(self, peer: Peer, exc: BaseException) -> None:
-        log.warning(
-            "send to client %s failed, dropping it: %r",
-            peer.client_id,
-            exc,
-            extra={"event": "send_failed", "client": peer.client_id, "error": repr(exc)},
-        )
-        try:
-            peer.close(CloseCode.GOING_AWAY, REASON_SEND_FAILED)
-        except Exception as close_exc:
-            log.debug("closing %s after a failed send also failed: %r", peer.client_id, close_exc)
-        self.remove(peer, f"send failed: {exc!r}")

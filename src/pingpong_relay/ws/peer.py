@@ -97,6 +97,12 @@ class ClientPeer(WSListener):
         assert self._write is not None
         self._write(data)
 
+    @property
+    def writer(self) -> Callable[[bytes], None]:
+        """The socket transport's own write, which the hub's fan-out calls directly."""
+        assert self._write is not None
+        return self._write
+
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the kernel."""
         assert self._buffer_size is not None
@@ -118,6 +124,7 @@ class ClientPeer(WSListener):
             return
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason)
+            self.hub.closing(self)
         # The closing handshake: wait for the client's own close frame (on_ws_frame then
         # disconnects). Closing the socket at once while the client is still sending
         # would make the kernel reset it, and the client would never read our code.
@@ -148,6 +155,7 @@ class ClientPeer(WSListener):
             code = frame.get_close_code()
             if not transport.is_close_frame_sent:
                 transport.send_close(code, frame.get_close_message())
+                self.hub.closing(self)
             transport.disconnect(graceful=True)
             self.hub.remove(self, f"client closed ({code.value})")
             return

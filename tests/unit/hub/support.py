@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,10 @@ class FakePeer:
     def write(self, data: bytes) -> None:
         self.writes.append(data)
         self.sent.extend(text_payloads(data))
+
+    @property
+    def writer(self) -> Callable[[bytes], None]:
+        return self.write
 
     def buffered_bytes(self) -> int:
         return self.buffered

@@ -135,7 +135,8 @@ def test_a_drained_peer_with_nothing_waiting_gets_nothing(conflating: Hub) -> No
     assert peer.writes == []
 
 
-def test_close_policy_ignores_back_pressure_and_closes_past_the_limit(hub: Hub) -> None:
+def test_close_policy_ignores_back_pressure_and_closes_past_the_limit(closing: Hub) -> None:
+    hub = closing
     slow = FakePeer("CLIENT-slow")
     populate(hub, slow)
     hub.pause(slow)  # the "close" hub keeps writing to the transport's buffer

@@ -131,7 +131,8 @@ def test_every_peer_failing(hub: Hub, metrics: RelayMetrics) -> None:
     assert sample(metrics, "pingpong_send_failures_total") == 3
 
 
-def test_slow_peer_is_closed_removed_and_counted(hub: Hub, metrics: RelayMetrics) -> None:
+def test_slow_peer_is_closed_removed_and_counted(closing: Hub, metrics: RelayMetrics) -> None:
+    hub = closing
     before, after = healthy_peers(2)
     slow = FakePeer("CLIENT-slow", buffered=LIMIT_BYTES + 1)
     populate(hub, before, slow, after)
@@ -156,7 +157,8 @@ def test_peer_exactly_at_the_buffer_limit_still_receives(hub: Hub, metrics: Rela
     assert at_limit.closes == []
 
 
-def test_slow_warning_names_the_client(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+def test_slow_warning_names_the_client(closing: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    hub = closing
     caplog.set_level(logging.WARNING, logger="pingpong_relay.hub")
     populate(hub, FakePeer("CLIENT-slow", buffered=LIMIT_BYTES * 10))
     send(hub, PAYLOAD)
@@ -274,8 +276,9 @@ async def test_wait_empty_resolves_when_the_last_peer_leaves(hub: Hub) -> None:
 
 
 async def test_wait_empty_resolves_when_the_last_peer_is_dropped_by_broadcast(
-    hub: Hub,
+    closing: Hub,
 ) -> None:
+    hub = closing
     populate(hub, BrokenPeer("CLIENT-broken"), FakePeer("CLIENT-slow", buffered=LIMIT_BYTES + 1))
     waiter = asyncio.create_task(hub.wait_empty(timeout_s=60))
     await asyncio.sleep(0)

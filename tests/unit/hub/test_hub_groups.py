@@ -215,7 +215,8 @@ def test_a_resubscribed_peer_leaves_the_right_group_when_removed(
     assert hub.recipients("pingpong", "bot:alpha", "ping") == 3
 
 
-def test_a_peer_dropped_by_broadcast_leaves_its_group(hub: Hub) -> None:
+def test_a_peer_dropped_by_broadcast_leaves_its_group(closing: Hub) -> None:
+    hub = closing
     keeper = FakePeer("CLIENT-keeper", subscription=STATUS_ONLY)
     broken = BrokenPeer("CLIENT-broken", subscription=PINGS_ONLY)
     slow = FakePeer("CLIENT-slow", subscription=ALPHA_BOTS, buffered=LIMIT_BYTES + 1)

@@ -47,6 +47,10 @@ class FakePeer:
         self.sent.extend(text_payloads(data))
         self._arrived.set()
 
+    @property
+    def writer(self) -> Callable[[bytes], None]:
+        return self.write
+
     def buffered_bytes(self) -> int:
         return 0
 
