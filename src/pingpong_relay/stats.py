@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from pingpong_relay.defaults import MAX_CLOCK_SKEW_S, WINDOWS
 from pingpong_relay.histogram import LogHistogram, bucket_key
+from pingpong_relay.time_slots import SLOTS_PER_WINDOW, Ring, Slot
 
 __all__ = [
     "ESTABLISHED_MESSAGES",
@@ -17,8 +18,6 @@ __all__ = [
     "StatsBook",
     "WindowedStats",
 ]
-
-SLOTS_PER_WINDOW: Final = 60
 
 # A bot is *established* once it has been heard ESTABLISHED_MESSAGES times over at least
 # ESTABLISHED_SPAN_S (first to latest message). One message, or a burst of them, is not
@@ -33,70 +32,6 @@ ESTABLISHED_SPAN_S: Final = 1.0
 def _check_window(window: str) -> None:
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}; expected one of {', '.join(WINDOWS)}")
-
-
-class _Slot:
-    """What one stream recorded in one time slot; `index` is ⌊start / width⌋."""
-
-    __slots__ = (
-        "clock_skew",
-        "index",
-        "interval",
-        "latency",
-        "messages",
-        "ping",
-        "pong",
-        "transit",
-    )
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.messages = 0
-        self.ping = 0
-        self.pong = 0
-        self.clock_skew = 0  # messages whose transit was past the bound, so not in `transit`
-        self.latency = LogHistogram()
-        self.interval = LogHistogram()
-        self.transit = LogHistogram()
-
-    def reset(self, index: int) -> None:
-        # Reusing the slot's objects keeps recycling free of allocation.
-        self.index = index
-        self.messages = self.ping = self.pong = self.clock_skew = 0
-        self.latency.clear()
-        self.interval.clear()
-        self.transit.clear()
-
-    def bucket_count(self) -> int:
-        return (
-            self.latency.bucket_count() + self.interval.bucket_count() + self.transit.bucket_count()
-        )
-
-
-class _Ring:
-    """SLOTS_PER_WINDOW slots of width window / SLOTS_PER_WINDOW, recycled as time passes."""
-
-    __slots__ = ("slots", "width_s")
-
-    def __init__(self, window_s: float) -> None:
-        self.width_s = window_s / SLOTS_PER_WINDOW
-        self.slots: list[_Slot | None] = [None] * SLOTS_PER_WINDOW
-
-    def slot_for(self, now_s: float) -> _Slot:
-        index = int(now_s // self.width_s)
-        position = index % SLOTS_PER_WINDOW
-        slot = self.slots[position]
-        if slot is None:
-            slot = self.slots[position] = _Slot(index)
-        elif slot.index != index:
-            slot.reset(index)
-        return slot
-
-    def live(self, now_s: float) -> list[_Slot]:
-        """The slots whose start lies in (now − window, now]."""
-        newest = int(now_s // self.width_s)
-        oldest = newest - SLOTS_PER_WINDOW + 1
-        return [s for s in self.slots if s is not None and oldest <= s.index <= newest]
 
 
 class WindowedStats:
@@ -117,7 +52,7 @@ class WindowedStats:
         if not max_clock_skew_s > 0:
             raise ValueError(f"max_clock_skew_s must be > 0, not {max_clock_skew_s!r}")
         self._max_skew_ms = max_clock_skew_s * 1000.0
-        self._rings = {name: _Ring(window_s) for name, window_s in WINDOWS.items()}
+        self._rings = {name: Ring(window_s) for name, window_s in WINDOWS.items()}
         self._first_seen_s: float | None = None
         self._last_seen_s: float | None = None
         self._total = 0
@@ -178,11 +113,17 @@ class WindowedStats:
         self._total += 1
         return skewed_ms
 
-    def _live(self, window: str, now_s: float) -> list[_Slot]:
+    def _live(self, window: str, now_s: float) -> list[Slot]:
         _check_window(window)
         if self._last_seen_s is not None and now_s < self._last_seen_s:
             now_s = self._last_seen_s
         return self._rings[window].live(now_s)
+
+    def _merged(self, window: str, name: str, now_s: float) -> LogHistogram:
+        _check_window(window)
+        if self._last_seen_s is not None and now_s < self._last_seen_s:
+            now_s = self._last_seen_s
+        return self._rings[window].merged(now_s, name)
 
     def summary(self, window: str, now_s: float) -> dict[str, Any]:
         """The window's figures as a JSON-ready dict; floats rounded to 3 decimals."""
@@ -215,20 +156,13 @@ class WindowedStats:
 
     def latency_quantile(self, window: str, q: float, now_s: float) -> float | None:
         """The latency quantile `q` (0 to 1) over `window`, in ms; None with no latency in it."""
-        latency = LogHistogram()
-        for slot in self._live(window, now_s):
-            latency.merge(slot.latency)
-        return latency.quantile(q)
+        return self._merged(window, "latency", now_s).quantile(q)
 
     def typical_interval_s(self, now_s: float) -> float | None:
         """The median publish interval over "5m", in seconds; None under two messages."""
-        slots = self._live("5m", now_s)
-        if sum(slot.messages for slot in slots) < 2:
+        if sum(slot.messages for slot in self._live("5m", now_s)) < 2:
             return None
-        interval = LogHistogram()
-        for slot in slots:
-            interval.merge(slot.interval)
-        median_ms = interval.quantile(0.5)
+        median_ms = self._merged("5m", "interval", now_s).quantile(0.5)
         return None if median_ms is None else median_ms / 1000.0
 
     def slot_count(self) -> int:

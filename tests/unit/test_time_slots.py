@@ -1,0 +1,57 @@
+"""The ring's cached sums (time_slots.Ring.merged) against merging the live slots each time."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pingpong_relay.histogram import LogHistogram
+from pingpong_relay.time_slots import Ring
+
+# (seconds to move the clock by, a latency or None for a query): steps back included, as a
+# stepped-back clock would give them.
+STEPS = st.lists(
+    st.tuples(
+        st.floats(min_value=-3.0, max_value=7.0, allow_nan=False),
+        st.one_of(st.none(), st.floats(min_value=0.0, max_value=5000.0, allow_nan=False)),
+    ),
+    max_size=80,
+)
+
+
+def naive(ring: Ring, now_s: float) -> LogHistogram:
+    merged = LogHistogram()
+    for slot in ring.live(now_s):
+        merged.merge(slot.latency)
+    return merged
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS)
+def test_merged_is_always_what_the_live_slots_add_up_to(
+    steps: list[tuple[float, float | None]],
+) -> None:
+    ring = Ring(60.0)  # one-second slots
+    now_s = 1_000.0
+    for move_s, latency in steps:
+        now_s += move_s
+        if latency is None:
+            got, want = ring.merged(now_s, "latency"), naive(ring, now_s)
+            for q in (0.0, 0.5, 0.95, 1.0):
+                assert got.quantile(q) == want.quantile(q)
+        else:
+            ring.slot_for(now_s).latency.add(latency)
+
+
+def test_a_query_merges_two_histograms_until_time_moves_on() -> None:
+    ring = Ring(60.0)
+    for second in range(30):
+        ring.slot_for(1_000.0 + second).latency.add(float(second))
+    first = ring.merged(1_029.5, "latency")
+    assert first.quantile(1.0) == pytest.approx(29.0, rel=0.03)  # within a bucket
+    ring.slot_for(1_029.6).latency.add(500.0)  # the newest slot: not in the cached part
+    assert ring.merged(1_029.7, "latency").quantile(1.0) == 500.0  # the largest is exact
+    assert ring.merged(1_029.7, "latency").quantile(0.0) == 0.0
+    # 59 s on, the older values have left the window and the newest has not.
+    assert ring.merged(1_088.7, "latency").quantile(0.0) == 500.0
