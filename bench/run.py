@@ -144,7 +144,8 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
     try:
         await redis_server.start()
         bot = aioredis.from_url(redis_server.url, socket_timeout=10)
-        bench = Bench(children, redis_server.url, bot, run_dir, args)
+        redis_pid = None if redis_server.process is None else redis_server.process.pid
+        bench = Bench(children, redis_server.url, bot, run_dir, args, redis_pid)
         async with contextlib.AsyncExitStack() as extras:
             load = await start_notification_load(args, children, redis_server.url, extras)
             try:
