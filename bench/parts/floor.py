@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from harness.load import LoadProcess
 from harness.processes import Children, HarnessError, affinity, pin
+from harness.relay import RelayProcess
 from harness.tree import ProcessTree
 
 from ..context import Bench, Part, Run, Runs, rotated, start_relay
@@ -140,28 +141,25 @@ async def run_row(
     life_s += ANALYSIS_TIMEOUT_S + 90
     fleet = bench.fleet(label, clients, other_cores)
     plan = RoundPlan(0, args.rate, args.duration, args.drain_timeout)
+    measured: RelayProcess | BareRelay
     if server == RELAY:
-        relay = bench.relay(label, cores=server_cores)
-        try:
-            await start_relay(relay)
-            groups = [(relay.ws_url, clients)]
-            connect = await connect_clients(fleet, relay, groups, args.connect_concurrency, life_s)
-            result = await run_round(relay, fleet, bench.bot, bench.run_dir, plan)
-        finally:
-            await fleet.stop()
-            await relay.stop()
+        measured = bench.relay(label, cores=server_cores)
     else:
-        bare = BareRelay(
-            bench.children, bench.redis_url, bench.run_dir / f"bare-{label}.log", server_cores
-        )
-        try:
-            await bare.start()
-            groups = [(bare.ws_url, clients)]
-            connect = await connect_clients(fleet, None, groups, args.connect_concurrency, life_s)
-            result = await run_round(bare, fleet, bench.bot, bench.run_dir, plan)
-        finally:
-            await fleet.stop()
-            await bare.stop()
+        log_path = bench.run_dir / f"bare-{label}.log"
+        measured = BareRelay(bench.children, bench.redis_url, log_path, server_cores)
+    try:
+        if isinstance(measured, RelayProcess):
+            await start_relay(measured)
+        else:
+            await measured.start()
+        # The relay counts its clients on /healthz; the bare relay cannot.
+        counter = measured if isinstance(measured, RelayProcess) else None
+        groups = [(measured.ws_url, clients)]
+        connect = await connect_clients(fleet, counter, groups, args.connect_concurrency, life_s)
+        result = await run_round(measured, fleet, bench.bot, bench.run_dir, plan)
+    finally:
+        await fleet.stop()
+        await measured.stop()
     delivered = int(result["delivered"])
     per_delivery = 1e6 / delivered if delivered else math.nan
     return {
