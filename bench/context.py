@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,27 +39,34 @@ def rotated(rows: Sequence[T], repeat: int) -> list[T]:
 
 @dataclass(frozen=True, slots=True)
 class Bench:
-    """One run of `bench.run`: its children, Redis and publisher, run directory and flags."""
+    """One run of `bench.run`: its children, Redis (and its pid, for pinning) and publisher,
+    run directory and flags."""
 
     children: Children
     redis_url: str
     bot: aioredis.Redis
     run_dir: Path
     args: argparse.Namespace
+    redis_pid: int | None = None
 
-    def relay(self, label: str, extra_args: Sequence[str] = ()) -> RelayProcess:
-        """A relay with --relay-args, then `extra_args`; its log in the run directory."""
+    def relay(
+        self, label: str, extra_args: Sequence[str] = (), cores: Iterable[int] | None = None
+    ) -> RelayProcess:
+        """A relay with --relay-args, then `extra_args`; its log in the run directory;
+        pinned to `cores` if given."""
         return bench_relay(
             self.children,
             self.redis_url,
             self.run_dir / f"relay-{label}.log",
             [*self.args.relay_args, *extra_args],
+            cores,
         )
 
-    def fleet(self, label: str, clients: int) -> ClientFleet:
-        """Client processes (not yet started) for `clients` connections."""
+    def fleet(self, label: str, clients: int, cores: Iterable[int] | None = None) -> ClientFleet:
+        """Client processes (not yet started) for `clients` connections; pinned to `cores`
+        if given."""
         procs = client_procs(self.args, clients)
-        return ClientFleet(self.children, self.run_dir / f"clients-{label}.log", procs)
+        return ClientFleet(self.children, self.run_dir / f"clients-{label}.log", procs, cores)
 
     def progress_label(self, repeat: int) -> str:
         """ ", run r/K" for progress lines."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,20 @@ class ClientFleet:
     With `procs` > 1 every group's clients are split evenly over that many processes (each
     has its own fd limit, and its own core to read with); commands go to all of them, and
     a round's analysis is merged from theirs, percentiles recomputed from their latencies.
+    `cores` pins every process to those CPUs.
     """
 
-    def __init__(self, children: Children, log_path: Path, procs: int = 1) -> None:
+    def __init__(
+        self,
+        children: Children,
+        log_path: Path,
+        procs: int = 1,
+        cores: Iterable[int] | None = None,
+    ) -> None:
         self.children = children
         self.log_path = log_path
         self.procs = max(1, procs)
+        self.cores = None if cores is None else sorted(cores)
         self.processes: list[LoadProcess] = []
         self.ready: dict[str, Any] = {}
 
@@ -66,6 +74,7 @@ class ClientFleet:
                 ],
                 self._log_path(index),
                 name="client process" + (f" {index}" if self.procs > 1 else ""),
+                cores=self.cores,
             )  # fmt: skip
             await process.start()
             self.processes.append(process)

@@ -30,9 +30,9 @@ def render_report(results: dict[str, Any], parts: Sequence[Part]) -> str:
     """The whole report; a part whose entry is empty (skipped) has no section."""
     out = _heading(results)
     notes: list[str] = []
-    for index, part in enumerate(parts):
+    for part in parts:
         section = results.get(part.key)
-        if not section and index:  # the first part, the scenario table, always shows
+        if not section:
             continue
         lines, part_notes = part.render(section, results["args"])
         out += lines

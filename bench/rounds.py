@@ -8,13 +8,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 
 from harness.processes import HarnessError
 from harness.relay import RelayProcess
-from harness.tree import RssSampler
+from harness.tree import ProcessTree, RssSampler
 
 from .clientcount import settle_clients
 from .fleet import ClientFleet
@@ -24,6 +24,16 @@ CONNECT_TIMEOUT_S: Final = 120.0
 ANALYSIS_TIMEOUT_S: Final = 120.0
 # How long the relay may take to count the clients that connected.
 SETTLE_TIMEOUT_S: Final = 30.0
+
+
+class MeasuredServer(Protocol):
+    """What a round measures: a relay (RelayProcess), or the bare relay of the floor part,
+    whose `metrics` is None (it has no /metrics)."""
+
+    @property
+    def tree(self) -> ProcessTree: ...
+
+    async def metrics(self) -> dict[str, float] | None: ...
 
 
 def histogram_quantile_ms(
@@ -91,7 +101,7 @@ class PeakWatch:
     """The relay's peak RSS over a round, measured twice: VmHWM reset at the start and read
     at the end, and RSS sampled every 10 ms in between."""
 
-    def __init__(self, relay: RelayProcess) -> None:
+    def __init__(self, relay: MeasuredServer) -> None:
         self.relay = relay
         self.reset = relay.tree.reset_peak_rss()
         self.rss_start = relay.tree.rss_bytes()
@@ -155,7 +165,7 @@ def _collect_command(plan: RoundPlan, published: Published) -> dict[str, Any]:
 
 
 async def run_round(
-    relay: RelayProcess,
+    relay: MeasuredServer,
     fleet: ClientFleet,
     bot: aioredis.Redis,
     run_dir: Path,
@@ -232,7 +242,7 @@ def _round_figures(
 
 async def connect_clients(
     fleet: ClientFleet,
-    relay: RelayProcess,
+    relay: RelayProcess | None,
     groups: Sequence[tuple[str, int]],
     concurrency: int,
     life_s: float,
@@ -243,12 +253,18 @@ async def connect_clients(
     out of file descriptors, a refusal) comes back in the result, for the report to show:
     "connected" (clients that completed the upgrade), "relay_clients" (the relay's own
     count, from /healthz or, when that does not answer, its log) and "count_source".
+    Without a relay (a server that cannot count, as the bare relay) the fleet's own count
+    stands: a client is connected once its upgrade was answered.
     """
     await fleet.start(groups, life_s, concurrency, CONNECT_TIMEOUT_S)
     connected = int(fleet.ready["connected"])
     if connected == 0:
         raise HarnessError(f"no client could connect: {fleet.ready.get('errors')}")
-    relay_clients, source = await settle_clients(relay, connected, SETTLE_TIMEOUT_S)
+    relay_clients: int | None
+    if relay is None:
+        relay_clients, source = connected, "clients"
+    else:
+        relay_clients, source = await settle_clients(relay, connected, SETTLE_TIMEOUT_S)
     return {
         "connected": connected,
         "connect_failed": fleet.ready.get("failed", 0),

@@ -24,12 +24,20 @@ from pingpong_relay.parsing import positive_float, positive_int
 from .context import Bench, Part, Runs, client_procs
 from .notifying import add_flags as add_notification_flags
 from .notifying import start_notification_load
-from .parts import burst, filters, idle, latency, slow, throughput
+from .parts import burst, filters, floor, idle, latency, slow, throughput
 from .report import render_report
 from .runner import cancel_on_sigterm, run_harness
 
 # In the order they run and print: the scenario table always, the others unless --no-*.
-PARTS: Final = (latency.PART, throughput.PART, filters.PART, idle.PART, burst.PART, slow.PART)
+PARTS: Final = (
+    latency.PART,
+    throughput.PART,
+    filters.PART,
+    idle.PART,
+    burst.PART,
+    slow.PART,
+    floor.PART,
+)
 # Room for the harness's own fds (Redis, HTTP, pipes to its children).
 FD_MARGIN: Final = 256
 # Room a client process keeps beside its connections (bench.clients checks the same).
@@ -39,8 +47,9 @@ DESCRIPTION = (
     "per scenario (INFO logging, JSON lines to a file), and one or two uvloop processes of "
     "picows clients. Prints Markdown tables: latency, loss, memory and CPU per scenario; "
     "the highest publish rate sustained at --throughput-clients; server-side filters; "
-    "idle memory per connection; a burst; one stalled client among readers. Every part "
-    "but the scenarios can be skipped with its --no-* flag. Asserts nothing."
+    "idle memory per connection; a burst; one stalled client among readers; the floor (the "
+    "relay beside a bare picows relay, each pinned to a core). Every part can be skipped "
+    "with its --no-* flag. Asserts nothing."
 )
 
 
@@ -144,7 +153,8 @@ async def run_all(args: argparse.Namespace, children: Children, run_dir: Path) -
     try:
         await redis_server.start()
         bot = aioredis.from_url(redis_server.url, socket_timeout=10)
-        bench = Bench(children, redis_server.url, bot, run_dir, args)
+        redis_pid = None if redis_server.process is None else redis_server.process.pid
+        bench = Bench(children, redis_server.url, bot, run_dir, args, redis_pid)
         async with contextlib.AsyncExitStack() as extras:
             load = await start_notification_load(args, children, redis_server.url, extras)
             try:

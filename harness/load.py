@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from .processes import Children, HarnessError
+from .processes import Children, HarnessError, pin
 
 Message = dict[str, Any]
 
@@ -22,6 +22,7 @@ class LoadProcess:
     Every line it prints is an event, {"event": NAME, ...}; `expect` takes the next one,
     which must be the named event. Events named in `latest_only` (a periodic "status")
     are not queued: the last one is kept in `latest`. Its stderr goes to `log_path`.
+    `cores` pins it to those CPUs.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class LoadProcess:
         *,
         name: str = "load process",
         latest_only: Sequence[str] = (),
+        cores: Iterable[int] | None = None,
     ) -> None:
         self.children = children
         self.module = module
@@ -40,6 +42,7 @@ class LoadProcess:
         self.log_path = log_path
         self.name = name
         self.latest_only = frozenset(latest_only)
+        self.cores = None if cores is None else sorted(cores)
         self.latest: dict[str, Message] = {}
         self.process: asyncio.subprocess.Process | None = None
         self._events: asyncio.Queue[Message | None] = asyncio.Queue()
@@ -55,6 +58,8 @@ class LoadProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=self._log,
         )  # fmt: skip
+        if self.cores is not None and not pin(self.process.pid, self.cores):
+            raise HarnessError(f"could not pin {self.name} to cores {self.cores}")
         self._reader = asyncio.create_task(self._read(), name=f"{self.module}-reader")
 
     async def _read(self) -> None:

@@ -66,11 +66,26 @@ def raise_nofile(needed: int) -> int:
 
 
 def pin(pid: int, cores: Iterable[int]) -> bool:
-    """Pins a process to these CPU cores (what `taskset -p` does); False if it could not."""
+    """Pins a process, every thread it has so far, to these CPU cores (what `taskset -a -p`
+    does; threads and children it starts later inherit it); False if it could not."""
+    wanted = sorted(cores)
     with contextlib.suppress(psutil.Error, OSError, ValueError):
-        psutil.Process(pid).cpu_affinity(sorted(cores))
+        process = psutil.Process(pid)
+        process.cpu_affinity(wanted)
+        # The call above sets one thread's mask (the main one); a running redis-server or
+        # this harness already has others.
+        for thread in process.threads():
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                os.sched_setaffinity(thread.id, wanted)
         return True
     return False
+
+
+def affinity(pid: int) -> set[int] | None:
+    """The CPU cores a process may run on; None if it is gone."""
+    with contextlib.suppress(psutil.Error, OSError):
+        return set(psutil.Process(pid).cpu_affinity())
+    return None
 
 
 async def spawn(

@@ -64,7 +64,7 @@ def scenario_specs(args: argparse.Namespace) -> list[ScenarioSpec]:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """--clients and --extra-scenario."""
+    """--clients, --extra-scenario and --no-scenarios."""
     parser.add_argument(
         "--clients",
         type=int_list,
@@ -80,6 +80,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         metavar="'CLIENTS RELAY-ARGS'",
         help="one more scenario row with relay arguments of its own, added after --relay-args, "
         "e.g. --extra-scenario '20000 --workers 2'; repeatable",
+    )
+    parser.add_argument(
+        "--no-scenarios",
+        action="store_true",
+        help="skip the scenario table (e.g. to run only the floor part)",
     )
 
 
@@ -163,7 +168,9 @@ async def _run(bench: Bench, runs: Runs, repeat: int) -> None:
         runs.setdefault(spec, []).append(run)
 
 
-def _result(args: argparse.Namespace, runs: Runs) -> list[dict[str, Any]]:
+def _result(args: argparse.Namespace, runs: Runs) -> list[dict[str, Any]] | None:
+    if args.no_scenarios:
+        return None
     return [
         {"clients": spec.clients, "relay_args": list(spec.relay_args), "runs": runs.get(spec, [])}
         for spec in dict.fromkeys(scenario_specs(args))
@@ -227,7 +234,7 @@ def render(section: list[dict[str, Any]], args: dict[str, Any]) -> tuple[list[st
 PART = Part(
     key="scenarios",
     add_flags=add_flags,
-    enabled=lambda args: True,
+    enabled=lambda args: not args.no_scenarios,
     client_counts=lambda args: [spec.clients for spec in scenario_specs(args)],
     run=_run,
     result=_result,

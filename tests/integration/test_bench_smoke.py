@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import orjson
 import pytest
 
 from harness import chromium
@@ -28,6 +30,7 @@ PROGRAMS: dict[str, tuple[Sequence[str], Sequence[Sequence[str]]]] = {
             "--filter-clients", "8", "--idle-clients", "4",
             "--burst-messages", "20", "--burst-clients", "4", "--burst-policies", "conflate",
             "--slow-clients", "4", "--slow-policies", "conflate", "--connect-concurrency", "8",
+            "--no-floor",  # its own test below
         ),
         (
             ("clients", "p50 ms", "p99 ms"),  # the scenario table
@@ -68,10 +71,17 @@ PROGRAMS: dict[str, tuple[Sequence[str], Sequence[Sequence[str]]]] = {
 # and flapping bots, as the figure is measured, at a tiny size.
 NOTIFYING = (
     "--clients", "4", "--rate", "4", "--duration", "1", "--drain-timeout", "2",
-    "--no-throughput", "--no-filters", "--no-idle", "--no-burst", "--no-slow",
+    "--no-throughput", "--no-filters", "--no-idle", "--no-burst", "--no-slow", "--no-floor",
     "--notify-channels", "3", "--flapping-bots", "5",
     "--relay-args", "--silence-timeout 1 --silence-for 0",
 )  # fmt: skip
+# The floor part alone: the relay and the bare picows relay, 20 clients each, one round.
+FLOOR = (
+    "--no-scenarios", "--no-throughput", "--no-filters", "--no-idle", "--no-burst", "--no-slow",
+    "--floor-clients", "20", "--rate", "5", "--duration", "1", "--drain-timeout", "5",
+    "--connect-concurrency", "10", "--repeat", "1",
+)  # fmt: skip
+FLOOR_HEADER = ("clients", "server", "p50 ms", "p99 ms", "lost")
 DASHBOARD = (("--messages", "3", "--interval", "0.3", "--repeat", "1"), (("run", "seen"),))
 # Each program takes seconds at these sizes; this bounds a hung one.
 RUN_TIMEOUT_S = 200.0
@@ -181,3 +191,27 @@ async def test_the_notification_load_runs_beside_the_scenario_table() -> None:
     result = await run_program("bench.run", NOTIFYING)
     assert not problems_of("bench.run", result, [("clients", "p50 ms", "p99 ms")])
     assert "Notification load: 3 channel(s), 5 flapping bot(s);" in result[1]
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 60)
+async def test_the_floor_part_measures_the_relay_beside_a_bare_relay(tmp_path: Path) -> None:
+    results_path = tmp_path / "floor.json"
+    result = await run_program("bench.run", [*FLOOR, "--json", str(results_path)])
+    assert not problems_of("bench.run", result, [FLOOR_HEADER])
+    printed = [rows for header, rows in tables(result[1]) if header[:5] == list(FLOOR_HEADER)]
+    assert [row[:2] for row in printed[0]] == [["20", "relay"], ["20", "bare picows"]]
+    # Only the floor's table: the scenario table was skipped.
+    assert len(tables(result[1])) == 1
+    rows = orjson.loads(results_path.read_bytes())["floor"]["rows"]
+    bare = next(row for row in rows if row["server"] == "bare picows")
+    [run] = bare["runs"]
+    # The bare relay delivered every published message to every client, once and in order.
+    assert run["published"] > 0
+    assert run["expected"] == run["published"] * 20
+    assert (run["delivered"], run["lost"], run["duplicates"], run["out_of_order"]) == (
+        run["expected"],
+        0,
+        0,
+        0,
+    )
+    assert run["all_received"] is True
