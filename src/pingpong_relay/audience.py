@@ -38,6 +38,11 @@ class Peer(Protocol):
     def writer(self) -> Callable[[bytes], None]:
         """What `write` does, as one callable the fan-out keeps (the socket's own write)."""
 
+    @property
+    def text_sender(self) -> Callable[[bytes], None]:
+        """Sends one payload as one text frame: the WebSocket library's own send, which
+        hands it to the kernel at once when nothing is queued before it."""
+
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the kernel."""
 
@@ -52,14 +57,16 @@ class Peer(Protocol):
 class Group:
     """Peers with equal subscriptions, and the frames queued for them this loop turn.
 
-    `writers` is the fan-out list (None: stale, see `Audience.fanout`): the `writer` of each
-    member in `ready`, in the same order; `stalled` are the members written to only through
+    `pending` holds (frame, key, payload) per message. `writers` is the fan-out list (None:
+    stale, see `Audience.fanout`): the `writer` of each member in `ready`, in the same order,
+    and `senders` their `text_sender`; `stalled` are the members written to only through
     the hub's checks (backed up); closing members are in neither.
     """
 
     members: dict[str, Peer] = field(default_factory=dict)
-    pending: list[tuple[bytes, Hashable]] = field(default_factory=list)
+    pending: list[tuple[bytes, Hashable, bytes]] = field(default_factory=list)
     writers: list[Callable[[bytes], None]] | None = None
+    senders: list[Callable[[bytes], None]] = field(default_factory=list)
     ready: list[Peer] = field(default_factory=list)
     stalled: list[Peer] = field(default_factory=list)
 
@@ -209,6 +216,7 @@ class Audience:
                 if not peer.is_open():
                     continue
                 (group.stalled if stalled(peer) else group.ready).append(peer)
+            group.senders = [peer.text_sender for peer in group.ready]
             writers = group.writers = [peer.writer for peer in group.ready]
         return writers
 

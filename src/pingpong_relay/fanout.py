@@ -118,7 +118,7 @@ class FanOut:
         for group in dirty:
             pending, group.pending = group.pending, []
             count = len(pending)
-            data = pending[0][0] if count == 1 else b"".join([frame for frame, _ in pending])
+            data = pending[0][0] if count == 1 else b"".join([item[0] for item in pending])
             writers = fanout(group, backed_up)
             for peer in group.stalled:
                 self._write_checked(peer, data, pending, tally)
@@ -127,12 +127,15 @@ class FanOut:
                 for peer in ready:
                     self._write_checked(peer, data, pending, tally)
                 continue
+            # One message: the WebSocket library's send of its payload (straight to the kernel
+            # when nothing is queued); several: their frames joined, in one write.
+            calls, argument = (group.senders, pending[0][2]) if count == 1 else (writers, data)
             done = failed = 0
-            for write in writers:
+            for call in calls:
                 if group.writers is not writers:
                     break  # changed under this loop: the rest one by one, below
                 try:
-                    write(data)
+                    call(argument)
                 except Exception as exc:  # any one client's failure must not stop the others
                     failed += 1
                     self._drop_failed(ready[done], exc)
@@ -152,13 +155,13 @@ class FanOut:
         return BroadcastResult(tally.delivered, tally.failed, tally.slow)
 
     def _write_checked(
-        self, peer: Peer, data: bytes, pending: list[tuple[bytes, Hashable]], tally: _Tally
+        self, peer: Peer, data: bytes, pending: list[tuple[bytes, Hashable, bytes]], tally: _Tally
     ) -> None:
         """One peer's share of a flush, with every check: still here and open, backed up
         (its frames join its backlog), over the buffer limit (closed as slow)."""
         backlog = self._backlogs.get(peer.client_id)
         if backlog is not None:
-            for frame, key in pending:
+            for frame, key, _ in pending:
                 tally.skipped += backlog.add(frame, key)
             return
         try:

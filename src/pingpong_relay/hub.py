@@ -200,7 +200,7 @@ class Hub:
         for group in targets:
             if not group.pending:
                 dirty.append(group)
-            group.pending.append((frame, key))
+            group.pending.append((frame, key, payload))
             peers += len(group.members)
         if received is not None:
             self._received.append(received)

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.redis_io.clients import redis_client
+from pingpong_relay.redis_io.resp import RespConnection, lean_url
 from pingpong_relay.redis_io.subscriber import as_text
 from pingpong_relay.replay import Entry
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
@@ -148,6 +149,12 @@ def _entry(bot: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry
 
 
 Recorded = Callable[[str], None]
+# One queued append: bot, channel, raw message, relay ms, what to call with its id.
+_Append = tuple[str, str, bytes, int, Recorded | None]
+# At most this many queued appends go to Redis in one write.
+APPEND_BATCH: Final = 256
+# How long Redis has to answer an append (as redis-py's socket timeout below).
+_REPLY_TIMEOUT_S: Final = 10.0
 # What XRANGE returns with decode_responses off (redis-py's own annotation is looser).
 _Rows = list[tuple[bytes, dict[bytes, bytes]]]
 
@@ -184,9 +191,11 @@ class History:
         # At least 1 ms: PEXPIRE 0 would delete the stream just appended to.
         self.retention_ms = max(1, int(retention_s * 1000))
         self.max_entries = max_entries
-        self._queue: asyncio.Queue[tuple[str, str, bytes, int, Recorded | None]] = asyncio.Queue(
-            maxsize=queue_size
-        )
+        self._queue: asyncio.Queue[_Append] = asyncio.Queue(maxsize=queue_size)
+        # Appends go over a lean connection of their own where the URL allows one.
+        self._url = url
+        self._lean = lean_url(url)
+        self._appender: RespConnection | None = None
         self._script = self._redis.register_script(_RECORD_SCRIPT)
         self._prune_script = self._redis.register_script(_PRUNE_SCRIPT)
         self._prune_interval_s = prune_interval_s
@@ -227,54 +236,114 @@ class History:
         self._task = None
         if self._background:
             await asyncio.wait(self._background, timeout=drain_timeout_s)
+        if self._appender is not None:
+            self._appender.close()
+            self._appender = None
         await self._redis.aclose()
 
     async def _run(self) -> None:
+        queue = self._queue
         while True:
-            item = await self._queue.get()
+            # What queued meanwhile goes in one write (a burst); one message, at once.
+            batch = [await queue.get()]
+            while len(batch) < APPEND_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await self._append(*item)
+                if self._lean:
+                    await self._append_lean(batch)
+                else:
+                    for item in batch:
+                        await self._append(item)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    queue.task_done()
 
-    async def _append(
-        self, bot: str, channel: str, raw: bytes, relay_ms: int, on_recorded: Recorded | None
-    ) -> None:
+    async def _append_lean(self, batch: list[_Append]) -> None:
+        """Appends `batch` over the lean connection (redis_io.resp), retrying all of it
+        until Redis answers each (the script makes a repeat of an append return its id)."""
         attempt = 0
         while True:
             try:
+                connection = await self._lean_connection()
+                sha = self._script.sha
+                futures = [
+                    connection.call("EVALSHA", sha, 6, *self._script_call(item)) for item in batch
+                ]
+                async with asyncio.timeout(_REPLY_TIMEOUT_S):
+                    replies = [await future for future in futures]
+                break
+            except (RedisError, OSError, TimeoutError) as exc:
+                # NOSCRIPT (a flushed script cache) too: a new connection loads it again.
+                if self._appender is not None:
+                    self._appender.close()
+                    self._appender = None
+                await self._retry_pause(attempt, exc)
+                attempt += 1
+        for item, (created, entry_id) in zip(batch, replies, strict=True):
+            self._appended(item, created, entry_id)
+
+    async def _lean_connection(self) -> RespConnection:
+        connection = self._appender
+        if connection is None or connection.closed:
+            connection = await RespConnection.open(self._url, _REPLY_TIMEOUT_S)
+            try:
+                await connection.call("SCRIPT", "LOAD", _RECORD_SCRIPT)
+            except BaseException:
+                connection.close()
+                raise
+            self._appender = connection
+        return connection
+
+    async def _append(self, item: _Append) -> None:
+        """Appends one message with redis-py (a cluster or Sentinel URL), retrying until
+        Redis takes it."""
+        attempt = 0
+        while True:
+            try:
+                keys_and_args = self._script_call(item)
                 created, entry_id = await self._script(
-                    keys=[
-                        fingerprint(channel, raw),
-                        stream_key(bot),
-                        BOTS_KEY,
-                        SEQ_KEY,
-                        FIRST_KEY,
-                        ESTABLISHED_KEY,
-                    ],
-                    args=[
-                        SEEN_TTL_MS,
-                        self.max_entries,
-                        self.retention_ms,
-                        channel,
-                        relay_ms,
-                        raw,
-                        bot,
-                        ESTABLISHED_MESSAGES,
-                        int(ESTABLISHED_SPAN_S * 1000),
-                    ],
+                    keys=keys_and_args[:6], args=keys_and_args[6:]
                 )
                 break
             except (RedisError, OSError) as exc:
-                if attempt == 0:
-                    log.warning(
-                        "history append failed (%s); retrying",
-                        exc,
-                        extra={"event": "history_retry", "error": str(exc)},
-                    )
-                await asyncio.sleep(self._backoff.delay(attempt))
+                await self._retry_pause(attempt, exc)
                 attempt += 1
-        entry_id = as_text(entry_id)
+        self._appended(item, created, entry_id)
+
+    def _script_call(self, item: _Append) -> list[Any]:
+        """The record script's six keys, then its nine arguments, for one queued append."""
+        bot, channel, raw, relay_ms, _ = item
+        return [
+            fingerprint(channel, raw),
+            stream_key(bot),
+            BOTS_KEY,
+            SEQ_KEY,
+            FIRST_KEY,
+            ESTABLISHED_KEY,
+            SEEN_TTL_MS,
+            self.max_entries,
+            self.retention_ms,
+            channel,
+            relay_ms,
+            raw,
+            bot,
+            ESTABLISHED_MESSAGES,
+            int(ESTABLISHED_SPAN_S * 1000),
+        ]
+
+    async def _retry_pause(self, attempt: int, exc: BaseException) -> None:
+        if attempt == 0:
+            log.warning(
+                "history append failed (%s); retrying",
+                exc,
+                extra={"event": "history_retry", "error": str(exc)},
+            )
+        await asyncio.sleep(self._backoff.delay(attempt))
+
+    def _appended(self, item: _Append, created: int, raw_id: bytes | str) -> None:
+        """Counts an append and hands its entry id on."""
+        bot, on_recorded = item[0], item[4]
+        entry_id = as_text(raw_id)
         if created:
             self._metrics.history_recorded.inc()
         else:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Final, Protocol
 
 import orjson
@@ -87,6 +88,7 @@ class ClientPeer(WSListener):
         self._violations = 0
         self.transport: WSTransport | None = None
         self._write: Callable[[bytes], None] | None = None
+        self._send_text: Callable[[bytes], None] | None = None
         self._buffer_size: Callable[[], int] | None = None
 
     # --- Peer protocol, used by the hub -------------------------------------------
@@ -102,6 +104,12 @@ class ClientPeer(WSListener):
         """The socket transport's own write, which the hub's fan-out calls directly."""
         assert self._write is not None
         return self._write
+
+    @property
+    def text_sender(self) -> Callable[[bytes], None]:
+        """picows's send of one text frame (a direct send() when nothing is queued)."""
+        assert self._send_text is not None
+        return self._send_text
 
     def buffered_bytes(self) -> int:
         """Bytes written but not yet taken by the kernel."""
@@ -137,6 +145,7 @@ class ClientPeer(WSListener):
         self.transport = transport
         underlying = transport.underlying_transport
         self._write = underlying.write
+        self._send_text = partial(transport.send, WSMsgType.TEXT)
         self._buffer_size = underlying.get_write_buffer_size
         peer = underlying.get_extra_info("peername")
         if peer:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pingpong_relay.frames import text_payloads
+from pingpong_relay.frames import text_frame, text_payloads
 from pingpong_relay.hub import BroadcastResult, Hub
 from pingpong_relay.subscriptions import DEFAULT_SUBSCRIPTION, Subscription
 from pingpong_relay.telemetry.metrics import RelayMetrics
@@ -34,6 +34,14 @@ class FakePeer:
     @property
     def writer(self) -> Callable[[bytes], None]:
         return self.write
+
+    @property
+    def text_sender(self) -> Callable[[bytes], None]:
+        def send(payload: bytes) -> None:
+            self.write(text_frame(payload))  # framed as the WebSocket library frames it
+            self.writes[-1] = payload  # what the hub handed over: its one payload object
+
+        return send
 
     def buffered_bytes(self) -> int:
         return self.buffered

@@ -71,7 +71,8 @@ def test_broadcast_writes_one_frame_object_built_once_to_every_peer(
     frame = peers[0].writes[0]
     for peer in peers:
         assert peer.sent == [PAYLOAD]
-        assert peer.writes[0] is frame  # encoded once, not once per client
+        # Encoded once, not once per client: one frame written, or one payload sent.
+        assert peer.writes[0] is frame
         assert peer.closes == []
     assert sample(metrics, "pingpong_deliveries_total") == 5
     assert sample(metrics, "pingpong_send_failures_total") == 0

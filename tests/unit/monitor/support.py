@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from pingpong_relay.frames import text_payloads
+from pingpong_relay.frames import text_frame, text_payloads
 from pingpong_relay.hub import Hub
 from pingpong_relay.messages import BotMessage, parse_bot_message
 from pingpong_relay.monitor import Monitor
@@ -50,6 +50,10 @@ class FakePeer:
     @property
     def writer(self) -> Callable[[bytes], None]:
         return self.write
+
+    @property
+    def text_sender(self) -> Callable[[bytes], None]:
+        return lambda payload: self.write(text_frame(payload))
 
     def buffered_bytes(self) -> int:
         return 0
