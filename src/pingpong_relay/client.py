@@ -122,7 +122,7 @@ def parse_retry_after(value: str | None) -> float | None:
     """A Retry-After header's seconds, at most MAX_RETRY_AFTER_S; None when there is no
     header or it is not a number of seconds (an HTTP date is not used: the relay sends
     seconds, and a date would need the two clocks to agree)."""
-    if value is None or not _RETRY_AFTER_SECONDS.fullmatch(value.strip()):
+    if value is None or not _RETRY_AFTER_SECONDS.fullmatch(value := value.strip()):
         return None
     return min(float(value), MAX_RETRY_AFTER_S)
 
