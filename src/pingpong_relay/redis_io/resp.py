@@ -1,6 +1,8 @@
-"""A lean Redis connection for the one command the relay sends per message: the history's
-append. Commands are written as they are asked for and replies matched to them in order,
-with hiredis parsing and no client library in between.
+"""A lean Redis connection for what the relay does once per message: the history's append
+and the Pub/Sub subscription. Commands are written as they are asked for and replies
+matched to them in order, or, once `listen`ing, every reply (a subscribed connection's
+messages) handed to one callback as it is parsed, with hiredis and no client library in
+between.
 
 Measured on the hot path (docs/benchmarks.md), redis-py's asyncio client spends about half
 a millisecond of the relay's CPU per command, as much as writing the message to 500
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import hiredis
@@ -42,7 +45,7 @@ class RespConnection(asyncio.Protocol):
 
     A reply that is a Redis error sets redis-py's ResponseError on its future; a lost
     connection fails every unanswered future with redis-py's ConnectionError, and the
-    connection is then `closed` for good (open a new one).
+    connection is then `closed` for good (open a new one); `gone` then holds why.
     """
 
     def __init__(self) -> None:
@@ -50,6 +53,8 @@ class RespConnection(asyncio.Protocol):
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._lost: BaseException | None = None
+        self._on_push: Callable[[Any], None] | None = None
+        self.gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def open(cls, url: str, timeout_s: float) -> RespConnection:
@@ -102,6 +107,17 @@ class RespConnection(asyncio.Protocol):
         self._waiting.append(future)
         return future
 
+    def listen(self, on_push: Callable[[Any], None]) -> None:
+        """From now on every reply goes to `on_push` as it is parsed (a subscribed
+        connection's confirmations, messages and pongs); write with `send`. An exception
+        from `on_push` ends the connection (`gone` says why)."""
+        self._on_push = on_push
+
+    def send(self, *args: Any) -> None:
+        """Writes one command whose replies come to the `listen` callback."""
+        if self._transport is not None and self._lost is None:
+            self._transport.write(hiredis.pack_command(args))
+
     def close(self) -> None:
         """Closes the connection; unanswered calls fail."""
         if self._transport is not None:
@@ -119,6 +135,11 @@ class RespConnection(asyncio.Protocol):
         reader = self._reader
         try:
             reader.feed(data)
+            on_push = self._on_push
+            if on_push is not None:
+                while (reply := reader.gets()) is not False:
+                    on_push(reply)
+                return
             while (reply := reader.gets()) is not False:
                 future = self._waiting.popleft()
                 if future.done():
@@ -132,6 +153,10 @@ class RespConnection(asyncio.Protocol):
             self._fail(RedisConnectionError(f"Redis protocol error: {exc!r}"))
             if self._transport is not None:
                 self._transport.abort()
+        except Exception as exc:  # the listener's: the connection ends, the owner says why
+            self._fail(exc)
+            if self._transport is not None:
+                self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """asyncio: the connection is gone; unanswered calls fail."""
@@ -140,6 +165,8 @@ class RespConnection(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if self._lost is None:
             self._lost = error
+            if not self.gone.done():
+                self.gone.set_result(error)
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():

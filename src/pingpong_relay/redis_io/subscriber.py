@@ -14,6 +14,8 @@ from redis.exceptions import RedisError
 
 from pingpong_relay.backoff import Backoff
 from pingpong_relay.redis_io.clients import redis_client
+from pingpong_relay.redis_io.lean_pubsub import LeanSubscription, SubscriptionLost
+from pingpong_relay.redis_io.resp import lean_url
 from pingpong_relay.tasks import cancel_and_wait
 from pingpong_relay.telemetry.metrics import RelayMetrics
 from pingpong_relay.urls import is_cluster_url, redact_url
@@ -25,12 +27,6 @@ log = logging.getLogger("pingpong_relay.source")
 MessageHandler = Callable[[str, bytes], None]
 # (deaf since, deaf until or None while it lasts), wall-clock seconds
 DeafHandler = Callable[[float, float | None], None]
-
-
-class SubscriptionLost(Exception):
-    """The subscription stopped working without a connection error (Redis did not confirm
-    it, dropped it or left a PING unanswered, or the sharded listener ended); the loop
-    reconnects."""
 
 
 async def _sharded_pubsub(client: Any) -> bool:
@@ -71,6 +67,7 @@ class RedisSource:
         self._channel_set = frozenset(self.channels)
         self._first_pattern: dict[str, str] = {}
         self._on_message = on_message
+        self._lean = lean_url(url)
         self._metrics = metrics
         self._health_interval_s = health_interval_s
         self._backoff = backoff or Backoff()
@@ -150,7 +147,36 @@ class RedisSource:
             )
             await asyncio.sleep(delay)
 
+    # --- what a LeanSubscription needs (lean_pubsub.Subscriber) ---------------------------
+    @property
+    def health_interval_s(self) -> float:
+        """Seconds of silence after which the link is proved with a PING."""
+        return self._health_interval_s
+
+    def deliver(self, channel: str, data: bytes) -> None:
+        """A message on a subscribed channel: to the pipeline."""
+        self._on_message(channel, data)
+
+    def deliver_pattern(self, pattern: str, channel: str, data: bytes) -> None:
+        """A message a pattern matched: to the pipeline, once (see `_owns`)."""
+        if self._owns(channel, pattern):
+            self._on_message(channel, data)
+
+    def verified(self, now: float) -> None:
+        """Redis was heard from at `now` (monotonic seconds)."""
+        self._verified_at = now
+
+    def stopping_now(self) -> bool:
+        """Whether the coming cancellation is a shutdown."""
+        return self._stopping
+
+    # --- one attempt ------------------------------------------------------------------
     async def _subscribe_and_read(self) -> None:
+        if self._lean:
+            # One server: a connection of our own reads each message in the read that
+            # brought it (lean_pubsub); redis-py for a cluster or Sentinel.
+            await LeanSubscription(self).run()
+            return
         client = redis_client(
             self.url,
             socket_connect_timeout=max(1.0, self._health_interval_s),
@@ -175,7 +201,7 @@ class RedisSource:
                 sharded = asyncio.create_task(
                     self._read_sharded(pubsub), name="redis-sharded-reader"
                 )
-            self._mark_subscribed()
+            self.subscribed()
             await self._read(pubsub, sharded)
         finally:
             await cancel_and_wait(sharded)
@@ -207,7 +233,8 @@ class RedisSource:
             else:
                 self._dispatch(kind, message)
 
-    def _mark_subscribed(self) -> None:
+    def subscribed(self) -> None:
+        """Every channel and pattern is confirmed: up (again), and said so."""
         now = time.monotonic()
         self._verified_at = now
         self._subscribed = True
