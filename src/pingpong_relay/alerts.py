@@ -272,11 +272,15 @@ class AlertEngine:
                 # are what catch a bot that stopped sending.
                 active = value is not None and value > threshold
             else:
+                value = max(0.0, now_s - last_seen_s)
+                if value <= rule.timeout_s and rule.name not in state.alerts:
+                    # Within the least timeout it can have, with no alert to resolve: the
+                    # step would do nothing (so the bot's usual interval is not needed).
+                    continue
                 if not interval_read:
                     interval_s = metrics.typical_interval_s(bot, now_s)
                     interval_read = True
                 threshold = rule.timeout_for(interval_s)
-                value = max(0.0, now_s - last_seen_s)
                 active = value > threshold
             self._step(state, rule, bot, active, value, threshold, now_s, events, detail)
         state.last_seen_s = last_seen_s

@@ -5,6 +5,7 @@ server that dies with calls in flight; and the relay's history across a flushed 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import trustme
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from pingpong_relay.redis_io.appender import Appender
 from pingpong_relay.redis_io.resp import RespConnection, lean_url
+from pingpong_relay.telemetry.metrics import RelayMetrics
 from tests.support import RedisServer, RelayFactory, TcpProxy
 
 TIMEOUT_S = 5.0
@@ -144,3 +147,45 @@ async def test_history_survives_a_flushed_script_cache(
     status, body = await relay.get("/history?bot=bot:pingpong/resp&limit=100")
     assert status == 200
     assert [item["data"]["timestamp"] for item in orjson.loads(body)["items"]] == [stamp, stamp + 1]
+
+
+async def test_appends_a_server_stops_answering_are_retried_on_a_new_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that loads the script, then never answers: the watchdog gives up on the
+    connection after the reply timeout, and the append is retried on a new one."""
+    connections = 0
+    third = asyncio.Event()
+    sha = b"0" * 40
+
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 3:
+            third.set()
+        await reader.read(65536)  # SCRIPT LOAD
+        writer.write(b"$40\r\n" + sha + b"\r\n")
+        await reader.read()  # the EVALSHA, then silence until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    metrics = RelayMetrics()
+    redis = aioredis.from_url(url)
+    appender = Appender(
+        url, redis, metrics, retention_ms=60_000, max_entries=10, queue_size=10,
+        reply_timeout_s=0.2,
+    )  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="pingpong_relay.history")
+    appender.start()
+    try:
+        appender.record("bot:pingpong/x", "bot:pingpong", b'{"type":"ping"}', 1, None)
+        await asyncio.wait_for(third.wait(), 30)  # given up on twice, and retried
+    finally:
+        await appender.stop(drain_timeout_s=0.1)
+        await redis.aclose()
+        server.close()
+    retries = [r.getMessage() for r in caplog.records if "history append failed" in r.getMessage()]
+    assert retries == ["history append failed (no reply from Redis within 0.2 s); retrying"]
+    assert metrics.registry.get_sample_value("pingpong_history_recorded_total") == 0

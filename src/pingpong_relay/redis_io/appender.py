@@ -33,7 +33,7 @@ from pingpong_relay.redis_io.history_keys import (
 from pingpong_relay.redis_io.resp import RespConnection, lean_url
 from pingpong_relay.redis_io.subscriber import as_text
 from pingpong_relay.stats import ESTABLISHED_MESSAGES, ESTABLISHED_SPAN_S
-from pingpong_relay.tasks import drain_then_cancel
+from pingpong_relay.tasks import cancel_and_wait, drain_then_cancel
 from pingpong_relay.telemetry.metrics import RelayMetrics
 
 __all__ = ["APPEND_BATCH", "Appender", "Recorded", "fingerprint"]
@@ -108,6 +108,7 @@ class Appender:
         retention_ms: int,
         max_entries: int,
         queue_size: int,
+        reply_timeout_s: float = _REPLY_TIMEOUT_S,
     ) -> None:
         self._url = url
         self._lean = lean_url(url)
@@ -118,7 +119,9 @@ class Appender:
         self.retention_ms = retention_ms
         self.max_entries = max_entries
         self._queue: asyncio.Queue[_Append] = asyncio.Queue(maxsize=queue_size)
+        self._reply_timeout_s = reply_timeout_s
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._backoff = Backoff(base_s=0.1, cap_s=5.0)
 
     def record(
@@ -134,14 +137,17 @@ class Appender:
         self._queue.put_nowait((bot, channel, raw, relay_ms, on_recorded))
 
     def start(self) -> None:
-        """Starts the worker on the running loop."""
+        """Starts the worker, and its watchdog, on the running loop."""
         self._task = asyncio.create_task(self._run(), name="history-recorder")
+        self._watchdog = asyncio.create_task(self._watch(), name="history-watchdog")
 
     async def stop(self, drain_timeout_s: float) -> None:
         """Gives queued messages up to `drain_timeout_s` seconds to be appended, then stops
         the worker and closes its connection."""
         await drain_then_cancel(self._queue, self._task, drain_timeout_s)
         self._task = None
+        await cancel_and_wait(self._watchdog)
+        self._watchdog = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -174,10 +180,10 @@ class Appender:
                 futures = [
                     connection.call("EVALSHA", sha, 6, *self._script_call(item)) for item in batch
                 ]
-                async with asyncio.timeout(_REPLY_TIMEOUT_S):
-                    replies = [await future for future in futures]
+                # A server that stops answering: _watch closes the connection.
+                replies = [await future for future in futures]
                 break
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, OSError) as exc:
                 # NOSCRIPT (a flushed script cache) too: a new connection loads it again.
                 if self._connection is not None:
                     self._connection.close()
@@ -187,12 +193,24 @@ class Appender:
         for item, (created, entry_id) in zip(batch, replies, strict=True):
             self._appended(item, created, entry_id)
 
+    async def _watch(self) -> None:
+        """Closes a lean connection whose server has not answered for the reply timeout (its
+        calls fail, and the batch is retried on a new one): one timer for the connection,
+        not one per append."""
+        timeout_s = self._reply_timeout_s
+        while True:
+            await asyncio.sleep(timeout_s / 4)
+            connection = self._connection
+            if connection is not None and connection.unanswered_s() > timeout_s:
+                connection.close(f"no reply from Redis within {timeout_s:g} s")
+
     async def _lean_connection(self) -> RespConnection:
         connection = self._connection
         if connection is None or connection.closed:
-            connection = await RespConnection.open(self._url, _REPLY_TIMEOUT_S)
+            connection = await RespConnection.open(self._url, self._reply_timeout_s)
             try:
-                await connection.call("SCRIPT", "LOAD", _RECORD_SCRIPT)
+                async with asyncio.timeout(self._reply_timeout_s):
+                    await connection.call("SCRIPT", "LOAD", _RECORD_SCRIPT)
             except BaseException:
                 connection.close()
                 raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable
 from typing import Any, Final, cast
 
@@ -54,6 +55,8 @@ class RespConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._lost: BaseException | None = None
         self._on_push: Callable[[Any], None] | None = None
+        # When the calls waiting last made progress (a reply, or a call into an empty queue).
+        self._progress_at = time.monotonic()
         self.gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -104,8 +107,14 @@ class RespConnection(asyncio.Protocol):
             future.set_exception(RedisConnectionError(f"not connected: {self._lost}"))
             return future
         self._transport.write(hiredis.pack_command(args))
+        if not self._waiting:
+            self._progress_at = time.monotonic()
         self._waiting.append(future)
         return future
+
+    def unanswered_s(self) -> float:
+        """Seconds the oldest unanswered call has gone without a reply (0: none waits)."""
+        return time.monotonic() - self._progress_at if self._waiting else 0.0
 
     def listen(self, on_push: Callable[[Any], None]) -> None:
         """From now on every reply goes to `on_push` as it is parsed (a subscribed
@@ -118,11 +127,11 @@ class RespConnection(asyncio.Protocol):
         if self._transport is not None and self._lost is None:
             self._transport.write(hiredis.pack_command(args))
 
-    def close(self) -> None:
-        """Closes the connection; unanswered calls fail."""
+    def close(self, why: str = "connection closed") -> None:
+        """Closes the connection; unanswered calls fail with `why`."""
         if self._transport is not None:
             self._transport.close()
-        self._fail(RedisConnectionError("connection closed"))
+        self._fail(RedisConnectionError(why))
 
     # --- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -141,6 +150,7 @@ class RespConnection(asyncio.Protocol):
                     on_push(reply)
                 return
             while (reply := reader.gets()) is not False:
+                self._progress_at = time.monotonic()
                 future = self._waiting.popleft()
                 if future.done():
                     continue  # its caller stopped waiting (cancelled)
