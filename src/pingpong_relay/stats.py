@@ -100,9 +100,9 @@ class WindowedStats:
             elif is_pong:
                 slot.pong += 1
             if latency_ms is not None:
-                slot.latency.insert_keyed(latency_ms, latency_key)
+                ring.insert(slot, "latency", latency_ms, latency_key)
             if interval_ms is not None:
-                slot.interval.insert_keyed(interval_ms, interval_key)
+                ring.insert(slot, "interval", interval_ms, interval_key)
             if transit_ms is not None:
                 slot.transit.insert_keyed(transit_ms, transit_key)
             elif skewed_ms is not None:

@@ -55,24 +55,25 @@ class Slot:
 class Ring:
     """SLOTS_PER_WINDOW slots of width window / SLOTS_PER_WINDOW, recycled as time passes.
 
-    `merged` keeps, per histogram, what the live slots before the newest add up to: only
-    the newest slot takes new values, so until time moves to the next slot a query merges
-    two histograms rather than up to SLOTS_PER_WINDOW (alert rules ask on every message).
+    `merged` keeps what the live slots' histograms of one name add up to, and `insert`
+    keeps that sum up to date as values arrive, until time moves to the next slot: alert
+    rules ask for a quantile on every message, and then read one histogram instead of
+    merging up to SLOTS_PER_WINDOW.
     """
 
-    __slots__ = ("_older", "slots", "width_s")
+    __slots__ = ("_sums", "slots", "width_s")
 
     def __init__(self, window_s: float) -> None:
         self.width_s = window_s / SLOTS_PER_WINDOW
         self.slots: list[Slot | None] = [None] * SLOTS_PER_WINDOW
-        # histogram name -> (newest slot index, merged histograms of the live slots before it)
-        self._older: dict[str, tuple[int, LogHistogram]] = {}
+        # histogram name -> (newest slot index, the live slots' histograms merged)
+        self._sums: dict[str, tuple[int, LogHistogram]] = {}
 
     def slot_for(self, now_s: float) -> Slot:
         """The slot that takes values received at `now_s`, emptied if it held older ones."""
         index = int(now_s // self.width_s)
-        if self._older and any(index < newest for newest, _ in self._older.values()):
-            self._older.clear()  # a value for a slot already summed up (a clock stepped back)
+        if self._sums and any(index < newest for newest, _ in self._sums.values()):
+            self._sums.clear()  # a value for a slot already summed up (a clock stepped back)
         position = index % SLOTS_PER_WINDOW
         slot = self.slots[position]
         if slot is None:
@@ -81,6 +82,13 @@ class Ring:
             slot.reset(index)
         return slot
 
+    def insert(self, slot: Slot, name: str, value: float, key: int) -> None:
+        """Adds `value` (bucket `key`) to `slot`'s histogram `name`, and to the kept sum."""
+        getattr(slot, name).insert_keyed(value, key)
+        summed = self._sums.get(name)
+        if summed is not None and summed[0] == slot.index:
+            summed[1].insert_keyed(value, key)
+
     def live(self, now_s: float) -> list[Slot]:
         """The slots whose start lies in (now − window, now]."""
         newest = int(now_s // self.width_s)
@@ -88,19 +96,15 @@ class Ring:
         return [s for s in self.slots if s is not None and oldest <= s.index <= newest]
 
     def merged(self, now_s: float, name: str) -> LogHistogram:
-        """The live slots' histograms `name` ("latency", "interval") merged into a new one."""
+        """The live slots' histograms `name` ("latency", "interval") merged: kept, so read
+        it and do not change it."""
         newest = int(now_s // self.width_s)
-        cached = self._older.get(name)
-        if cached is None or cached[0] != newest:
-            older = LogHistogram()
+        summed = self._sums.get(name)
+        if summed is None or summed[0] != newest:
+            merged = LogHistogram()
             oldest = newest - SLOTS_PER_WINDOW + 1
             for slot in self.slots:
-                if slot is not None and oldest <= slot.index < newest:
-                    older.merge(getattr(slot, name))
-            cached = self._older[name] = (newest, older)
-        merged = LogHistogram()
-        merged.merge(cached[1])
-        current = self.slots[newest % SLOTS_PER_WINDOW]
-        if current is not None and current.index == newest:
-            merged.merge(getattr(current, name))
-        return merged
+                if slot is not None and oldest <= slot.index <= newest:
+                    merged.merge(getattr(slot, name))
+            summed = self._sums[name] = (newest, merged)
+        return summed[1]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pingpong_relay.histogram import LogHistogram
+from pingpong_relay.histogram import LogHistogram, bucket_key
 from pingpong_relay.time_slots import Ring
 
 # (seconds to move the clock by, a latency or None for a query): steps back included, as a
@@ -18,6 +18,11 @@ STEPS = st.lists(
     ),
     max_size=80,
 )
+
+
+def add(ring: Ring, now_s: float, latency: float) -> None:
+    """As WindowedStats.record adds a latency."""
+    ring.insert(ring.slot_for(now_s), "latency", latency, bucket_key(latency))
 
 
 def naive(ring: Ring, now_s: float) -> LogHistogram:
@@ -41,16 +46,16 @@ def test_merged_is_always_what_the_live_slots_add_up_to(
             for q in (0.0, 0.5, 0.95, 1.0):
                 assert got.quantile(q) == want.quantile(q)
         else:
-            ring.slot_for(now_s).latency.add(latency)
+            add(ring, now_s, latency)
 
 
-def test_a_query_merges_two_histograms_until_time_moves_on() -> None:
+def test_the_sum_follows_new_values_until_time_moves_on() -> None:
     ring = Ring(60.0)
     for second in range(30):
-        ring.slot_for(1_000.0 + second).latency.add(float(second))
+        add(ring, 1_000.0 + second, float(second))
     first = ring.merged(1_029.5, "latency")
     assert first.quantile(1.0) == pytest.approx(29.0, rel=0.03)  # within a bucket
-    ring.slot_for(1_029.6).latency.add(500.0)  # the newest slot: not in the cached part
+    add(ring, 1_029.6, 500.0)  # into the newest slot: the kept sum follows
     assert ring.merged(1_029.7, "latency").quantile(1.0) == 500.0  # the largest is exact
     assert ring.merged(1_029.7, "latency").quantile(0.0) == 0.0
     # 59 s on, only the newest slot (29 and 500) is left in the window; a second later, none.
