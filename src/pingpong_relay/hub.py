@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from pingpong_relay.audience import Audience, Group, Peer
-from pingpong_relay.fanout import BroadcastResult, FanOut, SlowClientPolicy
+from pingpong_relay.fanout import BroadcastResult, FanOut, FanOutMetrics, SlowClientPolicy
 from pingpong_relay.frames import text_frame
 from pingpong_relay.histogram import LogHistogram
 from pingpong_relay.instruments import Counter, Gauge, Histogram
@@ -37,8 +37,9 @@ def _client_id_factory(worker: int | None = None) -> Callable[[], str]:
     return lambda: f"CLIENT-{time.time_ns() // 1_000_000}-{prefix}{next(sequence)}"
 
 
-class HubMetrics(Protocol):
-    """What the hub counts (`telemetry.metrics.RelayMetrics` has these and more)."""
+class HubMetrics(FanOutMetrics, Protocol):
+    """What the hub counts (`telemetry.metrics.RelayMetrics` has these and more): the
+    fan-out's counts, and these."""
 
     @property
     def connections_total(self) -> Counter:
@@ -47,22 +48,6 @@ class HubMetrics(Protocol):
     @property
     def clients_connected(self) -> Gauge:
         """Set to the number of clients connected whenever one joins or leaves."""
-
-    @property
-    def deliveries(self) -> Counter:
-        """Counts messages written to client sockets (each message once per client)."""
-
-    @property
-    def send_failures(self) -> Counter:
-        """Counts writes to a client socket that failed (the client is dropped)."""
-
-    @property
-    def slow_client_closes(self) -> Counter:
-        """Counts clients closed because their unsent data passed the buffer limit."""
-
-    @property
-    def conflated(self) -> Counter:
-        """Counts messages a backed-up client skipped for a newer one of the same key."""
 
     @property
     def relay_latency(self) -> Histogram:
