@@ -98,7 +98,7 @@ class LeanSubscription:
         """Until the connection is gone, something woke us, or `timeout_s`; raises if over."""
         if not self._wake.done():
             waits: list[asyncio.Future[Any]] = [connection.gone, self._wake]
-            await asyncio.wait(waits, timeout=timeout_s)
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if self._wake.done():
             self._wake = asyncio.get_running_loop().create_future()
         if self._dropped is not None:
