@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+from pingpong_relay.http.openapi import openapi_json
 from pingpong_relay.protocol_docs import codes_table, markdown
 from pingpong_relay.settings_flags import markdown_reference
 from pingpong_relay.status_codes import CLOSE_CODES, HTTP_STATUSES, UPGRADE_STATUSES
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PROTOCOL = DOCS / "protocol.md"
+OPENAPI = DOCS / "openapi.json"
 # The page that holds each generated section, between `<!-- name:start … -->` and
 # `<!-- name:end -->`; the prose around it is written by hand.
 SECTION_FILES: dict[str, Path] = {
@@ -56,14 +58,16 @@ def rendered(path: Path, text: str) -> str:
 
 
 def main() -> None:
-    """Writes every page's generated sections, and docs/protocol.md."""
+    """Writes every page's generated sections, docs/protocol.md and docs/openapi.json."""
     pages = sorted(set(SECTION_FILES.values()))
     for page in pages:
         page.write_text(rendered(page, page.read_text(encoding="utf-8")), encoding="utf-8")
     PROTOCOL.parent.mkdir(exist_ok=True)
     PROTOCOL.write_text(markdown(), encoding="utf-8")
+    OPENAPI.write_text(openapi_json(), encoding="utf-8")
     names = ", ".join(str(page.relative_to(ROOT)) for page in pages)
-    sys.stdout.write(f"wrote the generated sections of {names}, and {PROTOCOL.relative_to(ROOT)}\n")
+    written = f"{PROTOCOL.relative_to(ROOT)} and {OPENAPI.relative_to(ROOT)}"
+    sys.stdout.write(f"wrote the generated sections of {names}, {written}\n")
 
 
 if __name__ == "__main__":

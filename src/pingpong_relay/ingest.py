@@ -27,6 +27,7 @@ __all__ = [
     "MAX_REASON_CHARS",
     "PING_PREFIX",
     "PUSH_PREFIX",
+    "PUSH_TOKEN_PATTERN",
     "REPORTED_STATUSES",
     "VIA_VALUES",
     "IngestError",
@@ -64,7 +65,9 @@ INGEST_REJECT_REASONS: Final = (
 )
 # A token is a secret in a URL: long enough not to be guessed, and nothing that needs
 # escaping in a path. A Healthchecks uuid (36 characters) is one.
-_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# A push token: what `push add` issues (a uuid fits too).
+PUSH_TOKEN_PATTERN: Final = r"[A-Za-z0-9_-]{16,128}"
+_TOKEN: Final = re.compile(PUSH_TOKEN_PATTERN)
 
 
 class IngestError(ValueError):

@@ -17,7 +17,9 @@ from typing import Any, Final
 from pingpong_relay.parsing import parse_duration
 
 __all__ = [
+    "MAX_COMMENT_CHARS",
     "MAX_MUTE_S",
+    "MAX_PATTERNS",
     "Mute",
     "MuteError",
     "covering",
@@ -26,8 +28,8 @@ __all__ = [
 ]
 
 MAX_MUTE_S: Final = 366 * 86400.0  # a year: a longer mute is a forgotten one
-_MAX_PATTERNS: Final = 100
-_MAX_COMMENT_CHARS: Final = 1000
+MAX_PATTERNS: Final = 100
+MAX_COMMENT_CHARS: Final = 1000
 _FIELDS: Final = frozenset({"bots", "rules", "duration", "starts_at", "ends_at", "comment"})
 
 
@@ -118,8 +120,8 @@ def _patterns(body: Mapping[str, Any], field: str, required: bool) -> tuple[str,
         raise MuteError(field, "must be a list of non-empty strings")
     if required and not value:
         raise MuteError(field, "must name at least one bot pattern")
-    if len(value) > _MAX_PATTERNS:
-        raise MuteError(field, f"at most {_MAX_PATTERNS} entries")
+    if len(value) > MAX_PATTERNS:
+        raise MuteError(field, f"at most {MAX_PATTERNS} entries")
     return tuple(p.strip() for p in value)
 
 
@@ -184,6 +186,6 @@ def mute_from_body(body: Any, *, mute_id: str, now_s: float, created_by: str = "
     comment = body.get("comment", "")
     if not isinstance(comment, str):
         raise MuteError("comment", "must be a string")
-    if len(comment) > _MAX_COMMENT_CHARS:
-        raise MuteError("comment", f"at most {_MAX_COMMENT_CHARS} characters")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise MuteError("comment", f"at most {MAX_COMMENT_CHARS} characters")
     return Mute(mute_id, bots, rules, starts, ends, comment, created_by, now_s)

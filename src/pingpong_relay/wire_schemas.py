@@ -30,7 +30,7 @@ from pingpong_relay.wire_types import (
     STATUS_EVENT_TYPE,
 )
 
-__all__ = ["incoming_schemas", "outgoing_schemas"]
+__all__ = ["WINDOW_STATS", "incoming_schemas", "outgoing_schemas", "quantiles"]
 
 _STATUSES: Final = get_args(Status)
 
@@ -95,7 +95,8 @@ def _const(value: str) -> dict[str, Any]:
     return {"type": "string", "const": value}
 
 
-def _quantiles(*names: str) -> dict[str, Any]:
+def quantiles(*names: str) -> dict[str, Any]:
+    """An object of these figures, each a number or null (no values in the window)."""
     return {
         "type": "object",
         "properties": {name: _NULLABLE_NUMBER for name in names},
@@ -119,7 +120,7 @@ _SUBSCRIPTION = {
     "required": ["types", "bots", "events"],
     "additionalProperties": False,
 }
-_WINDOW_STATS = {
+WINDOW_STATS = {
     "type": "object",
     "properties": {
         "window": {"type": "string"},
@@ -127,10 +128,10 @@ _WINDOW_STATS = {
         "ping": {"type": "integer"},
         "pong": {"type": "integer"},
         "rate_per_s": {"type": "number"},
-        "latency_ms": _quantiles("min", "mean", "p50", "p95", "p99", "max"),
-        "interval_ms": _quantiles("min", "mean", "p50", "p95", "max"),
+        "latency_ms": quantiles("min", "mean", "p50", "p95", "p99", "max"),
+        "interval_ms": quantiles("min", "mean", "p50", "p95", "max"),
         "transit_ms": {
-            **_quantiles("min", "mean", "p50", "p95", "p99", "max"),
+            **quantiles("min", "mean", "p50", "p95", "p99", "max"),
             "description": "bot timestamp to relay receipt; `negative` counts clock skew",
         },
         "clock_skew": {
@@ -265,7 +266,7 @@ def _bot_stats() -> dict[str, Any]:
         type=_const(STATS_TYPE),
         bot={"type": "string"},
         generated_at_ms=_MS,
-        windows={"type": "object", "additionalProperties": _WINDOW_STATS},
+        windows={"type": "object", "additionalProperties": WINDOW_STATS},
     )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pingpong_relay.http.checks import params
 from pingpong_relay.http.responses import error, json_response, unknown_bot
 from pingpong_relay.http.state import STATE, known, visible
-from pingpong_relay.rollups import ANALYTICS_WINDOWS
 
 __all__ = ["analytics"]
 
@@ -17,12 +17,8 @@ async def analytics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.rollups is None:
         return error(404, "history_off", "history is off (--history-retention 0)")
-    window = request.query.get("window", "24h")
-    if window not in ANALYTICS_WINDOWS:
-        return error(400, "bad_window", f"window must be one of {', '.join(ANALYTICS_WINDOWS)}")
-    bot = request.query.get("bot")
-    if not bot:
-        return error(400, "bot_required", "name the bot: /analytics?bot=ID&window=…")
+    query = params(request)  # checked by the contract: a known window, a bot named
+    window, bot = query["window"], query["bot"]
     if not visible(request, bot) or not await known(state, bot):
         return unknown_bot(request, bot)
     return json_response(await state.rollups.analytics(bot, window, state.silence_ms))

@@ -12,17 +12,20 @@ from pingpong_relay.asyncapi import asyncapi
 from pingpong_relay.auth import Authenticator
 from pingpong_relay.http.alerts import alerts
 from pingpong_relay.http.analytics import analytics
+from pingpong_relay.http.checks import check_contract, errors_as_json
 from pingpong_relay.http.guard import security_headers
 from pingpong_relay.http.health import healthz
 from pingpong_relay.http.history import history_page
 from pingpong_relay.http.metrics import metrics
 from pingpong_relay.http.middleware import MUTES_PATH, access_guard, add_security_headers
 from pingpong_relay.http.mutes import add_mute, expire_mute, list_mutes
+from pingpong_relay.http.openapi import openapi_document
 from pingpong_relay.http.pages import (
     DASHBOARD_DIR,
     asyncapi_document,
     dashboard,
     dashboard_settings,
+    openapi_json,
 )
 from pingpong_relay.http.public import (
     PUBLIC,
@@ -67,7 +70,7 @@ def build_app(
     name the relay; `refused(reason, detail)` is told of every request refused for one;
     `public_bots` (patterns) are shown on /status and by badges without a token; `push`
     (None: none) serves the push and ping URLs."""
-    app = web.Application(middlewares=[access_guard])
+    app = web.Application(middlewares=[errors_as_json, access_guard, check_contract])
     app[STATE] = PlaneState(
         health=health,
         render_metrics=render_metrics,
@@ -77,6 +80,9 @@ def build_app(
         silence_ms=silence_ms,
         dashboard_config=dashboard_config,
         asyncapi_document=orjson.dumps(asyncapi()),
+        openapi_document=orjson.dumps(
+            openapi_document(auth=authenticate is not None, operator_credential=bool(metrics_token))
+        ),
         headers=security_headers(frame_ancestors),
         access=Access(hosts, authenticate, metrics_token, refused),
         mutes=mutes,
@@ -84,6 +90,7 @@ def build_app(
     app[PUBLIC] = PublicStatus(public_bots)
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/asyncapi.json", asyncapi_document)
+    app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/", dashboard)
     app.router.add_get("/dashboard/config.json", dashboard_settings)
     app.router.add_static("/dashboard/", DASHBOARD_DIR, append_version=False)
@@ -101,6 +108,5 @@ def build_app(
     app.router.add_get(MUTES_PATH, list_mutes)
     app.router.add_post(MUTES_PATH, add_mute)
     app.router.add_delete(MUTES_PATH + "/{id}", expire_mute)
-    if push is not None:
-        add_push_routes(app, push)
+    add_push_routes(app, push)
     return app

@@ -10,12 +10,12 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
+from pingpong_relay.http.checks import params
 from pingpong_relay.http.guard import csv_cell
 from pingpong_relay.http.responses import built_json, error, unknown_bot
 from pingpong_relay.http.state import STATE, known, scoped, visible
-from pingpong_relay.redis_io.history import MAX_PAGE
 from pingpong_relay.replay import Entry
-from pingpong_relay.subscriptions import CommandError, parse_position
+from pingpong_relay.subscriptions import parse_position
 
 __all__ = ["CSV_COLUMNS", "csv_page", "history_page"]
 
@@ -28,21 +28,13 @@ async def history_page(request: web.Request) -> web.Response:
     history = request.app[STATE].history
     if history is None:
         return error(404, "history_off", "history is off (--history-retention 0)")
-    query = request.query
-    try:
-        limit = int(query.get("limit", "1000"))
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValueError
-    except ValueError:
-        return error(400, "bad_limit", f"limit must be a whole number from 1 to {MAX_PAGE}")
-    try:
-        start = parse_position(query["since"], end=False) if "since" in query else "-"
-        end = parse_position(query["until"], end=True) if "until" in query else "+"
-        if "after" in query:  # the cursor of the previous page: exclusive
-            start = "(" + parse_position(query["after"], end=False)
-    except CommandError as exc:
-        return error(400, "bad_position", exc.message)
-    bot = query.get("bot") or None
+    query = params(request)  # checked by the contract: positions, limit, format
+    limit: int = query["limit"]
+    start = parse_position(query["since"], end=False) if "since" in query else "-"
+    end = parse_position(query["until"], end=True) if "until" in query else "+"
+    if "after" in query:  # the cursor of the previous page: exclusive
+        start = "(" + parse_position(query["after"], end=False)
+    bot = query.get("bot")
     if bot is not None and not visible(request, bot):
         return unknown_bot(request, bot)
     if bot:
@@ -57,7 +49,7 @@ async def history_page(request: web.Request) -> web.Response:
         entries = await history.read_all(start, end, limit + 1, only)
     page, more = entries[:limit], len(entries) > limit
     cursor = page[-1].id if more and page else None
-    if query.get("format") == "csv":
+    if query["format"] == "csv":
         return web.Response(
             text=await asyncio.to_thread(csv_page, page),
             content_type="text/csv",

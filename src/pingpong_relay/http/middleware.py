@@ -43,7 +43,9 @@ ENDPOINT_EVENTS: Final = {
 }
 MUTES_PATH: Final = "/api/mutes"
 # Paths that carry no bot data, open whatever the auth mode: the page asks for a token.
-OPEN_PATHS: Final = frozenset({"/", "/healthz", "/dashboard/config.json", "/asyncapi.json"})
+OPEN_PATHS: Final = frozenset(
+    {"/", "/healthz", "/dashboard/config.json", "/asyncapi.json", "/openapi.json"}
+)
 # The public status page: open whatever the auth mode, it shows only --public-bots' bots.
 PUBLIC_PATHS: Final = frozenset({"/status", "/status.json"})
 # Badges: open for a public bot; for any other, a data endpoint like /bots.
@@ -164,7 +166,6 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     if path in OPEN_PATHS or path in PUBLIC_PATHS or path.startswith("/dashboard/"):
         return await handler(request)
     if is_push_path(path):  # the token in the path is the credential
-        return await handler(request)
         return await handler(request)
     if path in BADGE_PATHS and request.app[PUBLIC].covers(request.query.get("bot", "")):
         return await handler(request)

@@ -9,6 +9,8 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from pingpong_relay.http.checks import operation
+from pingpong_relay.http.contract import ContractError, check_body
 from pingpong_relay.http.responses import error, json_response, where_from
 from pingpong_relay.http.state import STATE, granted
 from pingpong_relay.mutes import MuteError, mute_from_body, split_mutes
@@ -45,6 +47,10 @@ async def add_mute(request: web.Request) -> web.Response:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise MuteError("body", "is not JSON") from None
+        try:
+            check_body(operation(request), body)
+        except ContractError as exc:
+            raise MuteError(exc.name, exc.message.removeprefix(f"{exc.name}: ")) from None
         grant = granted(request)
         mute = mute_from_body(
             body,

@@ -1,4 +1,4 @@
-"""The dashboard (page, settings, static assets) and the AsyncAPI document: no bot data."""
+"""The dashboard (page, settings, static assets) and the two API documents: no bot data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from aiohttp import web
 from pingpong_relay.http.responses import json_response
 from pingpong_relay.http.state import STATE
 
-__all__ = ["DASHBOARD_DIR", "asyncapi_document", "dashboard", "dashboard_settings"]
+__all__ = [
+    "DASHBOARD_DIR",
+    "asyncapi_document",
+    "dashboard",
+    "dashboard_settings",
+    "openapi_json",
+]
 
 # The dashboard: static files, no build step, nothing fetched from outside the relay.
 DASHBOARD_DIR: Final = Path(__file__).parent / "dashboard"
@@ -29,3 +35,8 @@ async def dashboard_settings(request: web.Request) -> web.Response:
 async def asyncapi_document(request: web.Request) -> web.Response:
     """/asyncapi.json: the data plane's protocol as an AsyncAPI document."""
     return web.Response(body=request.app[STATE].asyncapi_document, content_type="application/json")
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """/openapi.json: the HTTP plane's contract, as this relay is configured (auth, tokens)."""
+    return web.Response(body=request.app[STATE].openapi_document, content_type="application/json")

@@ -10,6 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from pingpong_relay.badges import Badge, bot_badge
+from pingpong_relay.http.checks import params
 from pingpong_relay.http.responses import error, json_response, unknown_bot
 from pingpong_relay.http.state import STATE, PlaneState, visible
 from pingpong_relay.public_status import (
@@ -93,16 +94,15 @@ def _latency_ms(state: PlaneState, bot: str) -> float | None:
 def _badge(request: web.Request) -> tuple[str, Badge | None]:
     """The bot asked for and its badge; None when the asker may not know of the bot (the
     guard let a public bot through without a token, and checked the token for the rest)."""
-    bot = request.query.get("bot", "")
+    query = params(request)
+    bot = query["bot"]
     if not visible(request, bot):
         return bot, None
     state = request.app[STATE]
     status = state.monitor.statuses().get(bot)
     if status is None:
         return bot, None
-    return bot, bot_badge(
-        bot, status["status"], _latency_ms(state, bot), request.query.get("label")
-    )
+    return bot, bot_badge(bot, status["status"], _latency_ms(state, bot), query.get("label"))
 
 
 def _cached(request: web.Request, badge: Badge, response: web.Response) -> web.Response:
@@ -117,12 +117,10 @@ def _cached(request: web.Request, badge: Badge, response: web.Response) -> web.R
 async def badge_svg(request: web.Request) -> web.Response:
     """/badge.svg?bot=ID[&label=TEXT]: a Shields-style badge. An unknown bot (or one the
     token does not cover) gets a grey "unknown" badge with 404, so a README shows a badge."""
-    if not request.query.get("bot"):
-        return error(400, "bot_required", "name the bot: /badge.svg?bot=ID")
     bot, badge = _badge(request)
     if badge is None:
         unknown_bot(request, bot)  # counted and logged as /badge.json's refusal is
-        grey = bot_badge(bot, None, None, request.query.get("label"))
+        grey = bot_badge(bot, None, None, params(request).get("label"))
         response = web.Response(text=grey.svg(), status=404, content_type="image/svg+xml")
         response.headers["Cache-Control"] = "no-cache"
         return response
@@ -133,8 +131,6 @@ async def badge_svg(request: web.Request) -> web.Response:
 async def badge_json(request: web.Request) -> web.Response:
     """/badge.json?bot=ID[&label=TEXT]: the badge in the Shields.io endpoint schema; 404 in
     the plane's error shape for a bot unknown or not covered by the token."""
-    if not request.query.get("bot"):
-        return error(400, "bot_required", "name the bot: /badge.json?bot=ID")
     bot, badge = _badge(request)
     if badge is None:
         return unknown_bot(request, bot)

@@ -13,6 +13,7 @@ from typing import Any, Final
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from pingpong_relay.http.contract import ContractError
 from pingpong_relay.http.responses import json_response
 from pingpong_relay.ingest import (
     PING_PREFIX,
@@ -30,7 +31,7 @@ from pingpong_relay.limits import BotRateLimiter
 from pingpong_relay.origins import normalise_ip
 from pingpong_relay.redis_io.push_tokens import PushTokens
 
-__all__ = ["PUSH", "PushPlane", "add_push_routes"]
+__all__ = ["PUSH", "PushPlane", "add_push_routes", "push_contract_refusal"]
 
 # A failed job's output may follow in the body; its first line is the reason.
 MAX_BODY_BYTES: Final = 10_000
@@ -81,9 +82,9 @@ class PushPlane:
 PUSH: Final = web.AppKey("push", PushPlane)
 
 
-def _refusal(refused: Refused, via: Via) -> web.Response:
+def _refusal(refused: Refused, via: Via, **extra: str) -> web.Response:
     """The shared error shape; Uptime Kuma's clients also read `ok` and `msg`."""
-    body: dict[str, Any] = {"error": refused.reason, "message": str(refused)}
+    body: dict[str, Any] = {"error": refused.reason, "message": str(refused), **extra}
     if via == "push":
         body = {"ok": False, "msg": str(refused), **body}
     response = json_response(body, refused.status)
@@ -101,10 +102,34 @@ async def _report(plane: PushPlane, bot: str, report: Report, via: Via) -> web.R
     return None
 
 
+def _via(request: web.Request) -> Via:
+    return "push" if request.path.startswith(PUSH_PREFIX) else "healthchecks"
+
+
+def _plane(request: web.Request) -> PushPlane:
+    """The push plane; Refused (404, push_off) on a relay that serves none."""
+    plane = request.app.get(PUSH)
+    if plane is None:
+        raise Refused("push_off", "this relay serves no push or ping URLs (no Redis to push to)")
+    return plane
+
+
+def push_contract_refusal(request: web.Request, refused: ContractError) -> web.Response:
+    """A push or ping request the contract refuses: 400 in the push shape, counted by the
+    inlet as malformed (the detail names the parameter, never the token's value)."""
+    via = _via(request)
+    message = refused.message
+    try:
+        answer = _plane(request).inlet.refuse(via, "malformed", message)
+    except Refused as off:
+        answer = off
+    return _refusal(answer, via, parameter=refused.name)
+
+
 async def kuma_push(request: web.Request) -> web.Response:
     """GET or POST /api/push/<token>?status=up|down&msg=…&ping=<ms>: `{"ok": true}`."""
-    plane = request.app[PUSH]
     try:
+        plane = _plane(request)
         _, bot = await plane.admit(request, "push")
         try:
             report = kuma_report(request.query)
@@ -119,9 +144,9 @@ async def healthchecks_ping(request: web.Request) -> web.Response:
     """GET, HEAD or POST /ping/<uuid>[/start|/fail|/<exit status>]: "OK". A `start` opens a
     run (shared by every relay through Redis); the next success or failure reports its
     duration. A POST body's first line is a failure's reason."""
-    plane = request.app[PUSH]
     signal = request.match_info.get("signal", "")
     try:
+        plane = _plane(request)
         token, bot = await plane.admit(request, "healthchecks")
         body = await request.content.read(MAX_BODY_BYTES) if request.can_read_body else b""
         now_ms = plane.inlet.now_ms()
@@ -148,9 +173,11 @@ async def _run_start(plane: PushPlane, token: str, signal: str, now_ms: int) -> 
         ) from None
 
 
-def add_push_routes(app: web.Application, plane: PushPlane) -> None:
-    """The push and ping routes, on an app whose guard lets their paths through."""
-    app[PUSH] = plane
+def add_push_routes(app: web.Application, plane: PushPlane | None) -> None:
+    """The push and ping routes, on an app whose guard lets their paths through; without
+    a plane (None) they answer 404 push_off in the push shape."""
+    if plane is not None:
+        app[PUSH] = plane
     for path, handler in (
         (PUSH_PREFIX + "{token}", kuma_push),
         (PING_PREFIX + "{token}", healthchecks_ping),

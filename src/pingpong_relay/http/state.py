@@ -51,6 +51,7 @@ class PlaneState:
     silence_ms: int
     dashboard_config: Callable[[], dict[str, Any]]
     asyncapi_document: bytes  # built once: it only changes with the code
+    openapi_document: bytes  # built once: it changes with the code and the auth settings
     headers: dict[str, str]  # the security headers every response carries
     access: Access
     mutes: MuteStore | None = None  # None: no mute API (a plane without the relay's Redis)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pingpong_relay.defaults import WINDOWS
-from pingpong_relay.http.responses import error, large_json, unknown_bot
+from pingpong_relay.http.checks import params
+from pingpong_relay.http.responses import large_json, unknown_bot
 from pingpong_relay.http.state import STATE, scoped, visible
 
 __all__ = ["bots", "stats"]
 
 
 async def stats(request: web.Request) -> web.Response:
-    """Statistics over ?window= (default 5m), of every bot or of ?bot=."""
-    window = request.query.get("window", "5m")
-    if window not in WINDOWS:
-        return error(400, "bad_window", f"window must be one of {', '.join(WINDOWS)}")
-    bot = request.query.get("bot") or None
+    """Statistics over ?window= (default 5m), of every bot or of ?bot= (the contract has
+    checked both)."""
+    query = params(request)
+    window, bot = query["window"], query.get("bot")
     if bot is not None and not visible(request, bot):
         return unknown_bot(request, bot)
     try:

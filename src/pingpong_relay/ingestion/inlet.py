@@ -25,6 +25,7 @@ log = logging.getLogger("pingpong_relay.ingestion")
 # The HTTP status each refusal answers with (MQTT and pollers only count and log them).
 _STATUS: Final = {
     "unknown_token": 404,
+    "push_off": 404,
     "token_rate": 429,
     "address_rate": 429,
     "bot_rate": 429,

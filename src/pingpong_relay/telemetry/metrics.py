@@ -37,6 +37,8 @@ HTTP_REFUSAL_REASONS: Final = {
     "unauthorized": "request(s) without a valid token or the operator's credential (401)",
     "forbidden": "request(s) whose token does not grant the endpoint (403)",
     "unknown_bot": "request(s) for a bot never seen or outside the token's bots (404)",
+    "bad_parameter": "request(s) whose parameters or body the OpenAPI document refuses (400)",
+    "internal_error": "request(s) the relay failed to answer (500; the error is logged)",
 }
 
 

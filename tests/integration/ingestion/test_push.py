@@ -160,9 +160,10 @@ async def test_a_healthchecks_run_reports_its_duration_and_a_failure_its_reason(
     ("path", "status", "reason", "words"),
     [
         ("/api/push/no-such-token-000000", 404, "unknown_token", "no such push token"),
-        ("/api/push/short", 404, "unknown_token", "no such push token"),
+        # not a token at all: the contract refuses it before any lookup
+        ("/api/push/short", 400, "malformed", "token must be 16-128 characters"),
         (f"/api/push/{TOKEN}?status=maybe", 400, "malformed", "status must be up or down"),
-        (f"/api/push/{TOKEN}?ping=fast", 400, "malformed", "not a number"),
+        (f"/api/push/{TOKEN}?ping=fast", 400, "malformed", "must be a number of ms"),
         (f"/api/push/{TOKEN}?ping=-1", 400, "malformed", "0 to"),
         (f"/api/push/{TOKEN}?ping=nan", 400, "malformed", "0 to"),
         (f"/ping/{TOKEN}/sometimes", 400, "malformed", "exit status"),

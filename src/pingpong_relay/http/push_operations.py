@@ -1,0 +1,101 @@
+"""The push and ping operations of the HTTP plane, as data (`operations.py` has the rest):
+Uptime Kuma's push URL and Healthchecks' ping URLs, whose token in the path is the
+credential."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pingpong_relay.http.contract import Answer, Operation, Param
+from pingpong_relay.ingest import PING_PREFIX, PUSH_PREFIX, PUSH_TOKEN_PATTERN
+from pingpong_relay.messages import MAX_LATENCY_MS
+
+__all__ = ["PUSH_OPERATIONS"]
+
+_JSON: Final = "application/json"
+
+_PUSH_TOKEN = Param(
+    "token",
+    {"type": "string", "pattern": f"^{PUSH_TOKEN_PATTERN}$"},
+    "a push token (`pingpong-relay push add BOT` issues one; a uuid fits)",
+    True,
+    "path",
+    "malformed",
+    "the push token must be 16-128 characters of A-Z a-z 0-9 _ -",
+)
+_PUSH_REFUSED = Answer(
+    "refused: malformed, bot_not_accepted, unknown_token, push_off, address_rate or "
+    "token_rate (with Retry-After), redis_unavailable",
+    {_JSON: {"$ref": "#/components/schemas/PushRefused"}},
+)
+_PING_REFUSED = Answer(
+    "refused: malformed, bot_not_accepted, unknown_token, push_off, address_rate or "
+    "token_rate (with Retry-After), redis_unavailable"
+)
+_REFUSALS: Final = (400, 403, 404, 429, 503)  # 403: the bot is not in --accept-bots
+_PUSH_ANSWERS: Final = dict.fromkeys(_REFUSALS, _PUSH_REFUSED)
+_PING_ANSWERS: Final = dict.fromkeys(_REFUSALS, _PING_REFUSED)
+_KUMA_PARAMS: Final = (
+    Param(
+        "status",
+        {"enum": ["up", "down", ""], "default": "up"},
+        "up (the default) or down",
+        problem="status must be up or down",
+    ),
+    Param("msg", {"type": "string", "maxLength": 10_000}, "a message; when down, the reason"),
+    Param(
+        "ping",
+        {"type": "string", "pattern": r"^\s*([0-9]+(\.[0-9]+)?)?\s*$"},
+        f"the latency in ms, 0 to {MAX_LATENCY_MS:,} (empty: none)",
+        problem=f"ping must be a number of ms, 0 to {MAX_LATENCY_MS:,} (empty: none)",
+    ),
+)
+_TAKEN: Final = Answer("taken", {_JSON: {"$ref": "#/components/schemas/PushAccepted"}})
+_PING_OK: Final = Answer("OK", {"text/plain": {"type": "string", "const": "OK"}})
+_SIGNAL = Param(
+    "signal",
+    {"type": "string", "pattern": "^(start|fail|[0-9]{1,3})$"},
+    "start (a run begins), fail, or the job's exit status 0-255 (non-zero: failed)",
+    True,
+    "path",
+    "malformed",
+    "signal must be start, fail or an exit status (0-255)",
+)
+
+
+def _push(method: str) -> Operation:
+    return Operation(
+        method,
+        PUSH_PREFIX + "{token}",
+        f"push{method.capitalize()}",
+        "Report a bot up or down, as Uptime Kuma's push monitors do",
+        "ingestion",
+        "push",
+        {200: _TAKEN, **_PUSH_ANSWERS},
+        (_PUSH_TOKEN, *_KUMA_PARAMS),
+    )
+
+
+def _ping(method: str, with_signal: bool) -> Operation:
+    suffix = "/{signal}" if with_signal else ""
+    return Operation(
+        method,
+        PING_PREFIX + "{token}" + suffix,
+        f"ping{'Signal' if with_signal else ''}{method.capitalize()}",
+        "Report a job's success, start or failure, as Healthchecks' ping URLs do",
+        "ingestion",
+        "push",
+        {200: _PING_OK, **_PING_ANSWERS},
+        (_PUSH_TOKEN, _SIGNAL) if with_signal else (_PUSH_TOKEN,),
+        description="A POST body's first line is a failure's reason. HEAD works as GET.",
+    )
+
+
+PUSH_OPERATIONS: Final = (
+    _push("GET"),
+    _push("POST"),
+    _ping("GET", False),
+    _ping("POST", False),
+    _ping("GET", True),
+    _ping("POST", True),
+)
