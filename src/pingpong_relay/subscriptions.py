@@ -156,7 +156,8 @@ _ANY_OF = r"\s*({})\s*"
 # A bot pattern: 1-200 characters once stripped (no commas in the comma-separated form).
 _PATTERN_ENTRY = rf"\s*(\S|\S[\s\S]{{0,{MAX_PATTERN_CHARS - 2}}}\S)\s*"
 _PATTERN_IN_LIST = rf"\s*([^,\s]|[^,\s][^,]{{0,{MAX_PATTERN_CHARS - 2}}}[^,\s])\s*"
-POSITION_PATTERN: Final = r"^\s*[0-9]{1,20}(-[0-9]{1,20})?\s*$"
+# At most 19 digits a part: any such number is a valid stream id part (under 2**64).
+POSITION_PATTERN: Final = r"^\s*[0-9]{1,19}(-[0-9]{1,19})?\s*$"
 
 
 def _names_schema(what: str, allowed: tuple[str, ...]) -> dict[str, Any]:

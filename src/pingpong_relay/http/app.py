@@ -21,9 +21,9 @@ from pingpong_relay.http.middleware import MUTES_PATH, access_guard, add_securit
 from pingpong_relay.http.mutes import add_mute, expire_mute, list_mutes
 from pingpong_relay.http.openapi import openapi_document
 from pingpong_relay.http.pages import (
-    DASHBOARD_DIR,
     asyncapi_document,
     dashboard,
+    dashboard_file,
     dashboard_settings,
     openapi_json,
 )
@@ -93,7 +93,7 @@ def build_app(
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/", dashboard)
     app.router.add_get("/dashboard/config.json", dashboard_settings)
-    app.router.add_static("/dashboard/", DASHBOARD_DIR, append_version=False)
+    app.router.add_get("/dashboard/{file:.+}", dashboard_file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/stats", stats)

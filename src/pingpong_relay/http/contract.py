@@ -84,6 +84,8 @@ class Answer:
         default_factory=lambda: {"application/json": ERROR_SCHEMA}
     )
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    # OpenAPI links: what a later call may take from this answer (name -> Link Object)
+    links: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,10 @@ async def access_guard(request: web.Request, handler: Handler) -> web.StreamResp
     refusal = host_refusal(access, request)
     if refusal is not None:
         return refusal
+    if request.match_info.http_exception is not None:
+        # No route, or not this method: the 404 or 405 tells nothing the published
+        # OpenAPI document does not, and asking for a token first would misstate it.
+        return await handler(request)
     path = request.path
     if path == "/metrics" or (path == "/healthz" and wants_detail(request.query)):
         return operator_refusal(access, request) or await handler(request)

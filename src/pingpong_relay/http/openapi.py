@@ -154,6 +154,8 @@ def _answer(answer: Answer) -> dict[str, Any]:
             media: ({"schema": _named(schema)} if schema is not None else {})
             for media, schema in answer.content.items()
         }
+    if answer.links:
+        body["links"] = dict(answer.links)
     if answer.headers:
         body["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from pingpong_relay.badges import MAX_LABEL_CHARS
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.http.contract import Answer, Body, Operation, Param
 from pingpong_relay.http.push_operations import PUSH_OPERATIONS
-from pingpong_relay.mutes import MAX_COMMENT_CHARS, MAX_PATTERNS
+from pingpong_relay.messages import MAX_CHANNEL_CHARS, MAX_SOURCE_CHARS
+from pingpong_relay.mutes import MAX_COMMENT_CHARS, MAX_MUTE_S, MAX_PATTERNS
 from pingpong_relay.redis_io.history import MAX_PAGE
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
 from pingpong_relay.subscriptions import POSITION_PATTERN
 
 __all__ = ["OPERATIONS", "answers", "operation_for"]
 
-MAX_BOT_CHARS: Final = 1000  # a bot id as a parameter: longer than any a channel gives
+# A bot id is a channel and a source; a request line with every parameter's characters
+# percent-encoded still fits in aiohttp's 8,190 bytes.
+MAX_BOT_CHARS: Final = MAX_CHANNEL_CHARS + 1 + MAX_SOURCE_CHARS
 _JSON: Final = "application/json"
 
 
@@ -45,8 +49,8 @@ _BOT = Param(
 _NEEDED_BOT = Param(_BOT.name, _BOT.schema, _BOT.description, True, error="bot_required")
 _LABEL = Param(
     "label",
-    {"type": "string", "maxLength": 1000},
-    "the badge's left-hand text (default: the bot id; cut at 64 characters)",
+    {"type": "string", "maxLength": 2 * MAX_LABEL_CHARS},
+    f"the badge's left-hand text (default: the bot id; cut at {MAX_LABEL_CHARS} characters)",
 )
 _UNKNOWN_BOT = _error("unknown_bot: no bot by that id (or the token does not cover it)")
 _HISTORY_OFF = _error("history_off (--history-retention 0), or unknown_bot")
@@ -72,9 +76,12 @@ _PATTERNS = {
         {"type": "array", "items": {"type": "string", "pattern": r"\S"}},
     ]
 }
+_NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"
 _INSTANT = {
     "type": ["string", "number"],
     "minimum": 0,
+    "pattern": r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"\s*(Z|[+-][0-9]{2}:?[0-9]{2})\s*$",
     "description": "ISO 8601 with its offset (2026-12-06T02:00Z) or ms since the epoch",
 }
 MUTE_BODY: Final[dict[str, Any]] = {
@@ -88,6 +95,11 @@ MUTE_BODY: Final[dict[str, Any]] = {
         "rules": {**_PATTERNS, "description": "rule names or patterns (default: every rule)"},
         "duration": {
             "type": ["string", "number"],
+            "exclusiveMinimum": 0,
+            "maximum": MAX_MUTE_S,
+            "maxLength": 100,
+            # every part ends in its unit, so a match cannot backtrack far
+            "pattern": rf"^\s*({_NUMBER}(ms|s|m|h|d))+\s*$|^\s*{_NUMBER}\s*$",
             "description": 'how long, e.g. "2h" or "30m" (at most a year); or give ends_at',
         },
         "starts_at": {
@@ -153,7 +165,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             403: _error("forbidden: not a file"),
             404: _error("not_found: no such file"),
         },
-        (Param("file", {"type": "string"}, "a file of the dashboard", True, "path"),),
+        (Param("file", {"type": "string", "maxLength": 200}, "a dashboard file", True, "path"),),
     ),
     Operation(
         "GET",
@@ -341,7 +353,20 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Mute a bot's alerts for a while",
         "mutes",
         "mute_write",
-        {201: _ok("the mute", "MuteCreated"), **_MUTE_ERRORS},
+        {
+            201: Answer(
+                "the mute",
+                {_JSON: _ref("MuteCreated")},
+                links={
+                    "expire": {
+                        "operationId": "expireMute",
+                        "parameters": {"id": "$response.body#/id"},
+                        "description": "end the mute just made",
+                    }
+                },
+            ),
+            **_MUTE_ERRORS,
+        },
         body=Body(MUTE_BODY, "the mute", "bad_mute"),
     ),
     Operation(

@@ -7,12 +7,18 @@ from __future__ import annotations
 from typing import Final
 
 from pingpong_relay.http.contract import Answer, Operation, Param
-from pingpong_relay.ingest import PING_PREFIX, PUSH_PREFIX, PUSH_TOKEN_PATTERN
+from pingpong_relay.ingest import MAX_REASON_CHARS, PING_PREFIX, PUSH_PREFIX, PUSH_TOKEN_PATTERN
 from pingpong_relay.messages import MAX_LATENCY_MS
 
 __all__ = ["PUSH_OPERATIONS"]
 
 _JSON: Final = "application/json"
+# A request line fits in aiohttp's 8,190 bytes even with every character percent-encoded.
+MAX_MSG_CHARS: Final = 500
+# 0 to MAX_LATENCY_MS (an hour) as a plain decimal, or nothing (Kuma's URL ends `ping=`).
+_LATENCY_PATTERN: Final = (
+    r"^\s*(([0-9]{1,6}|[12][0-9]{6}|3[0-5][0-9]{5})(\.[0-9]+)?|3600000(\.0+)?)?\s*$"
+)
 
 _PUSH_TOKEN = Param(
     "token",
@@ -42,10 +48,14 @@ _KUMA_PARAMS: Final = (
         "up (the default) or down",
         problem="status must be up or down",
     ),
-    Param("msg", {"type": "string", "maxLength": 10_000}, "a message; when down, the reason"),
+    Param(
+        "msg",
+        {"type": "string", "maxLength": MAX_MSG_CHARS},
+        f"a message; when down, the reason (shown cut to {MAX_REASON_CHARS} characters)",
+    ),
     Param(
         "ping",
-        {"type": "string", "pattern": r"^\s*([0-9]+(\.[0-9]+)?)?\s*$"},
+        {"type": "string", "pattern": _LATENCY_PATTERN},
         f"the latency in ms, 0 to {MAX_LATENCY_MS:,} (empty: none)",
         problem=f"ping must be a number of ms, 0 to {MAX_LATENCY_MS:,} (empty: none)",
     ),
@@ -54,7 +64,7 @@ _TAKEN: Final = Answer("taken", {_JSON: {"$ref": "#/components/schemas/PushAccep
 _PING_OK: Final = Answer("OK", {"text/plain": {"type": "string", "const": "OK"}})
 _SIGNAL = Param(
     "signal",
-    {"type": "string", "pattern": "^(start|fail|[0-9]{1,3})$"},
+    {"type": "string", "pattern": "^(start|fail|[01]?[0-9]{1,2}|2[0-4][0-9]|25[0-5])$"},
     "start (a run begins), fail, or the job's exit status 0-255 (non-zero: failed)",
     True,
     "path",

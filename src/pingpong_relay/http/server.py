@@ -145,9 +145,19 @@ class _GuardedHandler(RequestHandler):
             shown = excerpt(str(exc.message).encode(), 200)
             self._connections.refused("bad_request", f"from {_peer(self.transport)}: {shown}")
         try:
-            response = super().handle_error(request, status, exc, message)
+            plain = super().handle_error(request, status, exc, message)
         finally:
             self._junk = False
+        # In the plane's JSON error shape, like every other answer; still closing.
+        if isinstance(exc, HttpProcessingError):
+            said = excerpt(str(exc.message).encode(), 200)
+            body = {"error": "bad_request", "message": f"not a valid HTTP request: {said}"}
+        else:
+            body = {"error": "internal_error", "message": "the relay failed to answer"}
+        response = web.Response(
+            status=plain.status, body=orjson.dumps(body), content_type="application/json"
+        )
+        response.force_close()
         response.headers.update(self._connections.headers)
         return response
 
