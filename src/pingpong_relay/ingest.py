@@ -172,7 +172,7 @@ def healthchecks_report(
         return Report("up", extra={"event": "start"})
     if signal == "fail":
         return Report("down", latency, first_line or "the job reported failure", extra=extra)
-    if signal.isdigit() and len(signal) <= 3 and int(signal) <= 255:
+    if signal.isascii() and signal.isdigit() and len(signal) <= 3 and int(signal) <= 255:
         reason = f"exit status {int(signal)}" + (f": {first_line}" if first_line else "")
         return Report("down", latency, reason, extra={**extra, "exit_status": int(signal)})
     raise IngestError("bad_signal", f"{signal[:20]!r} is not start, fail or an exit status (0-255)")

@@ -141,9 +141,11 @@ HTTP_STATUSES: Final = (
     Code(
         400,
         "Bad Request",
-        "a bad parameter: window, limit, position, missing bot (JSON: error, message); a "
-        "bad /api/mutes body (error bad_mute, and field: the field at fault)",
-        "fix the request",
+        "a parameter /openapi.json does not allow: an unknown window, limit out of range, a "
+        "bad position, a missing bot, a parameter given twice (JSON: error, message, and "
+        "parameter: the one at fault); a bad /api/mutes body (error bad_mute, and field: the "
+        "field at fault); a request that is not valid HTTP (error bad_request)",
+        "fix the request; /openapi.json says what each route takes",
     ),
     Code(
         401,
@@ -165,9 +167,16 @@ HTTP_STATUSES: Final = (
         "Not Found",
         "a bot never seen (neither tracked nor in the history) or outside the token's bots "
         "(JSON: error unknown_bot; /badge.svg draws a grey unknown badge), history off, "
-        "/status without --public-bots (error status_off), or no such path",
+        "/status without --public-bots (error status_off), or no such path (error not_found)",
         "check the bot id; /history and /analytics need --history-retention > 0, /status "
         "needs --public-bots",
+    ),
+    Code(
+        405,
+        "Method Not Allowed",
+        "a method the route does not take (JSON: error method_not_allowed; Allow: lists "
+        "those it does)",
+        "use a method from Allow",
     ),
     Code(
         421,
@@ -177,10 +186,25 @@ HTTP_STATUSES: Final = (
         "use the relay's address or a listed name; behind a proxy, add --allowed-host",
     ),
     Code(
+        429,
+        "Too Many Requests",
+        "a push or ping URL used more often than --push-rate (per token) or "
+        "--push-address-rate (per address) allow (Retry-After: 1)",
+        "push less often; wait for Retry-After",
+    ),
+    Code(
+        500,
+        "Internal Server Error",
+        "a bug: the relay failed to answer (JSON: error internal_error; logged with its "
+        "traceback, counted in pingpong_http_refused_total{reason=\"internal_error\"})",
+        "retry; report it with the log line",
+    ),
+    Code(
         503,
         "Service Unavailable",
         "/healthz: the Redis subscription is not verified (?detail=1 says why); or the HTTP "
-        "plane is at --max-http-connections (error capacity, Retry-After: 5)",
+        "plane is at --max-http-connections (error capacity, Retry-After: 5); the mute "
+        "store or push tokens unreadable (error redis_unavailable)",
         "take the instance out of rotation until /healthz answers 200; otherwise retry later",
     ),
 )

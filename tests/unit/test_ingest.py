@@ -82,7 +82,7 @@ def test_a_failure_is_down_with_the_first_line_of_the_body() -> None:
     assert healthchecks_report("255", None, NOW_MS, b"oops").reason == "exit status 255: oops"
 
 
-@pytest.mark.parametrize("signal", ["log", "256", "-1", "1000", "st"])
+@pytest.mark.parametrize("signal", ["log", "256", "-1", "1000", "st", "²", "١٢"])
 def test_an_unknown_signal_is_malformed(signal: str) -> None:
     with pytest.raises(IngestError, match="exit status") as info:
         healthchecks_report(signal, None, NOW_MS)
