@@ -89,13 +89,21 @@ async def _fuzz(relay: RelayProcess, tmp_path: Path, *headers: str) -> str:
     it when any check failed."""
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG, encoding="utf-8")
+    # The document the relay serves, from a file: read from its URL, schemathesis would
+    # leave out the operation that serves it.
+    status, document = await relay.get("/openapi.json")
+    assert status == 200
+    schema = tmp_path / "openapi.json"
+    schema.write_bytes(document)
     args = [
         str(SCHEMATHESIS),
         "--config-file",
         str(config),
         "--no-color",
         "run",
-        f"{relay.http_url}/openapi.json",
+        str(schema),
+        "--url",
+        relay.http_url,
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
@@ -124,6 +132,7 @@ async def _fuzz(relay: RelayProcess, tmp_path: Path, *headers: str) -> str:
         raise
     text = out.decode("utf-8", "replace")
     assert process.returncode == 0, text
+    print(text[text.rfind("=== SUMMARY") :])  # the figures, shown by pytest -rP
     return text
 
 
@@ -137,10 +146,9 @@ def _tested(output: str, report: Path) -> tuple[set[str], int]:
 
 
 def _assert_all_tested(output: str, report: Path) -> None:
-    """Every operation was fuzzed (but the document itself, which schemathesis reads), with
-    at least two cases each on average."""
+    """Every operation was fuzzed, with at least two cases each on average."""
     tested, cases = _tested(output, report)
-    expected = {f"{op.method} {op.path}" for op in OPERATIONS} - {"GET /openapi.json"}
+    expected = {f"{op.method} {op.path}" for op in OPERATIONS}
     assert tested == expected, output
     assert cases >= 2 * len(expected), output
 

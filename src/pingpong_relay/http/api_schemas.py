@@ -105,6 +105,9 @@ def _outage() -> dict[str, Any]:
     )
 
 
+_OUTAGE: Final = {"$ref": "#/components/schemas/Outage"}
+
+
 def _analytics() -> dict[str, Any]:
     return _object(
         "One bot's availability, outages, counts and latency over a window, from the "
@@ -118,7 +121,7 @@ def _analytics() -> dict[str, Any]:
             "availability_pct": _NULLABLE_NUMBER,
             "silence_timeout_s": {"type": "number"},
             "outage_count": {"type": "integer"},
-            "outages": _list_of(_outage()),
+            "outages": _list_of(_OUTAGE),
             "messages": _object(
                 "messages in the window",
                 {name: {"type": "integer"} for name in ("count", "ping", "pong")},
@@ -138,7 +141,7 @@ def _status() -> dict[str, Any]:
             "last_seen_ms": _NULLABLE_MS,
             "latency_ms": _NULLABLE_NUMBER,
             "availability_pct": _map_of(_NULLABLE_NUMBER, "by window"),
-            "incidents": _list_of(_outage()),
+            "incidents": _list_of(_OUTAGE),
         },
     )
     return _object(
@@ -186,6 +189,7 @@ def response_schemas() -> dict[str, dict[str, Any]]:
         "BotAlert": wire["BotAlert"],
         "HistoryPage": _history_page(),
         "Analytics": _analytics(),
+        "Outage": _outage(),
         "Status": _status(),
         "ShieldsBadge": _object(
             "The Shields.io endpoint-badge schema.",

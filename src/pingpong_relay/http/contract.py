@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -146,28 +146,16 @@ def _refusal(param: Param, why: str) -> ContractError:
     return ContractError(param.error, param.name, param.problem or f"{param.name} {why}")
 
 
-def _compiled(schema: dict[str, Any]) -> Any:
-    return fastjsonschema.compile(schema)
+# Each schema compiled once, by the parameter or body that owns it (kept, so an id is
+# never taken for another object's).
+_COMPILED: dict[int, tuple[object, Callable[[Any], Any]]] = {}
 
 
-@dataclass(slots=True)
-class _Checker:
-    """An operation's parameters compiled once into one validator."""
-
-    params: Sequence[Param]
-    validate: Any = None
-
-    def __post_init__(self) -> None:
-        self.validate = _compiled(
-            {
-                "type": "object",
-                "properties": {p.name: p.schema for p in self.params},
-                "required": [p.name for p in self.params if p.required],
-            }
-        )
-
-
-_CHECKERS: dict[int, _Checker] = {}
+def _validator(owner: Param | Body) -> Callable[[Any], Any]:
+    found = _COMPILED.get(id(owner))
+    if found is None or found[0] is not owner:
+        found = _COMPILED[id(owner)] = (owner, fastjsonschema.compile(owner.schema))
+    return found[1]
 
 
 def check_query(
@@ -182,22 +170,18 @@ def check_query(
         source = path if param.where == "path" else query
         if param.name in repeated and param.where == "query":
             raise ContractError(param.error, param.name, f"{param.name} is given more than once")
-        if param.name in source:
-            values[param.name] = _typed(param, source[param.name])
-        elif param.required:
-            raise _refusal(param, "is required")
-    checker = _CHECKERS.get(id(operation))
-    if checker is None:
-        checker = _CHECKERS[id(operation)] = _Checker(operation.params)
-    try:
-        checker.validate(values)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        name = _failing_name(exc, [p.name for p in operation.params])
-        param = next(p for p in operation.params if p.name == name)
-        raise _refusal(param, _schema_problem(param.schema)) from None
-    for param in operation.params:
-        if param.name not in values and "default" in param.schema:
-            values[param.name] = param.schema["default"]
+        if param.name not in source:
+            if param.required:
+                raise _refusal(param, "is required")
+            if "default" in param.schema:
+                values[param.name] = param.schema["default"]
+            continue
+        value = _typed(param, source[param.name])
+        try:
+            _validator(param)(value)
+        except fastjsonschema.JsonSchemaValueException:
+            raise _refusal(param, _schema_problem(param.schema)) from None
+        values[param.name] = value
     return values
 
 
@@ -206,54 +190,31 @@ def check_body(operation: Operation, body: Any) -> None:
     spec = operation.body
     if spec is None:
         return
-    validate = _BODY_CHECKERS.get(id(operation))
-    if validate is None:
-        validate = _BODY_CHECKERS[id(operation)] = _compiled(spec.schema)
     try:
-        validate(body)
+        _validator(spec)(body)
     except fastjsonschema.JsonSchemaValueException as exc:
-        fields = list(spec.schema.get("properties", {}))
-        name = _failing_name(exc, fields) if isinstance(body, dict) else "body"
-        if isinstance(body, dict) and exc.rule == "additionalProperties":
-            name = sorted(set(body) - set(fields))[0]
-            raise ContractError(
-                spec.error,
-                name,
-                f"{name}: is not a field (known: {', '.join(sorted(fields))})",
-                in_body=True,
-            ) from None
-        raise ContractError(
-            spec.error, name, f"{name}: {_body_problem(exc, spec.schema, name)}", in_body=True
-        ) from None
+        name, problem = _body_fault(exc, spec.schema, body)
+        raise ContractError(spec.error, name, f"{name}: {problem}", in_body=True) from None
 
 
-def _body_problem(
-    exc: fastjsonschema.JsonSchemaValueException, schema: Mapping[str, Any], name: str
-) -> str:
-    """What is wrong with a body's field, in words."""
-    if name == "body":
-        return "must be a JSON object"
+def _body_fault(
+    exc: fastjsonschema.JsonSchemaValueException, schema: Mapping[str, Any], body: Any
+) -> tuple[str, str]:
+    """(the field at fault, what is wrong with it in words)."""
+    if not isinstance(body, dict):
+        return "body", "must be a JSON object"
+    fields = schema.get("properties", {})
     if exc.rule == "required":
-        return "is required"
-    described = schema.get("properties", {}).get(name, {}).get("description")
-    if exc.rule == "oneOf" and described:
-        return f"must be {described}"
-    return exc.message.removeprefix("data").strip().removeprefix(f".{name}").strip()
-
-
-_BODY_CHECKERS: dict[int, Any] = {}
-
-
-def _failing_name(exc: fastjsonschema.JsonSchemaValueException, names: Sequence[str]) -> str:
-    """The top-level property a validation error is about; the missing one for `required`."""
+        return next(n for n in schema["required"] if n not in body), "is required"
+    if exc.rule == "additionalProperties":
+        unknown = sorted(set(body) - set(fields))[0]
+        return unknown, f"is not a field (known: {', '.join(sorted(fields))})"
     path = list(exc.path or ())
-    if len(path) > 1 and isinstance(path[1], str):
-        return path[1]
-    if exc.rule == "required":
-        for name in names:
-            if f"{name}" in exc.message:
-                return name
-    return "body" if not names else names[0]
+    name = str(path[1]) if len(path) > 1 else "body"
+    described = fields.get(name, {}).get("description")
+    if exc.rule == "oneOf" and described:
+        return name, f"must be {described}"
+    return name, exc.message.removeprefix("data").strip().removeprefix(f".{name}").strip()
 
 
 def _schema_problem(schema: Mapping[str, Any]) -> str:
