@@ -196,7 +196,7 @@ HTTP_STATUSES: Final = (
         500,
         "Internal Server Error",
         "a bug: the relay failed to answer (JSON: error internal_error; logged with its "
-        "traceback, counted in pingpong_http_refused_total{reason=\"internal_error\"})",
+        'traceback, counted in pingpong_http_refused_total{reason="internal_error"})',
         "retry; report it with the log line",
     ),
     Code(
