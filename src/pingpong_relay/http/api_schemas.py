@@ -211,13 +211,11 @@ def response_schemas() -> dict[str, dict[str, Any]]:
         ),
         "PushAccepted": _object("Uptime Kuma's answer.", {"ok": {"const": True}}),
         "PushRefused": _object(
-            "Uptime Kuma's refusal shape (ok, msg) and the plane's error shape in one.",
-            {
-                "ok": {"const": False},
-                "msg": {"type": "string"},
-                "error": {"type": "string"},
-                "message": {"type": "string"},
-            },
+            "The plane's error shape; a push refusal adds Uptime Kuma's (ok, msg).",
+            {"error": {"type": "string"}, "message": {"type": "string"}},
+            ok={"const": False},
+            msg={"type": "string"},
+            parameter={"type": "string"},
         ),
         "DashboardConfig": _object(
             "Where the data plane is and what the dashboard may ask.",

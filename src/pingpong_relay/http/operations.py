@@ -174,7 +174,13 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "Whether the relay is working",
         "operations",
         "open",
-        {200: _ok("healthy", "Health"), 503: _ok("not healthy", "Health")},
+        {
+            200: _ok("healthy", "Health"),
+            503: Answer(
+                "not healthy (or the plane is at --max-http-connections: error capacity)",
+                {_JSON: {"anyOf": [_ref("Health"), _ref("Error")]}},
+            ),
+        },
         (
             Param(
                 "detail",
@@ -416,4 +422,12 @@ def answers(op: Operation, *, auth: bool, operator_credential: bool) -> dict[int
     ):
         found.setdefault(403, _error("forbidden: the token lacks the scope (or not loopback)"))
     found.setdefault(421, _error("unknown_host: the Host header does not name this relay"))
+    found.setdefault(
+        503,
+        Answer(
+            "capacity: the plane is at --max-http-connections",
+            {_JSON: _ref("Error")},
+            {"Retry-After": "seconds to wait (5)"},
+        ),
+    )
     return dict(sorted(found.items()))

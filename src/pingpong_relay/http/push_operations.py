@@ -29,18 +29,28 @@ _PUSH_TOKEN = Param(
     "malformed",
     "the push token must be 16-128 characters of A-Z a-z 0-9 _ -",
 )
-_PUSH_REFUSED = Answer(
-    "refused: malformed, bot_not_accepted, unknown_token, push_off, address_rate or "
-    "token_rate (with Retry-After), redis_unavailable",
-    {_JSON: {"$ref": "#/components/schemas/PushRefused"}},
-)
-_PING_REFUSED = Answer(
-    "refused: malformed, bot_not_accepted, unknown_token, push_off, address_rate or "
-    "token_rate (with Retry-After), redis_unavailable"
-)
-_REFUSALS: Final = (400, 403, 404, 429, 503)  # 403: the bot is not in --accept-bots
-_PUSH_ANSWERS: Final = dict.fromkeys(_REFUSALS, _PUSH_REFUSED)
-_PING_ANSWERS: Final = dict.fromkeys(_REFUSALS, _PING_REFUSED)
+# Why each refusal, by status; Uptime Kuma's URL answers its ok and msg too.
+_REFUSALS: Final = {
+    400: "malformed: a parameter (named) or the report is not valid",
+    403: "bot_not_accepted: the token's bot is not in --accept-bots",
+    404: "unknown_token (never issued, or revoked), or push_off (no push on this relay)",
+    429: "address_rate or token_rate: over --push-address-rate or --push-rate",
+    503: "redis_unavailable: the tokens or the inlet's Redis could not be reached",
+}
+_RETRY: Final = {"Retry-After": "seconds to wait (1)"}
+
+
+def _refusals(schema: str) -> dict[int, Answer]:
+    return {
+        status: Answer(why, {_JSON: {"$ref": f"#/components/schemas/{schema}"}}, _RETRY)
+        if status == 429
+        else Answer(why, {_JSON: {"$ref": f"#/components/schemas/{schema}"}})
+        for status, why in _REFUSALS.items()
+    }
+
+
+_PUSH_ANSWERS: Final = _refusals("PushRefused")
+_PING_ANSWERS: Final = _refusals("Error")
 _KUMA_PARAMS: Final = (
     Param(
         "status",
