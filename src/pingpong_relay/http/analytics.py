@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pingpong_relay.http.checks import params
 from pingpong_relay.http.responses import error, json_response, unknown_bot
-from pingpong_relay.http.state import STATE, known, visible
+from pingpong_relay.http.state import STATE, known, params, visible
 
 __all__ = ["analytics"]
 

@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import hdrs, web
 
-from pingpong_relay.http.contract import ContractError, Operation, check_query
+from pingpong_relay.http.contract import ContractError, check_query
 from pingpong_relay.http.operations import operation_for
 from pingpong_relay.http.push import push_contract_refusal
 from pingpong_relay.http.responses import error, json_response, where_from
-from pingpong_relay.http.state import STATE
+from pingpong_relay.http.state import STATE, remember_checked
 from pingpong_relay.ingest import redact_push_path
 
-__all__ = ["check_contract", "contract_refusal", "errors_as_json", "operation", "params"]
+__all__ = ["check_contract", "contract_refusal", "errors_as_json"]
 
 log = logging.getLogger("pingpong_relay.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Where the checker leaves the request's operation and its parameters for the handlers.
-_OPERATION: Final = "operation"
-_PARAMS: Final = "params"
 # aiohttp's own refusals, by status: the code the plane's error shape gives them.
 _CODES: Final = {
     403: "forbidden",
@@ -32,18 +29,6 @@ _CODES: Final = {
     405: "method_not_allowed",
     413: "too_large",
 }
-
-
-def params(request: web.Request) -> dict[str, Any]:
-    """The request's parameters as the contract read them (defaults filled in)."""
-    found: dict[str, Any] = request.get(_PARAMS, {})
-    return found
-
-
-def operation(request: web.Request) -> Operation:
-    """The operation the request was checked against."""
-    found: Operation = request[_OPERATION]
-    return found
 
 
 @web.middleware
@@ -87,12 +72,12 @@ async def check_contract(request: web.Request, handler: Handler) -> web.StreamRe
     query = request.query
     repeated = {name for name in query if len(query.getall(name)) > 1}
     try:
-        request[_PARAMS] = check_query(op, query, info, repeated)
+        checked = check_query(op, query, info, repeated)
     except ContractError as refused:
         if op.guard == "push":
             return push_contract_refusal(request, refused)
         return contract_refusal(request, refused)
-    request[_OPERATION] = op
+    remember_checked(request, op, checked)
     return await handler(request)
 
 

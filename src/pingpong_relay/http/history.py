@@ -10,10 +10,9 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from pingpong_relay.http.checks import params
 from pingpong_relay.http.guard import csv_cell
 from pingpong_relay.http.responses import built_json, error, unknown_bot
-from pingpong_relay.http.state import STATE, known, scoped, visible
+from pingpong_relay.http.state import STATE, known, params, scoped, visible
 from pingpong_relay.replay import Entry
 from pingpong_relay.subscriptions import parse_position
 

@@ -9,10 +9,9 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from pingpong_relay.http.checks import operation
 from pingpong_relay.http.contract import ContractError, check_body
 from pingpong_relay.http.responses import error, json_response, where_from
-from pingpong_relay.http.state import STATE, granted
+from pingpong_relay.http.state import STATE, granted, operation
 from pingpong_relay.mutes import MuteError, mute_from_body, split_mutes
 from pingpong_relay.redis_io.mutes import MuteStore
 

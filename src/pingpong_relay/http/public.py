@@ -10,9 +10,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from pingpong_relay.badges import Badge, bot_badge
-from pingpong_relay.http.checks import params
 from pingpong_relay.http.responses import error, json_response, unknown_bot
-from pingpong_relay.http.state import STATE, PlaneState, visible
+from pingpong_relay.http.state import STATE, PlaneState, params, visible
 from pingpong_relay.public_status import (
     STATUS_WINDOWS,
     is_public,

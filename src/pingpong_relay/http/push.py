@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from pingpong_relay.http.contract import ContractError
 from pingpong_relay.http.responses import json_response
+from pingpong_relay.http.state import params
 from pingpong_relay.ingest import (
     PING_PREFIX,
     PUSH_PREFIX,
@@ -132,7 +133,7 @@ async def kuma_push(request: web.Request) -> web.Response:
         plane = _plane(request)
         _, bot = await plane.admit(request, "push")
         try:
-            report = kuma_report(request.query)
+            report = kuma_report(params(request))  # as the contract checked them
         except IngestError as exc:
             raise plane.inlet.refuse("push", "malformed", str(exc)) from None
     except Refused as refused:

@@ -10,6 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from pingpong_relay.auth import Authenticator, Grant
+from pingpong_relay.http.contract import Operation
 from pingpong_relay.monitor import Monitor
 from pingpong_relay.origins import HostPolicy
 from pingpong_relay.redis_io.history import History
@@ -59,14 +60,35 @@ class PlaneState:
 
 STATE: Final = web.AppKey("plane_state", PlaneState)
 
-# Where the guard leaves the request's token grant for the handlers (a plain key: aiohttp's
-# typed RequestKey needs aiohttp 3.14, and only this module reads or writes it).
+# Where the guard leaves the request's token grant, and the contract checker the request's
+# operation and parameters, for the handlers (plain keys: aiohttp's typed RequestKey needs
+# aiohttp 3.14, and only this module reads or writes them).
 _GRANT: Final = "grant"
+_OPERATION: Final = "operation"
+_PARAMS: Final = "params"
 
 
 def remember_grant(request: web.Request, grant: Grant | None) -> None:
     """Keeps the grant of the request's token for the handlers that filter by it."""
     request[_GRANT] = grant
+
+
+def remember_checked(request: web.Request, op: Operation, checked: dict[str, Any]) -> None:
+    """Keeps the operation a request was checked against, and its parameters as read."""
+    request[_OPERATION] = op
+    request[_PARAMS] = checked
+
+
+def params(request: web.Request) -> dict[str, Any]:
+    """The request's parameters as the contract read them (schema defaults filled in)."""
+    found: dict[str, Any] = request[_PARAMS]
+    return found
+
+
+def operation(request: web.Request) -> Operation:
+    """The operation the request was checked against."""
+    found: Operation = request[_OPERATION]
+    return found
 
 
 def granted(request: web.Request) -> Grant | None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pingpong_relay.http.checks import params
 from pingpong_relay.http.responses import large_json, unknown_bot
-from pingpong_relay.http.state import STATE, scoped, visible
+from pingpong_relay.http.state import STATE, params, scoped, visible
 
 __all__ = ["bots", "stats"]
 
