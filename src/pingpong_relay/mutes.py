@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from pingpong_relay.messages import MAX_TIMESTAMP_MS
 from pingpong_relay.parsing import parse_duration
 
 __all__ = [
@@ -131,8 +132,10 @@ def _instant(body: Mapping[str, Any], field: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < 0:
-            raise MuteError(field, "must be a time (ms since the epoch or ISO 8601)")
+        if not (math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP_MS):
+            raise MuteError(
+                field, f"must be a time: ms since the epoch (0 to {MAX_TIMESTAMP_MS:,}) or ISO 8601"
+            )
         return float(value) / 1000
     if isinstance(value, str):
         try:
@@ -140,6 +143,8 @@ def _instant(body: Mapping[str, Any], field: str) -> float | None:
         except ValueError:
             when = None
         if when is not None and when.tzinfo is not None:
+            if when.timestamp() * 1000 > MAX_TIMESTAMP_MS:
+                raise MuteError(field, "must be a time before the year 2286")
             return when.timestamp()
     raise MuteError(field, "must be an ISO 8601 time with its offset (e.g. 2026-12-06T02:00Z)")
 

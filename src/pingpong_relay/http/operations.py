@@ -15,7 +15,7 @@ from pingpong_relay.badges import MAX_LABEL_CHARS
 from pingpong_relay.defaults import WINDOWS
 from pingpong_relay.http.contract import Answer, Body, Operation, Param
 from pingpong_relay.http.push_operations import PUSH_OPERATIONS
-from pingpong_relay.messages import MAX_CHANNEL_CHARS, MAX_SOURCE_CHARS
+from pingpong_relay.messages import MAX_CHANNEL_CHARS, MAX_SOURCE_CHARS, MAX_TIMESTAMP_MS
 from pingpong_relay.mutes import MAX_COMMENT_CHARS, MAX_MUTE_S, MAX_PATTERNS
 from pingpong_relay.redis_io.history import MAX_PAGE
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
@@ -80,6 +80,7 @@ _NUMBER = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"
 _INSTANT = {
     "type": ["string", "number"],
     "minimum": 0,
+    "maximum": MAX_TIMESTAMP_MS,
     "pattern": r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
     r"\s*(Z|[+-][0-9]{2}:?[0-9]{2})\s*$",
     "description": "ISO 8601 with its offset (2026-12-06T02:00Z) or ms since the epoch",
