@@ -30,7 +30,15 @@ from pingpong_relay.wire_types import (
     STATUS_EVENT_TYPE,
 )
 
-__all__ = ["WINDOW_STATS", "incoming_schemas", "outgoing_schemas", "quantiles"]
+__all__ = [
+    "HISTORY_ID",
+    "MS",
+    "NULLABLE_NUMBER",
+    "WINDOW_STATS",
+    "incoming_schemas",
+    "outgoing_schemas",
+    "quantiles",
+]
 
 _STATUSES: Final = get_args(Status)
 
@@ -63,9 +71,9 @@ def outgoing_schemas() -> dict[str, dict[str, Any]]:
 
 
 # --- building blocks of the outgoing schemas -------------------------------------------
-_MS = {"type": "integer", "description": "ms since the epoch"}
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_ID = {"type": "string", "pattern": r"^[0-9]+-[0-9]+$", "description": "a history id"}
+MS = {"type": "integer", "description": "ms since the epoch"}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+HISTORY_ID = {"type": "string", "pattern": r"^[0-9]+-[0-9]+$", "description": "a history id"}
 _REQUEST_ID = {
     "description": "the command's id, echoed when it had one",
     "type": ["string", "integer", "number"],
@@ -99,7 +107,7 @@ def quantiles(*names: str) -> dict[str, Any]:
     """An object of these figures, each a number or null (no values in the window)."""
     return {
         "type": "object",
-        "properties": {name: _NULLABLE_NUMBER for name in names},
+        "properties": {name: NULLABLE_NUMBER for name in names},
         "required": list(names),
     }
 
@@ -157,7 +165,7 @@ def _envelope() -> dict[str, Any]:
         "A heartbeat, as the design specifies it: exactly these four keys.",
         type=_const(ENVELOPE_TYPE),
         data=BOT_MESSAGE_SCHEMA,
-        timestamp={**_MS, "description": "the relay's clock when it received the message"},
+        timestamp={**MS, "description": "the relay's clock when it received the message"},
         source=_const(ENVELOPE_SOURCE),
     )
 
@@ -169,9 +177,9 @@ def _tagged_envelope() -> dict[str, Any]:
         "envelope plus its history id (absent when history is off) and its bot.",
         type=_const(ENVELOPE_TYPE),
         data=BOT_MESSAGE_SCHEMA,
-        timestamp=_MS,
+        timestamp=MS,
         source=_const(ENVELOPE_SOURCE),
-        id=_Optional(_ID),
+        id=_Optional(HISTORY_ID),
         bot={"type": "string", "description": "<channel>/<source>, or the channel"},
     )
 
@@ -224,9 +232,9 @@ def _bot_status() -> dict[str, Any]:
         bot={"type": "string"},
         status={"enum": list(_STATUSES)},
         previous={"enum": [*_STATUSES, None]},
-        since_ms=_MS,
-        at_ms=_MS,
-        last_seen_ms=_MS,
+        since_ms=MS,
+        at_ms=MS,
+        last_seen_ms=MS,
         reason={"type": "string"},
     )
 
@@ -240,9 +248,9 @@ def _bot_alert() -> dict[str, Any]:
         kind={"enum": list(RULE_KINDS)},
         bot={"type": "string"},
         state={"enum": list(get_args(AlertState))},
-        since_ms=_MS,
-        at_ms=_MS,
-        value=_NULLABLE_NUMBER,
+        since_ms=MS,
+        at_ms=MS,
+        value=NULLABLE_NUMBER,
         threshold={"type": "number"},
         repeat={"type": "boolean"},
         fired={"type": "boolean"},
@@ -265,7 +273,7 @@ def _bot_stats() -> dict[str, Any]:
         'for all bots as bot "*".',
         type=_const(STATS_TYPE),
         bot={"type": "string"},
-        generated_at_ms=_MS,
+        generated_at_ms=MS,
         windows={"type": "object", "additionalProperties": WINDOW_STATS},
     )
 
@@ -277,7 +285,7 @@ def _relay_state() -> dict[str, Any]:
         "the Redis subscription is lost or back, and every --stats-interval.",
         type=_const(RELAY_STATE_TYPE),
         relay={"type": "string", "description": "host:pid"},
-        at_ms=_MS,
+        at_ms=MS,
         status={"enum": ["ok", "unavailable"]},
         redis={"type": "string", "description": "subscribed, or what is wrong"},
         clients={"type": "integer"},
@@ -292,7 +300,7 @@ def _relay_state() -> dict[str, Any]:
                 "description": "why not ok, in general terms (the error itself is logged)",
             }
         ),
-        redis_down_since_ms=_Optional(_MS),
+        redis_down_since_ms=_Optional(MS),
         mqtt=_Optional(
             {
                 "enum": ["subscribed", "disconnected"],
@@ -319,7 +327,7 @@ def _relay_deaf() -> dict[str, Any]:
         "The relay lost its Redis subscription (to_ms null) or got it back (events=status).",
         type=_const(RELAY_DEAF_TYPE),
         relay={"type": "string"},
-        from_ms=_MS,
+        from_ms=MS,
         to_ms={"type": ["integer", "null"]},
         duration_s=_Optional({"type": "number"}),
     )
@@ -345,5 +353,5 @@ def _bot_gap() -> dict[str, Any]:
         bot={"type": "string"},
         reason={"enum": ["trimmed", "relay_deaf"]},
         relay=_Optional({"type": "string"}),
-        **{"from": _ID, "to": _ID},
+        **{"from": HISTORY_ID, "to": HISTORY_ID},
     )

@@ -10,14 +10,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from pingpong_relay.rollups import ANALYTICS_WINDOWS
-from pingpong_relay.wire_schemas import WINDOW_STATS, outgoing_schemas, quantiles
+from pingpong_relay.wire_schemas import (
+    HISTORY_ID,
+    MS,
+    NULLABLE_NUMBER,
+    WINDOW_STATS,
+    outgoing_schemas,
+    quantiles,
+)
 
 __all__ = ["response_schemas"]
 
-_MS: Final = {"type": "integer", "description": "ms since the epoch"}
-_NULLABLE_MS: Final = {"type": ["integer", "null"], "description": "ms since the epoch"}
-_NULLABLE_NUMBER: Final = {"type": ["number", "null"]}
-_HISTORY_ID: Final = {"type": "string", "pattern": r"^[0-9]+-[0-9]+$"}
+_NULLABLE_MS: Final = {**MS, "type": ["integer", "null"]}
 
 
 def _object(description: str, required: dict[str, Any], **optional: Any) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def _stats() -> dict[str, Any]:
         "Statistics over one window, overall and by bot.",
         {
             "window": {"type": "string"},
-            "generated_at_ms": _MS,
+            "generated_at_ms": MS,
             "overall": {
                 "oneOf": [WINDOW_STATS, {"type": "null"}],
                 "description": "null for a token limited to some bots",
@@ -75,10 +79,10 @@ def _history_page() -> dict[str, Any]:
     item = _object(
         "One recorded message: the bot's object as it was published.",
         {
-            "id": _HISTORY_ID,
+            "id": HISTORY_ID,
             "bot": {"type": "string"},
             "channel": {"type": "string"},
-            "relay_ms": _MS,
+            "relay_ms": MS,
             "data": {"type": "object"},
         },
     )
@@ -88,7 +92,7 @@ def _history_page() -> dict[str, Any]:
         {
             "bot": {"type": ["string", "null"]},
             "items": _list_of(item),
-            "next_after": {"oneOf": [_HISTORY_ID, {"type": "null"}]},
+            "next_after": {"oneOf": [HISTORY_ID, {"type": "null"}]},
         },
     )
 
@@ -97,7 +101,7 @@ def _outage() -> dict[str, Any]:
     return _object(
         "A silence longer than the silence timeout.",
         {
-            "start_ms": _MS,
+            "start_ms": MS,
             "end_ms": _NULLABLE_MS,
             "duration_s": {"type": "number"},
             "ongoing": {"type": "boolean"},
@@ -115,10 +119,10 @@ def _analytics() -> dict[str, Any]:
         {
             "bot": {"type": "string"},
             "window": {"enum": list(ANALYTICS_WINDOWS)},
-            "from_ms": _MS,
-            "to_ms": _MS,
+            "from_ms": MS,
+            "to_ms": MS,
             "observed_from_ms": _NULLABLE_MS,
-            "availability_pct": _NULLABLE_NUMBER,
+            "availability_pct": NULLABLE_NUMBER,
             "silence_timeout_s": {"type": "number"},
             "outage_count": {"type": "integer"},
             "outages": _list_of(_OUTAGE),
@@ -139,14 +143,14 @@ def _status() -> dict[str, Any]:
             "status": {"type": ["string", "null"]},
             "since_ms": _NULLABLE_MS,
             "last_seen_ms": _NULLABLE_MS,
-            "latency_ms": _NULLABLE_NUMBER,
-            "availability_pct": _map_of(_NULLABLE_NUMBER, "by window"),
+            "latency_ms": NULLABLE_NUMBER,
+            "availability_pct": _map_of(NULLABLE_NUMBER, "by window"),
             "incidents": _list_of(_OUTAGE),
         },
     )
     return _object(
         "The --public-bots bots: status, latency, availability and recent incidents.",
-        {"generated_at_ms": _MS, "windows": _list_of({"type": "string"}), "bots": _list_of(bot)},
+        {"generated_at_ms": MS, "windows": _list_of({"type": "string"}), "bots": _list_of(bot)},
     )
 
 
@@ -158,11 +162,11 @@ def _mute() -> dict[str, Any]:
             "id": {"type": "string"},
             "bots": patterns,
             "rules": patterns,
-            "starts_at_ms": _MS,
-            "ends_at_ms": _MS,
+            "starts_at_ms": MS,
+            "ends_at_ms": MS,
             "comment": {"type": "string"},
             "created_by": {"type": "string"},
-            "created_at_ms": _MS,
+            "created_at_ms": MS,
         },
     )
 

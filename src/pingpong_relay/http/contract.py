@@ -9,7 +9,6 @@ says is wrong gets a 400 naming the parameter, never a 500 and never a silent de
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import fastjsonschema
 
 __all__ = [
     "ERROR_SCHEMA",
+    "JSON",
     "Answer",
     "Body",
     "ContractError",
@@ -27,6 +27,7 @@ __all__ = [
     "Param",
     "check_body",
     "check_query",
+    "ref",
 ]
 
 # Who may call an operation (the access guard enforces it; the document describes it):
@@ -50,6 +51,14 @@ ERROR_SCHEMA: Final[dict[str, Any]] = {
     },
     "required": ["error", "message"],
 }
+
+
+JSON: Final = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to one of the document's schema components."""
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,7 @@ class Answer:
 
     description: str
     content: Mapping[str, dict[str, Any] | None] = field(
-        default_factory=lambda: {"application/json": ERROR_SCHEMA}
+        default_factory=lambda: {JSON: ref("Error")}
     )
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
     # OpenAPI links: what a later call may take from this answer (name -> Link Object)
@@ -125,20 +134,12 @@ _WHOLE: Final = re.compile(r"-?[0-9]{1,20}")
 
 
 def _typed(param: Param, text: str) -> Any:
-    """The parameter's text read as its schema's type; ContractError when it cannot be."""
-    kind = param.schema.get("type")
-    if kind == "integer":
+    """The parameter's text read as its schema's type (an integer, or text as it is);
+    ContractError when it cannot be."""
+    if param.schema.get("type") == "integer":
         if _WHOLE.fullmatch(text) is None:
             raise _refusal(param, "must be a whole number")
         return int(text)
-    if kind == "number":
-        try:
-            value = float(text)
-        except ValueError:
-            raise _refusal(param, "must be a number") from None
-        if not math.isfinite(value):
-            raise _refusal(param, "must be a finite number")
-        return value
     return text
 
 

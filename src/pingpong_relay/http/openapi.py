@@ -151,7 +151,7 @@ def _answer(answer: Answer) -> dict[str, Any]:
     body: dict[str, Any] = {"description": answer.description}
     if answer.content:
         body["content"] = {
-            media: ({"schema": _named(schema)} if schema is not None else {})
+            media: ({"schema": schema} if schema is not None else {})
             for media, schema in answer.content.items()
         }
     if answer.links:
@@ -162,10 +162,6 @@ def _answer(answer: Answer) -> dict[str, Any]:
             for name, text in answer.headers.items()
         }
     return body
-
-
-def _named(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"$ref": "#/components/schemas/Error"} if schema is ERROR_SCHEMA else schema
 
 
 def openapi_json() -> str:

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pingpong_relay.badges import MAX_LABEL_CHARS
 from pingpong_relay.defaults import WINDOWS
-from pingpong_relay.http.contract import Answer, Body, Operation, Param
+from pingpong_relay.http.contract import JSON, Answer, Body, Operation, Param, ref
 from pingpong_relay.http.push_operations import PUSH_OPERATIONS
 from pingpong_relay.messages import MAX_CHANNEL_CHARS, MAX_SOURCE_CHARS, MAX_TIMESTAMP_MS
 from pingpong_relay.mutes import MAX_COMMENT_CHARS, MAX_MUTE_S, MAX_PATTERNS
@@ -26,19 +26,10 @@ __all__ = ["OPERATIONS", "answers", "operation_for"]
 # A bot id is a channel and a source; a request line with every parameter's characters
 # percent-encoded still fits in aiohttp's 8,190 bytes.
 MAX_BOT_CHARS: Final = MAX_CHANNEL_CHARS + 1 + MAX_SOURCE_CHARS
-_JSON: Final = "application/json"
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _ok(description: str, schema: str, **headers: str) -> Answer:
-    return Answer(description, {_JSON: _ref(schema)}, headers)
-
-
-def _error(description: str) -> Answer:
-    return Answer(description)
+    return Answer(description, {JSON: ref(schema)}, headers)
 
 
 _BOT = Param(
@@ -52,8 +43,8 @@ _LABEL = Param(
     {"type": "string", "maxLength": 2 * MAX_LABEL_CHARS},
     f"the badge's left-hand text (default: the bot id; cut at {MAX_LABEL_CHARS} characters)",
 )
-_UNKNOWN_BOT = _error("unknown_bot: no bot by that id (or the token does not cover it)")
-_HISTORY_OFF = _error("history_off (--history-retention 0), or unknown_bot")
+_UNKNOWN_BOT = Answer("unknown_bot: no bot by that id (or the token does not cover it)")
+_HISTORY_OFF = Answer("history_off (--history-retention 0), or unknown_bot")
 _NOT_MODIFIED = Answer("the badge is unchanged (If-None-Match matched its ETag)", {})
 _BADGE_HEADERS: Final = {"ETag": "the badge's version", "Cache-Control": "max-age=30"}
 _POSITION = {"type": "string", "pattern": POSITION_PATTERN}
@@ -114,8 +105,8 @@ MUTE_BODY: Final[dict[str, Any]] = {
     "additionalProperties": False,
 }
 _MUTE_ERRORS: Final = {
-    404: _error("no_mutes: this plane has no mute store"),
-    503: _error("redis_unavailable: the mute store could not be read or written"),
+    404: Answer("no_mutes: this plane has no mute store"),
+    503: Answer("redis_unavailable: the mute store could not be read or written"),
 }
 OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(
@@ -125,7 +116,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "This document",
         "documents",
         "open",
-        {200: Answer("OpenAPI 3.1", {_JSON: {"type": "object"}})},
+        {200: Answer("OpenAPI 3.1", {JSON: {"type": "object"}})},
     ),
     Operation(
         "GET",
@@ -134,7 +125,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "The data plane's protocol",
         "documents",
         "open",
-        {200: Answer("AsyncAPI 3.0", {_JSON: {"type": "object"}})},
+        {200: Answer("AsyncAPI 3.0", {JSON: {"type": "object"}})},
     ),
     Operation(
         "GET",
@@ -163,8 +154,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "open",
         {
             200: Answer("the file", {"*/*": None}),
-            403: _error("forbidden: not a file"),
-            404: _error("not_found: no such file"),
+            403: Answer("forbidden: not a file"),
+            404: Answer("not_found: no such file"),
         },
         (Param("file", {"type": "string", "maxLength": 200}, "a dashboard file", True, "path"),),
     ),
@@ -179,7 +170,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             200: _ok("healthy", "Health"),
             503: Answer(
                 "not healthy (or the plane is at --max-http-connections: error capacity)",
-                {_JSON: {"anyOf": [_ref("Health"), _ref("Error")]}},
+                {JSON: {"anyOf": [ref("Health"), ref("Error")]}},
             ),
         },
         (
@@ -249,7 +240,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             200: Answer(
                 "a page (CSV: the cursor is in X-Next-After)",
-                {_JSON: _ref("HistoryPage"), "text/csv": {"type": "string"}},
+                {JSON: ref("HistoryPage"), "text/csv": {"type": "string"}},
                 {"X-Next-After": "with format=csv: the cursor of the next page"},
             ),
             404: _HISTORY_OFF,
@@ -332,7 +323,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "open",
         {
             200: Answer("the page", {"text/html": {"type": "string"}}),
-            404: _error("status_off: no --public-bots"),
+            404: Answer("status_off: no --public-bots"),
         },
     ),
     Operation(
@@ -342,7 +333,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "The public bots' state",
         "public",
         "open",
-        {200: _ok("the public bots", "Status"), 404: _error("status_off: no --public-bots")},
+        {200: _ok("the public bots", "Status"), 404: Answer("status_off: no --public-bots")},
     ),
     Operation(
         "GET",
@@ -363,7 +354,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         {
             201: Answer(
                 "the mute",
-                {_JSON: _ref("MuteCreated")},
+                {JSON: ref("MuteCreated")},
                 links={
                     "expire": {
                         "operationId": "expireMute",
@@ -402,7 +393,7 @@ def answers(op: Operation, *, auth: bool, operator_credential: bool) -> dict[int
     the checker's 400, and the access guard's."""
     found = dict(op.answers)
     if op.params or op.body is not None:
-        found.setdefault(400, _error("bad_parameter (or the parameter's own code)"))
+        found.setdefault(400, Answer("bad_parameter (or the parameter's own code)"))
     guarded = {
         "operator": operator_credential or auth,
         "data": auth,
@@ -421,14 +412,13 @@ def answers(op: Operation, *, auth: bool, operator_credential: bool) -> dict[int
     if op.guard in ("data", "badge", "mute_read", "mute_write") and (
         auth or op.guard.startswith("mute")
     ):
-        found.setdefault(403, _error("forbidden: the token lacks the scope (or not loopback)"))
-    found.setdefault(421, _error("unknown_host: the Host header does not name this relay"))
+        found.setdefault(403, Answer("forbidden: the token lacks the scope (or not loopback)"))
+    found.setdefault(421, Answer("unknown_host: the Host header does not name this relay"))
     found.setdefault(
         503,
         Answer(
             "capacity: the plane is at --max-http-connections",
-            {_JSON: _ref("Error")},
-            {"Retry-After": "seconds to wait (5)"},
+            headers={"Retry-After": "seconds to wait (5)"},
         ),
     )
     return dict(sorted(found.items()))

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from pingpong_relay.http.contract import Answer, Operation, Param
+from pingpong_relay.http.contract import JSON, Answer, Operation, Param, ref
 from pingpong_relay.ingest import MAX_REASON_CHARS, PING_PREFIX, PUSH_PREFIX, PUSH_TOKEN_PATTERN
 from pingpong_relay.messages import MAX_LATENCY_MS
 
 __all__ = ["PUSH_OPERATIONS"]
 
-_JSON: Final = "application/json"
 # A request line fits in aiohttp's 8,190 bytes even with every character percent-encoded.
 MAX_MSG_CHARS: Final = 500
 # 0 to MAX_LATENCY_MS (an hour) as a plain decimal, or nothing (Kuma's URL ends `ping=`).
@@ -42,9 +41,7 @@ _RETRY: Final = {"Retry-After": "seconds to wait (1)"}
 
 def _refusals(schema: str) -> dict[int, Answer]:
     return {
-        status: Answer(why, {_JSON: {"$ref": f"#/components/schemas/{schema}"}}, _RETRY)
-        if status == 429
-        else Answer(why, {_JSON: {"$ref": f"#/components/schemas/{schema}"}})
+        status: Answer(why, {JSON: ref(schema)}, _RETRY if status == 429 else {})
         for status, why in _REFUSALS.items()
     }
 
@@ -70,7 +67,7 @@ _KUMA_PARAMS: Final = (
         problem=f"ping must be a number of ms, 0 to {MAX_LATENCY_MS:,} (empty: none)",
     ),
 )
-_TAKEN: Final = Answer("taken", {_JSON: {"$ref": "#/components/schemas/PushAccepted"}})
+_TAKEN: Final = Answer("taken", {JSON: ref("PushAccepted")})
 _PING_OK: Final = Answer("OK", {"text/plain": {"type": "string", "const": "OK"}})
 _SIGNAL = Param(
     "signal",
