@@ -14,12 +14,13 @@ import socket
 import ssl
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+import trustme
 
 from harness.freqtrade import FakeFreqtrade
 from harness.mosquitto import MosquittoServer, mqtt_publish
@@ -274,3 +275,21 @@ async def run_cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def tls_in_front(redis: RedisServer, tmp_path: Path) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A real TLS endpoint in front of a real redis-server (any build, TLS-capable or not),
+    with a certificate from a CA made here: the proxy, and the rediss:// URL that trusts
+    that CA (?ssl_ca_certs=)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    proxy = TcpProxy(redis.port, context)
+    await proxy.start()
+    try:
+        yield proxy, f"rediss://localhost:{proxy.port}/0?ssl_ca_certs={ca_path}"
+    finally:
+        proxy.close()

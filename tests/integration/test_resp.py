@@ -12,14 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import trustme
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from pingpong_relay.redis_io.appender import Appender
 from pingpong_relay.redis_io.resp import RespConnection, lean_url
 from pingpong_relay.telemetry.metrics import RelayMetrics
-from tests.support import RedisServer, RelayFactory, TcpProxy
+from tests.support import RedisServer, RelayFactory, tls_in_front
 
 TIMEOUT_S = 5.0
 
@@ -91,23 +90,13 @@ async def test_a_unix_socket(tmp_path: Path) -> None:
 
 
 async def test_tls_with_the_urls_ca(redis_server: RedisServer, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    proxy = TcpProxy(redis_server.port, context)
-    await proxy.start()
-    try:
-        url = f"rediss://localhost:{proxy.port}/0?ssl_ca_certs={ca_path}"
+    async with tls_in_front(redis_server, tmp_path) as (proxy, url):
         connection = await RespConnection.open(url, TIMEOUT_S)
         assert await connection.call("PING") == b"PONG"
         connection.close()
         # Without the CA the server's certificate is not trusted: no connection.
         with pytest.raises(ssl.SSLCertVerificationError):
             await RespConnection.open(f"rediss://localhost:{proxy.port}/0", TIMEOUT_S)
-    finally:
-        proxy.close()
 
 
 async def test_a_server_that_dies_fails_the_calls_in_flight() -> None:

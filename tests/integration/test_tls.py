@@ -11,24 +11,13 @@ import orjson
 import pytest
 import trustme
 
-from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory, TcpProxy
+from tests.support import DESIGN_PING, Collector, RedisServer, RelayFactory, tls_in_front
 
 
 async def test_subscription_over_tls_with_a_custom_ca(
     redis_server: RedisServer, start_relay: RelayFactory, tmp_path: Path
 ) -> None:
-    # A real TLS endpoint in front of a real redis-server: works with any redis-server
-    # build, TLS-capable or not.
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("localhost", "127.0.0.1")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_cert.configure_cert(context)
-    ca_path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    proxy = TcpProxy(redis_server.port, context)
-    await proxy.start()
-    try:
-        url = f"rediss://localhost:{proxy.port}/0?ssl_ca_certs={ca_path}"
+    async with tls_in_front(redis_server, tmp_path) as (proxy, url):
         relay = await start_relay(url)
         client = Collector()
         await client.connect(relay.ws_url)
@@ -38,8 +27,6 @@ async def test_subscription_over_tls_with_a_custom_ca(
         assert envelope["data"]["latency"] == 10
         assert proxy.connections >= 1
         await client.close()
-    finally:
-        proxy.close()
 
 
 async def test_tls_with_an_unknown_ca_is_refused_and_retried(
