@@ -45,6 +45,8 @@ Recorded = Callable[[str], None]
 _Append = tuple[str, str, bytes, int, Recorded | None]
 # At most this many queued appends go to Redis in one write.
 APPEND_BATCH: Final = 256
+# The record script's keys come first in `_script_call`, then its arguments.
+_SCRIPT_KEYS: Final = 6
 # How long Redis has to answer an append (as redis-py's socket timeout below).
 _REPLY_TIMEOUT_S: Final = 10.0
 
@@ -178,7 +180,8 @@ class Appender:
                 connection = await self._lean_connection()
                 sha = self._script.sha
                 futures = [
-                    connection.call("EVALSHA", sha, 6, *self._script_call(item)) for item in batch
+                    connection.call("EVALSHA", sha, _SCRIPT_KEYS, *self._script_call(item))
+                    for item in batch
                 ]
                 # A server that stops answering: _watch closes the connection.
                 replies = [await future for future in futures]
@@ -225,7 +228,7 @@ class Appender:
             try:
                 keys_and_args = self._script_call(item)
                 created, entry_id = await self._script(
-                    keys=keys_and_args[:6], args=keys_and_args[6:]
+                    keys=keys_and_args[:_SCRIPT_KEYS], args=keys_and_args[_SCRIPT_KEYS:]
                 )
                 break
             except (RedisError, OSError) as exc:
@@ -234,7 +237,8 @@ class Appender:
         self._appended(item, created, entry_id)
 
     def _script_call(self, item: _Append) -> list[Any]:
-        """The record script's six keys, then its nine arguments, for one queued append."""
+        """The record script's keys (_SCRIPT_KEYS of them), then its nine arguments, for one
+        queued append."""
         bot, channel, raw, relay_ms, _ = item
         return [
             fingerprint(channel, raw),

@@ -103,10 +103,9 @@ class RespConnection(asyncio.Protocol):
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Writes one command now; its reply (or error) comes in the future returned."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._transport is None or self._lost is not None:
+        if not self._write(args):
             future.set_exception(RedisConnectionError(f"not connected: {self._lost}"))
             return future
-        self._transport.write(hiredis.pack_command(args))
         if not self._waiting:
             self._progress_at = time.monotonic()
         self._waiting.append(future)
@@ -124,8 +123,14 @@ class RespConnection(asyncio.Protocol):
 
     def send(self, *args: Any) -> None:
         """Writes one command whose replies come to the `listen` callback."""
-        if self._transport is not None and self._lost is None:
-            self._transport.write(hiredis.pack_command(args))
+        self._write(args)
+
+    def _write(self, args: tuple[Any, ...]) -> bool:
+        """Writes one command; False when the connection is closed (nothing written)."""
+        if self._transport is None or self._lost is not None:
+            return False
+        self._transport.write(hiredis.pack_command(args))
+        return True
 
     def close(self, why: str = "connection closed") -> None:
         """Closes the connection; unanswered calls fail with `why`."""
